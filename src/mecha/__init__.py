@@ -1,0 +1,5 @@
+"""Mecha: forge events in, policy-gated LLM results out."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,116 @@
+"""Every error Mecha raises on purpose, and how it is shown.
+
+The tree::
+
+    MechaError                      message + hint (what to do); CLI exit code 1
+    ├── UsageError                  a command was called wrongly; exit code 2
+    ├── ConfigError                 ~/.mecha/config.yml, environment, home folder
+    │   └── WorkerFileError         a worker YAML file; carries one Problem per mistake
+    ├── SecretsError                ~/.mecha/secrets.yml: unreadable, unsafe mode, bad shape, bad reference
+    ├── StoreError                  the database cannot be opened or used
+    │   └── MigrationError          the schema cannot be brought up to date
+    └── RegistryError               the set of registered workers refuses a change
+        ├── WorkerNotFound
+        ├── WorkerExists
+        └── WorkerStateError        e.g. removing a worker that is still online
+
+The CLI prints ``str(error)`` through the redactor and exits with ``exit_code``;
+nothing below the entry points prints or exits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """A place in a file: 1-based line and column, as editors count them."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One mistake in a file: where it is, what is wrong, and what to do about it."""
+
+    location: Location
+    message: str
+    hint: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.location}: {self.message}"
+        return f"{text}\n    hint: {self.hint}" if self.hint else text
+
+
+class MechaError(Exception):
+    """Something went wrong; the message says what and the hint says what to do."""
+
+    exit_code = 1
+
+    def __init__(self, message: str = "", *, hint: str = "") -> None:
+        self.message = message or (self.__doc__ or type(self).__name__).strip()
+        self.hint = hint
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message
+
+
+class UsageError(MechaError):
+    """The command was called with arguments it cannot use."""
+
+    exit_code = 2
+
+
+class ConfigError(MechaError):
+    """Mecha's configuration or home folder is not usable."""
+
+
+class WorkerFileError(ConfigError):
+    """A worker file has mistakes; each Problem names the file, line and column."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = tuple(problems)
+        count = len(self.problems)
+        head = "1 problem" if count == 1 else f"{count} problems"
+        files = sorted({p.location.file for p in self.problems})
+        where = files[0] if len(files) == 1 else f"{len(files)} files"
+        body = "\n".join(f"  {p}".replace("\n", "\n  ") for p in self.problems)
+        super().__init__(f"{head} in {where}:\n{body}")
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class SecretsError(MechaError):
+    """The secrets file cannot be used, or a secret reference does not resolve."""
+
+
+class StoreError(MechaError):
+    """The database cannot be opened or used."""
+
+
+class MigrationError(StoreError):
+    """The database schema cannot be brought up to date."""
+
+
+class RegistryError(MechaError):
+    """The set of registered workers refuses this change."""
+
+
+class WorkerNotFound(RegistryError):
+    """No worker with that name is registered."""
+
+
+class WorkerExists(RegistryError):
+    """A worker with that name is already registered."""
+
+
+class WorkerStateError(RegistryError):
+    """The worker is in a state that does not allow this change."""
