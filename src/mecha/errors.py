@@ -4,9 +4,11 @@ The tree::
 
     MechaError                      message + hint (what to do); CLI exit code 1
     ├── UsageError                  a command was called wrongly; exit code 2
+    ├── FileError                   a YAML file has mistakes; one Problem (file:line:col) each
     ├── ConfigError                 ~/.mecha/config.yml, environment, home folder
-    │   └── WorkerFileError         a worker YAML file; carries one Problem per mistake
-    ├── SecretsError                ~/.mecha/secrets.yml: unreadable, unsafe mode, bad shape, bad reference
+    │   └── WorkerFileError         (also a FileError) a worker YAML file
+    ├── SecretsError                ~/.mecha/secrets.yml: unreadable, unsafe mode, bad reference
+    │   └── SecretsFileError        (also a FileError) its YAML has mistakes
     ├── StoreError                  the database cannot be opened or used
     │   └── MigrationError          the schema cannot be brought up to date
     └── RegistryError               the set of registered workers refuses a change
@@ -72,8 +74,8 @@ class ConfigError(MechaError):
     """Mecha's configuration or home folder is not usable."""
 
 
-class WorkerFileError(ConfigError):
-    """A worker file has mistakes; each Problem names the file, line and column."""
+class FileError(MechaError):
+    """A file has mistakes; each Problem names the file, line and column."""
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = tuple(problems)
@@ -88,8 +90,16 @@ class WorkerFileError(ConfigError):
         return self.message
 
 
+class WorkerFileError(FileError, ConfigError):
+    """A worker file has mistakes."""
+
+
 class SecretsError(MechaError):
     """The secrets file cannot be used, or a secret reference does not resolve."""
+
+
+class SecretsFileError(FileError, SecretsError):
+    """The secrets file has mistakes."""
 
 
 class StoreError(MechaError):
