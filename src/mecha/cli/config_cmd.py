@@ -1,0 +1,63 @@
+"""``mecha config [NAME]``: registered workers as resolved YAML, secrets masked.
+
+The output is itself a valid worker file, defaults written out. Keys appear as the
+``${VAR}`` they were written as, or ``[REDACTED]`` if written literally.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from mecha.cli.context import AppContext, pass_app
+from mecha.interpolation import has_reference
+from mecha.redaction import REDACTED
+from mecha.store import WorkerRecord
+from mecha.worker_files import from_record
+from mecha.worker_parser import SECRET_FIELDS
+
+
+@click.command()
+@click.argument("name", required=False)
+@pass_app
+def config(app: AppContext, name: str | None) -> None:
+    """Show worker NAME (or every worker) as resolved YAML, secrets masked."""
+    import yaml
+
+    store = app.store()
+    records = [store.get_worker(name)] if name else store.list_workers()
+    if not records:
+        app.echo("no workers registered")
+        return
+    app.secrets()  # so secret values are masked if they appear anywhere
+    docs = [yaml.safe_dump(resolved(app, r), sort_keys=False, indent=2, allow_unicode=True)
+            for r in records]
+    app.echo("---\n".join(docs).rstrip("\n"))
+
+
+def resolved(app: AppContext, record: WorkerRecord) -> dict[str, Any]:
+    """The worker as Mecha will run it now, with secret fields masked."""
+    parsed = from_record(record, environ=app.environ, home=app.user_home)
+    data = _prune(parsed.spec.model_dump(mode="json", exclude_none=True))
+    written = parsed.written
+    for section, key in SECRET_FIELDS:
+        if key in data.get(section, {}):
+            raw = written[section][key]
+            data[section][key] = raw if has_reference(raw) else REDACTED
+    env = data.get("docker", {}).get("env", {})
+    for var in env:
+        raw = written["docker"]["env"][var]
+        if isinstance(raw, str) and has_reference(raw):
+            env[var] = raw
+    return data
+
+
+def _prune(value: Any) -> Any:
+    """Drop empty strings, lists and mappings, so only what matters is shown."""
+    if isinstance(value, dict):
+        pruned = {k: _prune(v) for k, v in value.items()}
+        return {k: v for k, v in pruned.items() if v not in ("", [], {})}
+    if isinstance(value, list):
+        return [_prune(v) for v in value]
+    return value

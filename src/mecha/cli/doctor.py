@@ -1,0 +1,177 @@
+"""``mecha doctor``: read-only checks of this host, printed as ``[ok]``/``[!!]``/``[FAIL]``.
+
+System: Mecha's folder and its mode, the database (never created here), the secrets file,
+Docker. Then each worker: its definition still valid here, its token resolving, a managed
+worker's image present, an adapter's upstream or an unmanaged endpoint answering. Exit 1
+if anything FAILed. Slow probes share one overall time budget.
+"""
+
+from __future__ import annotations
+
+import stat
+import time
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import click
+
+from mecha.cli.context import AppContext, pass_app
+from mecha.errors import MechaError
+from mecha.secrets import Secrets
+from mecha.store import WorkerRecord
+from mecha.worker import WorkerKind, WorkerSpec
+from mecha.worker_files import from_record
+
+BUDGET_SECONDS = 20.0
+PROBE_SECONDS = 3.0
+
+
+class Level(Enum):
+    OK = "[ok]"
+    WARN = "[!!]"
+    FAIL = "[FAIL]"
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: Level
+    text: str
+
+
+@click.command()
+@pass_app
+def doctor(app: AppContext) -> None:
+    """Check Mecha's folder, database, secrets, Docker and every worker."""
+    findings: list[Finding] = []
+    deadline = time.monotonic() + BUDGET_SECONDS
+    findings += _home(app)
+    records = _database(app, findings)
+    secrets = _secrets(app, findings)
+    docker_client = _docker(app, findings, need=any(r.kind is WorkerKind.MANAGED for r in records))
+    for record in records:
+        if time.monotonic() > deadline:
+            findings.append(Finding(Level.WARN, f"worker {record.name}: skipped, time budget spent"))
+            continue
+        findings += _worker(app, record, secrets, docker_client)
+    for finding in findings:
+        app.echo(f"{finding.level.value} {finding.text}")
+    if any(f.level is Level.FAIL for f in findings):
+        raise click.exceptions.Exit(1)
+
+
+def _home(app: AppContext) -> list[Finding]:
+    home = app.settings.home
+    if not home.exists():
+        return [Finding(Level.WARN, f"{home} does not exist yet (created by `mecha worker add`)")]
+    if not home.is_dir():
+        return [Finding(Level.FAIL, f"{home} is not a folder; move it away or set MECHA_HOME")]
+    mode = stat.S_IMODE(home.stat().st_mode)
+    if mode & 0o077:
+        return [Finding(Level.WARN, f"{home} has mode {mode:o}; others can look in: chmod 700 {home}")]
+    return [Finding(Level.OK, f"{home} (mode {mode:o})")]
+
+
+def _database(app: AppContext, findings: list[Finding]) -> list[WorkerRecord]:
+    path = app.settings.db_path
+    if not path.exists():
+        findings.append(Finding(Level.WARN, f"database {path} not created yet (no workers added)"))
+        return []
+    try:
+        store = app.store()
+        records = store.list_workers()
+        version = store.schema_version()
+    except MechaError as exc:
+        findings.append(Finding(Level.FAIL, f"database {path}: {exc}"))
+        return []
+    mode = stat.S_IMODE(path.stat().st_mode)
+    level = Level.WARN if mode & 0o077 else Level.OK
+    fix = f"; chmod 600 {path}" if mode & 0o077 else ""
+    findings.append(Finding(level, f"database {path} (schema v{version}, mode {mode:o}, "
+                                   f"{len(records)} workers){fix}"))
+    return records
+
+
+def _secrets(app: AppContext, findings: list[Finding]) -> Secrets:
+    path = app.settings.secrets_path
+    if not path.exists():
+        findings.append(Finding(Level.OK, f"no secrets file at {path} (optional)"))
+        return Secrets.empty()
+    try:
+        secrets = app.secrets()
+    except MechaError as exc:
+        findings.append(Finding(Level.FAIL, f"secrets {path}: {exc}"))
+        return Secrets.empty()
+    backends = sorted(secrets.tokens)
+    findings.append(Finding(Level.OK, f"secrets {path} (mode 600; token backends: "
+                                      f"{', '.join(backends) or 'none'})"))
+    return secrets
+
+
+def _docker(app: AppContext, findings: list[Finding], *, need: bool) -> Any:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=int(PROBE_SECONDS))
+        info = client.version()
+    except Exception as exc:  # noqa: BLE001 - the SDK raises many kinds; all mean "not reachable"
+        level = Level.FAIL if need else Level.WARN
+        why = "managed workers need it" if need else "only managed workers need it"
+        findings.append(Finding(level, f"Docker not reachable ({_short(exc)}); {why}"))
+        return None
+    findings.append(Finding(Level.OK, f"Docker {info.get('Version', '?')} "
+                                      f"(API {info.get('ApiVersion', '?')})"))
+    return client
+
+
+def _worker(app: AppContext, record: WorkerRecord, secrets: Secrets, client: Any) -> list[Finding]:
+    label = f"worker {record.name} ({record.kind.label})"
+    try:
+        spec = from_record(record, environ=app.environ, home=app.user_home).spec
+    except MechaError as exc:
+        return [Finding(Level.FAIL, f"{label}: {exc}")]
+    out = [Finding(Level.OK, f"{label}: definition valid")]
+    for section in (spec.docker, spec.adapter):
+        if section is not None and section.token:
+            try:
+                secrets.resolve(section.token)
+                out.append(Finding(Level.OK, f"{label}: token {section.token} resolves"))
+            except MechaError as exc:
+                out.append(Finding(Level.FAIL, f"{label}: token {section.token}: {exc}"))
+    out += _reachability(label, spec, client)
+    return out
+
+
+def _reachability(label: str, spec: WorkerSpec, client: Any) -> list[Finding]:
+    if spec.docker is not None:
+        if client is None:
+            return []
+        try:
+            client.images.get(spec.docker.image)
+        except Exception:  # noqa: BLE001 - ImageNotFound or an API error: either way, not here
+            return [Finding(Level.WARN, f"{label}: image {spec.docker.image} not on this host; "
+                                        "build or load it before starting the worker")]
+        return [Finding(Level.OK, f"{label}: image {spec.docker.image} present")]
+    if spec.adapter is not None:
+        path = "/" if spec.adapter.type == "ollama" else "/v1/models"
+        return [_http_check(label, "upstream", spec.adapter.upstream.rstrip("/") + path)]
+    return [_http_check(label, "endpoint", spec.endpoint.rstrip("/") + "/health")]
+
+
+def _http_check(label: str, what: str, url: str) -> Finding:
+    import httpx
+
+    try:
+        answer = httpx.get(url, timeout=PROBE_SECONDS, trust_env=False)
+    except httpx.HTTPError as exc:
+        return Finding(Level.WARN, f"{label}: {what} {url} not reachable ({_short(exc)})")
+    if answer.status_code in (401, 403):
+        return Finding(Level.WARN, f"{label}: {what} answers but refuses the key "
+                                   f"(HTTP {answer.status_code})")
+    level = Level.OK if answer.status_code < 400 else Level.WARN
+    return Finding(level, f"{label}: {what} {url} answered HTTP {answer.status_code}")
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:160]

@@ -1,0 +1,152 @@
+"""``mecha worker``: add, remove, ls, validate, schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mecha.cli.context import AppContext, pass_app
+from mecha.cli.table import render_table
+from mecha.errors import SecretsError
+from mecha.interpolation import expand
+from mecha.store import WorkerRecord
+from mecha.worker import WorkerKind, WorkerState
+from mecha.worker_files import read_workers, to_record, worker_paths
+from mecha.worker_parser import ParsedWorker
+
+PATH = click.Path(path_type=Path)
+
+
+@click.group()
+def worker() -> None:
+    """Add, remove, list and check workers."""
+
+
+@worker.command()
+@click.argument("path", type=PATH)
+@pass_app
+def add(app: AppContext, path: Path) -> None:
+    """Register the worker file PATH, or every *.yml/*.yaml in folder PATH (all or none)."""
+    paths = worker_paths(path)
+    parsed = read_workers(paths, environ=app.environ, home=app.user_home)
+    _report_warnings(app, parsed)
+    records = [to_record(w, source=p) for w, p in zip(parsed, paths, strict=True)]
+    app.store().add_workers(records)
+    for record in records:
+        app.echo(f"added {record.name} ({record.kind.label})")
+
+
+@worker.command()
+@click.argument("path", type=PATH)
+@pass_app
+def validate(app: AppContext, path: Path) -> None:
+    """Check the worker file PATH (or a folder of them) without registering anything."""
+    paths = worker_paths(path)
+    parsed = read_workers(paths, environ=app.environ, home=app.user_home)
+    _report_warnings(app, parsed)
+    for w, p in zip(parsed, paths, strict=True):
+        app.echo(f"ok {p}: {w.spec.name} ({w.spec.kind.label})")
+
+
+@worker.command()
+@click.argument("name")
+@pass_app
+def remove(app: AppContext, name: str) -> None:
+    """Unregister worker NAME (an adapter or unmanaged worker must be offline)."""
+    store = app.store()
+    record = store.get_worker(name)
+    allowed = set(WorkerState) if record.kind is WorkerKind.MANAGED else {WorkerState.OFFLINE}
+    store.remove_worker(name, allowed_states=allowed)
+    app.echo(f"removed {name}")
+
+
+@worker.command("ls")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list for scripts.")
+@pass_app
+def list_workers(app: AppContext, as_json: bool) -> None:
+    """List workers: NAME TYPE STATE ENDPOINT HEALTH (running ones are probed at once)."""
+    records = app.store().list_workers()
+    health = _probe(app, records)
+    records = [health[r.name][1] if r.name in health else r for r in records]
+    rows = [_row(app, r, health[r.name][0] if r.name in health else "-") for r in records]
+    if as_json:
+        app.echo(json.dumps(rows, indent=2))
+    elif not rows:
+        app.echo("no workers registered")
+    else:
+        table = [[r["name"], r["type"], r["state"], r["endpoint"] or "-", r["health"]] for r in rows]
+        app.echo(render_table(["NAME", "TYPE", "STATE", "ENDPOINT", "HEALTH"], table))
+
+
+@worker.command()
+@pass_app
+def schema(app: AppContext) -> None:
+    """Print the JSON Schema of worker files (for yaml-language-server and editors)."""
+    from mecha.worker import WorkerSpec
+
+    app.echo(json.dumps(WorkerSpec.model_json_schema(), indent=2))
+
+
+def _report_warnings(app: AppContext, parsed: list[ParsedWorker]) -> None:
+    try:
+        secrets = app.secrets()
+    except SecretsError as exc:
+        app.warn(f"token references not checked: {exc}")
+        return
+    for w in parsed:
+        for problem in w.warnings:
+            app.warn(str(problem))
+        for section in (w.spec.docker, w.spec.adapter):
+            if section is not None and section.token:
+                try:
+                    secrets.resolve(section.token)
+                except SecretsError as exc:
+                    app.warn(f"{w.spec.name}: token {section.token}: {exc}")
+
+
+def _endpoint(app: AppContext, record: WorkerRecord) -> str:
+    if record.endpoint:
+        return record.endpoint
+    written = str(record.definition.get("worker", {}).get("endpoint", ""))
+    try:
+        return expand(written, app.environ)
+    except ValueError:
+        return written
+
+
+def _probe(app: AppContext, records: list[WorkerRecord]) -> dict[str, tuple[str, WorkerRecord]]:
+    """Health of every running worker with an endpoint; a lost online worker becomes error."""
+    running = [r for r in records if r.state is not WorkerState.OFFLINE and _endpoint(app, r)]
+    if not running:
+        return {}
+    import asyncio
+
+    from mecha.runtimes.endpoint import Health, probe_all
+
+    found = asyncio.run(probe_all([_endpoint(app, r) for r in running]))
+    health = {}
+    for record, result in zip(running, found, strict=True):
+        now = record
+        if record.state is WorkerState.ONLINE and result is Health.UNREACHABLE:
+            now = app.store().set_worker_state(
+                record.name, WorkerState.ERROR, error="health check failed"
+            )
+        health[record.name] = (result.value, now)
+    return health
+
+
+def _row(app: AppContext, record: WorkerRecord, health: str) -> dict[str, Any]:
+    if record.state is WorkerState.ERROR and health in ("-", "unreachable"):
+        health = record.error or health
+    return {
+        "name": record.name,
+        "type": record.kind.label,
+        "state": record.state.value,
+        "endpoint": _endpoint(app, record),
+        "health": health,
+        "error": record.error,
+        "source": record.source,
+    }

@@ -1,0 +1,79 @@
+"""Settings: where Mecha keeps its files, read from the environment, and the home folder.
+
+``MECHA_HOME`` moves the whole folder (default ``~/.mecha``); ``MECHA_DB_PATH`` moves only
+the database. Nothing here runs at import: entry points call ``Settings.from_env()``.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from mecha.errors import ConfigError, SecretsError
+from mecha.secrets import Secrets, check_secrets_mode, parse_secrets
+
+HOME_MODE = 0o700
+DEFAULT_ADDR = "127.0.0.1:21212"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Paths and options every command shares."""
+
+    home: Path
+    db_path: Path
+    secrets_path: Path
+    config_path: Path
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from ``MECHA_HOME`` / ``MECHA_DB_PATH`` (``os.environ`` by default)."""
+        env = os.environ if environ is None else environ
+        home = Path(env.get("MECHA_HOME") or Path(env.get("HOME") or Path.home()) / ".mecha")
+        home = home.expanduser().absolute()
+        db_path = Path(env["MECHA_DB_PATH"]).expanduser().absolute() if env.get(
+            "MECHA_DB_PATH") else home / "mecha.db"
+        return cls(
+            home=home,
+            db_path=db_path,
+            secrets_path=home / "secrets.yml",
+            config_path=home / "config.yml",
+        )
+
+
+def ensure_home(settings: Settings) -> None:
+    """Create the home folder (mode 0700) if it is missing; ConfigError if it cannot be."""
+    try:
+        settings.home.mkdir(mode=HOME_MODE, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create Mecha's folder {settings.home}: {exc.strerror}",
+            hint="set MECHA_HOME to a folder you can write, or fix the permissions",
+        ) from None
+    if not settings.home.is_dir():
+        raise ConfigError(
+            f"{settings.home} is not a folder",
+            hint="move that file away, or set MECHA_HOME to another folder",
+        )
+
+
+def load_secrets(settings: Settings) -> Secrets:
+    """The secrets file; empty if there is none; SecretsError if it is unsafe or malformed."""
+    path = settings.secrets_path
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return Secrets.empty()
+    except OSError as exc:
+        raise SecretsError(f"cannot read {path}: {exc.strerror}", hint="check its permissions") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise SecretsError(f"{path} is not a regular file", hint="replace it with a YAML file")
+    check_secrets_mode(stat.S_IMODE(info.st_mode), path=str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SecretsError(f"cannot read {path}: {exc}", hint="it must be UTF-8 YAML text") from None
+    return parse_secrets(text, file=str(path))
