@@ -54,17 +54,25 @@ def main() -> None:
         folder = Path(tmp) / "workers"
         _make_workers(folder, opts.workers)
         start = time.perf_counter()
-        subprocess.run([str(MECHA), "worker", "add", str(folder)], env=env, capture_output=True, check=True)
+        subprocess.run(
+            [str(MECHA), "worker", "add", str(folder)], env=env, capture_output=True, check=True
+        )
         add_ms = (time.perf_counter() - start) * 1000
         ls = _time(["worker", "ls"], env, opts.runs)
         help_ = _time(["--help"], env, opts.runs)
     print(f"mecha worker add <folder of {opts.workers}>: {add_ms:7.1f} ms (one run)")
-    for label, times in ((f"mecha worker ls ({opts.workers} workers)", ls), ("mecha --help", help_)):
+    for label, times in (
+        (f"mecha worker ls ({opts.workers} workers)", ls),
+        ("mecha --help", help_),
+    ):
         median = statistics.median(times)
         verdict = "ok" if median < TARGET_MS else "OVER TARGET"
-        print(f"{label:34s} median {median:6.1f} ms  min {min(times):6.1f}  max {max(times):6.1f}"
-              f"  (target < {TARGET_MS:.0f} ms: {verdict})")
-    print(f"reproduce: {Path(sys.executable)} bench/cli_latency.py --workers {opts.workers} --runs {opts.runs}")
+        print(
+            f"{label:34s} median {median:6.1f} ms  min {min(times):6.1f}  max {max(times):6.1f}"
+            f"  (target < {TARGET_MS:.0f} ms: {verdict})"
+        )
+    command = f"bench/cli_latency.py --workers {opts.workers} --runs {opts.runs}"
+    print(f"reproduce: {Path(sys.executable)} {command}")
 
 
 if __name__ == "__main__":

@@ -34,8 +34,11 @@ class Settings:
         env = os.environ if environ is None else environ
         home = Path(env.get("MECHA_HOME") or Path(env.get("HOME") or Path.home()) / ".mecha")
         home = home.expanduser().absolute()
-        db_path = Path(env["MECHA_DB_PATH"]).expanduser().absolute() if env.get(
-            "MECHA_DB_PATH") else home / "mecha.db"
+        db_path = (
+            Path(env["MECHA_DB_PATH"]).expanduser().absolute()
+            if env.get("MECHA_DB_PATH")
+            else home / "mecha.db"
+        )
         return cls(
             home=home,
             db_path=db_path,
@@ -68,12 +71,16 @@ def load_secrets(settings: Settings) -> Secrets:
     except FileNotFoundError:
         return Secrets.empty()
     except OSError as exc:
-        raise SecretsError(f"cannot read {path}: {exc.strerror}", hint="check its permissions") from None
+        raise SecretsError(
+            f"cannot read {path}: {exc.strerror}", hint="check its permissions"
+        ) from None
     if not stat.S_ISREG(info.st_mode):
         raise SecretsError(f"{path} is not a regular file", hint="replace it with a YAML file")
     check_secrets_mode(stat.S_IMODE(info.st_mode), path=str(path))
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise SecretsError(f"cannot read {path}: {exc}", hint="it must be UTF-8 YAML text") from None
+        raise SecretsError(
+            f"cannot read {path}: {exc}", hint="it must be UTF-8 YAML text"
+        ) from None
     return parse_secrets(text, file=str(path))

@@ -29,7 +29,9 @@ MEMORY_PATTERN = r"^[1-9][0-9]*[MmGg]$"
 DEFAULT_TIMEOUT = "10m"
 DEFAULT_PIDS = 1024
 #: env keys the runtime sets itself; a worker file may not set them (any case)
-RESERVED_ENV = frozenset({"WORKER_PORT", "WORKER_API_KEY", "WORKER_TIMEOUT", "WORKER_DRY_RUN", "HOME"})
+RESERVED_ENV = frozenset(
+    {"WORKER_PORT", "WORKER_API_KEY", "WORKER_TIMEOUT", "WORKER_DRY_RUN", "HOME"}
+)
 #: credential folder names mounted read-only into managed workers
 CREDENTIAL_DIRS = {"claude": ".claude", "codex": ".codex"}
 
@@ -93,12 +95,12 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-def check_url(value: str, *, what: str) -> str:
+def check_url(value: str) -> str:
     """An http(s) URL with a host that is not link-local, unspecified or multicast."""
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise invalid(
-            f'{what} "{value}" is not an http:// or https:// URL with a host',
+            f'"{value}" is not an http:// or https:// URL with a host',
             "write it like http://127.0.0.1:8000",
         )
     try:
@@ -107,7 +109,7 @@ def check_url(value: str, *, what: str) -> str:
         return value  # a host name: resolved and checked again when the worker starts
     if address.is_link_local or address.is_unspecified or address.is_multicast:
         raise invalid(
-            f"{what} points at {address}, a link-local, unspecified or multicast address",
+            f"points at {address}, a link-local, unspecified or multicast address",
             "these reach cloud metadata services or nothing; use the service's real address",
         )
     return value
@@ -138,9 +140,7 @@ class Resources(Section):
     @classmethod
     def _memory(cls, value: Any) -> Any:
         if isinstance(value, str) and value and not re.match(MEMORY_PATTERN, value):
-            raise invalid(
-                f'memory "{value}" is not a size', "write a whole number and M or G: 512M, 2G"
-            )
+            raise invalid(f'"{value}" is not a size', "write a whole number and M or G: 512M, 2G")
         return value
 
     @field_validator("pids")
@@ -153,10 +153,13 @@ class DockerSpec(Section):
     """A managed worker: a container Mecha creates, starts, hardens and stops."""
 
     image: str = Field(min_length=1, description="image to run, e.g. mecha-worker:latest")
-    host: str = Field("", description="Docker daemon URL (unix://, tcp://, ssh://); default DOCKER_HOST")
+    host: str = Field(
+        "", description="Docker daemon URL (unix://, tcp://, ssh://); default DOCKER_HOST"
+    )
     cwd: str = Field("", description="absolute host folder mounted read-write at /workspace")
     credentials: TextList = Field(
-        default_factory=list, description="host credential folders to mount read-only: claude, codex"
+        default_factory=list,
+        description="host credential folders to mount read-only: claude, codex",
     )
     resources: Resources = Field(default_factory=Resources)  # type: ignore[arg-type]
     lifecycle: Literal["persistent", "disposable"] = Field(
@@ -175,7 +178,7 @@ class DockerSpec(Section):
     def _host(cls, value: str) -> str:
         if value and urlsplit(value).scheme not in ("unix", "tcp", "ssh", "npipe"):
             raise invalid(
-                f'docker host "{value}" is not a Docker daemon URL',
+                f'"{value}" is not a Docker daemon URL',
                 "write unix:///var/run/docker.sock, tcp://HOST:2376 or ssh://USER@HOST",
             )
         return value
@@ -185,7 +188,7 @@ class DockerSpec(Section):
     def _cwd(cls, value: str) -> str:
         if value and not value.startswith(("/", "~")):
             raise invalid(
-                f'cwd "{value}" is a relative path',
+                f'"{value}" is a relative path',
                 "write the full path, e.g. /home/me/project or ${HOME}/project",
             )
         return value
@@ -196,7 +199,7 @@ class DockerSpec(Section):
         for name in value:
             if name not in CREDENTIAL_DIRS:
                 raise invalid(
-                    f'credentials "{name}" is not one Mecha can mount',
+                    f'"{name}" is not a credential Mecha can mount',
                     f"use any of: {', '.join(CREDENTIAL_DIRS)}",
                 )
         return value
@@ -216,7 +219,7 @@ class AdapterSpec(Section):
     @field_validator("upstream")
     @classmethod
     def _upstream(cls, value: str) -> str:
-        return check_url(value, what="upstream")
+        return check_url(value)
 
     _token = field_validator("token")(check_reference)
 
@@ -236,7 +239,7 @@ class EventRule(Section):
     @classmethod
     def _on(cls, value: list[str]) -> list[str]:
         if any(not item.strip() for item in value):
-            raise invalid("an empty event type in on:", "write types like pull_request.opened")
+            raise invalid("an empty event type", "write types like pull_request.opened")
         return value
 
 
@@ -261,7 +264,7 @@ class WorkerSpec(Section):
     def _name(cls, value: Any) -> Any:
         if isinstance(value, str) and not re.match(NAME_PATTERN, value):
             raise invalid(
-                f'name "{value}" is not allowed',
+                f'"{value}" is not allowed',
                 "start with a letter or digit; then letters, digits, _ . - only",
             )
         return value
@@ -269,7 +272,7 @@ class WorkerSpec(Section):
     @field_validator("endpoint")
     @classmethod
     def _endpoint(cls, value: str) -> str:
-        return check_url(value, what="endpoint") if value else value
+        return check_url(value) if value else value
 
     @field_validator("timeout")
     @classmethod
@@ -277,9 +280,9 @@ class WorkerSpec(Section):
         try:
             seconds = parse_duration(value)
         except ValueError as exc:
-            raise invalid(f"timeout: {exc}") from None
+            raise invalid(str(exc)) from None
         if seconds < 0:
-            raise invalid(f'timeout "{value}" is negative', "write a positive duration, e.g. 10m")
+            raise invalid(f'"{value}" is negative', "write a positive duration, e.g. 10m")
         return value if seconds else DEFAULT_TIMEOUT
 
     @property

@@ -30,15 +30,19 @@ def worker_paths(path: Path) -> list[Path]:
     if path.is_dir():
         found = sorted(p for p in path.iterdir() if p.suffix in WORKER_SUFFIXES and p.is_file())
         if not found:
-            raise UsageError(f"no *.yml or *.yaml files in {path}",
-                             hint="point at a worker file, or a folder that has some")
+            raise UsageError(
+                f"no *.yml or *.yaml files in {path}",
+                hint="point at a worker file, or a folder that has some",
+            )
         return found
     if not path.exists():
         raise UsageError(f"{path} does not exist", hint="check the path")
     return [path]
 
 
-def read_workers(paths: Iterable[Path], *, environ: Mapping[str, str], home: Path) -> list[ParsedWorker]:
+def read_workers(
+    paths: Iterable[Path], *, environ: Mapping[str, str], home: Path
+) -> list[ParsedWorker]:
     """Check every file; WorkerFileError lists the mistakes of all of them at once."""
     parsed: list[ParsedWorker] = []
     problems: list[Problem] = []
@@ -51,8 +55,13 @@ def read_workers(paths: Iterable[Path], *, environ: Mapping[str, str], home: Pat
             continue
         name_at = doc.where(("name",))
         if worker.spec.name in first_seen:
-            problems.append(Problem(name_at, f'worker name "{worker.spec.name}" is used twice',
-                                    f"the first is at {first_seen[worker.spec.name]}; rename one"))
+            problems.append(
+                Problem(
+                    name_at,
+                    f'worker name "{worker.spec.name}" is used twice',
+                    f"the first is at {first_seen[worker.spec.name]}; rename one",
+                )
+            )
         first_seen.setdefault(worker.spec.name, name_at)
         parsed.append(worker)
     if problems:
@@ -60,7 +69,9 @@ def read_workers(paths: Iterable[Path], *, environ: Mapping[str, str], home: Pat
     return parsed
 
 
-def read_worker(path: Path, *, environ: Mapping[str, str], home: Path) -> tuple[ParsedWorker, Document]:
+def read_worker(
+    path: Path, *, environ: Mapping[str, str], home: Path
+) -> tuple[ParsedWorker, Document]:
     """One worker file, checked as a file and against this host."""
     doc = _read_document(path)
     parsed = parse_worker(doc, environ=environ)
@@ -74,14 +85,30 @@ def _read_document(path: Path) -> Document:
     where = Location(str(path), 1, 1)
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
-            raise WorkerFileError([Problem(where, "file is larger than 1 MiB",
-                                           "a worker file is a few dozen lines; check the path")])
+            raise WorkerFileError(
+                [
+                    Problem(
+                        where,
+                        "file is larger than 1 MiB",
+                        "a worker file is a few dozen lines; check the path",
+                    )
+                ]
+            )
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise WorkerFileError([Problem(where, "file is not UTF-8 text", "save it as UTF-8")]) from None
+        raise WorkerFileError(
+            [Problem(where, "file is not UTF-8 text", "save it as UTF-8")]
+        ) from None
     except OSError as exc:
-        raise WorkerFileError([Problem(where, f"cannot read the file: {exc.strerror}",
-                                       "check the path and its permissions")]) from None
+        raise WorkerFileError(
+            [
+                Problem(
+                    where,
+                    f"cannot read the file: {exc.strerror}",
+                    "check the path and its permissions",
+                )
+            ]
+        ) from None
     try:
         return load_yaml(text, file=str(path))
     except FileError as exc:
@@ -96,14 +123,23 @@ def host_problems(spec: WorkerSpec, doc: Document, *, home: Path) -> list[Proble
     if spec.docker.cwd:
         reason = _cwd_reason(spec.docker.cwd, home=home)
         if reason:
-            problems.append(Problem(doc.where(("docker", "cwd")), f"docker.cwd {reason}",
-                                    "mount a project folder, e.g. /home/me/project"))
+            problems.append(
+                Problem(
+                    doc.where(("docker", "cwd")),
+                    f"docker.cwd {reason}",
+                    "mount a project folder, e.g. /home/me/project",
+                )
+            )
     for i, name in enumerate(spec.docker.credentials):
         folder = home / CREDENTIAL_DIRS[name]
         if not folder.is_dir():
-            problems.append(Problem(doc.where(("docker", "credentials", i)),
-                                    f"credentials {name}: {folder} does not exist",
-                                    f"log in with the {name} CLI on this host first, or use token:"))
+            problems.append(
+                Problem(
+                    doc.where(("docker", "credentials", i)),
+                    f"credentials {name}: {folder} does not exist",
+                    f"log in with the {name} CLI on this host first, or use token:",
+                )
+            )
     return problems
 
 
@@ -154,18 +190,32 @@ def from_record(record: WorkerRecord, *, environ: Mapping[str, str], home: Path)
 
 def _restore_withheld(written: dict[str, Any], withheld: list[str], record: WorkerRecord) -> None:
     source = Path(record.source)
-    hint = (f"restore {source}, or re-add the worker with `mecha worker add`; better, "
-            "write the key as ${VAR} or use token: so it does not live in the file")
+    hint = (
+        f"restore {source}, or re-add the worker with `mecha worker add`; better, "
+        "write the key as ${VAR} or use token: so it does not live in the file"
+    )
     try:
         doc = load_yaml(source.read_text(encoding="utf-8"), file=str(source))
     except (OSError, UnicodeDecodeError, FileError):
-        raise WorkerFileError([Problem(Location(str(source), 1, 1),
-                                       f"worker {record.name}'s key is read from this file, "
-                                       "which can no longer be read", hint)]) from None
+        raise WorkerFileError(
+            [
+                Problem(
+                    Location(str(source), 1, 1),
+                    f"worker {record.name}'s key is read from this file, "
+                    "which can no longer be read",
+                    hint,
+                )
+            ]
+        ) from None
     data = doc.data if isinstance(doc.data, dict) else {}
     if data.get("name") != record.name:
-        raise WorkerFileError([Problem(doc.where(("name",)),
-                                       f"this file no longer defines worker {record.name}", hint)])
+        raise WorkerFileError(
+            [
+                Problem(
+                    doc.where(("name",)), f"this file no longer defines worker {record.name}", hint
+                )
+            ]
+        )
     for dotted in withheld:
         section, key = dotted.split(".", 1)
         value = (data.get(section) or {}).get(key)

@@ -81,8 +81,13 @@ def parse_worker(doc: Document, *, environ: Mapping[str, str]) -> ParsedWorker:
     if not isinstance(doc.data, dict):
         got = "empty" if doc.data is None else f"a {type(doc.data).__name__}"
         raise WorkerFileError(
-            [Problem(doc.where(()), f"a worker file must be a mapping; this one is {got}",
-                     "start with 'name: my-worker' and one of docker:, adapter: or endpoint:")]
+            [
+                Problem(
+                    doc.where(()),
+                    f"a worker file must be a mapping; this one is {got}",
+                    "start with 'name: my-worker' and one of docker:, adapter: or endpoint:",
+                )
+            ]
         )
     data, problems, unexpanded = _expand_all(doc, environ)
     spec: WorkerSpec | None = None
@@ -115,8 +120,11 @@ def _expand_all(
         except ValueError as exc:
             failed.add(path)
             problems.append(
-                Problem(doc.where(path), f"{_dotted(path)}: {exc}",
-                        "set it before running mecha, or write the value itself")
+                Problem(
+                    doc.where(path),
+                    f"{_dotted(path)}: {exc}",
+                    "set it before running mecha, or write the value itself",
+                )
             )
     return data, problems, failed
 
@@ -148,20 +156,28 @@ def _problem(error: Any, loc: Path, doc: Document) -> Problem:
     field = _dotted(loc)
     if kind == "extra_forbidden":
         where = f" in {_dotted(loc[:-1])}" if loc[:-1] else ""
-        return Problem(doc.where(loc, key=True), f'unknown key "{loc[-1]}"{where}',
-                       _suggest(str(loc[-1]), loc[:-1]))
+        return Problem(
+            doc.where(loc, key=True),
+            f'unknown key "{loc[-1]}"{where}',
+            _suggest(str(loc[-1]), loc[:-1]),
+        )
     if kind == "missing":
         under = f"under {_dotted(loc[:-1])}" if loc[:-1] else "at the top level"
-        return Problem(doc.where(loc[:-1]), f'"{loc[-1]}" is required {under}',
-                       f'add a line "{loc[-1]}: ..." {under}')
+        return Problem(
+            doc.where(loc[:-1]),
+            f'"{loc[-1]}" is required {under}',
+            f'add a line "{loc[-1]}: ..." {under}',
+        )
     if kind == "mecha_invalid":
         return Problem(doc.where(loc), f"{field}: {ctx['message']}", ctx.get("hint", ""))
     if kind == "literal_error":
-        return Problem(doc.where(loc), f"{field} must be {ctx.get('expected')}",
-                       f'got "{error["input"]}"')
+        return Problem(
+            doc.where(loc), f"{field} must be {ctx.get('expected')}", f'got "{error["input"]}"'
+        )
     if kind in _TYPE_WORDS:
-        return Problem(doc.where(loc), f"{field} {_TYPE_WORDS[kind]}",
-                       f"found {_describe(error['input'])}")
+        return Problem(
+            doc.where(loc), f"{field} {_TYPE_WORDS[kind]}", f"found {_describe(error['input'])}"
+        )
     return Problem(doc.where(loc), f"{field}: {error['msg']}", "")
 
 
@@ -184,13 +200,15 @@ def _warnings(doc: Document) -> list[Problem]:
         value = _get(data, path)
         if isinstance(value, str) and value and not has_reference(value):
             section = path[0]
-            out.append(Problem(
-                doc.where(path),
-                f"{_dotted(path)} is written into the file itself; Mecha will not store it "
-                "and reads it from this file each time the worker starts",
-                f"prefer {section}.api_key: ${{VAR}} or {section}.token: backend.name "
-                "from ~/.mecha/secrets.yml",
-            ))
+            out.append(
+                Problem(
+                    doc.where(path),
+                    f"{_dotted(path)} is written into the file itself; Mecha will not store it "
+                    "and reads it from this file each time the worker starts",
+                    f"prefer {section}.api_key: ${{VAR}} or {section}.token: backend.name "
+                    "from ~/.mecha/secrets.yml",
+                )
+            )
     env = _get(data, ("docker", "env"))
     if isinstance(env, dict):
         out.extend(_env_warnings(env, doc))
@@ -203,13 +221,14 @@ def _env_warnings(env: dict[str, Any], doc: Document) -> list[Problem]:
         if key.upper() in RESERVED_ENV:
             continue  # an error, reported by the rules
         if key.upper() in {"GITHUB_TOKEN", "GH_TOKEN", "GITLAB_TOKEN", "GITHUB_PAT"}:
-            out.append(Problem(
-                doc.where(("docker", "env", key), key=True),
-                f"docker.env.{key} gives the worker a forge token",
-                "Mecha writes results back itself; a worker rarely needs forge access",
-            ))
+            out.append(
+                Problem(
+                    doc.where(("docker", "env", key), key=True),
+                    f"docker.env.{key} gives the worker a forge token",
+                    "Mecha writes results back itself; a worker rarely needs forge access",
+                )
+            )
     return out
-
 
 
 def _get(data: Any, path: Path) -> Any:

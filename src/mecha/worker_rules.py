@@ -18,8 +18,18 @@ from mecha.yaml_doc import Document
 #: system folders a workspace may never be (nor lie under)
 SYSTEM_DIRS = ("/etc", "/proc", "/sys", "/dev", "/boot")
 #: folders under the home folder that hold credentials or Mecha's own state
-HOME_SECRET_DIRS = (".mecha", ".ssh", ".gnupg", ".aws", ".config/gcloud", ".claude", ".codex",
-                    ".gemini", ".docker", ".kube")
+HOME_SECRET_DIRS = (
+    ".mecha",
+    ".ssh",
+    ".gnupg",
+    ".aws",
+    ".config/gcloud",
+    ".claude",
+    ".codex",
+    ".gemini",
+    ".docker",
+    ".kube",
+)
 
 
 def cross_field_rules(spec: WorkerSpec, doc: Document) -> list[Problem]:
@@ -60,8 +70,11 @@ def _docker_rules(docker: DockerSpec, doc: Document) -> Iterator[Problem]:
     seen: set[str] = set()
     for i, name in enumerate(docker.credentials):
         if name in seen:
-            yield Problem(doc.where(("docker", "credentials", i)),
-                          f'credentials lists "{name}" twice', "list each once")
+            yield Problem(
+                doc.where(("docker", "credentials", i)),
+                f'credentials lists "{name}" twice',
+                "list each once",
+            )
         seen.add(name)
     if docker.expose and not docker.api_key:
         yield Problem(

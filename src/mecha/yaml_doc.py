@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -34,7 +34,7 @@ class _Loader(_Base):  # type: ignore[valid-type,misc,unused-ignore]
     wrote every existing worker file's ``on: [...]``, reads them as strings.
     """
 
-    yaml_implicit_resolvers = {
+    yaml_implicit_resolvers: ClassVar[dict[str, list[tuple[str, re.Pattern[str]]]]] = {
         first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL_TAG]
         for first, resolvers in _Base.yaml_implicit_resolvers.items()
     }
@@ -130,7 +130,9 @@ class _Builder:
             if key in out:
                 first = self.keys[(*path, key)]
                 self.problems.append(
-                    Problem(spot, f'key "{key}" appears twice', f"keep one; the first is at {first}")
+                    Problem(
+                        spot, f'key "{key}" appears twice', f"keep one; the first is at {first}"
+                    )
                 )
                 continue
             self.keys[(*path, key)] = spot

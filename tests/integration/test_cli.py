@@ -67,7 +67,9 @@ def test_ls_json_is_for_scripts(mecha: Callable[..., Run], write_file: Write) ->
     """--json prints a list of objects."""
     mecha("worker", "add", str(_worker(write_file, "alpha")))
     rows = json.loads(mecha("worker", "ls", "--json").out)
-    assert rows[0]["name"] == "alpha" and rows[0]["type"] == "live" and rows[0]["state"] == "offline"
+    assert (
+        rows[0]["name"] == "alpha" and rows[0]["type"] == "live" and rows[0]["state"] == "offline"
+    )
 
 
 def test_ls_with_no_workers_says_so(mecha: Callable[..., Run]) -> None:
@@ -82,7 +84,9 @@ def test_add_folder_adds_every_file(mecha: Callable[..., Run], write_file: Write
     assert mecha("worker", "add", str(folder)).out == "added a (live)\nadded b (live)\n"
 
 
-def test_batch_with_a_broken_file_adds_nothing(mecha: Callable[..., Run], write_file: Write) -> None:
+def test_batch_with_a_broken_file_adds_nothing(
+    mecha: Callable[..., Run], write_file: Write
+) -> None:
     """All or nothing: one bad file, no worker added, the file and line named."""
     _worker(write_file, "good")
     bad = _worker(write_file, "zbad", "endpoint: http://h\ntimeout: soon\n")
@@ -96,12 +100,16 @@ def test_batch_with_a_taken_name_adds_nothing(mecha: Callable[..., Run], write_f
     """A name already registered aborts the whole batch."""
     mecha("worker", "add", str(_worker(write_file, "b")))
     _worker(write_file, "a")
-    result = mecha("worker", "add", str(write_file("workers/a.yml", "name: a\nendpoint: http://h\n").parent))
+    result = mecha(
+        "worker", "add", str(write_file("workers/a.yml", "name: a\nendpoint: http://h\n").parent)
+    )
     assert result.code == 1 and "b" in result.err
     assert [r["name"] for r in json.loads(mecha("worker", "ls", "--json").out)] == ["b"]
 
 
-def test_adding_the_same_worker_twice_is_an_error(mecha: Callable[..., Run], write_file: Write) -> None:
+def test_adding_the_same_worker_twice_is_an_error(
+    mecha: Callable[..., Run], write_file: Write
+) -> None:
     """Duplicate names are refused."""
     path = _worker(write_file, "alpha")
     mecha("worker", "add", str(path))
@@ -122,7 +130,9 @@ def test_remove_unknown_worker_is_a_clean_error(mecha: Callable[..., Run]) -> No
     assert result.code == 1 and result.err.startswith("error: ") and "Traceback" not in result.err
 
 
-def test_remove_refuses_an_online_unmanaged_worker(mecha: Callable[..., Run], write_file: Write, home: Path) -> None:
+def test_remove_refuses_an_online_unmanaged_worker(
+    mecha: Callable[..., Run], write_file: Write, home: Path
+) -> None:
     """Adapter and unmanaged workers must be offline to be removed."""
     mecha("worker", "add", str(_worker(write_file, "alpha")))
     with sqlite3.connect(home / ".mecha" / "mecha.db") as db:
@@ -139,7 +149,9 @@ def test_validate_checks_without_adding(mecha: Callable[..., Run]) -> None:
     assert mecha("worker", "ls").out == "no workers registered\n"
 
 
-def test_validate_reports_problems_with_places(mecha: Callable[..., Run], write_file: Write) -> None:
+def test_validate_reports_problems_with_places(
+    mecha: Callable[..., Run], write_file: Write
+) -> None:
     """A misspelt key comes back with file:line:col and a suggestion."""
     path = write_file("w.yml", "name: w\ndocker:\n  imgae: x\n")
     result = mecha("worker", "validate", str(path))
@@ -148,7 +160,9 @@ def test_validate_reports_problems_with_places(mecha: Callable[..., Run], write_
     assert 'did you mean "image"?' in result.err
 
 
-def test_unset_variable_is_named(mecha: Callable[..., Run], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unset_variable_is_named(
+    mecha: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The vLLM example without VLLM_API_KEY names the variable."""
     monkeypatch.delenv("VLLM_API_KEY", raising=False)
     result = mecha("worker", "validate", str(EXAMPLES / "vllm-worker.yml"))
@@ -177,7 +191,10 @@ def test_config_shows_resolved_yaml_with_keys_masked(
 
 def test_config_masks_a_literal_key(mecha: Callable[..., Run], write_file: Write) -> None:
     """A key written literally is shown as [REDACTED]."""
-    path = write_file("w.yml", "name: w\nadapter: {type: openai, upstream: 'http://h', model: m, api_key: lit-key-999}\n")
+    path = write_file(
+        "w.yml",
+        "name: w\nadapter: {type: openai, upstream: 'http://h', model: m, api_key: lit-key-999}\n",
+    )
     mecha("worker", "add", str(path))
     out = mecha("config", "w").out
     assert "lit-key-999" not in out and "api_key: '[REDACTED]'" in out
@@ -188,8 +205,9 @@ def test_config_of_unknown_worker_is_an_error(mecha: Callable[..., Run]) -> None
     assert mecha("config", "ghost").code == 1
 
 
-def test_mecha_home_moves_everything(mecha: Callable[..., Run], write_file: Write, tmp_path: Path,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mecha_home_moves_everything(
+    mecha: Callable[..., Run], write_file: Write, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """MECHA_HOME puts the folder (0700) and database (0600) where it says."""
     monkeypatch.setenv("MECHA_HOME", str(tmp_path / "elsewhere"))
     mecha("worker", "add", str(_worker(write_file, "alpha")))
@@ -197,8 +215,9 @@ def test_mecha_home_moves_everything(mecha: Callable[..., Run], write_file: Writ
     assert (tmp_path / "elsewhere" / "mecha.db").stat().st_mode & 0o777 == 0o600
 
 
-def test_mecha_db_path_moves_the_database(mecha: Callable[..., Run], write_file: Write, tmp_path: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mecha_db_path_moves_the_database(
+    mecha: Callable[..., Run], write_file: Write, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """MECHA_DB_PATH overrides only the database."""
     monkeypatch.setenv("MECHA_DB_PATH", str(tmp_path / "db" / "x.db"))
     mecha("worker", "add", str(_worker(write_file, "alpha")))
@@ -224,7 +243,9 @@ def test_doctor_on_a_fresh_machine_warns_but_passes(mecha: Callable[..., Run]) -
     assert "does not exist yet" in result.out and "[FAIL]" not in result.out
 
 
-def test_doctor_checks_each_worker(mecha: Callable[..., Run], write_file: Write, home: Path) -> None:
+def test_doctor_checks_each_worker(
+    mecha: Callable[..., Run], write_file: Write, home: Path
+) -> None:
     """A worker whose token does not resolve is a FAIL; a good one is ok."""
     mecha("worker", "add", str(_worker(write_file, "good")))
     mecha("worker", "add", str(EXAMPLES / "pr-reviewer.yml"))
@@ -262,11 +283,16 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_ls_probes_running_workers(mecha: Callable[..., Run], write_file: Write, home: Path,
-                                   healthy_url: str) -> None:
+def test_ls_probes_running_workers(
+    mecha: Callable[..., Run], write_file: Write, home: Path, healthy_url: str
+) -> None:
     """Online workers are probed: a live one is ok, a dead one turns to error."""
     mecha("worker", "add", str(_worker(write_file, "up", f"endpoint: {healthy_url}\n")))
-    mecha("worker", "add", str(_worker(write_file, "down", f"endpoint: http://127.0.0.1:{_closed_port()}\n")))
+    mecha(
+        "worker",
+        "add",
+        str(_worker(write_file, "down", f"endpoint: http://127.0.0.1:{_closed_port()}\n")),
+    )
     with sqlite3.connect(home / ".mecha" / "mecha.db") as db:
         db.execute("UPDATE workers SET state = 'online'")
     db.close()
@@ -275,7 +301,9 @@ def test_ls_probes_running_workers(mecha: Callable[..., Run], write_file: Write,
     assert rows["down"]["state"] == "error" and rows["down"]["health"] == "health check failed"
 
 
-def test_unexpected_failure_is_one_line_not_a_traceback(mecha: Callable[..., Run], home: Path) -> None:
+def test_unexpected_failure_is_one_line_not_a_traceback(
+    mecha: Callable[..., Run], home: Path
+) -> None:
     """A database path that is a folder gives a clean error."""
     os.environ["MECHA_DB_PATH"] = str(home)
     try:

@@ -15,8 +15,9 @@ MECHA = Path(sys.executable).parent / "mecha"
 def _run(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MECHA_")}
     env["HOME"] = str(home)
-    return subprocess.run([str(MECHA), *args], capture_output=True, text=True, env=env,
-                          timeout=60, check=False)
+    return subprocess.run(
+        [str(MECHA), *args], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
 
 
 def test_console_script_is_installed() -> None:
@@ -32,7 +33,9 @@ def test_add_ls_remove_round_trip(tmp_path: Path) -> None:
     assert added.stdout == "added local-ollama (adapter)\n"
     listing = _run("worker", "ls", home=env_home)
     assert listing.stdout.splitlines()[1].split()[:3] == ["local-ollama", "adapter", "offline"]
-    assert _run("worker", "remove", "local-ollama", home=env_home).stdout == "removed local-ollama\n"
+    assert (
+        _run("worker", "remove", "local-ollama", home=env_home).stdout == "removed local-ollama\n"
+    )
 
 
 def test_bad_file_exits_nonzero_with_a_clean_message(tmp_path: Path) -> None:

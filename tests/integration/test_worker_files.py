@@ -33,7 +33,7 @@ def test_folder_gives_its_yaml_files_sorted_and_nothing_else(write_file: Write) 
 
 def test_folder_without_worker_files_is_a_usage_error(tmp_path: Path) -> None:
     """An empty folder says so instead of adding nothing silently."""
-    with pytest.raises(UsageError, match="no \\*.yml or \\*.yaml files"):
+    with pytest.raises(UsageError, match=r"no \*\.yml or \*\.yaml files"):
         worker_paths(tmp_path)
 
 
@@ -65,13 +65,17 @@ def test_unreadable_bytes_are_reported(write_file: Write, home: Path) -> None:
     """A file that is not UTF-8 is named, not a traceback."""
     path = write_file("bin.yml", "")
     path.write_bytes(b"name: \xff\xfe\n")
-    assert _problems([path], home) == [f"{path}:1:1: file is not UTF-8 text\n    hint: save it as UTF-8"]
+    assert _problems([path], home) == [
+        f"{path}:1:1: file is not UTF-8 text\n    hint: save it as UTF-8"
+    ]
 
 
 def test_workspace_folder_must_exist(write_file: Write, home: Path, tmp_path: Path) -> None:
     """docker.cwd is checked on this host."""
     path = write_file("w.yml", f"name: w\ndocker:\n  image: i\n  cwd: {tmp_path}/gone\n")
-    assert _problems([path], home)[0].startswith(f'{path}:4:8: docker.cwd "{tmp_path}/gone" does not exist')
+    assert _problems([path], home)[0].startswith(
+        f'{path}:4:8: docker.cwd "{tmp_path}/gone" does not exist'
+    )
 
 
 def test_workspace_must_be_a_folder(write_file: Write, home: Path) -> None:
@@ -82,7 +86,9 @@ def test_workspace_must_be_a_folder(write_file: Write, home: Path) -> None:
 
 
 @pytest.mark.parametrize("name", [".ssh", ".mecha", ".aws", ".config/gcloud", ".claude"])
-def test_credential_folders_under_home_may_not_be_mounted(write_file: Write, home: Path, name: str) -> None:
+def test_credential_folders_under_home_may_not_be_mounted(
+    write_file: Write, home: Path, name: str
+) -> None:
     """~/.ssh and friends are denied even when reached through a symlink."""
     (home / name).mkdir(parents=True)
     link = home / "innocent"
@@ -113,15 +119,19 @@ def test_system_folders_may_not_be_mounted(write_file: Write, home: Path, system
 def test_credential_mount_needs_the_host_folder(write_file: Write, home: Path) -> None:
     """credentials: [claude] needs ~/.claude on this host."""
     path = write_file("w.yml", "name: w\ndocker:\n  image: i\n  credentials: [claude]\n")
-    assert _problems([path], home)[0].startswith(f"{path}:4:17: credentials claude: {home}/.claude does not exist")
+    assert _problems([path], home)[0].startswith(
+        f"{path}:4:17: credentials claude: {home}/.claude does not exist"
+    )
     (home / ".claude").mkdir()
     assert read_workers([path], environ={}, home=home)
 
 
 def test_record_keeps_variable_references_not_values(write_file: Write, home: Path) -> None:
     """The database gets ${VAR}, never what it expanded to."""
-    path = write_file("w.yml", "name: w\nadapter:\n  type: openai\n  upstream: http://h\n"
-                               "  model: m\n  api_key: ${KEY}\n")
+    path = write_file(
+        "w.yml",
+        "name: w\nadapter:\n  type: openai\n  upstream: http://h\n  model: m\n  api_key: ${KEY}\n",
+    )
     parsed = read_workers([path], environ={"KEY": "very-secret-value"}, home=home)[0]
     record = to_record(parsed, source=path)
     assert "very-secret-value" not in json.dumps(record.definition)
@@ -132,8 +142,11 @@ def test_record_keeps_variable_references_not_values(write_file: Write, home: Pa
 
 def test_literal_key_is_withheld_and_read_back_from_its_file(write_file: Write, home: Path) -> None:
     """A key written in the file is not stored; resolving reads it from the file again."""
-    path = write_file("w.yml", "name: w\nadapter:\n  type: openai\n  upstream: http://h\n"
-                               "  model: m\n  api_key: literal-key-123\n")
+    path = write_file(
+        "w.yml",
+        "name: w\nadapter:\n  type: openai\n  upstream: http://h\n"
+        "  model: m\n  api_key: literal-key-123\n",
+    )
     record = to_record(read_workers([path], environ={}, home=home)[0], source=path)
     assert "literal-key-123" not in json.dumps(record.definition)
     assert record.definition["withheld"] == ["adapter.api_key"]
@@ -151,7 +164,9 @@ def test_withheld_key_with_its_file_gone_says_what_to_do(write_file: Write, home
     assert "mecha worker add" in str(caught.value)
 
 
-def test_registered_worker_is_checked_again_against_the_host(write_file: Write, home: Path, tmp_path: Path) -> None:
+def test_registered_worker_is_checked_again_against_the_host(
+    write_file: Write, home: Path, tmp_path: Path
+) -> None:
     """A workspace deleted after add is caught when the worker is resolved."""
     project = tmp_path / "project"
     project.mkdir()

@@ -77,7 +77,10 @@ def test_defaults_are_filled_in() -> None:
     spec = parse(MANAGED + "events:\n  - {source: github, on: [push], prompt: p}\n").spec
     assert spec.docker is not None
     assert (spec.timeout, spec.docker.lifecycle, spec.docker.resources.pids) == (
-        "10m", "persistent", 1024)
+        "10m",
+        "persistent",
+        1024,
+    )
     assert spec.events[0].auto is True
 
 
@@ -105,12 +108,16 @@ def test_single_event_type_is_accepted_as_a_list() -> None:
 
 def test_file_that_is_not_a_mapping_is_refused() -> None:
     """A list or a bare word is not a worker."""
-    assert only("- a\n- b\n").startswith("w.yml:1:1: a worker file must be a mapping; this one is a list")
+    assert only("- a\n- b\n").startswith(
+        "w.yml:1:1: a worker file must be a mapping; this one is a list"
+    )
 
 
 def test_name_is_required() -> None:
     """Missing name points at the top of the file."""
-    assert only("docker:\n  image: x\n").startswith('w.yml:1:1: "name" is required at the top level')
+    assert only("docker:\n  image: x\n").startswith(
+        'w.yml:1:1: "name" is required at the top level'
+    )
 
 
 def test_name_pattern_is_enforced() -> None:
@@ -149,7 +156,9 @@ def test_a_worker_needs_a_kind() -> None:
 def test_docker_and_adapter_are_exclusive() -> None:
     """One file, one kind: the second section is pointed at."""
     text = MANAGED + "adapter: {type: ollama, upstream: http://h, model: m}\n"
-    assert only(text).startswith("w.yml:4:1: a worker is one kind, but this file has both docker: and adapter:")
+    assert only(text).startswith(
+        "w.yml:4:1: a worker is one kind, but this file has both docker: and adapter:"
+    )
 
 
 def test_endpoint_with_docker_is_refused() -> None:
@@ -164,7 +173,9 @@ def test_image_is_required_for_docker() -> None:
     )
 
 
-@pytest.mark.parametrize("key", ["HOME", "WORKER_PORT", "worker_api_key", "Worker_Timeout", "WORKER_DRY_RUN"])
+@pytest.mark.parametrize(
+    "key", ["HOME", "WORKER_PORT", "worker_api_key", "Worker_Timeout", "WORKER_DRY_RUN"]
+)
 def test_reserved_env_keys_are_refused_in_any_case(key: str) -> None:
     """The runtime sets these itself."""
     assert only(MANAGED + f"  env: {{{key}: x}}\n").startswith(
@@ -182,7 +193,9 @@ def test_token_written_into_env_is_refused() -> None:
     """A literal key in env would land in the database; use token: or ${VAR}."""
     text = MANAGED + "  env: {OPENAI_API_KEY: sk-abcdefghijklmnopqrstuvwxyz123456}\n"
     found = only(text)
-    assert found.startswith("w.yml:4:25: docker.env.OPENAI_API_KEY holds a token written into the file")
+    assert found.startswith(
+        "w.yml:4:25: docker.env.OPENAI_API_KEY holds a token written into the file"
+    )
     assert "sk-abcdefghijklmnop" not in found
 
 
@@ -216,7 +229,9 @@ def test_memory_in_megabytes_and_gigabytes_is_accepted() -> None:
 
 def test_negative_cpu_is_refused() -> None:
     """Limits are not negative."""
-    assert only(MANAGED + "  resources: {cpu: -1}\n").startswith("w.yml:4:22: docker.resources.cpu:")
+    assert only(MANAGED + "  resources: {cpu: -1}\n").startswith(
+        "w.yml:4:22: docker.resources.cpu:"
+    )
 
 
 def test_unknown_credential_is_refused() -> None:
@@ -287,7 +302,9 @@ def test_adapter_type_must_be_known() -> None:
 def test_adapter_upstream_must_be_http() -> None:
     """Only http and https upstreams."""
     text = "name: w\nadapter:\n  type: ollama\n  upstream: ftp://h\n  model: m\n"
-    assert only(text).startswith('w.yml:4:13: adapter.upstream: "ftp://h" is not an http:// or https://')
+    assert only(text).startswith(
+        'w.yml:4:13: adapter.upstream: "ftp://h" is not an http:// or https://'
+    )
 
 
 @pytest.mark.parametrize("host", ["169.254.169.254", "0.0.0.0", "[fe80::1]"])
@@ -304,7 +321,9 @@ def test_endpoint_must_be_a_url() -> None:
     )
 
 
-@pytest.mark.parametrize(("timeout", "says"), [("soon", "is not a duration"), ("-5m", "is negative")])
+@pytest.mark.parametrize(
+    ("timeout", "says"), [("soon", "is not a duration"), ("-5m", "is negative")]
+)
 def test_timeout_must_be_a_positive_duration(timeout: str, says: str) -> None:
     """Go-style durations, not negative."""
     assert says in only(MANAGED + f"timeout: '{timeout}'\n")
@@ -321,11 +340,17 @@ def test_unset_variable_is_named_where_it_is_used() -> None:
 def test_variables_are_substituted_in_urls_paths_and_keys() -> None:
     """endpoint, docker.host/image/cwd/api_key/env, adapter.upstream/model/api_key."""
     env = {"H": "gpu", "M": "llama", "K": "key-1", "IMG": "img:1"}
-    spec = parse("name: w\nadapter:\n  type: openai\n  upstream: http://${H}:8000\n"
-                 "  model: ${M}\n  api_key: ${K}\n", env).spec
+    spec = parse(
+        "name: w\nadapter:\n  type: openai\n  upstream: http://${H}:8000\n"
+        "  model: ${M}\n  api_key: ${K}\n",
+        env,
+    ).spec
     assert spec.adapter is not None
     assert (spec.adapter.upstream, spec.adapter.model, spec.adapter.api_key) == (
-        "http://gpu:8000", "llama", "key-1")
+        "http://gpu:8000",
+        "llama",
+        "key-1",
+    )
     assert parse("name: w\ndocker:\n  image: ${IMG}\n", env).spec.docker.image == "img:1"  # type: ignore[union-attr]
 
 
@@ -362,14 +387,24 @@ def test_every_mistake_is_reported_at_once() -> None:
     """Several mistakes in one file come back together, in file order."""
     text = "name: w\ndocker:\n  imgae: x\n  lifecycle: forever\n  expose: 1\ntimeout: soon\n"
     found = problems(text)
-    assert [p.split(": ")[0] for p in found] == ["w.yml:2:1", "w.yml:3:3", "w.yml:4:14", "w.yml:5:11", "w.yml:6:10"]
+    assert [p.split(": ")[0] for p in found] == [
+        "w.yml:2:1",
+        "w.yml:3:3",
+        "w.yml:4:14",
+        "w.yml:5:11",
+        "w.yml:6:10",
+    ]
 
 
 def test_literal_api_key_is_a_warning_not_an_error() -> None:
     """It works, but Mecha says it will not store it."""
-    parsed = parse("name: w\nadapter:\n  type: openai\n  upstream: http://h\n  model: m\n  api_key: abc123\n")
+    parsed = parse(
+        "name: w\nadapter:\n  type: openai\n  upstream: http://h\n  model: m\n  api_key: abc123\n"
+    )
     assert len(parsed.warnings) == 1
-    assert str(parsed.warnings[0]).startswith("w.yml:6:12: adapter.api_key is written into the file itself")
+    assert str(parsed.warnings[0]).startswith(
+        "w.yml:6:12: adapter.api_key is written into the file itself"
+    )
 
 
 def test_forge_token_in_env_is_a_warning() -> None:
@@ -388,8 +423,9 @@ def _schema() -> dict[str, object]:
 @pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.yml")))
 def test_schema_accepts_the_examples(example: str) -> None:
     """Editors using the schema see no error in the shipped examples."""
-    jsonschema.validate(yaml.safe_load((EXAMPLES / example).read_text().replace("on:", "'on':")),
-                        _schema())
+    jsonschema.validate(
+        yaml.safe_load((EXAMPLES / example).read_text().replace("on:", "'on':")), _schema()
+    )
 
 
 def test_schema_refuses_an_unknown_key() -> None:

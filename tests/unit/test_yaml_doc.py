@@ -67,7 +67,7 @@ def test_second_document_is_refused() -> None:
 
 def test_non_string_key_is_refused() -> None:
     """Keys must be text."""
-    assert _problem("1: a\n").startswith('w.yml:1:1: key 1 is not a string')
+    assert _problem("1: a\n").startswith("w.yml:1:1: key 1 is not a string")
 
 
 def test_empty_text_is_none() -> None:

@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.Abort:
         click.echo("aborted", err=True)
         sys.exit(1)
-    except Exception as exc:  # noqa: BLE001 - the one place that turns errors into exit codes
+    except Exception as exc:
         sys.exit(_report(exc, app))
     finally:
         app.close()
@@ -97,6 +97,9 @@ def _report(exc: BaseException, app: Any) -> int:
     if os.environ.get("MECHA_DEBUG") == "1":
         raise exc
     text = app.redact(f"{type(exc).__name__}: {exc}")
-    click.echo(f"internal error: {text}\n  hint: this is a bug in mecha; run again with "
-               "MECHA_DEBUG=1 for the traceback and report it", err=True)
+    click.echo(
+        f"internal error: {text}\n  hint: this is a bug in mecha; run again with "
+        "MECHA_DEBUG=1 for the traceback and report it",
+        err=True,
+    )
     return 70

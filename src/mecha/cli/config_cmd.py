@@ -31,8 +31,10 @@ def config(app: AppContext, name: str | None) -> None:
         app.echo("no workers registered")
         return
     app.secrets()  # so secret values are masked if they appear anywhere
-    docs = [yaml.safe_dump(resolved(app, r), sort_keys=False, indent=2, allow_unicode=True)
-            for r in records]
+    docs = [
+        yaml.safe_dump(resolved(app, r), sort_keys=False, indent=2, allow_unicode=True)
+        for r in records
+    ]
     app.echo("---\n".join(docs).rstrip("\n"))
 
 

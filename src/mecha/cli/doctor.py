@@ -51,7 +51,9 @@ def doctor(app: AppContext) -> None:
     docker_client = _docker(app, findings, need=any(r.kind is WorkerKind.MANAGED for r in records))
     for record in records:
         if time.monotonic() > deadline:
-            findings.append(Finding(Level.WARN, f"worker {record.name}: skipped, time budget spent"))
+            findings.append(
+                Finding(Level.WARN, f"worker {record.name}: skipped, time budget spent")
+            )
             continue
         findings += _worker(app, record, secrets, docker_client)
     for finding in findings:
@@ -68,7 +70,9 @@ def _home(app: AppContext) -> list[Finding]:
         return [Finding(Level.FAIL, f"{home} is not a folder; move it away or set MECHA_HOME")]
     mode = stat.S_IMODE(home.stat().st_mode)
     if mode & 0o077:
-        return [Finding(Level.WARN, f"{home} has mode {mode:o}; others can look in: chmod 700 {home}")]
+        return [
+            Finding(Level.WARN, f"{home} has mode {mode:o}; others can look in: chmod 700 {home}")
+        ]
     return [Finding(Level.OK, f"{home} (mode {mode:o})")]
 
 
@@ -87,8 +91,12 @@ def _database(app: AppContext, findings: list[Finding]) -> list[WorkerRecord]:
     mode = stat.S_IMODE(path.stat().st_mode)
     level = Level.WARN if mode & 0o077 else Level.OK
     fix = f"; chmod 600 {path}" if mode & 0o077 else ""
-    findings.append(Finding(level, f"database {path} (schema v{version}, mode {mode:o}, "
-                                   f"{len(records)} workers){fix}"))
+    findings.append(
+        Finding(
+            level,
+            f"database {path} (schema v{version}, mode {mode:o}, {len(records)} workers){fix}",
+        )
+    )
     return records
 
 
@@ -103,8 +111,11 @@ def _secrets(app: AppContext, findings: list[Finding]) -> Secrets:
         findings.append(Finding(Level.FAIL, f"secrets {path}: {exc}"))
         return Secrets.empty()
     backends = sorted(secrets.tokens)
-    findings.append(Finding(Level.OK, f"secrets {path} (mode 600; token backends: "
-                                      f"{', '.join(backends) or 'none'})"))
+    findings.append(
+        Finding(
+            Level.OK, f"secrets {path} (mode 600; token backends: {', '.join(backends) or 'none'})"
+        )
+    )
     return secrets
 
 
@@ -114,13 +125,14 @@ def _docker(app: AppContext, findings: list[Finding], *, need: bool) -> Any:
 
         client = docker.from_env(timeout=int(PROBE_SECONDS))
         info = client.version()
-    except Exception as exc:  # noqa: BLE001 - the SDK raises many kinds; all mean "not reachable"
+    except Exception as exc:
         level = Level.FAIL if need else Level.WARN
         why = "managed workers need it" if need else "only managed workers need it"
         findings.append(Finding(level, f"Docker not reachable ({_short(exc)}); {why}"))
         return None
-    findings.append(Finding(Level.OK, f"Docker {info.get('Version', '?')} "
-                                      f"(API {info.get('ApiVersion', '?')})"))
+    findings.append(
+        Finding(Level.OK, f"Docker {info.get('Version', '?')} (API {info.get('ApiVersion', '?')})")
+    )
     return client
 
 
@@ -148,9 +160,14 @@ def _reachability(label: str, spec: WorkerSpec, client: Any) -> list[Finding]:
             return []
         try:
             client.images.get(spec.docker.image)
-        except Exception:  # noqa: BLE001 - ImageNotFound or an API error: either way, not here
-            return [Finding(Level.WARN, f"{label}: image {spec.docker.image} not on this host; "
-                                        "build or load it before starting the worker")]
+        except Exception:
+            return [
+                Finding(
+                    Level.WARN,
+                    f"{label}: image {spec.docker.image} not on this host; "
+                    "build or load it before starting the worker",
+                )
+            ]
         return [Finding(Level.OK, f"{label}: image {spec.docker.image} present")]
     if spec.adapter is not None:
         path = "/" if spec.adapter.type == "ollama" else "/v1/models"
@@ -166,8 +183,9 @@ def _http_check(label: str, what: str, url: str) -> Finding:
     except httpx.HTTPError as exc:
         return Finding(Level.WARN, f"{label}: {what} {url} not reachable ({_short(exc)})")
     if answer.status_code in (401, 403):
-        return Finding(Level.WARN, f"{label}: {what} answers but refuses the key "
-                                   f"(HTTP {answer.status_code})")
+        return Finding(
+            Level.WARN, f"{label}: {what} answers but refuses the key (HTTP {answer.status_code})"
+        )
     level = Level.OK if answer.status_code < 400 else Level.WARN
     return Finding(level, f"{label}: {what} {url} answered HTTP {answer.status_code}")
 

@@ -77,7 +77,9 @@ def list_workers(app: AppContext, as_json: bool) -> None:
     elif not rows:
         app.echo("no workers registered")
     else:
-        table = [[r["name"], r["type"], r["state"], r["endpoint"] or "-", r["health"]] for r in rows]
+        table = [
+            [r["name"], r["type"], r["state"], r["endpoint"] or "-", r["health"]] for r in rows
+        ]
         app.echo(render_table(["NAME", "TYPE", "STATE", "ENDPOINT", "HEALTH"], table))
 
 
