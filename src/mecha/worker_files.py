@@ -162,7 +162,9 @@ def to_record(parsed: ParsedWorker, *, source: Path) -> WorkerRecord:
     withheld = []
     for section, key in SECRET_FIELDS:
         part = written.get(section)
-        value = part.get(key) if isinstance(part, dict) else None
+        if not isinstance(part, dict):
+            continue
+        value = part.get(key)
         if isinstance(value, str) and value and not has_reference(value):
             del part[key]
             withheld.append(f"{section}.{key}")

@@ -43,7 +43,7 @@ EXPANDED: tuple[Path, ...] = (
     ("adapter", "api_key"),
 )
 #: fields that hold a key: never stored literally, never echoed in an error
-SECRET_FIELDS: tuple[Path, ...] = (("docker", "api_key"), ("adapter", "api_key"))
+SECRET_FIELDS: tuple[tuple[str, str], ...] = (("docker", "api_key"), ("adapter", "api_key"))
 
 _SECTIONS: dict[Path, type[BaseModel]] = {
     (): WorkerSpec,
@@ -62,6 +62,14 @@ _TYPE_WORDS = {
     "dict_type": "must be a mapping of key: value lines",
     "model_type": "must be a mapping of key: value lines",
     "model_attributes_type": "must be a mapping of key: value lines",
+}
+
+_PLAIN = {
+    "greater_than_equal": "must be {ge} or more",
+    "too_short": "must not be empty",
+    "string_too_short": "must not be empty",
+    "string_pattern_mismatch": "may hold only letters, digits, _ . - and must start with "
+    "a letter or digit",
 }
 
 
@@ -98,6 +106,7 @@ def parse_worker(doc: Document, *, environ: Mapping[str, str]) -> ParsedWorker:
     if spec is not None:
         problems.extend(cross_field_rules(spec, doc))
     if problems:
+        problems.sort(key=lambda p: (p.location.line, p.location.column))
         raise WorkerFileError(problems)
     assert spec is not None
     return ParsedWorker(spec=spec, written=doc.data, warnings=tuple(_warnings(doc)))
@@ -164,21 +173,27 @@ def _problem(error: Any, loc: Path, doc: Document) -> Problem:
     if kind == "missing":
         under = f"under {_dotted(loc[:-1])}" if loc[:-1] else "at the top level"
         return Problem(
-            doc.where(loc[:-1]),
+            doc.where(loc[:-1], key=True),
             f'"{loc[-1]}" is required {under}',
             f'add a line "{loc[-1]}: ..." {under}',
         )
     if kind == "mecha_invalid":
         return Problem(doc.where(loc), f"{field}: {ctx['message']}", ctx.get("hint", ""))
+    return Problem(
+        doc.where(loc),
+        f"{field} {_wording(kind, ctx, error)}",
+        f"found {_describe(error['input'])}",
+    )
+
+
+def _wording(kind: str, ctx: dict[str, Any], error: Any) -> str:
+    """What a shape or type mistake means, in words: "must be a whole number"."""
     if kind == "literal_error":
-        return Problem(
-            doc.where(loc), f"{field} must be {ctx.get('expected')}", f'got "{error["input"]}"'
-        )
-    if kind in _TYPE_WORDS:
-        return Problem(
-            doc.where(loc), f"{field} {_TYPE_WORDS[kind]}", f"found {_describe(error['input'])}"
-        )
-    return Problem(doc.where(loc), f"{field}: {error['msg']}", "")
+        return f"must be {ctx.get('expected')}"
+    if kind in _PLAIN:
+        values = {k: f"{v:g}" if isinstance(v, float) else v for k, v in ctx.items()}
+        return _PLAIN[kind].format(**values)
+    return _TYPE_WORDS.get(kind) or f"is not valid: {error['msg']}"
 
 
 def _suggest(key: str, parent: Path) -> str:

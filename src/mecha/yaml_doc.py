@@ -19,15 +19,13 @@ from mecha.errors import FileError, Location, Problem
 
 Path = tuple[str | int, ...]
 
-try:  # the C parser is several times faster; PyYAML ships it on most platforms
-    _Base: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[attr-defined,unused-ignore]
-except AttributeError:  # pragma: no cover - depends on how PyYAML was built
-    _Base = yaml.SafeLoader
+#: the C parser is several times faster; PyYAML ships it on most platforms
+_Base: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 
 
-class _Loader(_Base):  # type: ignore[valid-type,misc,unused-ignore]
+class _Loader(_Base):  # type: ignore[misc]
     """Safe loading with YAML 1.2 booleans: only true/false, so ``on:`` stays a key.
 
     YAML 1.1 (PyYAML's default) reads on/off/yes/no/y/n as booleans; Go's yaml.v3, which

@@ -145,7 +145,7 @@ def test_misspelt_key_in_an_event_rule_suggests_the_closest() -> None:
 
 def test_unknown_key_without_a_close_match_lists_the_valid_ones() -> None:
     """Nothing close: the hint lists every valid key there."""
-    assert "valid keys here: cpu, memory, pids" in only(MANAGED + "  resources: {gpu: 1}\n")
+    assert "valid keys here: cpu, memory, pids" in only(MANAGED + "  resources: {disk: 1}\n")
 
 
 def test_a_worker_needs_a_kind() -> None:
@@ -169,7 +169,7 @@ def test_endpoint_with_docker_is_refused() -> None:
 def test_image_is_required_for_docker() -> None:
     """docker: without image: points at the docker section."""
     assert only("name: w\ndocker:\n  lifecycle: disposable\n").startswith(
-        'w.yml:3:3: "image" is required under docker'
+        'w.yml:2:1: "image" is required under docker'
     )
 
 
@@ -217,7 +217,7 @@ def test_relative_cwd_is_refused() -> None:
 def test_memory_needs_a_whole_number_and_a_unit(memory: str) -> None:
     """<positive int><M|m|G|g>."""
     found = only(MANAGED + f"  resources: {{memory: '{memory}'}}\n")
-    assert found.startswith("w.yml:4:25: docker.resources.memory:")
+    assert found.startswith("w.yml:4:23: docker.resources.memory:")
     assert "512M, 2G" in found
 
 
@@ -230,7 +230,7 @@ def test_memory_in_megabytes_and_gigabytes_is_accepted() -> None:
 def test_negative_cpu_is_refused() -> None:
     """Limits are not negative."""
     assert only(MANAGED + "  resources: {cpu: -1}\n").startswith(
-        "w.yml:4:22: docker.resources.cpu:"
+        "w.yml:4:20: docker.resources.cpu must be 0 or more"
     )
 
 
@@ -244,7 +244,7 @@ def test_unknown_credential_is_refused() -> None:
 def test_duplicate_credential_is_refused() -> None:
     """Each credential once."""
     assert only(MANAGED + "  credentials: [claude, claude]\n").startswith(
-        'w.yml:4:26: credentials lists "claude" twice'
+        'w.yml:4:25: credentials lists "claude" twice'
     )
 
 
@@ -282,7 +282,7 @@ def test_lifecycle_must_be_known() -> None:
     """persistent or disposable."""
     assert only(MANAGED + "  lifecycle: forever\n") == (
         "w.yml:4:14: docker.lifecycle must be 'persistent' or 'disposable'\n"
-        '    hint: got "forever"'
+        '    hint: found the text "forever"'
     )
 
 
@@ -363,19 +363,19 @@ def test_prompts_are_not_substituted() -> None:
 def test_event_rule_needs_event_types() -> None:
     """on: [] matches nothing."""
     text = MANAGED + "events:\n  - {source: github, on: [], prompt: p}\n"
-    assert only(text).startswith("w.yml:5:27: events[0].on:")
+    assert only(text).startswith("w.yml:5:26: events[0].on must not be empty")
 
 
 def test_event_source_must_be_a_name() -> None:
     """Sources are names like github or my-hook."""
     text = MANAGED + "events:\n  - {source: 'git hub', on: [push], prompt: p}\n"
-    assert only(text).startswith("w.yml:5:15: events[0].source:")
+    assert only(text).startswith("w.yml:5:14: events[0].source may hold only letters")
 
 
 def test_event_auto_must_be_a_boolean() -> None:
     """auto: true or false."""
     text = MANAGED + "events:\n  - {source: github, on: [push], prompt: p, auto: no}\n"
-    assert only(text).startswith("w.yml:5:53: events[0].auto must be true or false")
+    assert only(text).startswith("w.yml:5:51: events[0].auto must be true or false")
 
 
 def test_policy_must_be_a_mapping() -> None:

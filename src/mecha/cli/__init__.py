@@ -72,7 +72,9 @@ def main(argv: list[str] | None = None) -> None:
 
     app = AppContext()
     try:
-        cli.main(args=argv, prog_name="mecha", standalone_mode=False, obj=app)
+        code = cli.main(args=argv, prog_name="mecha", standalone_mode=False, obj=app)
+        if isinstance(code, int) and code:  # click returns an Exit's code in this mode
+            sys.exit(code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:

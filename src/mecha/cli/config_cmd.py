@@ -41,7 +41,7 @@ def config(app: AppContext, name: str | None) -> None:
 def resolved(app: AppContext, record: WorkerRecord) -> dict[str, Any]:
     """The worker as Mecha will run it now, with secret fields masked."""
     parsed = from_record(record, environ=app.environ, home=app.user_home)
-    data = _prune(parsed.spec.model_dump(mode="json", exclude_none=True))
+    data: dict[str, Any] = _prune(parsed.spec.model_dump(mode="json", exclude_none=True))
     written = parsed.written
     for section, key in SECRET_FIELDS:
         if key in data.get(section, {}):

@@ -12,12 +12,17 @@ import stat
 import time
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
 
 import click
 
 from mecha.cli.context import AppContext, pass_app
 from mecha.errors import MechaError
+from mecha.runtimes.docker_probe import (
+    DockerUnreachable,
+    docker_host,
+    engine_version,
+    image_present,
+)
 from mecha.secrets import Secrets
 from mecha.store import WorkerRecord
 from mecha.worker import WorkerKind, WorkerSpec
@@ -48,14 +53,12 @@ def doctor(app: AppContext) -> None:
     findings += _home(app)
     records = _database(app, findings)
     secrets = _secrets(app, findings)
-    docker_client = _docker(app, findings, need=any(r.kind is WorkerKind.MANAGED for r in records))
+    docker_ok = _docker(findings, need=any(r.kind is WorkerKind.MANAGED for r in records))
     for record in records:
         if time.monotonic() > deadline:
-            findings.append(
-                Finding(Level.WARN, f"worker {record.name}: skipped, time budget spent")
-            )
+            findings.append(Finding(Level.WARN, f"worker {record.name}: skipped, time spent"))
             continue
-        findings += _worker(app, record, secrets, docker_client)
+        findings += _worker(app, record, secrets, docker_ok=docker_ok)
     for finding in findings:
         app.echo(f"{finding.level.value} {finding.text}")
     if any(f.level is Level.FAIL for f in findings):
@@ -119,24 +122,23 @@ def _secrets(app: AppContext, findings: list[Finding]) -> Secrets:
     return secrets
 
 
-def _docker(app: AppContext, findings: list[Finding], *, need: bool) -> Any:
+def _docker(findings: list[Finding], *, need: bool) -> bool:
+    host = docker_host()
     try:
-        import docker
-
-        client = docker.from_env(timeout=int(PROBE_SECONDS))
-        info = client.version()
-    except Exception as exc:
+        info = engine_version(host, timeout=PROBE_SECONDS)
+    except DockerUnreachable as exc:
         level = Level.FAIL if need else Level.WARN
         why = "managed workers need it" if need else "only managed workers need it"
-        findings.append(Finding(level, f"Docker not reachable ({_short(exc)}); {why}"))
-        return None
-    findings.append(
-        Finding(Level.OK, f"Docker {info.get('Version', '?')} (API {info.get('ApiVersion', '?')})")
-    )
-    return client
+        findings.append(Finding(level, f"Docker not reachable ({exc}); {why}"))
+        return False
+    version, api = info.get("Version", "?"), info.get("ApiVersion", "?")
+    findings.append(Finding(Level.OK, f"Docker {version} (API {api}) at {host}"))
+    return True
 
 
-def _worker(app: AppContext, record: WorkerRecord, secrets: Secrets, client: Any) -> list[Finding]:
+def _worker(
+    app: AppContext, record: WorkerRecord, secrets: Secrets, *, docker_ok: bool
+) -> list[Finding]:
     label = f"worker {record.name} ({record.kind.label})"
     try:
         spec = from_record(record, environ=app.environ, home=app.user_home).spec
@@ -150,29 +152,27 @@ def _worker(app: AppContext, record: WorkerRecord, secrets: Secrets, client: Any
                 out.append(Finding(Level.OK, f"{label}: token {section.token} resolves"))
             except MechaError as exc:
                 out.append(Finding(Level.FAIL, f"{label}: token {section.token}: {exc}"))
-    out += _reachability(label, spec, client)
+    out += _reachability(label, spec, docker_ok=docker_ok)
     return out
 
 
-def _reachability(label: str, spec: WorkerSpec, client: Any) -> list[Finding]:
+def _reachability(label: str, spec: WorkerSpec, *, docker_ok: bool) -> list[Finding]:
     if spec.docker is not None:
-        if client is None:
-            return []
-        try:
-            client.images.get(spec.docker.image)
-        except Exception:
-            return [
-                Finding(
-                    Level.WARN,
-                    f"{label}: image {spec.docker.image} not on this host; "
-                    "build or load it before starting the worker",
-                )
-            ]
-        return [Finding(Level.OK, f"{label}: image {spec.docker.image} present")]
+        return [_image_check(label, spec.docker.image, spec.docker.host)] if docker_ok else []
     if spec.adapter is not None:
         path = "/" if spec.adapter.type == "ollama" else "/v1/models"
         return [_http_check(label, "upstream", spec.adapter.upstream.rstrip("/") + path)]
     return [_http_check(label, "endpoint", spec.endpoint.rstrip("/") + "/health")]
+
+
+def _image_check(label: str, image: str, host: str) -> Finding:
+    try:
+        present = image_present(docker_host(host), image, timeout=PROBE_SECONDS)
+    except DockerUnreachable as exc:
+        return Finding(Level.WARN, f"{label}: cannot check image {image}: {exc}")
+    if present:
+        return Finding(Level.OK, f"{label}: image {image} present")
+    return Finding(Level.WARN, f"{label}: image {image} not on this host; build or load it first")
 
 
 def _http_check(label: str, what: str, url: str) -> Finding:
