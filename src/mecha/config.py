@@ -11,9 +11,12 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mecha.errors import ConfigError, SecretsError
-from mecha.secrets import Secrets, check_secrets_mode, parse_secrets
+
+if TYPE_CHECKING:
+    from mecha.secrets import Secrets
 
 HOME_MODE = 0o700
 DEFAULT_ADDR = "127.0.0.1:21212"
@@ -65,6 +68,8 @@ def ensure_home(settings: Settings) -> None:
 
 def load_secrets(settings: Settings) -> Secrets:
     """The secrets file; empty if there is none; SecretsError if it is unsafe or malformed."""
+    from mecha.secrets import Secrets, check_secrets_mode, parse_secrets
+
     path = settings.secrets_path
     try:
         info = path.stat()

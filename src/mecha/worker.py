@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from enum import StrEnum
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -22,6 +21,9 @@ from pydantic_core import PydanticCustomError
 from mecha.duration import parse_duration
 from mecha.errors import SecretsError
 from mecha.secrets import parse_reference
+from mecha.worker_kind import WorkerKind, WorkerState
+
+__all__ = ["WorkerKind", "WorkerSpec", "WorkerState"]
 
 NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"
 SOURCE_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"
@@ -34,28 +36,6 @@ RESERVED_ENV = frozenset(
 )
 #: credential folder names mounted read-only into managed workers
 CREDENTIAL_DIRS = {"claude": ".claude", "codex": ".codex"}
-
-
-class WorkerKind(StrEnum):
-    """How a worker runs; inferred from which section its file has."""
-
-    MANAGED = "managed"  # docker: a container Mecha starts
-    ADAPTER = "adapter"  # adapter: an in-process bridge to Ollama or an OpenAI-style API
-    UNMANAGED = "unmanaged"  # endpoint: an HTTP service the user runs
-
-    @property
-    def label(self) -> str:
-        """The word upstream's CLI prints for this kind (``live`` for unmanaged)."""
-        return "live" if self is WorkerKind.UNMANAGED else self.value
-
-
-class WorkerState(StrEnum):
-    """Where a registered worker stands; persisted so every process sees the same."""
-
-    OFFLINE = "offline"
-    ONLINE = "online"
-    BUSY = "busy"
-    ERROR = "error"
 
 
 def invalid(message: str, hint: str = "") -> PydanticCustomError:

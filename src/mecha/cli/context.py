@@ -6,13 +6,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from mecha.config import Settings, ensure_home, load_secrets
 from mecha.redaction import Redactor
-from mecha.secrets import Secrets
 from mecha.store import Store
+
+if TYPE_CHECKING:
+    from mecha.secrets import Secrets
 
 
 class AppContext:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -13,9 +13,10 @@ from mecha.cli.table import render_table
 from mecha.errors import SecretsError
 from mecha.interpolation import expand
 from mecha.store import WorkerRecord
-from mecha.worker import WorkerKind, WorkerState
-from mecha.worker_files import read_workers, to_record, worker_paths
-from mecha.worker_parser import ParsedWorker
+from mecha.worker_kind import WorkerKind, WorkerState
+
+if TYPE_CHECKING:
+    from mecha.worker_parser import ParsedWorker
 
 PATH = click.Path(path_type=Path)
 
@@ -30,6 +31,8 @@ def worker() -> None:
 @pass_app
 def add(app: AppContext, path: Path) -> None:
     """Register the worker file PATH, or every *.yml/*.yaml in folder PATH (all or none)."""
+    from mecha.worker_files import read_workers, to_record, worker_paths
+
     paths = worker_paths(path)
     parsed = read_workers(paths, environ=app.environ, home=app.user_home)
     _report_warnings(app, parsed)
@@ -44,6 +47,8 @@ def add(app: AppContext, path: Path) -> None:
 @pass_app
 def validate(app: AppContext, path: Path) -> None:
     """Check the worker file PATH (or a folder of them) without registering anything."""
+    from mecha.worker_files import read_workers, worker_paths
+
     paths = worker_paths(path)
     parsed = read_workers(paths, environ=app.environ, home=app.user_home)
     _report_warnings(app, parsed)

@@ -13,7 +13,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from mecha.worker import WorkerKind, WorkerState
+from mecha.worker_kind import WorkerKind, WorkerState
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
