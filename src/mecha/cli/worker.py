@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,7 +11,7 @@ import click
 
 from mecha.cli.context import AppContext, pass_app
 from mecha.cli.table import render_table
-from mecha.errors import SecretsError
+from mecha.errors import SecretsError, WorkerStateError
 from mecha.interpolation import expand
 from mecha.store import WorkerRecord
 from mecha.worker_kind import WorkerKind, WorkerState
@@ -138,9 +139,13 @@ def _probe(app: AppContext, records: list[WorkerRecord]) -> dict[str, tuple[str,
     for record, result in zip(running, found, strict=True):
         now = record
         if record.state is WorkerState.ONLINE and result is Health.UNREACHABLE:
-            now = app.store().set_worker_state(
-                record.name, WorkerState.ERROR, error="health check failed"
-            )
+            with contextlib.suppress(WorkerStateError):  # serve changed it meanwhile: theirs wins
+                now = app.store().set_worker_state(
+                    record.name,
+                    WorkerState.ERROR,
+                    error="health check failed",
+                    only_from={WorkerState.ONLINE},
+                )
         health[record.name] = (result.value, now)
     return health
 

@@ -1,6 +1,6 @@
 """The Store Protocol: every durable read and write Mecha makes goes through it.
 
-Callers (CLI, engine, server) depend on this Protocol only; ``open_store`` in
+Callers (CLI, engine, server) depend on this Protocol only; ``open_sqlite`` in
 ``mecha.store.sqlite`` (today) or a PostgreSQL module (later) builds a concrete one.
 The Protocol is synchronous on purpose: both sqlite3 and psycopg offer a blocking
 API, and async callers run store calls on a worker thread (``asyncio.to_thread``) or
@@ -71,8 +71,13 @@ class Store(Protocol):
         error: str = "",
         endpoint: str | None = None,
         container_id: str | None = None,
+        only_from: Collection[WorkerState] | None = None,
     ) -> WorkerRecord:
-        """Record a state change (and optionally where it runs); return the new record."""
+        """Record a state change (and optionally where it runs); return the new record.
+
+        With ``only_from``, change only if the current state is one of those (checked and
+        written in one transaction), else WorkerStateError.
+        """
         ...
 
     def count_workers(self) -> int:

@@ -1,0 +1,259 @@
+"""SqliteStore: the Store on one local SQLite file in WAL mode.
+
+``open_sqlite`` makes the folder (0700) and file (0600), switches to WAL with
+``synchronous=FULL``, migrates, and returns a ``SqliteStore``. The connection is in
+autocommit mode; multi-statement writes run in ``BEGIN IMMEDIATE`` … ``COMMIT`` so they
+wait for the write lock up front instead of failing halfway. Every sqlite3 or OS error
+becomes a StoreError that says what is wrong and what to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+from mecha.errors import MigrationError, StoreError, WorkerExists, WorkerNotFound, WorkerStateError
+from mecha.store import WorkerRecord
+from mecha.store.migrations import current_version, migrate
+from mecha.store.sqlite_file import configure, make_file, make_folder, translated
+from mecha.worker_kind import WorkerKind, WorkerState
+
+#: seconds a statement waits for another process's lock before it fails
+BUSY_TIMEOUT = 5.0
+_FIELDS = tuple(field.name for field in fields(WorkerRecord))  # the workers columns, in order
+# built from constant column names only, never from input
+_SELECT = f"SELECT {', '.join(_FIELDS)} FROM workers"  # noqa: S608
+_INSERT = f"INSERT INTO workers ({', '.join(_FIELDS)}) VALUES (:{', :'.join(_FIELDS)})"  # noqa: S608
+_UPDATE_STATE = (
+    "UPDATE workers SET state = ?, error = ?, endpoint = ?, container_id = ?, "
+    "started_at = ?, updated_at = ? WHERE name = ?"
+)
+
+
+def open_sqlite(path: Path, *, busy_timeout: float = BUSY_TIMEOUT) -> SqliteStore:
+    """Open the database at ``path``, creating and migrating it as needed."""
+    path = Path(path).absolute()
+    make_folder(path.parent)
+    make_file(path)
+    with translated(path, "opening it"):
+        conn = sqlite3.connect(
+            path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        )
+    try:
+        with translated(path, "opening it"):
+            configure(conn, path, busy_timeout)
+            migrate(conn)
+    except MigrationError as exc:
+        conn.close()
+        raise MigrationError(f"{path}: {exc.message}", hint=exc.hint) from exc
+    except BaseException:
+        conn.close()
+        raise
+    return SqliteStore(conn, path)
+
+
+class SqliteStore:
+    """The Store on one SQLite connection; calls from several threads take turns."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.path = path
+        self._conn: sqlite3.Connection | None = conn
+        self._lock = threading.Lock()
+
+    def schema_version(self) -> int:
+        """The migration version the database is at."""
+        with self._use("reading the schema version") as conn:
+            return current_version(conn)
+
+    def add_workers(self, records: Sequence[WorkerRecord]) -> None:
+        """Register all of ``records`` or none; WorkerExists names every taken name."""
+        if not records:
+            return
+        now = time.time()
+        rows = [_to_row(record, now) for record in records]
+        names = [record.name for record in records]
+        repeated = sorted(name for name, count in Counter(names).items() if count > 1)
+        with self._write("adding workers") as conn:
+            taken = _taken(conn, names)
+            if taken or repeated:
+                raise _exists(taken, repeated)
+            conn.executemany(_INSERT, rows)
+
+    def get_worker(self, name: str) -> WorkerRecord:
+        """The worker called ``name``; WorkerNotFound if there is none."""
+        with self._use(f'reading worker "{name}"') as conn:
+            row = conn.execute(_SELECT + " WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise _not_found(name)
+        return _from_row(row)
+
+    def list_workers(self) -> list[WorkerRecord]:
+        """Every registered worker, sorted by name."""
+        with self._use("listing workers") as conn:
+            rows = conn.execute(_SELECT + " ORDER BY name").fetchall()
+        return [_from_row(row) for row in rows]
+
+    def remove_worker(self, name: str, *, allowed_states: Collection[WorkerState]) -> None:
+        """Delete ``name`` if its state is in ``allowed_states``, else WorkerStateError."""
+        with self._write(f'removing worker "{name}"') as conn:
+            row = conn.execute("SELECT state FROM workers WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise _not_found(name)
+            if row[0] not in {str(state) for state in allowed_states}:
+                raise _wrong_state(name, row[0], allowed_states)
+            conn.execute("DELETE FROM workers WHERE name = ?", (name,))
+
+    def set_worker_state(
+        self,
+        name: str,
+        state: WorkerState,
+        *,
+        error: str = "",
+        endpoint: str | None = None,
+        container_id: str | None = None,
+        only_from: Collection[WorkerState] | None = None,
+    ) -> WorkerRecord:
+        """Record a state change (and optionally where it runs); return the new record."""
+        with self._write(f'setting the state of worker "{name}"') as conn:
+            row = conn.execute(_SELECT + " WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                raise _not_found(name)
+            old = _from_row(row)
+            if only_from is not None and old.state not in only_from:
+                raise WorkerStateError(
+                    f'worker "{name}" is {old.state.value} now; not changed to {state.value}',
+                    hint="another mecha process changed it first; look again with mecha worker ls",
+                )
+            now = time.time()
+            starting = state == WorkerState.ONLINE and old.state == WorkerState.OFFLINE
+            new = replace(
+                old,
+                state=WorkerState(state),
+                error=error,
+                endpoint=old.endpoint if endpoint is None else endpoint,
+                container_id=old.container_id if container_id is None else container_id,
+                started_at=now if starting else old.started_at,
+                updated_at=now,
+            )
+            changed = (new.state, new.error, new.endpoint, new.container_id, new.started_at)
+            conn.execute(_UPDATE_STATE, (*changed, now, name))
+        return new
+
+    def count_workers(self) -> int:
+        """How many workers are registered."""
+        with self._use("counting workers") as conn:
+            return int(conn.execute("SELECT count(*) FROM workers").fetchone()[0])
+
+    def close(self) -> None:
+        """Release the connection; the store is unusable afterwards. Safe to call twice."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                with translated(self.path, "closing it"):
+                    conn.close()
+
+    @contextlib.contextmanager
+    def _use(self, doing: str) -> Iterator[sqlite3.Connection]:
+        """The connection, held alone; sqlite3 errors inside become StoreError."""
+        with self._lock:
+            if self._conn is None:
+                raise StoreError(
+                    f"the database {self.path} was already closed (while {doing})",
+                    hint="this is a bug in mecha: a store was used after close(); report it",
+                )
+            with translated(self.path, doing):
+                yield self._conn
+
+    @contextlib.contextmanager
+    def _write(self, doing: str) -> Iterator[sqlite3.Connection]:
+        """One BEGIN IMMEDIATE transaction: committed on success, rolled back on any error."""
+        with self._use(doing) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                raise
+
+
+def _to_row(record: WorkerRecord, now: float) -> dict[str, Any]:
+    """The INSERT parameters for ``record``; zero timestamps become ``now``."""
+    row = {field: getattr(record, field) for field in _FIELDS}
+    try:
+        row["definition"] = json.dumps(
+            record.definition, separators=(",", ":"), sort_keys=True, allow_nan=False
+        )
+    except (TypeError, ValueError) as exc:
+        raise StoreError(
+            f'worker "{record.name}" has a definition that is not plain JSON data: {exc}',
+            hint="this is a bug in mecha; report it with this message",
+        ) from exc
+    row.update(created_at=record.created_at or now, updated_at=record.updated_at or now)
+    return row
+
+
+def _from_row(row: tuple[Any, ...]) -> WorkerRecord:
+    """The WorkerRecord for a row selected with ``_SELECT``."""
+    values = dict(zip(_FIELDS, row, strict=True))
+    try:
+        values["kind"] = WorkerKind(values["kind"])
+        values["state"] = WorkerState(values["state"])
+        values["definition"] = json.loads(values["definition"])
+    except ValueError as exc:
+        raise StoreError(
+            f'worker "{values["name"]}" is stored in a form this mecha cannot read: {exc}',
+            hint="upgrade mecha if a newer release wrote it; else remove it and add it again",
+        ) from exc
+    return WorkerRecord(**values)
+
+
+def _taken(conn: sqlite3.Connection, names: Sequence[str]) -> list[str]:
+    """Which of ``names`` are registered already, sorted (one scan of the primary key)."""
+    wanted = set(names)
+    return sorted(row[0] for row in conn.execute("SELECT name FROM workers") if row[0] in wanted)
+
+
+def _exists(taken: Sequence[str], repeated: Sequence[str]) -> WorkerExists:
+    parts = []
+    if taken:
+        verb = "is" if len(taken) == 1 else "are"
+        parts.append(f"{_quoted(taken)} {verb} already registered")
+    if repeated:
+        verb = "appears" if len(repeated) == 1 else "appear"
+        parts.append(f"{_quoted(repeated)} {verb} more than once in this batch")
+    return WorkerExists(
+        f"no workers were added: {'; '.join(parts)}",
+        hint="give every worker a unique name, or remove the registered one first "
+        "with `mecha worker remove NAME`",
+    )
+
+
+def _quoted(names: Sequence[str]) -> str:
+    return ", ".join(f'"{name}"' for name in names)
+
+
+def _not_found(name: str) -> WorkerNotFound:
+    return WorkerNotFound(
+        f'no worker named "{name}" is registered',
+        hint="see the registered workers with `mecha worker ls`",
+    )
+
+
+def _wrong_state(name: str, state: str, allowed: Collection[WorkerState]) -> WorkerStateError:
+    wanted = " or ".join(sorted(str(s) for s in allowed))
+    when = f"only when {wanted}" if wanted else "in no state"
+    return WorkerStateError(
+        f'worker "{name}" is {state}; it can be removed {when}',
+        hint=f"stop it first: mecha worker stop {name}",
+    )

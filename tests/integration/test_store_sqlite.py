@@ -1,0 +1,573 @@
+"""SqliteStore and the migrations on real SQLite files."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mecha.errors import (
+    MigrationError,
+    StoreError,
+    WorkerExists,
+    WorkerNotFound,
+    WorkerStateError,
+)
+from mecha.store import Store, WorkerRecord
+from mecha.store.migrations import LATEST_VERSION, MIGRATIONS, Migration, current_version, migrate
+from mecha.store.sqlite import SqliteStore, open_sqlite
+from mecha.worker_kind import WorkerKind, WorkerState
+
+# A child process that waits for the go file, then opens the database and prints its version.
+OPEN_WHEN_TOLD = """
+import sys, time
+from pathlib import Path
+from mecha.store.sqlite import open_sqlite
+print("ready", flush=True)
+go = Path(sys.argv[2])
+while not go.exists():
+    time.sleep(0.001)
+store = open_sqlite(Path(sys.argv[1]))
+print(store.schema_version(), flush=True)
+store.close()
+"""
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "home" / "mecha.db"
+
+
+@pytest.fixture
+def store(db_path: Path) -> Iterator[SqliteStore]:
+    opened = open_sqlite(db_path)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture
+def permissive_umask() -> Iterator[None]:
+    old = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+@contextlib.contextmanager
+def raw(path: Path) -> Iterator[sqlite3.Connection]:
+    """A plain sqlite3 connection (autocommit) to look at or tamper with the file."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def worker(name: str, **fields: Any) -> WorkerRecord:
+    fields.setdefault("definition", {"name": name, "endpoint": f"http://127.0.0.1:9000/{name}"})
+    return WorkerRecord(name=name, kind=WorkerKind.UNMANAGED, **fields)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def names(store: SqliteStore) -> list[str]:
+    return [record.name for record in store.list_workers()]
+
+
+def applied(path: Path) -> list[tuple[Any, ...]]:
+    with raw(path) as conn:
+        return conn.execute("SELECT * FROM schema_migrations ORDER BY version").fetchall()
+
+
+# ---------------------------------------------------------------- migrations
+
+
+def test_an_empty_database_is_migrated_to_the_newest_version(db_path: Path) -> None:
+    """A fresh file gets every table and one schema_migrations row per migration."""
+    with contextlib.closing(open_sqlite(db_path)) as store:
+        assert store.schema_version() == LATEST_VERSION
+    with raw(db_path) as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        user_version = conn.execute("PRAGMA user_version").fetchone()[0]
+    assert {"workers", "schema_migrations"} <= tables
+    assert [row[:2] for row in applied(db_path)] == [(m.version, m.name) for m in MIGRATIONS]
+    assert user_version == LATEST_VERSION
+
+
+def test_reopening_keeps_data_and_applies_nothing_again(db_path: Path) -> None:
+    """A second open finds the workers and leaves schema_migrations as it was."""
+    with contextlib.closing(open_sqlite(db_path)) as store:
+        store.add_workers([worker("kept")])
+    before = applied(db_path)
+    with contextlib.closing(open_sqlite(db_path)) as store:
+        assert names(store) == ["kept"]
+    assert applied(db_path) == before
+
+
+def test_a_database_from_a_newer_mecha_is_refused(db_path: Path) -> None:
+    """A schema_migrations row past the newest known version gives MigrationError."""
+    open_sqlite(db_path).close()
+    with raw(db_path) as conn:
+        conn.execute("INSERT INTO schema_migrations VALUES (99, 'future', 0)")
+    with pytest.raises(MigrationError) as caught:
+        open_sqlite(db_path)
+    assert "schema version 99" in caught.value.message
+    assert f"up to {LATEST_VERSION} only" in caught.value.message
+    assert "upgrade mecha" in caught.value.hint
+
+
+def test_a_newer_user_version_alone_is_refused(db_path: Path) -> None:
+    """PRAGMA user_version past the newest known version also gives MigrationError."""
+    open_sqlite(db_path).close()
+    with raw(db_path) as conn:
+        conn.execute("PRAGMA user_version = 42")
+    with pytest.raises(MigrationError, match="schema version 42"):
+        open_sqlite(db_path)
+
+
+def test_a_failing_migration_is_rolled_back_and_named(tmp_path: Path) -> None:
+    """A step that fails halfway leaves nothing of itself and names itself in the error."""
+    steps = ("CREATE TABLE half_done (x INTEGER)", "CREATE TABLE oops (")
+    broken = Migration(version=LATEST_VERSION + 1, name="broken", statements=steps)
+    with raw(tmp_path / "m.db") as conn:
+        with pytest.raises(MigrationError, match=f"migration {broken.version} \\(broken\\)"):
+            migrate(conn, migrations=(*MIGRATIONS, broken))
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        assert current_version(conn) == LATEST_VERSION
+        assert not conn.in_transaction
+    assert "half_done" not in tables
+    assert "workers" in tables
+
+
+def test_migrations_are_numbered_one_up_without_gaps() -> None:
+    """Versions run 1, 2, 3 … in list order and names are unique."""
+    assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
+    assert len({m.name for m in MIGRATIONS}) == len(MIGRATIONS)
+
+
+def test_a_sqlite_file_of_another_program_is_refused(db_path: Path) -> None:
+    """Tables without schema_migrations mean another program's database: MigrationError."""
+    db_path.parent.mkdir()
+    with raw(db_path) as conn:
+        conn.execute("CREATE TABLE photos (id INTEGER)")
+    with pytest.raises(MigrationError, match="photos"):
+        open_sqlite(db_path)
+    with raw(db_path) as conn:
+        assert current_version(conn) == 0
+
+
+def test_two_processes_opening_a_fresh_database_migrate_it_once(tmp_path: Path) -> None:
+    """Processes racing to open a new file all succeed; each migration is recorded once."""
+    db, go = tmp_path / "race" / "mecha.db", tmp_path / "go"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_WHEN_TOLD, str(db), str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(8)
+    ]
+    try:
+        for proc in procs:
+            assert proc.stdout is not None
+            assert proc.stdout.readline() == "ready\n"
+        go.touch()
+        results = [(proc.communicate(timeout=60), proc.returncode) for proc in procs]
+    finally:
+        for proc in procs:  # on any failure above: no child left running, no pipe left open
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            for stream in (proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()
+    for (out, err), code in results:
+        assert (code, out, err) == (0, f"{LATEST_VERSION}\n", "")
+    assert [row[:2] for row in applied(db)] == [(m.version, m.name) for m in MIGRATIONS]
+
+
+# ---------------------------------------------------------------- files and modes
+
+
+@pytest.mark.usefixtures("permissive_umask")
+def test_folders_are_0700_and_the_file_0600_whatever_the_umask(tmp_path: Path) -> None:
+    """Missing folders (parents too) are made 0700 and the database 0600 under umask 0."""
+    path = tmp_path / "a" / "b" / "mecha.db"
+    open_sqlite(path).close()
+    assert (mode(tmp_path / "a"), mode(tmp_path / "a" / "b")) == (0o700, 0o700)
+    assert mode(path) == 0o600
+
+
+@pytest.mark.usefixtures("permissive_umask")
+def test_wal_and_shm_files_are_0600(db_path: Path) -> None:
+    """The -wal and -shm files SQLite makes beside the database are 0600 as well."""
+    with contextlib.closing(open_sqlite(db_path)) as store:
+        store.add_workers([worker("w")])
+        wal, shm = Path(f"{db_path}-wal"), Path(f"{db_path}-shm")
+        assert (mode(wal), mode(shm)) == (0o600, 0o600)
+
+
+def test_an_existing_loose_database_is_tightened_to_0600(db_path: Path) -> None:
+    """Opening a 0644 database (with 0644 -wal/-shm left open elsewhere) makes all 0600."""
+    open_sqlite(db_path).close()
+    with raw(db_path) as other:
+        other.execute("SELECT count(*) FROM workers").fetchone()  # keeps -wal/-shm in place
+        files = [db_path, Path(f"{db_path}-wal"), Path(f"{db_path}-shm")]
+        for path in files:
+            path.chmod(0o644)
+        open_sqlite(db_path).close()
+        assert [mode(path) for path in files] == [0o600, 0o600, 0o600]
+
+
+def test_the_database_is_in_wal_mode(store: SqliteStore, db_path: Path) -> None:
+    """journal_mode is WAL, as another connection sees it."""
+    with raw(db_path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_the_connection_syncs_fully_and_enforces_foreign_keys(store: SqliteStore) -> None:
+    """synchronous=FULL, foreign_keys=ON and a 5 s busy timeout are set on the connection."""
+    conn = store._conn  # per-connection settings can only be read on the connection itself
+    assert conn is not None
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
+
+
+# ---------------------------------------------------------------- errors become StoreError
+
+
+def test_a_file_that_is_not_a_database_is_refused_untouched(tmp_path: Path) -> None:
+    """A text file gives StoreError (not sqlite3.Error) and keeps its content and mode."""
+    path = tmp_path / "notes.txt"
+    path.write_text("remember the milk\n")
+    path.chmod(0o644)
+    with pytest.raises(StoreError) as caught:
+        open_sqlite(path)
+    assert "not a Mecha database" in caught.value.hint
+    assert path.read_text() == "remember the milk\n"
+    assert mode(path) == 0o644
+
+
+def test_a_damaged_database_gives_store_error(tmp_path: Path) -> None:
+    """A SQLite header followed by garbage is reported by SQLite and becomes StoreError."""
+    path = tmp_path / "damaged.db"
+    path.write_bytes(b"SQLite format 3\x00" + b"\xff" * 4080)
+    with pytest.raises(StoreError) as caught:
+        open_sqlite(path)
+    assert str(path) in caught.value.message
+    assert "not a Mecha database" in caught.value.hint
+
+
+def test_a_directory_path_gives_store_error(tmp_path: Path) -> None:
+    """Pointing at a folder says it is a directory and suggests a file inside it."""
+    with pytest.raises(StoreError, match="is a directory") as caught:
+        open_sqlite(tmp_path)
+    assert str(tmp_path / "mecha.db") in caught.value.hint
+
+
+def test_a_file_where_the_folder_should_be_gives_store_error(tmp_path: Path) -> None:
+    """A parent that is a file cannot hold the database: StoreError."""
+    (tmp_path / "home").write_text("")
+    with pytest.raises(StoreError, match="home"):
+        open_sqlite(tmp_path / "home" / "mecha.db")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads and writes any file")
+def test_an_unreadable_database_gives_permission_denied(db_path: Path) -> None:
+    """A database the user may not open gives StoreError saying permission denied."""
+    open_sqlite(db_path).close()
+    db_path.chmod(0o000)
+    with pytest.raises(StoreError, match="permission denied"):
+        open_sqlite(db_path)
+
+
+def test_a_lock_held_past_the_busy_timeout_gives_store_error(db_path: Path) -> None:
+    """Another writer holding the lock too long gives StoreError naming another process."""
+    with contextlib.closing(open_sqlite(db_path, busy_timeout=0.1)) as store, raw(db_path) as other:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreError) as caught:
+            store.add_workers([worker("late")])
+        other.execute("ROLLBACK")
+        assert "another mecha process" in caught.value.hint
+        assert store.count_workers() == 0
+
+
+def test_a_row_this_mecha_cannot_read_gives_store_error(store: SqliteStore, db_path: Path) -> None:
+    """A stored state this version does not know gives StoreError, not ValueError."""
+    store.add_workers([worker("odd")])
+    with raw(db_path) as conn:
+        conn.execute("UPDATE workers SET state = 'hibernating'")
+    with pytest.raises(StoreError, match="odd"):
+        store.list_workers()
+
+
+def test_a_closed_store_gives_store_error(db_path: Path) -> None:
+    """Any call after close() gives StoreError; close() itself may be called twice."""
+    opened = open_sqlite(db_path)
+    opened.close()
+    opened.close()
+    with pytest.raises(StoreError, match="closed"):
+        opened.count_workers()
+
+
+# ---------------------------------------------------------------- add_workers
+
+
+def test_add_workers_registers_every_record(store: SqliteStore) -> None:
+    """All records of a batch are stored, with their fields."""
+    store.add_workers([worker("b", source="/w/b.yml"), worker("a", state=WorkerState.ERROR)])
+    assert store.count_workers() == 2
+    assert store.get_worker("b").source == "/w/b.yml"
+    assert store.get_worker("a").state is WorkerState.ERROR
+
+
+def test_add_workers_stamps_created_and_updated_times(store: SqliteStore) -> None:
+    """Records without times get time.time() for created_at and updated_at."""
+    before = time.time()
+    store.add_workers([worker("w")])
+    got = store.get_worker("w")
+    assert before <= got.created_at == got.updated_at <= time.time()
+    assert got.started_at == 0.0
+
+
+def test_a_taken_name_adds_nothing(store: SqliteStore) -> None:
+    """A batch with one registered name fails whole; the new names are not added."""
+    store.add_workers([worker("taken")])
+    with pytest.raises(WorkerExists, match='"taken" is already registered') as caught:
+        store.add_workers([worker("fresh"), worker("taken")])
+    assert names(store) == ["taken"]
+    assert "fresh" not in caught.value.message
+    assert caught.value.hint
+
+
+def test_a_name_repeated_in_the_batch_adds_nothing(store: SqliteStore) -> None:
+    """A batch that names a worker twice fails whole and says so."""
+    with pytest.raises(WorkerExists, match='"twice" appears more than once'):
+        store.add_workers([worker("once"), worker("twice"), worker("twice")])
+    assert store.count_workers() == 0
+
+
+def test_worker_exists_names_every_clashing_name(store: SqliteStore) -> None:
+    """Every taken name and every repeated name is in one error message."""
+    store.add_workers([worker("a"), worker("b")])
+    with pytest.raises(WorkerExists) as caught:
+        store.add_workers([worker("b"), worker("a"), worker("c"), worker("c")])
+    assert '"a", "b" are already registered' in caught.value.message
+    assert '"c" appears more than once' in caught.value.message
+    assert names(store) == ["a", "b"]
+
+
+def test_definition_round_trips_through_compact_sorted_json(
+    store: SqliteStore, db_path: Path
+) -> None:
+    """The definition is stored as compact, key-sorted JSON and read back equal."""
+    definition = {"name": "w", "events": [{"on": ["push"], "auto": True}], "ü": 1.5, "a": None}
+    store.add_workers([worker("w", definition=definition)])
+    with raw(db_path) as conn:
+        text = conn.execute("SELECT definition FROM workers").fetchone()[0]
+    assert text == '{"a":null,"events":[{"auto":true,"on":["push"]}],"name":"w","\\u00fc":1.5}'
+    assert store.get_worker("w").definition == definition
+
+
+def test_a_definition_that_is_not_json_is_refused(store: SqliteStore) -> None:
+    """A definition json cannot encode gives StoreError and adds nothing."""
+    with pytest.raises(StoreError, match="not plain JSON"):
+        store.add_workers([worker("ok"), worker("bad", definition={"when": object()})])
+    assert store.count_workers() == 0
+
+
+# ---------------------------------------------------------------- get, list, count
+
+
+def test_get_worker_returns_the_stored_record(store: SqliteStore) -> None:
+    """Every field comes back as it was added."""
+    added = worker("w", source="/w.yml", error="e", endpoint="http://x", container_id="c1")
+    added = replace(added, kind=WorkerKind.MANAGED, started_at=4.0, created_at=5.0)
+    store.add_workers([added])
+    got = store.get_worker("w")
+    assert got == replace(added, updated_at=got.updated_at)
+
+
+def test_get_worker_of_an_unknown_name_raises_worker_not_found(store: SqliteStore) -> None:
+    """A missing name gives WorkerNotFound naming it, with a hint to list workers."""
+    with pytest.raises(WorkerNotFound, match='"ghost"') as caught:
+        store.get_worker("ghost")
+    assert "mecha worker ls" in caught.value.hint
+
+
+def test_list_workers_is_sorted_by_name(store: SqliteStore) -> None:
+    """Workers come back in name order, whatever order they were added in."""
+    store.add_workers([worker("m"), worker("B"), worker("a"), worker("z-1"), worker("z.0")])
+    assert names(store) == ["B", "a", "m", "z-1", "z.0"]
+
+
+def test_list_workers_of_an_empty_store_is_empty(store: SqliteStore) -> None:
+    """No workers, empty list."""
+    assert store.list_workers() == []
+
+
+def test_listing_200_workers_is_one_cheap_query(store: SqliteStore) -> None:
+    """200 workers are listed in order; the time it takes is printed (run with -s)."""
+    store.add_workers([worker(f"w{i:03d}") for i in reversed(range(200))])
+    started = time.perf_counter()
+    listed = store.list_workers()
+    elapsed = time.perf_counter() - started
+    print(f"\nlist_workers: 200 workers in {elapsed * 1000:.2f} ms")
+    assert [record.name for record in listed] == [f"w{i:03d}" for i in range(200)]
+
+
+def test_count_workers_counts_registered_workers(store: SqliteStore) -> None:
+    """count_workers follows adds and removes."""
+    assert store.count_workers() == 0
+    store.add_workers([worker("a"), worker("b")])
+    store.remove_worker("a", allowed_states={WorkerState.OFFLINE})
+    assert store.count_workers() == 1
+
+
+def test_schema_version_is_the_newest(store: SqliteStore) -> None:
+    """An open store reports the newest migration version."""
+    assert store.schema_version() == LATEST_VERSION
+
+
+# ---------------------------------------------------------------- remove_worker
+
+
+def test_remove_worker_deletes_it(store: SqliteStore) -> None:
+    """A worker in an allowed state is gone afterwards; the others stay."""
+    store.add_workers([worker("a"), worker("b")])
+    store.remove_worker("a", allowed_states={WorkerState.OFFLINE})
+    assert names(store) == ["b"]
+
+
+def test_removing_an_unknown_worker_raises_worker_not_found(store: SqliteStore) -> None:
+    """A missing name gives WorkerNotFound."""
+    with pytest.raises(WorkerNotFound, match='"ghost"'):
+        store.remove_worker("ghost", allowed_states=set(WorkerState))
+
+
+def test_removing_a_worker_in_a_disallowed_state_keeps_it(store: SqliteStore) -> None:
+    """WorkerStateError names the current state and hints to stop the worker first."""
+    store.add_workers([worker("live", state=WorkerState.ONLINE)])
+    with pytest.raises(WorkerStateError, match="is online") as caught:
+        store.remove_worker("live", allowed_states={WorkerState.OFFLINE})
+    assert "mecha worker stop live" in caught.value.hint
+    assert names(store) == ["live"]
+
+
+# ---------------------------------------------------------------- set_worker_state
+
+
+def test_set_worker_state_returns_and_stores_the_new_record(store: SqliteStore) -> None:
+    """The returned record is what get_worker reads afterwards."""
+    store.add_workers([worker("w")])
+    returned = store.set_worker_state("w", WorkerState.ERROR, error="health check failed")
+    assert returned == store.get_worker("w")
+    assert (returned.state, returned.error) == (WorkerState.ERROR, "health check failed")
+
+
+def test_conditional_state_change_happens_only_from_the_given_states(store: SqliteStore) -> None:
+    """only_from: the change is refused, and nothing written, if another state is current."""
+    store.add_workers([worker("w")])
+    with pytest.raises(WorkerStateError, match="offline now"):
+        store.set_worker_state("w", WorkerState.ERROR, only_from={WorkerState.ONLINE})
+    assert store.get_worker("w").state is WorkerState.OFFLINE
+    store.set_worker_state("w", WorkerState.ONLINE)
+    changed = store.set_worker_state("w", WorkerState.ERROR, only_from={WorkerState.ONLINE})
+    assert changed.state is WorkerState.ERROR
+
+
+def test_set_worker_state_updates_updated_at(store: SqliteStore) -> None:
+    """updated_at moves forward; created_at stays."""
+    store.add_workers([worker("w", created_at=1.0, updated_at=1.0)])
+    returned = store.set_worker_state("w", WorkerState.BUSY)
+    assert returned.created_at == 1.0
+    assert returned.updated_at > 1.0
+
+
+def test_going_online_from_offline_sets_started_at(store: SqliteStore) -> None:
+    """OFFLINE → ONLINE stamps started_at with the current time."""
+    store.add_workers([worker("w")])
+    before = time.time()
+    returned = store.set_worker_state("w", WorkerState.ONLINE)
+    assert before <= returned.started_at <= time.time()
+
+
+def test_other_changes_keep_started_at(store: SqliteStore) -> None:
+    """ONLINE → BUSY → ONLINE keeps the started_at of the first start."""
+    store.add_workers([worker("w")])
+    started = store.set_worker_state("w", WorkerState.ONLINE).started_at
+    store.set_worker_state("w", WorkerState.BUSY)
+    assert store.set_worker_state("w", WorkerState.ONLINE).started_at == started
+
+
+def test_endpoint_and_container_id_change_only_when_given(store: SqliteStore) -> None:
+    """None keeps the stored endpoint/container_id; a string (even "") replaces it."""
+    store.add_workers([worker("w")])
+    store.set_worker_state("w", WorkerState.ONLINE, endpoint="http://x:1", container_id="c1")
+    kept = store.set_worker_state("w", WorkerState.BUSY)
+    assert (kept.endpoint, kept.container_id) == ("http://x:1", "c1")
+    cleared = store.set_worker_state("w", WorkerState.OFFLINE, endpoint="", container_id="")
+    assert (cleared.endpoint, cleared.container_id) == ("", "")
+
+
+def test_set_worker_state_of_an_unknown_worker_raises_worker_not_found(
+    store: SqliteStore,
+) -> None:
+    """A missing name gives WorkerNotFound and creates nothing."""
+    with pytest.raises(WorkerNotFound, match='"ghost"'):
+        store.set_worker_state("ghost", WorkerState.ONLINE)
+    assert store.count_workers() == 0
+
+
+# ---------------------------------------------------------------- the Protocol, threads
+
+
+def test_sqlite_store_satisfies_the_store_protocol(db_path: Path) -> None:
+    """mypy checks the assignment; at run time every Protocol method is there."""
+    typed: Store = open_sqlite(db_path)
+    try:
+        wanted = {n for n in vars(Store) if not n.startswith("_") and callable(vars(Store)[n])}
+        assert wanted
+        assert all(callable(getattr(typed, name, None)) for name in wanted)
+    finally:
+        typed.close()
+
+
+def test_calls_from_several_threads_take_turns(store: SqliteStore) -> None:
+    """Eight threads adding and updating workers at once leave every change in place."""
+    failures: list[BaseException] = []
+
+    def run(thread: int) -> None:
+        try:
+            for i in range(25):
+                store.add_workers([worker(f"t{thread}-{i}")])
+                store.set_worker_state(f"t{thread}-{i}", WorkerState.ONLINE)
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert {r.state for r in store.list_workers()} == {WorkerState.ONLINE}
+    assert store.count_workers() == 200
