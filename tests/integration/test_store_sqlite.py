@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sqlite3
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -290,13 +292,50 @@ def test_a_file_where_the_folder_should_be_gives_store_error(tmp_path: Path) -> 
         open_sqlite(tmp_path / "home" / "mecha.db")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads and writes any file")
-def test_an_unreadable_database_gives_permission_denied(db_path: Path) -> None:
-    """A database the user may not open gives StoreError saying permission denied."""
-    open_sqlite(db_path).close()
-    db_path.chmod(0o000)
-    with pytest.raises(StoreError, match="permission denied"):
-        open_sqlite(db_path)
+def _open_as_nobody(db: Path) -> str:
+    """Fork, drop to user nobody in the child, try to open ``db``; return what it said."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        said = "opened"
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            open_sqlite(db).close()
+        except StoreError as exc:
+            said = str(exc)
+        except BaseException as exc:
+            said = f"{type(exc).__name__}: {exc}"
+        finally:
+            os.write(write_end, said.encode())
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        said = pipe.read().decode()
+    os.waitpid(pid, 0)
+    return said
+
+
+def test_a_database_the_user_may_not_open_gives_permission_denied() -> None:
+    """Another user's 0600 database: StoreError saying permission denied, file untouched.
+
+    Run as root (as CI is), the opening happens in a forked child running as user nobody.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="mecha-perm-"))
+    try:
+        folder.chmod(0o755)
+        db = folder / "mecha.db"
+        open_sqlite(db).close()
+        if os.geteuid() == 0:
+            said = _open_as_nobody(db)
+        else:
+            db.chmod(0o000)
+            with pytest.raises(StoreError) as caught:
+                open_sqlite(db)
+            said = str(caught.value)
+        assert "permission denied" in said, said
+    finally:
+        shutil.rmtree(folder)
 
 
 def test_a_lock_held_past_the_busy_timeout_gives_store_error(db_path: Path) -> None:
