@@ -311,3 +311,44 @@ def test_unexpected_failure_is_one_line_not_a_traceback(
     finally:
         del os.environ["MECHA_DB_PATH"]
     assert result.code != 0 and "Traceback" not in result.err and result.err.startswith("error: ")
+
+
+def test_log_lines_pass_through_the_redactor(home: Path) -> None:
+    """Once secrets are loaded, their values and token shapes are masked in every log line."""
+    import io
+    import logging
+
+    from mecha.cli.context import AppContext
+
+    folder = home / ".mecha"
+    folder.mkdir(mode=0o700)
+    (folder / "secrets.yml").write_text("github: {webhook_secret: hook-secret-value}\n")
+    (folder / "secrets.yml").chmod(0o600)
+    app = AppContext({"HOME": str(home)})
+    stream = io.StringIO()
+    app.start_logging(stream)
+    try:
+        app.secrets()
+        logging.getLogger("mecha.test").warning(
+            "sent %s with ghp_abcdefghij123", "hook-secret-value"
+        )
+    finally:
+        app.close()
+    assert stream.getvalue() == "WARNING mecha.test: sent [REDACTED] with [REDACTED]\n"
+
+
+def test_database_file_never_holds_a_worker_key(
+    mecha: Callable[..., Run], write_file: Write, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Neither a ${VAR} key nor a literal key ends up anywhere in the database files."""
+    monkeypatch.setenv("VLLM_API_KEY", "env-key-5f1c9a")
+    mecha("worker", "add", str(EXAMPLES / "vllm-worker.yml"))
+    literal = write_file(
+        "lit.yml",
+        "name: lit\nadapter: {type: openai, upstream: 'http://h', "
+        "model: m, api_key: literal-key-77aa}\n",
+    )
+    mecha("worker", "add", str(literal))
+    raw = b"".join(p.read_bytes() for p in (home / ".mecha").glob("mecha.db*"))
+    assert b"${VLLM_API_KEY}" in raw
+    assert b"env-key-5f1c9a" not in raw and b"literal-key-77aa" not in raw

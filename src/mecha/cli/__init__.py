@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     from mecha.cli.context import AppContext
 
     app = AppContext()
+    app.start_logging(sys.stderr)
     try:
         code = cli.main(args=argv, prog_name="mecha", standalone_mode=False, obj=app)
         if isinstance(code, int) and code:  # click returns an Exit's code in this mode

@@ -3,15 +3,16 @@ and the redactor that all output to the user passes through."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
 from mecha.config import Settings, ensure_home, load_secrets
-from mecha.redaction import Redactor
+from mecha.redaction import RedactingFilter, Redactor
 from mecha.store import Store
 
 if TYPE_CHECKING:
@@ -25,6 +26,8 @@ class AppContext:
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
         self.settings = Settings.from_env(self.environ)
         self.redactor = Redactor()
+        self.log_filter = RedactingFilter(self.redactor)
+        self._handler: logging.Handler | None = None
         self._store: Store | None = None
         self._secrets: Secrets | None = None
 
@@ -47,6 +50,7 @@ class AppContext:
         if self._secrets is None:
             self._secrets = load_secrets(self.settings)
             self.redactor = self.redactor.with_values(self._secrets.values())
+            self.log_filter.redactor = self.redactor
         return self._secrets
 
     def redact(self, text: str) -> str:
@@ -61,8 +65,22 @@ class AppContext:
         """A warning line on stderr."""
         self.echo(f"warning: {text}", err=True)
 
+    def start_logging(self, stream: TextIO) -> None:
+        """Log to ``stream`` through the redactor; level from MECHA_LOG_LEVEL (WARNING)."""
+        level = self.environ.get("MECHA_LOG_LEVEL", "WARNING").upper()
+        handler = logging.StreamHandler(stream)
+        handler.addFilter(self.log_filter)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root = logging.getLogger()
+        root.addHandler(handler)
+        root.setLevel(level if level in logging.getLevelNamesMapping() else logging.WARNING)
+        self._handler = handler
+
     def close(self) -> None:
-        """Close what was opened."""
+        """Close what was opened and stop logging."""
+        if self._handler is not None:
+            logging.getLogger().removeHandler(self._handler)
+            self._handler = None
         if self._store is not None:
             self._store.close()
             self._store = None
