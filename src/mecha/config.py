@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from mecha.secrets import Secrets
 
 HOME_MODE = 0o700
-DEFAULT_ADDR = "127.0.0.1:21212"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -32,12 +32,9 @@ def worker() -> None:
 @pass_app
 def add(app: AppContext, path: Path) -> None:
     """Register the worker file PATH, or every *.yml/*.yaml in folder PATH (all or none)."""
-    from mecha.worker_files import read_workers, to_record, worker_paths
+    from mecha.worker_files import to_record
 
-    paths = worker_paths(path)
-    parsed = read_workers(paths, environ=app.environ, home=app.user_home)
-    _report_warnings(app, parsed)
-    records = [to_record(w, source=p) for w, p in zip(parsed, paths, strict=True)]
+    records = [to_record(w, source=p) for p, w in _read_checked(app, path)]
     app.store().add_workers(records)
     for record in records:
         app.echo(f"added {record.name} ({record.kind.label})")
@@ -48,12 +45,7 @@ def add(app: AppContext, path: Path) -> None:
 @pass_app
 def validate(app: AppContext, path: Path) -> None:
     """Check the worker file PATH (or a folder of them) without registering anything."""
-    from mecha.worker_files import read_workers, worker_paths
-
-    paths = worker_paths(path)
-    parsed = read_workers(paths, environ=app.environ, home=app.user_home)
-    _report_warnings(app, parsed)
-    for w, p in zip(parsed, paths, strict=True):
+    for p, w in _read_checked(app, path):
         app.echo(f"ok {p}: {w.spec.name} ({w.spec.kind.label})")
 
 
@@ -96,6 +88,16 @@ def schema(app: AppContext) -> None:
     from mecha.worker import WorkerSpec
 
     app.echo(json.dumps(WorkerSpec.model_json_schema(), indent=2))
+
+
+def _read_checked(app: AppContext, path: Path) -> list[tuple[Path, ParsedWorker]]:
+    """Every worker file at ``path``, checked (all mistakes at once), warnings printed."""
+    from mecha.worker_files import read_workers, worker_paths
+
+    paths = worker_paths(path)
+    parsed = read_workers(paths, environ=app.environ, home=app.user_home)
+    _report_warnings(app, parsed)
+    return list(zip(paths, parsed, strict=True))
 
 
 def _report_warnings(app: AppContext, parsed: list[ParsedWorker]) -> None:

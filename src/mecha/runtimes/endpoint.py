@@ -8,6 +8,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import httpx
 
 HEALTH_TIMEOUT = 5.0
 
@@ -21,26 +25,17 @@ class Health(StrEnum):
     UNREACHABLE = "unreachable"  # no answer: refused, reset, timed out
 
 
-async def probe(url: str, *, timeout: float = HEALTH_TIMEOUT) -> Health:
-    """Ask ``url``/health once."""
-    import httpx
-
-    async with httpx.AsyncClient(timeout=timeout, trust_env=False) as client:
-        return await _probe(client, url)
-
-
 async def probe_all(urls: Sequence[str], *, timeout: float = HEALTH_TIMEOUT) -> list[Health]:
-    """Probe every URL at once; results in the same order."""
+    """Ask every ``url``/health at once; results in the same order."""
     import httpx
 
     async with httpx.AsyncClient(timeout=timeout, trust_env=False) as client:
         return list(await asyncio.gather(*(_probe(client, url) for url in urls)))
 
 
-async def _probe(client: object, url: str) -> Health:
+async def _probe(client: httpx.AsyncClient, url: str) -> Health:
     import httpx
 
-    assert isinstance(client, httpx.AsyncClient)
     try:
         response = await client.get(url.rstrip("/") + "/health")
     except (httpx.HTTPError, OSError):
