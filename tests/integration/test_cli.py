@@ -352,3 +352,10 @@ def test_database_file_never_holds_a_worker_key(
     raw = b"".join(p.read_bytes() for p in (home / ".mecha").glob("mecha.db*"))
     assert b"${VLLM_API_KEY}" in raw
     assert b"env-key-5f1c9a" not in raw and b"literal-key-77aa" not in raw
+
+
+def test_doctor_ends_with_a_summary_and_a_next_step(mecha: Callable[..., Run]) -> None:
+    """The last lines count the findings and, with no workers, say what to do next."""
+    lines = mecha("doctor").out.splitlines()
+    assert lines[-2].endswith("failed") and " ok, " in lines[-2]
+    assert lines[-1].startswith("next: mecha worker add")

@@ -61,7 +61,11 @@ def doctor(app: AppContext) -> None:
         findings += _worker(app, record, secrets, docker_ok=docker_ok)
     for finding in findings:
         app.echo(f"{finding.level.value} {finding.text}")
-    if any(f.level is Level.FAIL for f in findings):
+    counts = {level: sum(f.level is level for f in findings) for level in Level}
+    app.echo(f"{counts[Level.OK]} ok, {counts[Level.WARN]} warnings, {counts[Level.FAIL]} failed")
+    if not records:
+        app.echo("next: mecha worker add <file or folder>  (examples in examples/workers/)")
+    if counts[Level.FAIL]:
         raise click.exceptions.Exit(1)
 
 
@@ -97,7 +101,8 @@ def _database(app: AppContext, findings: list[Finding]) -> list[WorkerRecord]:
     findings.append(
         Finding(
             level,
-            f"database {path} (schema v{version}, mode {mode:o}, {len(records)} workers){fix}",
+            f"database {path} (schema v{version}, mode {mode:o}, {_count(len(records), 'worker')})"
+            + fix,
         )
     )
     return records
@@ -193,3 +198,7 @@ def _http_check(label: str, what: str, url: str) -> Finding:
 def _short(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text[:160]
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
