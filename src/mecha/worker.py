@@ -62,6 +62,11 @@ Text = Annotated[
     BeforeValidator(_scalar_text),
     WithJsonSchema({"type": ["string", "number", "boolean"]}),
 ]
+DurationText = Annotated[
+    str,
+    BeforeValidator(_scalar_text),
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"const": 0}]}),
+]
 TextList = Annotated[
     list[str],
     BeforeValidator(_one_or_many),
@@ -232,7 +237,7 @@ class WorkerSpec(Section):
     adapter: AdapterSpec | None = Field(None, description="run through an in-process adapter")
     events: list[EventRule] = Field(default_factory=list, description="event rules")
     policy: dict[str, Any] = Field(default_factory=dict, description="what results may write back")
-    timeout: Text = Field(DEFAULT_TIMEOUT, description="per-task time limit, e.g. 30m, 1h")
+    timeout: DurationText = Field(DEFAULT_TIMEOUT, description="per-task time limit, e.g. 30m, 1h")
 
     model_config = ConfigDict(
         title="Mecha worker",

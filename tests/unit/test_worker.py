@@ -438,3 +438,12 @@ def test_schema_describes_fields_for_editors() -> None:
     """Hover text comes from field descriptions."""
     docker = _schema()["$defs"]["DockerSpec"]["properties"]  # type: ignore[index]
     assert "read-write at /workspace" in docker["cwd"]["description"]
+
+
+def test_schema_timeout_is_a_duration_not_any_scalar() -> None:
+    """timeout: a duration string or 0, never true/false."""
+    timeout = _schema()["properties"]["timeout"]  # type: ignore[index]
+    jsonschema.validate("30m", timeout)
+    jsonschema.validate(0, timeout)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(True, timeout)
