@@ -117,6 +117,16 @@ def test_adding_the_same_worker_twice_is_an_error(
     assert result.code == 1 and result.err.startswith("error: ") and "alpha" in result.err
 
 
+def test_add_replace_updates_an_edited_worker(mecha: Callable[..., Run], write_file: Write) -> None:
+    """Edit the file, add --replace: the new definition is registered, and said so."""
+    path = _worker(write_file, "alpha")
+    mecha("worker", "add", str(path))
+    path.write_text("name: alpha\nendpoint: http://127.0.0.1:7777\n")
+    assert "mecha worker add --replace" in mecha("worker", "add", str(path)).err
+    assert mecha("worker", "add", "--replace", str(path)).out == "updated alpha (live)\n"
+    assert json.loads(mecha("worker", "ls", "--json").out)[0]["endpoint"] == "http://127.0.0.1:7777"
+
+
 def test_remove_unregisters(mecha: Callable[..., Run], write_file: Write) -> None:
     """remove prints `removed NAME` and the worker is gone."""
     mecha("worker", "add", str(_worker(write_file, "alpha")))

@@ -522,6 +522,28 @@ def test_set_worker_state_returns_and_stores_the_new_record(store: SqliteStore) 
     assert (returned.state, returned.error) == (WorkerState.ERROR, "health check failed")
 
 
+def test_replace_updates_the_definition_and_keeps_runtime_state(store: SqliteStore) -> None:
+    """add_workers(replace=True): new definition, same state, endpoint and created_at."""
+    store.add_workers([worker("w", created_at=1.0)])
+    store.set_worker_state("w", WorkerState.ONLINE, endpoint="http://127.0.0.1:1")
+    store.add_workers([worker("w", definition={"v": 2}), worker("new")], replace=True)
+    after = store.get_worker("w")
+    assert after.definition == {"v": 2}
+    assert (after.state, after.endpoint, after.created_at) == (
+        WorkerState.ONLINE,
+        "http://127.0.0.1:1",
+        1.0,
+    )
+    assert store.count_workers() == 2
+
+
+def test_replace_still_refuses_a_name_repeated_in_the_batch(store: SqliteStore) -> None:
+    """Two files with one name are a mistake even when replacing; nothing is written."""
+    with pytest.raises(WorkerExists, match="more than once"):
+        store.add_workers([worker("w"), worker("w")], replace=True)
+    assert store.count_workers() == 0
+
+
 def test_conditional_state_change_happens_only_from_the_given_states(store: SqliteStore) -> None:
     """only_from: the change is refused, and nothing written, if another state is current."""
     store.add_workers([worker("w")])

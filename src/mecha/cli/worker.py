@@ -29,15 +29,19 @@ def worker() -> None:
 
 @worker.command()
 @click.argument("path", type=PATH)
+@click.option("--replace", is_flag=True, help="Update workers already registered (after an edit).")
 @pass_app
-def add(app: AppContext, path: Path) -> None:
+def add(app: AppContext, path: Path, replace: bool) -> None:
     """Register the worker file PATH, or every *.yml/*.yaml in folder PATH (all or none)."""
     from mecha.worker_files import to_record
 
     records = [to_record(w, source=p) for p, w in _read_checked(app, path)]
-    app.store().add_workers(records)
+    store = app.store()
+    known = {r.name for r in store.list_workers()} if replace else set()
+    store.add_workers(records, replace=replace)
     for record in records:
-        app.echo(f"added {record.name} ({record.kind.label})")
+        verb = "updated" if record.name in known else "added"
+        app.echo(f"{verb} {record.name} ({record.kind.label})")
 
 
 @worker.command()

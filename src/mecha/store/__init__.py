@@ -47,8 +47,11 @@ class Store(Protocol):
         """The migration version the database is at."""
         ...
 
-    def add_workers(self, records: Sequence[WorkerRecord]) -> None:
-        """Register all of ``records`` or none; WorkerExists names every taken name."""
+    def add_workers(self, records: Sequence[WorkerRecord], *, replace: bool = False) -> None:
+        """Register all of ``records`` or none; WorkerExists names every taken name.
+
+        With ``replace``, taken names get the new definition; runtime state is kept.
+        """
         ...
 
     def get_worker(self, name: str) -> WorkerRecord:

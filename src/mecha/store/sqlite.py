@@ -32,6 +32,10 @@ _FIELDS = tuple(field.name for field in fields(WorkerRecord))  # the workers col
 # built from constant column names only, never from input
 _SELECT = f"SELECT {', '.join(_FIELDS)} FROM workers"  # noqa: S608
 _INSERT = f"INSERT INTO workers ({', '.join(_FIELDS)}) VALUES (:{', :'.join(_FIELDS)})"  # noqa: S608
+_REPLACE = (
+    _INSERT + " ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, "
+    "definition = excluded.definition, source = excluded.source, updated_at = excluded.updated_at"
+)
 _UPDATE_STATE = (
     "UPDATE workers SET state = ?, error = ?, endpoint = ?, container_id = ?, "
     "started_at = ?, updated_at = ? WHERE name = ?"
@@ -73,8 +77,12 @@ class SqliteStore:
         with self._use("reading the schema version") as conn:
             return current_version(conn)
 
-    def add_workers(self, records: Sequence[WorkerRecord]) -> None:
-        """Register all of ``records`` or none; WorkerExists names every taken name."""
+    def add_workers(self, records: Sequence[WorkerRecord], *, replace: bool = False) -> None:
+        """Register all of ``records`` or none; WorkerExists names every taken name.
+
+        With ``replace``, a taken name gets the new kind, definition and source instead;
+        its state, endpoint and container are kept.
+        """
         if not records:
             return
         now = time.time()
@@ -83,9 +91,9 @@ class SqliteStore:
         repeated = sorted(name for name, count in Counter(names).items() if count > 1)
         with self._write("adding workers") as conn:
             taken = _taken(conn, names)
-            if taken or repeated:
-                raise _exists(taken, repeated)
-            conn.executemany(_INSERT, rows)
+            if repeated or (taken and not replace):
+                raise _exists([] if replace else taken, repeated)
+            conn.executemany(_REPLACE if replace else _INSERT, rows)
 
     def get_worker(self, name: str) -> WorkerRecord:
         """The worker called ``name``; WorkerNotFound if there is none."""
@@ -234,8 +242,8 @@ def _exists(taken: Sequence[str], repeated: Sequence[str]) -> WorkerExists:
         parts.append(f"{_quoted(repeated)} {verb} more than once in this batch")
     return WorkerExists(
         f"no workers were added: {'; '.join(parts)}",
-        hint="give every worker a unique name, or remove the registered one first "
-        "with `mecha worker remove NAME`",
+        hint="give every worker a unique name; to update a registered worker after editing "
+        "its file, run `mecha worker add --replace FILE`",
     )
 
 
