@@ -210,6 +210,20 @@ def test_config_masks_a_literal_key(mecha: Callable[..., Run], write_file: Write
     assert "lit-key-999" not in out and "api_key: '[REDACTED]'" in out
 
 
+def test_config_shows_the_good_workers_and_names_the_broken_one(
+    mecha: Callable[..., Run], write_file: Write, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker whose ${VAR} is no longer set is reported; the others still print; exit 1."""
+    monkeypatch.setenv("VLLM_API_KEY", "k")
+    mecha("worker", "add", str(EXAMPLES / "vllm-worker.yml"))
+    mecha("worker", "add", str(_worker(write_file, "alpha")))
+    monkeypatch.delenv("VLLM_API_KEY")
+    result = mecha("config")
+    assert result.code == 1
+    assert [d["name"] for d in yaml.safe_load_all(result.out)] == ["alpha"]
+    assert "worker vllm-worker:" in result.err and "VLLM_API_KEY is not set" in result.err
+
+
 def test_config_of_unknown_worker_is_an_error(mecha: Callable[..., Run]) -> None:
     """Naming a worker that is not registered fails cleanly."""
     assert mecha("config", "ghost").code == 1

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from mecha.cli.context import AppContext, pass_app
+from mecha.errors import MechaError
 from mecha.interpolation import has_reference
 from mecha.redaction import REDACTED
 from mecha.store import WorkerRecord
@@ -31,11 +32,19 @@ def config(app: AppContext, name: str | None) -> None:
         app.echo("no workers registered")
         return
     app.secrets()  # so secret values are masked if they appear anywhere
-    docs = [
-        yaml.safe_dump(resolved(app, r), sort_keys=False, indent=2, allow_unicode=True)
-        for r in records
-    ]
-    app.echo("---\n".join(docs).rstrip("\n"))
+    docs, failed = [], 0
+    for record in records:
+        try:
+            data = resolved(app, record)
+        except MechaError as exc:  # show the others; name this one and why
+            app.echo(f"error: worker {record.name}: {exc}", err=True)
+            failed += 1
+            continue
+        docs.append(yaml.safe_dump(data, sort_keys=False, indent=2, allow_unicode=True))
+    if docs:
+        app.echo("---\n".join(docs).rstrip("\n"))
+    if failed:
+        raise click.exceptions.Exit(1)
 
 
 def resolved(app: AppContext, record: WorkerRecord) -> dict[str, Any]:
