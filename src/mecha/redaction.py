@@ -36,6 +36,9 @@ _PATTERN = re.compile(
     + r")|(?P<bearer>(?<![A-Za-z0-9])[Bb]earer[ \t]+)[A-Za-z0-9\-._~+/]+=*)"
 )
 _REPLACEMENT = r"\g<bearer>" + REDACTED
+#: what a token starts with: the prefixed shapes plus the bare ``sk-`` and ``AIza`` ones
+TOKEN_PREFIXES = (*_PREFIXED, "sk-", "AIza")
+
 #: stands in for a masked value until the end, so no later value or shape matches inside
 _MARK = "\ue000"
 
@@ -96,3 +99,8 @@ class RedactingFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = self.redactor.redact(record.stack_info)
         return True
+
+
+def looks_like_token(text: str) -> bool:
+    """Whether ``text`` holds a known token shape (``sk-…``, ``ghp_…``, ``Bearer …``)."""
+    return _PATTERN.search(text) is not None

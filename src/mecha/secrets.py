@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import Any
 
 from mecha.errors import FileError, Problem, SecretsError, SecretsFileError
+from mecha.redaction import TOKEN_PREFIXES
 from mecha.yaml_doc import Document, Path, load_yaml
 
 #: backend, token and source names: what a reference ``backend.name`` can address
@@ -32,10 +33,6 @@ _FIELDS: dict[str, dict[str, str]] = {
     "slack": {"signing_secret": "one"},
     "telegram": {"secret_token": "one"},
 }
-_SECRET_PREFIXES = (
-    *("sk-", "ghp_", "ghs_", "ghr_", "gho_", "ghu_", "ghes_", "github_pat_", "AIza", "ya29."),
-    *("glpat-", "gloas-", "glrt-", "gldt-", "xoxb-", "xoxp-"),
-)
 #: YAML key -> dataclass field, where they differ
 _ATTR = {"webhook_secret": "webhook_secrets", "signing_token": "signing_tokens"}
 _KINDS: dict[type, str] = {bool: "true/false", int: "a number", float: "a number", str: "text"}
@@ -296,7 +293,7 @@ def _freeze(table: Mapping[str, Mapping[str, str]]) -> Mapping[str, Mapping[str,
 
 
 def _looks_secret(text: str) -> bool:
-    return text.startswith(_SECRET_PREFIXES) or len(text) > 40
+    return text.startswith(TOKEN_PREFIXES) or len(text) > 40
 
 
 def _part(part: str | int) -> str:

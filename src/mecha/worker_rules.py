@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import PurePosixPath
 
 from mecha.errors import Problem
-from mecha.redaction import Redactor
+from mecha.redaction import looks_like_token
 from mecha.worker import RESERVED_ENV, DockerSpec, WorkerSpec
 from mecha.yaml_doc import Document
 
@@ -98,16 +98,12 @@ def _env_rules(docker: DockerSpec, doc: Document) -> Iterator[Problem]:
                 + (" and every WORKER_* for disposable workers" if disposable else ""),
             )
         written = raw_env.get(key) if isinstance(raw_env, dict) else None
-        if isinstance(written, str) and "${" not in written and _looks_like_secret(written):
+        if isinstance(written, str) and "${" not in written and looks_like_token(written):
             yield Problem(
                 doc.where(("docker", "env", key)),
                 f"docker.env.{key} holds a token written into the file",
                 "use docker.token: backend.name (from ~/.mecha/secrets.yml) or ${VAR}",
             )
-
-
-def _looks_like_secret(value: str) -> bool:
-    return Redactor().redact(value) != value
 
 
 def sensitive_path_reason(resolved: PurePosixPath, *, home: PurePosixPath) -> str:

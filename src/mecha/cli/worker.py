@@ -71,9 +71,9 @@ def remove(app: AppContext, name: str) -> None:
 def list_workers(app: AppContext, as_json: bool) -> None:
     """List workers: NAME TYPE STATE ENDPOINT HEALTH (running ones are probed at once)."""
     records = app.store().list_workers()
-    health = _probe(app, records)
-    records = [health[r.name][1] if r.name in health else r for r in records]
-    rows = [_row(app, r, health[r.name][0] if r.name in health else "-") for r in records]
+    endpoints = {r.name: _endpoint(app, r) for r in records}
+    checked = _probe(app, records, endpoints)
+    rows = [_row(*checked.get(r.name, ("-", r)), endpoints[r.name]) for r in records]
     if as_json:
         app.echo(json.dumps(rows, indent=2))
     elif not rows:
@@ -131,16 +131,18 @@ def _endpoint(app: AppContext, record: WorkerRecord) -> str:
         return written
 
 
-def _probe(app: AppContext, records: list[WorkerRecord]) -> dict[str, tuple[str, WorkerRecord]]:
+def _probe(
+    app: AppContext, records: list[WorkerRecord], endpoints: dict[str, str]
+) -> dict[str, tuple[str, WorkerRecord]]:
     """Health of every running worker with an endpoint; a lost online worker becomes error."""
-    running = [r for r in records if r.state is not WorkerState.OFFLINE and _endpoint(app, r)]
+    running = [r for r in records if r.state is not WorkerState.OFFLINE and endpoints[r.name]]
     if not running:
         return {}
     import asyncio
 
     from mecha.runtimes.endpoint import Health, probe_all
 
-    found = asyncio.run(probe_all([_endpoint(app, r) for r in running]))
+    found = asyncio.run(probe_all([endpoints[r.name] for r in running]))
     health = {}
     for record, result in zip(running, found, strict=True):
         now = record
@@ -156,14 +158,14 @@ def _probe(app: AppContext, records: list[WorkerRecord]) -> dict[str, tuple[str,
     return health
 
 
-def _row(app: AppContext, record: WorkerRecord, health: str) -> dict[str, Any]:
+def _row(health: str, record: WorkerRecord, endpoint: str) -> dict[str, Any]:
     if record.state is WorkerState.ERROR and health in ("-", "unreachable"):
         health = record.error or health
     return {
         "name": record.name,
         "type": record.kind.label,
         "state": record.state.value,
-        "endpoint": _endpoint(app, record),
+        "endpoint": endpoint,
         "health": health,
         "error": record.error,
         "source": record.source,

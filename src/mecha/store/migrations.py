@@ -14,13 +14,13 @@ changes what it made. Keep statements plain SQL that PostgreSQL also accepts whe
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mecha.errors import MigrationError
+from mecha.store.sqlite_file import result_code, rollback
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +116,7 @@ def _apply(conn: sqlite3.Connection, migration: Migration, latest: int) -> int:
                 version = migration.version
             conn.execute("COMMIT")
         except BaseException:
-            _rollback(conn)
+            rollback(conn)
             raise
     except sqlite3.Error as exc:
         raise _failed(label, exc) from exc
@@ -159,17 +159,9 @@ def _has_tracking_table(conn: sqlite3.Connection) -> bool:
     return row is not None
 
 
-def _rollback(conn: sqlite3.Connection) -> None:
-    """Undo the open transaction, if any; a failing rollback must not hide the first error."""
-    if conn.in_transaction:
-        with contextlib.suppress(sqlite3.Error):
-            conn.execute("ROLLBACK")
-
-
 def _failed(label: str, exc: sqlite3.Error) -> MigrationError:
     """The MigrationError for a step that raised ``exc`` and was rolled back."""
-    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
-    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+    if result_code(exc) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
         hint = "another mecha process holds the database; let it finish, then run mecha again"
     else:
         hint = (

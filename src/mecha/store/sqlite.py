@@ -23,7 +23,7 @@ from typing import Any
 from mecha.errors import MigrationError, StoreError, WorkerExists, WorkerNotFound, WorkerStateError
 from mecha.store import WorkerRecord
 from mecha.store.migrations import current_version, migrate
-from mecha.store.sqlite_file import configure, make_file, make_folder, translated
+from mecha.store.sqlite_file import configure, make_file, make_folder, rollback, translated
 from mecha.worker_kind import WorkerKind, WorkerState
 
 #: seconds a statement waits for another process's lock before it fails
@@ -189,9 +189,7 @@ class SqliteStore:
                 yield conn
                 conn.execute("COMMIT")
             except BaseException:
-                if conn.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
+                rollback(conn)
                 raise
 
 

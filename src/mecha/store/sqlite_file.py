@@ -124,12 +124,12 @@ def _switch_to_wal(conn: sqlite3.Connection, busy_timeout: float) -> str:
         try:
             return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
         except sqlite3.OperationalError as exc:
-            if _code(exc) not in _BUSY_CODES or time.monotonic() >= deadline:
+            if result_code(exc) not in _BUSY_CODES or time.monotonic() >= deadline:
                 raise
         time.sleep(0.005)
 
 
-def _code(exc: sqlite3.Error) -> int:
+def result_code(exc: sqlite3.Error) -> int:
     """The primary SQLite result code of ``exc`` (0 if it has none)."""
     return (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
 
@@ -145,7 +145,7 @@ def translated(path: Path, doing: str) -> Iterator[None]:
 
 def _store_error(exc: sqlite3.Error, path: Path, doing: str) -> StoreError:
     """The StoreError that explains ``exc``, raised while ``doing`` something with ``path``."""
-    message, hint = _EXPLAINED.get(_code(exc), _UNEXPLAINED)
+    message, hint = _EXPLAINED.get(result_code(exc), _UNEXPLAINED)
     return StoreError(
         f"{message.format(path=path)} (while {doing}: {exc})", hint=hint.format(path=path)
     )
@@ -160,3 +160,10 @@ def _os_error(exc: OSError, path: Path) -> StoreError:
         hint = f"make it readable and writable by you (chmod 600 {path}), or set MECHA_DB_PATH"
         return StoreError(f"cannot open the database {path}: permission denied", hint=hint)
     return StoreError(f"cannot open the database {path}: {exc.strerror or exc}", hint=_NO_PATH_HINT)
+
+
+def rollback(conn: sqlite3.Connection) -> None:
+    """Undo the open transaction, if any; a failing rollback must not hide the first error."""
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
