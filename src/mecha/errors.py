@@ -11,10 +11,15 @@ The tree::
     │   └── SecretsFileError        (also a FileError) its YAML has mistakes
     ├── StoreError                  the database cannot be opened or used
     │   └── MigrationError          the schema cannot be brought up to date
-    └── RegistryError               the set of registered workers refuses a change
-        ├── WorkerNotFound
-        ├── WorkerExists
-        └── WorkerStateError        e.g. removing a worker that is still online
+    ├── RegistryError               the set of registered workers refuses a change
+    │   ├── WorkerNotFound
+    │   ├── WorkerExists
+    │   └── WorkerStateError        e.g. removing a worker that is still online
+    ├── WebhookError                a delivery is refused; carries the HTTP status to answer
+    ├── TemplateError               a prompt template cannot be compiled or rendered
+    │   └── MissingKey              it names a value the event does not have
+    ├── EventNotFound               no stored event has that id
+    └── ServerError                 `mecha serve` cannot start, or the running one cannot be reached
 
 The CLI prints ``str(error)`` through the redactor and exits with ``exit_code``;
 nothing below the entry points prints or exits.
@@ -124,3 +129,32 @@ class WorkerExists(RegistryError):
 
 class WorkerStateError(RegistryError):
     """The worker is in a state that does not allow this change."""
+
+
+class WebhookError(MechaError):
+    """A webhook delivery is refused; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str, *, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+
+
+class TemplateError(MechaError):
+    """A prompt template cannot be compiled or rendered."""
+
+
+class MissingKey(TemplateError):
+    """The template names a value the event does not have."""
+
+    def __init__(self, key: str, message: str = "", *, hint: str = "") -> None:
+        super().__init__(message or f"the template uses {key!r}, which this event does not have",
+                         hint=hint)
+        self.key = key
+
+
+class EventNotFound(MechaError):
+    """No stored event has that id."""
+
+
+class ServerError(MechaError):
+    """`mecha serve` cannot start, or the running server cannot be reached."""

@@ -1,0 +1,3 @@
+"""Matching events to workers (being written)."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Prompt templates (being written)."""
+
+from __future__ import annotations
