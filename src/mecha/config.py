@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from mecha.errors import ConfigError, SecretsError
 
 if TYPE_CHECKING:
+    from mecha.config_file import ServerConfig
     from mecha.secrets import Secrets
 
 HOME_MODE = 0o700
@@ -88,3 +89,17 @@ def load_secrets(settings: Settings) -> Secrets:
             f"cannot read {path}: {exc}", hint="it must be UTF-8 YAML text"
         ) from None
     return parse_secrets(text, file=str(path))
+
+
+def load_server_config(settings: Settings, environ: Mapping[str, str]) -> ServerConfig:
+    """``config.yml`` (defaults if absent); ConfigFileError lists every mistake in it."""
+    from mecha.config_file import ServerConfig, parse_config
+
+    path = settings.config_path
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return ServerConfig()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}", hint="it must be UTF-8 YAML text") from None
+    return parse_config(text, file=str(path), environ=environ)

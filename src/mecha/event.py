@@ -8,8 +8,10 @@ upstream's Go code did (``fmt.Sprint``), which is what filters compare and templ
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -105,3 +107,33 @@ def template_data(event: Event | Delivery) -> dict[str, Any]:
     }
     data.update(event.attrs)
     return data
+
+
+def timestamp(seconds: float) -> str:
+    """RFC 3339 in UTC with milliseconds, e.g. 2026-11-21T10:00:00.123Z."""
+    moment = datetime.fromtimestamp(seconds, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def event_json(event: Event, *, full: bool = False) -> dict[str, Any]:
+    """The event as the API shows it; ``full`` adds the headers and the raw body."""
+    shown: dict[str, Any] = {
+        "id": event.id,
+        "delivery_id": event.delivery_id,
+        "source": event.source,
+        "type": event.type,
+        "actor": event.actor,
+        "subject": event.subject,
+        "state": event.state.value,
+        "error": event.error,
+        "attrs": dict(event.attrs),
+        "created_at": timestamp(event.created_at),
+        "updated_at": timestamp(event.updated_at),
+    }
+    if full:
+        shown["headers"] = dict(event.headers)
+        try:
+            shown["raw"] = event.raw.decode("utf-8")
+        except UnicodeDecodeError:
+            shown["raw_base64"] = base64.b64encode(event.raw).decode("ascii")
+    return shown

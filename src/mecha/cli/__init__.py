@@ -20,12 +20,16 @@ COMMANDS = {
     "worker": "mecha.cli.worker:worker",
     "config": "mecha.cli.config_cmd:config",
     "doctor": "mecha.cli.doctor:doctor",
+    "serve": "mecha.cli.serve:serve",
+    "event": "mecha.cli.event:event",
     "version": "mecha.cli:version",
 }
 HELP = {
     "worker": "Add, remove, list and check workers.",
     "config": "Show registered workers as resolved YAML (secrets masked).",
     "doctor": "Check Mecha's folder, database, secrets, Docker and workers.",
+    "serve": "Receive webhooks, store them durably, and match them to workers.",
+    "event": "List and show stored events; send a signed test event.",
     "version": "Print the version.",
 }
 

@@ -13,6 +13,9 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from mecha.event import Delivery, Event, EventState
+from mecha.matching import Decision
+from mecha.task import NewTask, Task, TaskState
 from mecha.worker_kind import WorkerKind, WorkerState
 
 
@@ -38,6 +41,31 @@ class WorkerRecord:
     started_at: float = 0.0
     created_at: float = 0.0
     updated_at: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EventOutcome:
+    """What matching an event decided: its new state, each worker's decision, the tasks."""
+
+    event_id: str
+    state: EventState
+    decisions: Sequence[Decision] = ()
+    tasks: Sequence[NewTask] = ()
+    #: what went wrong on the way (hydration, a worker's prompt), "" if nothing
+    error: str = ""
+    #: the event's attributes after hydration; None to keep the stored ones
+    attrs: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MatchRecord:
+    """One worker's recorded decision about one event."""
+
+    worker: str
+    outcome: str
+    rule: int
+    reason: str
+    task_id: str = ""
 
 
 class Store(Protocol):
@@ -85,6 +113,46 @@ class Store(Protocol):
 
     def count_workers(self) -> int:
         """How many workers are registered."""
+        ...
+
+    def insert_events(self, deliveries: Sequence[Delivery]) -> list[Event | None]:
+        """Store every delivery in one transaction, synced to disk before returning.
+
+        Returns the stored Event for each, or None where (source, delivery id) was stored
+        already (a duplicate delivery creates nothing).
+        """
+        ...
+
+    def get_event(self, event_id: str) -> Event:
+        """The event with this id (or unique prefix), raw body included; EventNotFound."""
+        ...
+
+    def list_events(
+        self, *, state: EventState | None = None, limit: int = 100, oldest_first: bool = False
+    ) -> list[Event]:
+        """Events newest first (or oldest first), without raw bodies."""
+        ...
+
+    def record_outcomes(self, outcomes: Sequence[EventOutcome]) -> list[list[Task]]:
+        """Write what matching decided for each event in one transaction; the tasks made.
+
+        A task whose dedup key (event:worker) exists already is not made again; the
+        existing one is returned in its place.
+        """
+        ...
+
+    def list_matches(self, event_id: str) -> list[MatchRecord]:
+        """Every worker's recorded decision about one event, by worker name."""
+        ...
+
+    def list_tasks(
+        self, *, event_id: str | None = None, state: TaskState | None = None, limit: int = 100
+    ) -> list[Task]:
+        """Tasks newest first, optionally of one event or in one state."""
+        ...
+
+    def registry_version(self) -> int:
+        """A number that changes whenever a worker is added, replaced or removed."""
         ...
 
     def close(self) -> None:

@@ -52,6 +52,69 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        version=2,
+        name="events_and_tasks",
+        statements=(
+            """CREATE TABLE events (
+                id TEXT PRIMARY KEY,
+                source TEXT NOT NULL,
+                delivery_id TEXT NOT NULL,
+                type TEXT NOT NULL,
+                actor TEXT NOT NULL DEFAULT '',
+                subject TEXT NOT NULL DEFAULT '',
+                attrs TEXT NOT NULL, -- JSON
+                headers TEXT NOT NULL, -- JSON, without secret headers
+                raw BLOB NOT NULL,
+                raw_encoding TEXT NOT NULL DEFAULT 'identity', -- or zlib
+                state TEXT NOT NULL,
+                error TEXT NOT NULL DEFAULT '',
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL
+            )""",
+            "CREATE UNIQUE INDEX events_delivery ON events (source, delivery_id)",
+            "CREATE INDEX events_created ON events (created_at)",
+            "CREATE INDEX events_state ON events (state, created_at)",
+            """CREATE TABLE event_matches (
+                event_id TEXT NOT NULL REFERENCES events (id) ON DELETE CASCADE,
+                worker TEXT NOT NULL,
+                outcome TEXT NOT NULL,
+                rule INTEGER NOT NULL,
+                reason TEXT NOT NULL DEFAULT '',
+                task_id TEXT NOT NULL DEFAULT '',
+                created_at REAL NOT NULL,
+                PRIMARY KEY (event_id, worker)
+            )""",
+            """CREATE TABLE tasks (
+                id TEXT PRIMARY KEY,
+                worker TEXT NOT NULL,
+                event_id TEXT NOT NULL DEFAULT '',
+                dedup_key TEXT NOT NULL,
+                prompt TEXT NOT NULL,
+                context TEXT NOT NULL, -- JSON
+                state TEXT NOT NULL,
+                error TEXT NOT NULL DEFAULT '',
+                attempts INTEGER NOT NULL DEFAULT 0,
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL
+            )""",
+            "CREATE UNIQUE INDEX tasks_dedup ON tasks (dedup_key)",
+            "CREATE INDEX tasks_state ON tasks (state, created_at)",
+            "CREATE INDEX tasks_event ON tasks (event_id)",
+            # bumped whenever a worker definition changes: a running server reloads then
+            """CREATE TABLE registry (
+                id INTEGER PRIMARY KEY CHECK (id = 1),
+                version INTEGER NOT NULL
+            )""",
+            "INSERT INTO registry (id, version) VALUES (1, 0)",
+            """CREATE TRIGGER registry_insert AFTER INSERT ON workers
+               BEGIN UPDATE registry SET version = version + 1; END""",
+            """CREATE TRIGGER registry_update AFTER UPDATE OF definition ON workers
+               BEGIN UPDATE registry SET version = version + 1; END""",
+            """CREATE TRIGGER registry_delete AFTER DELETE ON workers
+               BEGIN UPDATE registry SET version = version + 1; END""",
+        ),
+    ),
 )
 
 #: the version a database is at once every migration here is applied

@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from mecha.errors import MigrationError, StoreError, WorkerExists, WorkerNotFound, WorkerStateError
-from mecha.store import WorkerRecord
+from mecha.event import Delivery, Event, EventState
+from mecha.store import EventOutcome, MatchRecord, WorkerRecord, sqlite_events
 from mecha.store.migrations import current_version, migrate
 from mecha.store.sqlite_file import configure, make_file, make_folder, rollback, translated
+from mecha.task import Task, TaskState
 from mecha.worker_kind import WorkerKind, WorkerState
 
 #: seconds a statement waits for another process's lock before it fails
@@ -159,6 +161,47 @@ class SqliteStore:
         """How many workers are registered."""
         with self._use("counting workers") as conn:
             return int(conn.execute("SELECT count(*) FROM workers").fetchone()[0])
+
+    def insert_events(self, deliveries: Sequence[Delivery]) -> list[Event | None]:
+        """Store every delivery in one transaction (one sync); None for each duplicate."""
+        with self._write("storing events") as conn:
+            return sqlite_events.insert_events(conn, deliveries, time.time())
+
+    def get_event(self, event_id: str) -> Event:
+        """The event with this id (or unique prefix), raw body included."""
+        with self._use("reading an event") as conn:
+            return sqlite_events.get_event(conn, event_id)
+
+    def list_events(
+        self, *, state: EventState | None = None, limit: int = 100, oldest_first: bool = False
+    ) -> list[Event]:
+        """Events newest first (or oldest first), without raw bodies."""
+        with self._use("listing events") as conn:
+            return sqlite_events.list_events(
+                conn, state=state, limit=limit, oldest_first=oldest_first
+            )
+
+    def record_outcomes(self, outcomes: Sequence[EventOutcome]) -> list[list[Task]]:
+        """Write what matching decided for each event, in one transaction."""
+        with self._write("recording match decisions") as conn:
+            return sqlite_events.record_outcomes(conn, outcomes, time.time())
+
+    def list_matches(self, event_id: str) -> list[MatchRecord]:
+        """Every worker's recorded decision about one event."""
+        with self._use("reading match decisions") as conn:
+            return sqlite_events.list_matches(conn, event_id)
+
+    def list_tasks(
+        self, *, event_id: str | None = None, state: TaskState | None = None, limit: int = 100
+    ) -> list[Task]:
+        """Tasks newest first, optionally of one event or in one state."""
+        with self._use("listing tasks") as conn:
+            return sqlite_events.list_tasks(conn, event_id=event_id, state=state, limit=limit)
+
+    def registry_version(self) -> int:
+        """A number that changes whenever a worker is added, replaced or removed."""
+        with self._use("reading the registry version") as conn:
+            return sqlite_events.registry_version(conn)
 
     def close(self) -> None:
         """Release the connection; the store is unusable afterwards. Safe to call twice."""

@@ -1,0 +1,204 @@
+"""The composition root: builds the store, sources, forges, engine and app from settings.
+
+Nothing else in Mecha constructs concrete adapters. ``Ingest`` owns everything
+``mecha serve`` runs and knows the order to start and stop it in: the store writer
+finishes every queued commit before the store closes, and events still ``received`` when
+the process died are matched at the next start.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mecha.config import Settings
+from mecha.config_file import DEFAULT_ADDR, ServerConfig
+from mecha.engine.batcher import Batcher
+from mecha.engine.matcher import EventMatcher, Hydrate
+from mecha.engine.registry import LoadedWorker, WorkerRegistry
+from mecha.errors import UsageError
+from mecha.event import Delivery, Event, EventState
+from mecha.forges.generic_webhook import parse_generic, verify_generic
+from mecha.forges.github_webhook import parse_github, verify_github
+from mecha.forges.gitlab_webhook import parse_gitlab, verify_gitlab
+from mecha.forges.hydration import Hydration
+from mecha.secrets import Secrets
+from mecha.sources import GenericSource
+from mecha.store import EventOutcome, Store
+from mecha.store.sqlite import open_sqlite
+from mecha.task import Task
+
+if TYPE_CHECKING:
+    import httpx
+    from starlette.applications import Starlette
+
+    from mecha.server.webhooks import SourceHandler
+
+log = logging.getLogger(__name__)
+RECOVER_LIMIT = 100_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class Listen:
+    """Where to listen and with which key, once flags, config.yml and defaults are merged."""
+
+    host: str
+    port: int
+    api_key: str
+
+
+def resolve_listen(
+    *, addr: str | None, api_key: str | None, insecure: bool, config: ServerConfig
+) -> Listen:
+    """Flag > config.yml > default; refuse a non-loopback address without a key."""
+    text = addr or config.addr or DEFAULT_ADDR
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise UsageError(
+            f'address "{text}" is not host:port', hint="e.g. 127.0.0.1:21212 or :21212"
+        )
+    host = host.strip("[]") or "0.0.0.0"  # noqa: S104 - ":port" means every interface
+    key = api_key if api_key is not None else config.api_key
+    if not key and not insecure and not _is_loopback(host):
+        raise UsageError(
+            f"refusing to listen on {host} without an API key: anyone who can reach it could "
+            "read events and send tasks",
+            hint="set --api-key (or api_key: in config.yml), listen on 127.0.0.1, "
+            "or pass --insecure if a proxy in front of Mecha checks callers",
+        )
+    return Listen(host=host, port=int(port_text), api_key=key)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def build_sources(
+    secrets: Secrets, config: ServerConfig, *, api_key: str
+) -> dict[str, SourceHandler]:
+    """One verifying parser per webhook source: github, gitlab and each generic source."""
+
+    def github(body: bytes, headers: Mapping[str, str]) -> Delivery:
+        verify_github(body, headers, secrets=secrets.github.webhook_secrets)
+        return parse_github(body, headers)
+
+    def gitlab(body: bytes, headers: Mapping[str, str]) -> Delivery:
+        verify_gitlab(
+            body, headers, tokens=secrets.gitlab.webhook_secrets,
+            signing_tokens=secrets.gitlab.signing_tokens, now=time.time(),
+        )  # fmt: skip
+        return parse_gitlab(body, headers)
+
+    handlers: dict[str, SourceHandler] = {"github": github, "gitlab": gitlab}
+    for name, source in config.sources.items():
+        handlers[name] = _generic(source, secrets, api_key)
+    return handlers
+
+
+def _generic(source: GenericSource, secrets: Secrets, api_key: str) -> SourceHandler:
+    keys = secrets.sources.get(source.name, {})
+    accepted = tuple(value for key, value in sorted(keys.items()) if key.startswith("secret"))
+
+    def handle(body: bytes, headers: Mapping[str, str]) -> Delivery:
+        verify_generic(source, body, headers, secrets=accepted, api_key=api_key)
+        return parse_generic(source, body, headers)
+
+    return handle
+
+
+class Ingest:
+    """Everything `mecha serve` runs for ingestion, in start and stop order."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        config: ServerConfig,
+        secrets: Secrets,
+        environ: Mapping[str, str],
+        api_key: str,
+        store: Store | None = None,
+    ) -> None:
+        self.store = store if store is not None else open_sqlite(settings.db_path)
+        self.config = config
+        self.secrets = secrets
+        self.environ = environ
+        self.writer = ThreadPoolExecutor(1, thread_name_prefix="mecha-writer")
+        self.reads = ThreadPoolExecutor(2, thread_name_prefix="mecha-read")
+        self.events: Batcher[Delivery, Event | None] = Batcher(
+            self.store.insert_events, executor=self.writer, name="events"
+        )
+        self.outcomes: Batcher[EventOutcome, list[Task]] = Batcher(
+            self.store.record_outcomes, executor=self.writer, name="outcomes"
+        )
+        self.registry = WorkerRegistry(store=self.store, environ=environ, home=settings.home)
+        self.http: httpx.AsyncClient | None = None
+        self.matcher = EventMatcher(
+            registry=self.registry, outcomes=self.outcomes, refresh=self._refresh,
+            hydrate=self._hydrate,
+        )  # fmt: skip
+        self.sources = build_sources(secrets, config, api_key=api_key)
+        self.api_key = api_key
+        self._hydrator: Hydrate | None = None
+
+    def app(self) -> Starlette:
+        """The ASGI app over this ingest."""
+        from mecha.server.app import create_app
+        from mecha.server.state import AppState
+
+        state = AppState(
+            store=self.store, events=self.events, matcher=self.matcher, sources=self.sources,
+            reads=self.reads, api_key=self.api_key,
+        )  # fmt: skip
+        return create_app(state, startup=self.startup, shutdown=self.shutdown)
+
+    async def startup(self) -> None:
+        """Start the writers and the forge client; re-match events a crash left behind."""
+        import httpx
+
+        from mecha.forges.hydrator import build_hydrator
+
+        self.events.start()
+        self.outcomes.start()
+        self.http = httpx.AsyncClient(follow_redirects=False)
+        self._hydrator = build_hydrator(
+            self.http, secrets=self.secrets, config=self.config, environ=self.environ
+        )
+        pending = self.store.list_events(
+            state=EventState.RECEIVED, limit=RECOVER_LIMIT, oldest_first=True
+        )
+        for event in pending:
+            self.matcher.submit(event)
+        if pending:
+            log.info("recovering %d events received before the last stop", len(pending))
+
+    async def shutdown(self) -> None:
+        """Finish matching and every queued commit, then close the store."""
+        await self.matcher.close()
+        await self.outcomes.close()
+        await self.events.close()
+        if self.http is not None:
+            await self.http.aclose()
+        self.writer.shutdown(wait=True)
+        self.reads.shutdown(wait=True)
+        self.store.close()
+
+    async def _refresh(self) -> list[LoadedWorker]:
+        import asyncio
+
+        return await asyncio.get_running_loop().run_in_executor(self.reads, self.registry.refresh)
+
+    async def _hydrate(self, event: Event) -> Hydration | None:
+        if self._hydrator is None:
+            return None
+        return await self._hydrator(event)

@@ -1,0 +1,133 @@
+"""``mecha event``: ls, show, and send (a signed test delivery to the running server)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mecha.cli.context import AppContext, pass_app
+from mecha.cli.table import render_table
+from mecha.event import Event, EventState, event_json, timestamp
+
+STATES = click.Choice([s.value for s in EventState])
+
+
+@click.group()
+def event() -> None:
+    """List and show stored events; send a signed test event."""
+
+
+@event.command("ls")
+@click.option("--state", type=STATES, help="Only events in this state.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@pass_app
+def list_events(app: AppContext, state: str | None, limit: int, as_json: bool) -> None:
+    """Stored events, newest first."""
+    events = app.store().list_events(state=EventState(state) if state else None, limit=limit)
+    if as_json:
+        app.echo(json.dumps([event_json(e) for e in events], indent=2))
+        return
+    if not events:
+        app.echo("no events yet (send one with `mecha event send` or point a webhook here)")
+        return
+    rows = [[e.id[:12], e.source, e.type, e.subject, e.state.value, _age(e)] for e in events]
+    app.echo(render_table(["ID", "SOURCE", "TYPE", "SUBJECT", "STATE", "AGE"], rows))
+
+
+@event.command("show")
+@click.argument("event_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (with raw body and headers).")
+@pass_app
+def show_event(app: AppContext, event_id: str, as_json: bool) -> None:
+    """One event: attributes, each worker's match decision and why, and its tasks."""
+    store = app.store()
+    found = store.get_event(event_id)
+    matches = store.list_matches(found.id)
+    tasks = store.list_tasks(event_id=found.id)
+    if as_json:
+        shown = event_json(found, full=True)
+        shown["matches"] = [asdict(m) for m in matches]
+        shown["tasks"] = [{"id": t.id, "worker": t.worker, "state": t.state.value} for t in tasks]
+        app.echo(json.dumps(shown, indent=2))
+        return
+    app.echo(_describe(found))
+    app.echo("\nworkers:")
+    if not matches:
+        app.echo("  (not matched yet)" if found.state is EventState.RECEIVED else "  (none)")
+    for match in matches:
+        task = f" → task {match.task_id[:12]}" if match.task_id else ""
+        app.echo(f"  {match.worker}: {match.outcome}{task}\n    {match.reason}")
+    if tasks:
+        app.echo("\ntasks:")
+        for task in tasks:
+            app.echo(f"  {task.id[:12]} {task.worker} {task.state.value}")
+
+
+def _describe(found: Event) -> str:
+    lines = [
+        f"event {found.id}",
+        f"  source:   {found.source}",
+        f"  type:     {found.type}",
+        f"  delivery: {found.delivery_id}",
+        f"  actor:    {found.actor}",
+        f"  subject:  {found.subject}",
+        f"  state:    {found.state.value}",
+        f"  received: {timestamp(found.created_at)}",
+    ]
+    if found.error:
+        lines.append(f"  error:    {found.error}")
+    lines.append("attributes:")
+    for key in sorted(found.attrs):
+        lines.append(f"  {key}: {_short(found.attrs[key])}")
+    return "\n".join(lines)
+
+
+def _short(value: Any, width: int = 100) -> str:
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
+    first = text.splitlines()[0] if text else ""
+    more = len(text) - len(first)
+    if len(first) > width:
+        more += len(first) - width
+        first = first[:width]
+    return f"{first} … ({more} more characters)" if more > 0 else first
+
+
+def _age(found: Event) -> str:
+    seconds = max(0.0, time.time() - found.created_at)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+@event.command("send")
+@click.argument("payload", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--source", default="github", show_default=True, help="github, gitlab or generic.")
+@click.option("--event", "event_type", required=True, help="e.g. pull_request, push, Note Hook.")
+@click.option("--addr", help="Server host:port (config.yml addr:, else 127.0.0.1:21212).")
+@click.option("--delivery-id", help="Delivery id to send (default: a new random one).")
+@pass_app
+def send(
+    app: AppContext,
+    *,
+    payload: Path,
+    source: str,
+    event_type: str,
+    addr: str | None,
+    delivery_id: str | None,
+) -> None:
+    """Sign PAYLOAD with the configured secret and post it to the running server."""
+    from mecha.cli.event_send import send_payload
+
+    status, answer = send_payload(
+        app, payload, source=source, event_type=event_type, addr=addr, delivery_id=delivery_id
+    )
+    app.echo(f"{status} {json.dumps(answer)}")
+    if status >= 400:
+        raise click.exceptions.Exit(1)

@@ -1,0 +1,82 @@
+"""``mecha serve``: the webhook receiver and API, until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import sys
+
+import click
+
+from mecha.cli.context import AppContext, pass_app
+from mecha.errors import ServerError
+
+log = logging.getLogger("mecha.serve")
+
+
+@click.command()
+@click.option("--addr", help="host:port to listen on (config.yml addr:, else 127.0.0.1:21212).")
+@click.option("--api-key", help="Key API callers must send (config.yml api_key:).")
+@click.option("--insecure", is_flag=True, help="Allow a non-loopback address without an API key.")
+@pass_app
+def serve(app: AppContext, addr: str | None, api_key: str | None, insecure: bool) -> None:
+    """Receive webhooks, store them durably, and match them to workers."""
+    import uvicorn
+
+    from mecha.bootstrap import Ingest, resolve_listen
+    from mecha.config import ensure_home, load_server_config
+
+    if "MECHA_LOG_LEVEL" not in app.environ:
+        logging.getLogger().setLevel(logging.INFO)
+    ensure_home(app.settings)
+    config = load_server_config(app.settings, app.environ)
+    listen = resolve_listen(addr=addr, api_key=api_key, insecure=insecure, config=config)
+    if listen.api_key:
+        app.redactor = app.redactor.with_values({listen.api_key})
+        app.log_filter.redactor = app.redactor
+    secrets = app.secrets()
+    ingest = Ingest(
+        settings=app.settings, config=config, secrets=secrets, environ=app.environ,
+        api_key=listen.api_key, store=app.store(),
+    )  # fmt: skip
+    sock = _bind(listen.host, listen.port)
+    host, port = sock.getsockname()[:2]
+    sources = ", ".join(f"/webhook/{name}" for name in sorted(ingest.sources))
+    uv = uvicorn.Config(
+        ingest.app(), log_config=None, access_log=False, lifespan="on",
+        timeout_graceful_shutdown=30, server_header=False,
+    )  # fmt: skip
+    server = uvicorn.Server(uv)
+    click.echo(f"mecha serve: listening on http://{_shown(host)}:{port} ({sources})", err=True)
+    server.run(sockets=[sock])
+    if not server.started:
+        raise ServerError("the server did not start", hint="see the log lines above")
+    click.echo("mecha serve: stopped", err=True)
+    sys.stderr.flush()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ServerError(
+                f"{_shown(host)}:{port} is already in use",
+                hint="is another `mecha serve` running? stop it, or choose --addr host:port",
+            ) from None
+        raise ServerError(
+            f"cannot listen on {_shown(host)}:{port}: {exc.strerror}",
+            hint="check the address; ports below 1024 need privileges",
+        ) from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _shown(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

@@ -1,0 +1,164 @@
+"""``~/.mecha/config.yml``: the server's settings file (pure: text in, ServerConfig out).
+
+::
+
+    addr: 127.0.0.1:21212          # where `mecha serve` listens (flag > file > default)
+    api_key: ${MECHA_API_KEY}      # required to bind beyond loopback; ${VAR} is expanded
+    github_api_url: https://api.github.com   # GitHub Enterprise: https://HOST/api/v3
+    max_diff: 500KB                # hydrated diffs are cut here (bytes, KB or MB)
+    sources:                       # generic webhook sources (see mecha.sources)
+      alerts: {type_header: X-Event-Type, auth: hmac, signature_header: X-Signature}
+
+Every mistake is reported at once, at file:line:column, with what to do.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from mecha.errors import ConfigError, FileError, Problem
+from mecha.interpolation import UnsetVariable, expand
+from mecha.sources import RESERVED_SOURCES, GenericSource, SourceAuth
+from mecha.yaml_doc import Document, Path, load_yaml
+
+DEFAULT_ADDR = "127.0.0.1:21212"
+DEFAULT_MAX_DIFF = 500_000
+DEFAULT_GITHUB_API_URL = "https://api.github.com"
+_KEYS = ("addr", "api_key", "github_api_url", "max_diff", "sources")
+_SOURCE_KEYS = tuple(f.name for f in fields(GenericSource) if f.name != "name")
+_SIZE = re.compile(r"(\d+)\s*(B|KB|MB|KiB|MiB)?", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000_000, "kib": 1024, "mib": 1024 * 1024}
+_SOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+
+
+class ConfigFileError(FileError, ConfigError):
+    """config.yml has mistakes."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerConfig:
+    """What config.yml says; every field has a default, so an absent file is fine."""
+
+    addr: str = ""
+    api_key: str = field(default="", repr=False)
+    github_api_url: str = DEFAULT_GITHUB_API_URL
+    max_diff: int = DEFAULT_MAX_DIFF
+    sources: Mapping[str, GenericSource] = field(default_factory=dict)
+
+
+def parse_config(text: str, *, file: str, environ: Mapping[str, str]) -> ServerConfig:
+    """The settings in ``text``; ConfigFileError listing every mistake."""
+    doc = load_yaml(text, file=file)
+    if doc.data is None:
+        return ServerConfig()
+    check = _Checker(doc, environ)
+    if not isinstance(doc.data, dict):
+        check.add((), "config.yml must be a mapping of key: value lines", "e.g. addr: :21212")
+        raise ConfigFileError(check.problems)
+    data = check.known((), doc.data, _KEYS)
+    config = ServerConfig(
+        addr=check.text(("addr",), data.get("addr", "")),
+        api_key=check.text(("api_key",), data.get("api_key", ""), expand_vars=True),
+        github_api_url=check.url(("github_api_url",), data.get("github_api_url")),
+        max_diff=check.size(("max_diff",), data.get("max_diff", DEFAULT_MAX_DIFF)),
+        sources=check.sources(data.get("sources")),
+    )
+    if check.problems:
+        raise ConfigFileError(check.problems)
+    return config
+
+
+def parse_size(text: str | int) -> int:
+    """Bytes in ``500KB``, ``2MB``, ``1MiB`` or a plain number; ValueError if not a size."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        return text
+    match = _SIZE.fullmatch(str(text).strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a size")
+    return int(match[1]) * _UNITS[(match[2] or "").lower()]
+
+
+class _Checker:
+    def __init__(self, doc: Document, environ: Mapping[str, str]) -> None:
+        self.doc = doc
+        self.environ = environ
+        self.problems: list[Problem] = []
+
+    def add(self, path: Path, message: str, hint: str, *, key: bool = False) -> None:
+        self.problems.append(Problem(self.doc.where(path, key=key), message, hint))
+
+    def known(self, path: Path, data: dict[str, Any], valid: tuple[str, ...]) -> dict[str, Any]:
+        for key in data:
+            if key not in valid:
+                close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
+                hint = f'did you mean "{close[0]}"?' if close else f"valid keys: {', '.join(valid)}"
+                self.add((*path, key), f'unknown key "{key}"', hint, key=True)
+        return {key: value for key, value in data.items() if key in valid}
+
+    def text(self, path: Path, value: Any, *, expand_vars: bool = False) -> str:
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            self.add(path, f"{path[-1]} must be text", 'quote it: "…"')
+            return ""
+        if not expand_vars:
+            return value
+        try:
+            return expand(value, self.environ)
+        except UnsetVariable as exc:
+            self.add(path, f"{path[-1]} uses ${{{exc.name}}}, which is not set", "export it")
+        except ValueError as exc:
+            self.add(path, f"{path[-1]}: {exc}", "write ${NAME}, ${NAME:-fallback} or $$")
+        return ""
+
+    def url(self, path: Path, value: Any) -> str:
+        url = self.text(path, value).rstrip("/")
+        if value is not None and not url.startswith(("http://", "https://")):
+            self.add(path, f"{path[-1]} must be an http(s) URL", "e.g. https://api.github.com")
+        return url or DEFAULT_GITHUB_API_URL
+
+    def size(self, path: Path, value: Any) -> int:
+        try:
+            size = parse_size(value)
+        except ValueError:
+            size = -1
+        if size <= 0 or isinstance(value, bool):
+            self.add(path, f"{path[-1]} must be a positive size", "e.g. 500KB or 2MB")
+            return DEFAULT_MAX_DIFF
+        return size
+
+    def sources(self, value: Any) -> dict[str, GenericSource]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.add(("sources",), "sources must be a mapping of name: settings", "see docs")
+            return {}
+        found = {}
+        for name, settings in value.items():
+            source = self.source(str(name), settings)
+            if source is not None:
+                found[source.name] = source
+        return found
+
+    def source(self, name: str, settings: Any) -> GenericSource | None:
+        path: Path = ("sources", name)
+        if name in RESERVED_SOURCES or not _SOURCE_NAME.fullmatch(name):
+            why = "is built in" if name in RESERVED_SOURCES else "may hold only a-z, 0-9, _ and -"
+            self.add(path, f'source name "{name}" {why}', "choose another name", key=True)
+            return None
+        if settings is None:
+            settings = {}
+        if not isinstance(settings, dict):
+            self.add(path, f"sources.{name} must be a mapping", "e.g. {auth: hmac}")
+            return None
+        data = self.known(path, settings, _SOURCE_KEYS)
+        options = {key: self.text((*path, key), val) for key, val in data.items()}
+        if "auth" in options and options["auth"] not in SourceAuth.__members__.values():
+            self.add((*path, "auth"), f'auth "{options["auth"]}" is unknown', "hmac or api_key")
+            return None
+        auth = SourceAuth(options.pop("auth", SourceAuth.HMAC))
+        return GenericSource(name=name, auth=auth, **options)

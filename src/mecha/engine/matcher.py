@@ -1,0 +1,157 @@
+"""From a stored event to pending tasks: match every worker, hydrate once, render each prompt.
+
+The webhook route hands each committed event to ``EventMatcher.submit`` and answers at once;
+matching runs here, off the request path. Per event: every worker's rules decide (fan-out:
+one task per matching worker); if any worker takes it, the forge is asked once for the pull
+request's diff and files (a failure is recorded on the event, never fatal); each taking
+worker's prompt is rendered (a missing key fails that worker alone); then the decisions, the
+tasks and the event's new state are written in one grouped commit. An event whose process
+died before this point is still ``received`` and is matched again at the next start; the
+task dedup key (event:worker) keeps that from making a second task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from mecha.engine.batcher import Batcher
+from mecha.engine.registry import LoadedWorker, WorkerRegistry
+from mecha.errors import MechaError, MissingKey
+from mecha.event import Event, EventState, template_data
+from mecha.forges.hydration import Hydration
+from mecha.matching import Decision, Outcome, decide
+from mecha.store import EventOutcome
+from mecha.task import NewTask, Task, task_context
+
+log = logging.getLogger(__name__)
+
+
+#: asks the event's forge for the diff; None when there is nothing to add for this event
+Hydrate = Callable[[Event], Awaitable[Hydration | None]]
+
+
+class EventMatcher:
+    """Matches submitted events in the background; ``close`` waits for those in flight."""
+
+    def __init__(
+        self,
+        *,
+        registry: WorkerRegistry,
+        outcomes: Batcher[EventOutcome, list[Task]],
+        refresh: Callable[[], Awaitable[list[LoadedWorker]]],
+        hydrate: Hydrate | None = None,
+        max_parallel: int = 32,
+    ) -> None:
+        self._registry = registry
+        self._outcomes = outcomes
+        self._refresh = refresh
+        self._hydrate = hydrate
+        self._limit = asyncio.Semaphore(max_parallel)
+        self._inflight: set[asyncio.Task[None]] = set()
+        self.matched = 0
+
+    def submit(self, event: Event) -> None:
+        """Match ``event`` soon; returns at once."""
+        task = asyncio.get_running_loop().create_task(self._guarded(event))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def close(self) -> None:
+        """Wait until every submitted event has been matched and written."""
+        while self._inflight:
+            await asyncio.gather(*list(self._inflight), return_exceptions=True)
+
+    async def _guarded(self, event: Event) -> None:
+        async with self._limit:
+            try:
+                await self._match(event)
+            except Exception:  # a bug must not take the server down; the event stays received
+                log.exception("matching event %s failed; it is retried at the next start", event.id)
+
+    async def _match(self, event: Event) -> None:
+        workers = await self._refresh()
+        decisions = decide(
+            [w.candidate for w in workers if not w.broken],
+            source=event.source,
+            type=event.type,
+            data=template_data(event),
+        )
+        hydrated: Hydration | None = None
+        if self._hydrate is not None and any(d.outcome is Outcome.MATCHED for d in decisions):
+            hydrated = await self._hydrate(event)
+            if hydrated is not None:
+                event = replace(event, attrs={**event.attrs, **hydrated.attrs})
+        outcome = plan(event, workers, decisions, hydrated)
+        await self._outcomes.add(outcome)
+        self.matched += 1
+        for decision in outcome.decisions:
+            log.info(
+                "event %s %s: worker %s %s (%s)",
+                event.id, event.type, decision.worker, decision.outcome, decision.reason,
+            )  # fmt: skip
+
+
+def plan(
+    event: Event,
+    workers: Sequence[LoadedWorker],
+    decisions: Sequence[Decision],
+    hydrated: Hydration | None,
+) -> EventOutcome:
+    """The outcome to record: decisions (broken workers and failed prompts included), tasks."""
+    by_name = {w.name: w for w in workers}
+    data = template_data(event)
+    final: list[Decision] = [
+        Decision(worker=w.name, outcome=Outcome.UNUSABLE, reason=w.broken)
+        for w in workers
+        if w.broken
+    ]
+    tasks: list[NewTask] = []
+    for decision in decisions:
+        if decision.outcome is not Outcome.MATCHED:
+            final.append(decision)
+            continue
+        made = _task(event, by_name[decision.worker], decision, data)
+        if isinstance(made, NewTask):
+            tasks.append(made)
+            final.append(decision)
+        else:
+            final.append(made)
+    final.sort(key=lambda d: d.worker)
+    state = _state(final, tasks)
+    errors = [hydrated.error] if hydrated is not None and hydrated.error else []
+    if state is EventState.FAILED:
+        errors += [f"{d.worker}: {d.reason}" for d in final if d.outcome is Outcome.FAILED]
+    attrs = dict(event.attrs) if hydrated is not None else None
+    return EventOutcome(
+        event_id=event.id, state=state, decisions=final, tasks=tasks,
+        error="; ".join(errors), attrs=attrs,
+    )  # fmt: skip
+
+
+def _task(
+    event: Event, worker: LoadedWorker, decision: Decision, data: Mapping[str, Any]
+) -> NewTask | Decision:
+    """The task for a matching worker, or a FAILED decision saying why its prompt failed."""
+    try:
+        prompt = worker.prompts[decision.rule].render(data)
+    except MissingKey as exc:
+        why = f"prompt of rule {decision.rule + 1} uses {exc.key!r}, which this event lacks"
+        return replace(decision, outcome=Outcome.FAILED, reason=why)
+    except MechaError as exc:
+        return replace(decision, outcome=Outcome.FAILED, reason=f"prompt failed: {exc.message}")
+    context = task_context(
+        source=event.source, actor=event.actor, subject=event.subject, attrs=event.attrs
+    )
+    return NewTask(worker=worker.name, event_id=event.id, prompt=prompt, context=context)
+
+
+def _state(decisions: Sequence[Decision], tasks: Sequence[NewTask]) -> EventState:
+    if tasks:
+        return EventState.MATCHED
+    if any(d.outcome is Outcome.FAILED for d in decisions):
+        return EventState.FAILED
+    return EventState.SKIPPED

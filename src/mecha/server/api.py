@@ -1,0 +1,111 @@
+"""The JSON API: ``GET /health``, ``GET /events``, ``GET /event/{id}`` (upstream's paths).
+
+``/health`` is always open; the rest need the API key when one is set
+(``Authorization: Bearer <key>`` or ``X-API-Key``), compared in constant time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from mecha import __version__
+from mecha.errors import EventNotFound, StoreError
+from mecha.event import EventState, event_json, timestamp
+from mecha.server.state import AppState, error_response, key_matches, presented_key
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+MAX_LIMIT = 1000
+
+
+def requires_key(endpoint: Endpoint) -> Endpoint:
+    """Refuse with 401 unless the request carries the server's API key (if it has one)."""
+
+    @functools.wraps(endpoint)
+    async def checked(request: Request) -> Response:
+        state: AppState = request.app.state.mecha
+        if not key_matches(state.api_key, presented_key(request)):
+            return error_response(
+                401,
+                "this API needs the server's API key",
+                "send Authorization: Bearer <key> or X-API-Key: <key>",
+            )
+        return await endpoint(request)
+
+    return checked
+
+
+async def health(request: Request) -> Response:
+    """Liveness and what the ingest path has done so far."""
+    state: AppState = request.app.state.mecha
+    return JSONResponse(
+        {
+            "status": "ok",
+            "version": __version__,
+            "events_stored": state.events.items,
+            "commit_batches": state.events.batches,
+            "events_matched": state.matcher.matched,
+        }
+    )
+
+
+@requires_key
+async def list_events(request: Request) -> Response:
+    """Events newest first; ``?state=`` filters, ``?limit=`` (default 100, max 1000)."""
+    state: AppState = request.app.state.mecha
+    wanted = request.query_params.get("state")
+    try:
+        event_state = EventState(wanted) if wanted else None
+        limit = int(request.query_params.get("limit", "100"))
+    except ValueError:
+        states = ", ".join(s.value for s in EventState)
+        return error_response(400, "state or limit is not valid", f"state is one of {states}")
+    limit = max(1, min(limit, MAX_LIMIT))
+    events = await _read(state, state.store.list_events, state=event_state, limit=limit)
+    if isinstance(events, Response):
+        return events
+    return JSONResponse([event_json(event) for event in events])
+
+
+@requires_key
+async def show_event(request: Request) -> Response:
+    """One event with its headers, raw body, match decisions and tasks."""
+    state: AppState = request.app.state.mecha
+    event_id = request.path_params["event_id"]
+    try:
+        event = await _read(state, state.store.get_event, event_id)
+    except EventNotFound as exc:
+        return error_response(404, exc.message, exc.hint)
+    if isinstance(event, Response):
+        return event
+    matches = await _read(state, state.store.list_matches, event.id)
+    tasks = await _read(state, state.store.list_tasks, event_id=event.id)
+    if isinstance(matches, Response) or isinstance(tasks, Response):
+        return error_response(503, "the store cannot be read", "see the server log")
+    shown = event_json(event, full=True)
+    shown["matches"] = [asdict(match) for match in matches]
+    shown["tasks"] = [_task_json(task) for task in tasks]
+    return JSONResponse(shown)
+
+
+def _task_json(task: Any) -> dict[str, Any]:
+    shown = asdict(task)
+    shown["state"] = task.state.value
+    shown["created_at"] = timestamp(task.created_at)
+    shown["updated_at"] = timestamp(task.updated_at)
+    return shown
+
+
+async def _read(state: AppState, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a blocking store read off the event loop; a StoreError becomes a 503 response."""
+    loop = asyncio.get_running_loop()
+    try:
+        return await loop.run_in_executor(state.reads, functools.partial(call, *args, **kwargs))
+    except StoreError as exc:
+        return error_response(503, exc.message, exc.hint)

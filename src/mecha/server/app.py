@@ -1,0 +1,60 @@
+"""``create_app``: the ASGI application, given its collaborators (no wiring happens here)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from mecha.server import api
+from mecha.server.state import AppState, error_response
+from mecha.server.webhooks import receive_webhook
+
+
+def create_app(
+    state: AppState,
+    *,
+    startup: Callable[[], Awaitable[None]],
+    shutdown: Callable[[], Awaitable[None]],
+) -> Starlette:
+    """The app; ``startup`` runs before the first request, ``shutdown`` after the last."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await startup()
+        if state.on_start is not None:
+            state.on_start()
+        try:
+            yield
+        finally:
+            await shutdown()
+
+    app = Starlette(
+        routes=[
+            Route("/health", api.health, methods=["GET"]),
+            Route("/webhook/{source}", receive_webhook, methods=["POST"]),
+            Route("/events", api.list_events, methods=["GET"]),
+            Route("/event/{event_id}", api.show_event, methods=["GET"]),
+        ],
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        lifespan=lifespan,
+    )
+    app.state.mecha = state
+    return app
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """404/405 and friends as JSON, like every other answer."""
+    assert isinstance(exc, HTTPException)
+    hint = "see docs/api.md for the routes" if exc.status_code in (404, 405) else ""
+    return error_response(exc.status_code, str(exc.detail), hint)
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    """A bug: JSON 500 without internals (the traceback goes to the server log)."""
+    return error_response(500, "internal error", "see the server log; report it if it repeats")

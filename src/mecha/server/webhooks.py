@@ -1,0 +1,95 @@
+"""``POST /webhook/{source}``: verify, parse, store (synced), answer; matching runs afterwards.
+
+Order matters and is the point of this module: the body is read with a size cap, the
+source's signature is checked on the raw bytes **before** any JSON is parsed or anything is
+written, and ``202`` is sent only after the event's row is committed to disk (in a group
+commit shared with concurrent requests). Refusals write nothing and answer JSON
+``{"error": ..., "hint": ...}``: 404 unknown source, 413 too large, 401 bad signature,
+400 malformed. A repeated delivery answers ``200 {"status": "duplicate"}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+
+from mecha.errors import StoreError, WebhookError
+from mecha.event import Delivery
+from mecha.server.state import AppState, error_response
+
+#: verifies and parses one delivery; WebhookError when it is refused
+SourceHandler = Callable[[bytes, Mapping[str, str]], Delivery]
+#: the largest body accepted (GitHub caps payloads at 25 MB)
+MAX_BODY = 25 * 1024 * 1024
+
+log = logging.getLogger(__name__)
+
+
+async def receive_webhook(request: Request) -> Response:
+    """The webhook route."""
+    state: AppState = request.app.state.mecha
+    source = request.path_params["source"]
+    handler = state.sources.get(source)
+    if handler is None:
+        known = ", ".join(sorted(state.sources)) or "none"
+        return error_response(
+            404,
+            f"unknown source: {source}",
+            f"sources this server takes: {known}; generic sources are set in config.yml",
+        )
+    body = await _read_body(request)
+    if isinstance(body, Response):
+        return body
+    try:
+        delivery = handler(body, request.headers)
+    except WebhookError as exc:
+        log.warning("webhook %s refused (%d): %s", source, exc.status, exc.message)
+        return error_response(exc.status, exc.message, exc.hint)
+    if delivery.type == "ping":
+        return JSONResponse({"status": "pong", "delivery_id": delivery.delivery_id})
+    return await _store(state, delivery)
+
+
+async def _store(state: AppState, delivery: Delivery) -> Response:
+    try:
+        event = await state.events.add(delivery)
+    except (StoreError, RuntimeError) as exc:
+        log.error("event %s from %s not stored: %s", delivery.delivery_id, delivery.source, exc)
+        return error_response(
+            503, "the event could not be stored", "retry the delivery later; see the server log"
+        )
+    if event is None:
+        log.info("delivery %s from %s is a duplicate", delivery.delivery_id, delivery.source)
+        return JSONResponse({"status": "duplicate", "delivery_id": delivery.delivery_id})
+    state.matcher.submit(event)
+    return JSONResponse(
+        {"status": "received", "id": event.id, "type": event.type, "source": event.source},
+        status_code=202,
+    )
+
+
+async def _read_body(request: Request) -> bytes | Response:
+    """The body, or the error response to send (413 over MAX_BODY, 400 if cut short)."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY:
+        return _too_large()
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY:
+                return _too_large()
+            chunks.append(chunk)
+    except ClientDisconnect:
+        return error_response(400, "the request ended before its body did", "send it again")
+    return b"".join(chunks)
+
+
+def _too_large() -> Response:
+    return error_response(
+        413, f"the body is larger than {MAX_BODY // (1024 * 1024)} MB", "send a smaller payload"
+    )

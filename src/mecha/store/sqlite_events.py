@@ -1,0 +1,230 @@
+"""Events, match decisions and tasks in SQLite: the statements, given a connection.
+
+``SqliteStore`` opens the transaction and hands the connection here; these functions never
+commit. Raw bodies above ``COMPRESS_ABOVE`` bytes are kept zlib-compressed (webhook JSON
+shrinks about 5x, which is less to write and to sync).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+from mecha.errors import EventNotFound
+from mecha.event import Delivery, Event, EventState
+from mecha.store import EventOutcome, MatchRecord
+from mecha.task import Task, TaskState
+
+COMPRESS_ABOVE = 2048
+#: shortest id prefix `mecha event show` accepts
+MIN_PREFIX = 6
+_EVENT_COLUMNS = (
+    "id, source, delivery_id, type, actor, subject, attrs, headers, state, error, "
+    "created_at, updated_at"
+)
+_INSERT_EVENT = (
+    "INSERT INTO events (id, source, delivery_id, type, actor, subject, attrs, headers, raw, "
+    "raw_encoding, state, error, created_at, updated_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?) "
+    "ON CONFLICT (source, delivery_id) DO NOTHING"
+)
+_TASK_COLUMNS = (
+    "id, worker, event_id, dedup_key, prompt, context, state, error, attempts, "
+    "created_at, updated_at"
+)
+
+
+def new_id() -> str:
+    """32 random hex digits."""
+    return uuid.uuid4().hex
+
+
+def insert_events(
+    conn: sqlite3.Connection, deliveries: Sequence[Delivery], now: float
+) -> list[Event | None]:
+    """Insert each delivery; None in its place if (source, delivery id) is stored already."""
+    stored: list[Event | None] = []
+    for delivery in deliveries:
+        event_id = new_id()
+        raw, encoding = _pack(delivery.raw)
+        attrs = _json(delivery.attrs)
+        cursor = conn.execute(
+            _INSERT_EVENT,
+            (
+                event_id, delivery.source, delivery.delivery_id, delivery.type, delivery.actor,
+                delivery.subject, attrs, _json(delivery.headers), raw, encoding,
+                EventState.RECEIVED.value, now, now,
+            ),
+        )  # fmt: skip
+        if cursor.rowcount != 1:
+            stored.append(None)
+            continue
+        stored.append(
+            Event(
+                id=event_id, source=delivery.source, type=delivery.type,
+                delivery_id=delivery.delivery_id, actor=delivery.actor, subject=delivery.subject,
+                attrs=dict(delivery.attrs), state=EventState.RECEIVED, raw=delivery.raw,
+                headers=dict(delivery.headers), created_at=now, updated_at=now,
+            )
+        )  # fmt: skip
+    return stored
+
+
+def get_event(conn: sqlite3.Connection, event_id: str) -> Event:
+    """The event with this id (or unique id prefix), raw body included; EventNotFound if none."""
+    rows = conn.execute(
+        f"SELECT {_EVENT_COLUMNS}, raw, raw_encoding FROM events WHERE id = ?",  # noqa: S608
+        (event_id,),
+    ).fetchall()
+    if not rows and len(event_id) >= MIN_PREFIX and event_id.isalnum():
+        rows = conn.execute(
+            f"SELECT {_EVENT_COLUMNS}, raw, raw_encoding FROM events "  # noqa: S608
+            "WHERE id >= ? AND id < ? LIMIT 2",
+            (event_id, event_id + "\x7f"),
+        ).fetchall()
+    if len(rows) != 1:
+        which = "more than one event" if rows else "no event"
+        raise EventNotFound(
+            f'{which} has the id "{event_id}"',
+            hint="see the stored events and their ids with `mecha event ls`",
+        )
+    row = rows[0]
+    return _event(row[:-2], raw=_unpack(row[-2], row[-1]))
+
+
+def list_events(
+    conn: sqlite3.Connection, *, state: EventState | None, limit: int, oldest_first: bool = False
+) -> list[Event]:
+    """Events newest first (oldest first if asked), without their raw bodies."""
+    order = "ASC" if oldest_first else "DESC"
+    where, params = ("WHERE state = ?", [state.value]) if state else ("", [])
+    sql = f"SELECT {_EVENT_COLUMNS} FROM events {where} ORDER BY created_at {order} LIMIT ?"  # noqa: S608
+    return [_event(row) for row in conn.execute(sql, (*params, limit))]
+
+
+def record_outcomes(
+    conn: sqlite3.Connection, outcomes: Sequence[EventOutcome], now: float
+) -> list[list[Task]]:
+    """Write each event's new state, decisions and tasks; return the tasks created for each."""
+    created: list[list[Task]] = []
+    for outcome in outcomes:
+        tasks = _insert_tasks(conn, outcome, now)
+        by_worker = {task.worker: task.id for task in tasks}
+        conn.executemany(
+            "INSERT INTO event_matches (event_id, worker, outcome, rule, reason, task_id, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, worker) DO UPDATE "
+            "SET outcome = excluded.outcome, rule = excluded.rule, reason = excluded.reason, "
+            "task_id = excluded.task_id",
+            [
+                (outcome.event_id, d.worker, d.outcome, d.rule, d.reason,
+                 by_worker.get(d.worker, ""), now)
+                for d in outcome.decisions
+            ],
+        )  # fmt: skip
+        if outcome.attrs is None:
+            conn.execute(
+                "UPDATE events SET state = ?, error = ?, updated_at = ? WHERE id = ?",
+                (outcome.state.value, outcome.error, now, outcome.event_id),
+            )
+        else:
+            conn.execute(
+                "UPDATE events SET state = ?, error = ?, attrs = ?, updated_at = ? WHERE id = ?",
+                (outcome.state.value, outcome.error, _json(outcome.attrs), now, outcome.event_id),
+            )
+        created.append(tasks)
+    return created
+
+
+def list_matches(conn: sqlite3.Connection, event_id: str) -> list[MatchRecord]:
+    """The match decisions recorded for one event, by worker name."""
+    rows = conn.execute(
+        "SELECT worker, outcome, rule, reason, task_id FROM event_matches "
+        "WHERE event_id = ? ORDER BY worker",
+        (event_id,),
+    )
+    return [
+        MatchRecord(worker=w, outcome=o, rule=r, reason=why, task_id=t) for w, o, r, why, t in rows
+    ]
+
+
+def list_tasks(
+    conn: sqlite3.Connection, *, event_id: str | None, state: TaskState | None, limit: int
+) -> list[Task]:
+    """Tasks newest first, optionally of one event or in one state."""
+    clauses, params = [], []
+    if event_id is not None:
+        clauses.append("event_id = ?")
+        params.append(event_id)
+    if state is not None:
+        clauses.append("state = ?")
+        params.append(state.value)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    sql = f"SELECT {_TASK_COLUMNS} FROM tasks {where} ORDER BY created_at DESC LIMIT ?"  # noqa: S608
+    return [_task(row) for row in conn.execute(sql, (*params, limit))]
+
+
+def registry_version(conn: sqlite3.Connection) -> int:
+    """A number that changes whenever a worker is added, replaced or removed."""
+    return int(conn.execute("SELECT version FROM registry WHERE id = 1").fetchone()[0])
+
+
+def _insert_tasks(conn: sqlite3.Connection, outcome: EventOutcome, now: float) -> list[Task]:
+    tasks = []
+    for new in outcome.tasks:
+        task = Task(
+            id=new_id(), worker=new.worker, event_id=new.event_id, dedup_key=new.dedup_key,
+            prompt=new.prompt, context=dict(new.context), created_at=now, updated_at=now,
+        )  # fmt: skip
+        cursor = conn.execute(
+            f"INSERT INTO tasks ({_TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, '', 0, ?, ?) "  # noqa: S608
+            "ON CONFLICT (dedup_key) DO NOTHING",
+            (task.id, task.worker, task.event_id, task.dedup_key, task.prompt,
+             _json(task.context), task.state.value, now, now),
+        )  # fmt: skip
+        if cursor.rowcount == 1:
+            tasks.append(task)
+        else:  # matched before (e.g. recovery after a crash): keep the first task
+            row = conn.execute(
+                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE dedup_key = ?",  # noqa: S608
+                (new.dedup_key,),
+            ).fetchone()
+            tasks.append(_task(row))
+    return tasks
+
+
+def _event(row: Sequence[Any], *, raw: bytes = b"") -> Event:
+    (event_id, source, delivery_id, type_, actor, subject, attrs, headers, state, error,
+     created, updated) = row  # fmt: skip
+    return Event(
+        id=event_id, source=source, delivery_id=delivery_id, type=type_, actor=actor,
+        subject=subject, attrs=json.loads(attrs), headers=json.loads(headers),
+        state=EventState(state), error=error, raw=raw, created_at=created, updated_at=updated,
+    )  # fmt: skip
+
+
+def _task(row: Sequence[Any]) -> Task:
+    (task_id, worker, event_id, dedup_key, prompt, context, state, error, attempts,
+     created, updated) = row  # fmt: skip
+    return Task(
+        id=task_id, worker=worker, event_id=event_id, dedup_key=dedup_key, prompt=prompt,
+        context=json.loads(context), state=TaskState(state), error=error, attempts=attempts,
+        created_at=created, updated_at=updated,
+    )  # fmt: skip
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _pack(raw: bytes) -> tuple[bytes, str]:
+    if len(raw) > COMPRESS_ABOVE:
+        return zlib.compress(raw, 1), "zlib"
+    return raw, "identity"
+
+
+def _unpack(raw: bytes, encoding: str) -> bytes:
+    return zlib.decompress(raw) if encoding == "zlib" else bytes(raw)
