@@ -1,0 +1,86 @@
+"""config.yml: server settings and generic sources, every mistake located."""
+
+from __future__ import annotations
+
+import pytest
+
+from mecha.config_file import (
+    DEFAULT_MAX_DIFF,
+    ConfigFileError,
+    ServerConfig,
+    parse_config,
+    parse_size,
+)
+from mecha.sources import GenericSource, SourceAuth
+
+
+def parse(text: str, **environ: str) -> ServerConfig:
+    return parse_config(text, file="config.yml", environ=environ)
+
+
+def test_an_empty_file_means_every_default() -> None:
+    assert parse("") == ServerConfig()
+
+
+def test_addr_api_key_and_sources_are_read() -> None:
+    config = parse(
+        "addr: 0.0.0.0:9000\napi_key: ${KEY}\nmax_diff: 2MB\n"
+        "sources:\n  alerts:\n    auth: api_key\n    delivery_header: X-Request-Id\n",
+        KEY="s3cret",
+    )
+    assert (config.addr, config.api_key, config.max_diff) == ("0.0.0.0:9000", "s3cret", 2_000_000)
+    assert config.sources == {
+        "alerts": GenericSource(
+            name="alerts", auth=SourceAuth.API_KEY, delivery_header="X-Request-Id"
+        )
+    }
+
+
+def test_a_source_with_no_settings_takes_the_defaults() -> None:
+    config = parse("sources:\n  ci:\n")
+    assert config.sources["ci"] == GenericSource(name="ci")
+
+
+def test_the_api_key_never_shows_in_the_repr() -> None:
+    assert "s3cret" not in repr(parse("api_key: s3cret\n"))
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "words"),
+    [
+        ("adr: x\n", "config.yml:1:1", 'did you mean "addr"'),
+        ("api_key: ${NOPE}\n", "config.yml:1:10", "NOPE"),
+        ("max_diff: lots\n", "config.yml:1:11", "positive size"),
+        ("max_diff: 0\n", "config.yml:1:11", "positive size"),
+        ("github_api_url: ftp://x\n", "config.yml:1:17", "http(s) URL"),
+        ("sources:\n  github: {}\n", "config.yml:2:3", "built in"),
+        ("sources:\n  Bad Name: {}\n", "config.yml:2:3", "a-z"),
+        ("sources:\n  ci:\n    auth: basic\n", "config.yml:3:11", "hmac or api_key"),
+        ("sources:\n  ci:\n    type_hdr: X\n", "config.yml:3:5", 'did you mean "type_header"'),
+        ("sources: [a]\n", "config.yml:1:10", "mapping"),
+    ],
+)
+def test_each_mistake_is_located_with_what_to_do(text: str, where: str, words: str) -> None:
+    with pytest.raises(ConfigFileError) as caught:
+        parse(text)
+    shown = str(caught.value)
+    assert where in shown
+    assert words in shown
+
+
+def test_all_mistakes_are_reported_at_once() -> None:
+    with pytest.raises(ConfigFileError) as caught:
+        parse("adr: x\nmax_diff: none\n")
+    assert len(caught.value.problems) == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("500KB", 500_000), ("1MiB", 1_048_576), ("2 mb", 2_000_000), ("123", 123), (77, 77)],
+)
+def test_sizes_read_with_units(text: str | int, size: int) -> None:
+    assert parse_size(text) == size
+
+
+def test_default_diff_cap_is_500_kb() -> None:
+    assert parse("addr: :1\n").max_diff == DEFAULT_MAX_DIFF == 500_000
