@@ -102,7 +102,10 @@ def list_events(
     """Events newest first (oldest first if asked), without their raw bodies."""
     order = "ASC" if oldest_first else "DESC"
     where, params = ("WHERE state = ?", [state.value]) if state else ("", [])
-    sql = f"SELECT {_EVENT_COLUMNS} FROM events {where} ORDER BY created_at {order}, rowid {order} LIMIT ?"  # noqa: S608
+    sql = (
+        f"SELECT {_EVENT_COLUMNS} FROM events {where} "  # noqa: S608
+        f"ORDER BY created_at {order}, rowid {order} LIMIT ?"
+    )
     return [_event(row) for row in conn.execute(sql, (*params, limit))]
 
 
@@ -163,7 +166,10 @@ def list_tasks(
         clauses.append("state = ?")
         params.append(state.value)
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    sql = f"SELECT {_TASK_COLUMNS} FROM tasks {where} ORDER BY created_at DESC, rowid DESC LIMIT ?"  # noqa: S608
+    sql = (
+        f"SELECT {_TASK_COLUMNS} FROM tasks {where} "  # noqa: S608
+        "ORDER BY created_at DESC, rowid DESC LIMIT ?"
+    )
     return [_task(row) for row in conn.execute(sql, (*params, limit))]
 
 
