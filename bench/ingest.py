@@ -35,7 +35,7 @@ import httpx
 
 from mecha.testing.serve_process import ServeProcess
 
-SECRET = "bench-webhook-secret"
+SECRET = "bench-webhook-secret"  # noqa: S105 - a benchmark's own secret
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "tests" / "samples" / "github" / "pull_request_opened.json"
 SIZE = 22 * 1024
@@ -173,7 +173,10 @@ def main() -> None:
     body_path = work / "body.json"
     body_path.write_bytes(body)
     sig = signature(body)
-    print(f"payload {len(body)} bytes; 32 connections; {args.duration} s per run; {os.cpu_count()} cores")
+    print(
+        f"payload {len(body)} bytes; 32 connections; {args.duration} s per run; "
+        f"{os.cpu_count()} cores"
+    )
 
     bare, bare_url = start_bare()
     try:
@@ -186,7 +189,7 @@ def main() -> None:
         ours = run_wrk(server.url, body_path, sig, args.duration, work)
         health = httpx.get(f"{server.url}/health").json()
         latencies = asyncio.run(paced(server.url, body, sig, args.rate, args.duration))
-    report(base, ours, health, latencies, args.rate, home)
+    report(base, ours, health, latencies=latencies, rate=args.rate, home=home)
     shutil.rmtree(work, ignore_errors=True)
 
 
@@ -209,7 +212,7 @@ def make_home(work: Path, workers: int) -> Path:
 
 
 def report(
-    base: dict[str, float], ours: dict[str, float], health: dict[str, int],
+    base: dict[str, float], ours: dict[str, float], health: dict[str, int], *,
     latencies: list[float], rate: int, home: Path,
 ) -> None:  # fmt: skip
     with sqlite3.connect(home / "mecha.db") as conn:
@@ -217,11 +220,15 @@ def report(
     batch = health["events_stored"] / max(1, health["commit_batches"])
     print(f"{'':22}{'requests/s':>12}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>9}")
     for name, row in (("bare ASGI (verify)", base), ("mecha serve (durable)", ours)):
-        print(f"{name:22}{row['rps']:12.0f}{row['p50_ms']:10.2f}{row['p99_ms']:10.2f}{row['bad']:9.0f}")
+        print(
+            f"{name:22}{row['rps']:12.0f}{row['p50_ms']:10.2f}{row['p99_ms']:10.2f}"
+            f"{row['bad']:9.0f}"
+        )
     print(f"ratio mecha/bare: {ours['rps'] / base['rps']:.2f} (target >= 0.55)")
     print(f"events stored: {stored}; mean events per synced commit: {batch:.1f}")
     print(
-        f"paced {rate}/s for {len(latencies) // rate} s: p50 {percentile(latencies, 0.5) * 1000:.2f} ms,"
+        f"paced {rate}/s for {len(latencies) // rate} s: "
+        f"p50 {percentile(latencies, 0.5) * 1000:.2f} ms,"
         f" p99 {percentile(latencies, 0.99) * 1000:.2f} ms (target < 30 ms)"
     )
 

@@ -1,4 +1,4 @@
-"""A real `mecha serve` matching events to registered workers: fan-out, reasons, reloads, recovery."""
+"""A real `mecha serve` matching events to workers: fan-out, reasons, reloads, recovery."""
 
 from __future__ import annotations
 
@@ -66,10 +66,14 @@ def test_one_event_fans_out_and_every_decision_is_explained(tmp_path: Path) -> N
     )
     assert "'diff'" in decisions["needs-diff"]["reason"]
     prompts = {t["worker"]: t["prompt"] for t in shown["tasks"]}
-    assert prompts == {"reviewer": "Review Fix the thing (#7) by mona", "labeller": "ready: Fix the thing"}
+    assert prompts == {
+        "reviewer": "Review Fix the thing (#7) by mona",
+        "labeller": "ready: Fix the thing",
+    }
     assert {t["state"] for t in shown["tasks"]} == {"pending"}
     assert {t["dedup_key"] for t in shown["tasks"]} == {
-        f"{shown['id']}:reviewer", f"{shown['id']}:labeller"
+        f"{shown['id']}:reviewer",
+        f"{shown['id']}:labeller",
     }
 
 

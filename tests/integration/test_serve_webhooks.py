@@ -183,7 +183,10 @@ def test_gitlab_secret_token_is_accepted_and_the_type_normalised(url: str, home:
 def test_gitlab_wrong_token_is_refused(url: str, home: Path) -> None:
     headers = gitlab_headers(token="nope", event="merge_request", delivery_id="gl-2")
     before = count_events(home)
-    assert httpx.post(f"{url}/webhook/gitlab", content=_gitlab_mr(), headers=headers).status_code == 401
+    assert (
+        httpx.post(f"{url}/webhook/gitlab", content=_gitlab_mr(), headers=headers).status_code
+        == 401
+    )
     assert count_events(home) == before
 
 

@@ -17,8 +17,13 @@ def rule(**fields: Any) -> EventRule:
     return EventRule.model_validate(fields)
 
 
-def one(rules: list[EventRule], *, type: str = "pull_request.opened", source: str = "github",
-        **data: Any) -> Decision:
+def one(
+    rules: list[EventRule],
+    *,
+    type: str = "pull_request.opened",
+    source: str = "github",
+    **data: Any,
+) -> Decision:
     [decision] = decide([Candidate(name="w", rules=rules)], source=source, type=type, data=data)
     return decision
 
@@ -45,7 +50,9 @@ def test_every_matching_worker_gets_the_event() -> None:
     candidates = [Candidate(name=n, rules=[rule()]) for n in ("a", "b", "c")]
     decisions = decide(candidates, source="github", type="pull_request.opened", data={})
     assert [(d.worker, d.outcome) for d in decisions] == [
-        ("a", Outcome.MATCHED), ("b", Outcome.MATCHED), ("c", Outcome.MATCHED)
+        ("a", Outcome.MATCHED),
+        ("b", Outcome.MATCHED),
+        ("c", Outcome.MATCHED),
     ]
 
 
@@ -124,4 +131,7 @@ def test_a_label_filter_matches_any_single_label_or_the_whole_list(
 
 def test_a_worker_without_rules_never_matches() -> None:
     decision = one([])
-    assert (decision.outcome, decision.reason) == (Outcome.NOT_MATCHED, "the worker has no event rules")
+    assert (decision.outcome, decision.reason) == (
+        Outcome.NOT_MATCHED,
+        "the worker has no event rules",
+    )
