@@ -30,6 +30,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -65,7 +66,7 @@ end
 
 def payload() -> bytes:
     """A real pull_request.opened payload (the recorded sample), padded to ~22 KB."""
-    data = json.loads(SAMPLE.read_text()) if SAMPLE.is_file() else {"action": "opened"}
+    data: dict[str, Any] = json.loads(SAMPLE.read_text())
     data.setdefault("pull_request", {})
     body = json.dumps(data).encode()
     data["pull_request"]["body"] = "Long description. " * max(0, (SIZE - len(body)) // 18)

@@ -58,7 +58,7 @@ def resolve_listen(
     """Flag > config.yml > default; refuse a non-loopback address without a key."""
     text = addr or config.addr or DEFAULT_ADDR
     host, sep, port_text = text.rpartition(":")
-    if not sep or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not sep or not port_text.isdigit() or not 0 <= int(port_text) < 65536:
         raise UsageError(
             f'address "{text}" is not host:port', hint="e.g. 127.0.0.1:21212 or :21212"
         )

@@ -147,8 +147,9 @@ class MissingKey(TemplateError):
     """The template names a value the event does not have."""
 
     def __init__(self, key: str, message: str = "", *, hint: str = "") -> None:
-        super().__init__(message or f"the template uses {key!r}, which this event does not have",
-                         hint=hint)
+        super().__init__(
+            message or f"the template uses {key!r}, which this event does not have", hint=hint
+        )
         self.key = key
 
 

@@ -26,9 +26,16 @@ from mecha.yaml_doc import Document, Path, load_yaml
 #: backend, token and source names: what a reference ``backend.name`` can address
 NAME = re.compile(r"[A-Za-z0-9_-]+")
 _SECTIONS = ("tokens", "github", "gitlab", "slack", "telegram", "sources")
-#: section -> key -> kind: "one" secret, "many" (text or a list of texts), or a "url"
+#: section -> key -> kind: "one" secret, "many" (text or a list of texts), a "url", an "id"
+#: (a number or digits), a "pem" private key, or a "path" (plain text, not a secret)
 _FIELDS: dict[str, dict[str, str]] = {
-    "github": {"token": "one", "webhook_secret": "many"},
+    "github": {
+        "token": "one",
+        "webhook_secret": "many",
+        "app_id": "id",
+        "private_key": "pem",
+        "private_key_path": "path",
+    },
     "gitlab": {"token": "one", "url": "url", "webhook_secret": "many", "signing_token": "many"},
     "slack": {"signing_secret": "one"},
     "telegram": {"secret_token": "one"},
@@ -45,14 +52,20 @@ _PREFIX_HINT = (
 _TEXT_HINT = 'write it as text; quote it ("…") if YAML would read a number or true/false'
 _EMPTY_HINT = "write the value after the colon, or remove the line"
 _DOT_HINT = 'a reference splits at the first ".", so a name cannot hold one; use "-" or "_"'
+_PEM_HINT = "paste the whole PEM file as a block (private_key: |), or use private_key_path"
 
 
 @dataclass(frozen=True)
 class GitHubSecrets:
-    """GitHub: a token for the API (repo scope) and the accepted webhook HMAC secrets."""
+    """GitHub: a token or a GitHub App (id and private key) for the API, and webhook secrets."""
 
     token: str = field(default="", repr=False)
     webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
+    app_id: str = ""
+    #: the App's private key, PEM text
+    private_key: str = field(default="", repr=False)
+    #: or the file that holds it
+    private_key_path: str = ""
 
 
 @dataclass(frozen=True)
@@ -95,7 +108,8 @@ class Secrets:
         """Every secret value in the file, for the redactor."""
         found = [value for names in self.tokens.values() for value in names.values()]
         found += [value for keys in self.sources.values() for value in keys.values()]
-        found += [self.github.token, *self.github.webhook_secrets, self.gitlab.token]
+        found += [self.github.token, *self.github.webhook_secrets, self.github.private_key]
+        found += [self.gitlab.token]
         found += [*self.gitlab.webhook_secrets, *self.gitlab.signing_tokens]
         found += [self.slack_signing_secret, self.telegram_secret_token]
         return frozenset(value for value in found if value)
@@ -139,6 +153,7 @@ def parse_secrets(text: str, *, file: str) -> Secrets:
     sections = {name: check.section(name, data.get(name)) for name in _FIELDS}
     tokens = check.nested("tokens", data.get("tokens"), ("backend", "token"))
     sources = check.nested("sources", data.get("sources"), ("source", "secret"))
+    check.github_app(sections["github"])
     if check.problems:
         raise SecretsFileError(
             sorted(check.problems, key=lambda p: (p.location.line, p.location.column))
@@ -262,6 +277,36 @@ class _Checker:
             return ""
         return url
 
+    def ident(self, path: Path, value: Any) -> str:
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return str(value)
+        if isinstance(value, str) and value.isdigit():
+            return value
+        found = "nothing" if value is None or value == "" else _describe(value)
+        found = str(value) if isinstance(value, int) and not isinstance(value, bool) else found
+        message = f"{_dotted(path)} must be a GitHub App id (a positive number), found {found}"
+        self.add(path, message, "e.g. app_id: 123456")
+        return ""
+
+    def pem(self, path: Path, value: Any) -> str:
+        key = self.text(path, value)
+        if key and not (key.lstrip().startswith("-----BEGIN") and "PRIVATE KEY" in key):
+            self.add(path, f"{_dotted(path)} is not a PEM private key (not shown)", _PEM_HINT)
+            return ""
+        return key
+
+    def github_app(self, github: dict[str, Any]) -> None:
+        keys = [key for key in ("private_key", "private_key_path") if key in github]
+        if len(keys) == 2:
+            message = "github.private_key and github.private_key_path are both set"
+            self.add(("github", "private_key_path"), message, "keep one of them", key=True)
+        if "app_id" in github and not keys:
+            message = "github.app_id needs github.private_key or github.private_key_path"
+            self.add(("github", "app_id"), message, _PEM_HINT, key=True)
+        if keys and "app_id" not in github:
+            message = f"github.{keys[0]} needs github.app_id (the GitHub App's id)"
+            self.add(("github", keys[0]), message, "add app_id: <number>", key=True)
+
     def section(self, section: str, value: Any) -> dict[str, Any]:
         spec = _FIELDS[section]
         data = self.known((section,), self.mapping((section,), value), tuple(spec))
@@ -269,6 +314,9 @@ class _Checker:
             "one": self.text,
             "many": self.texts,
             "url": self.url,
+            "id": self.ident,
+            "pem": self.pem,
+            "path": self.text,
         }
         return {_ATTR.get(key, key): read[spec[key]]((section, key), v) for key, v in data.items()}
 

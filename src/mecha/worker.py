@@ -19,8 +19,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 from pydantic_core import PydanticCustomError
 
 from mecha.duration import parse_duration
-from mecha.errors import SecretsError
+from mecha.errors import SecretsError, TemplateError
 from mecha.secrets import parse_reference
+from mecha.template import compile_template
 from mecha.worker_kind import WorkerKind, WorkerState
 
 __all__ = ["WorkerKind", "WorkerSpec", "WorkerState"]
@@ -217,7 +218,9 @@ class EventRule(Section):
     filter: dict[str, Text | list[Text]] = Field(
         default_factory=dict, description="event attributes that must match, e.g. repo_name: app"
     )
-    prompt: str = Field(min_length=1, description="prompt template: {{.diff}} or Jinja2")
+    prompt: str = Field(
+        min_length=1, description="prompt template: Go ({{.diff}}) or Jinja2 ({{ diff }})"
+    )
     auto: bool = Field(True, description="false: the rule matches and is logged but never runs")
 
     @field_validator("on")
@@ -225,6 +228,15 @@ class EventRule(Section):
     def _on(cls, value: list[str]) -> list[str]:
         if any(not item.strip() for item in value):
             raise invalid("an empty event type", "write types like pull_request.opened")
+        return value
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt(cls, value: str) -> str:
+        try:
+            compile_template(value)
+        except TemplateError as exc:
+            raise invalid(exc.message, exc.hint) from None
         return value
 
 

@@ -69,12 +69,7 @@ def load_yaml(text: str, *, file: str) -> Document:
     try:
         nodes = list(yaml.compose_all(text, Loader=_Loader))
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        spot = _location(file, mark) if mark else Location(file, 1, 1)
-        what = exc.problem or exc.context or "not valid YAML"
-        raise FileError(
-            [Problem(spot, f"YAML syntax error: {what}", "fix the YAML syntax at this spot")]
-        ) from None
+        raise _syntax_error(exc, file) from None
     except yaml.YAMLError as exc:
         raise FileError([Problem(Location(file, 1, 1), f"not valid YAML: {exc}")]) from None
     if len(nodes) > 1:
@@ -85,10 +80,22 @@ def load_yaml(text: str, *, file: str) -> Document:
     if not nodes:
         return Document(data=None, file=file)
     builder = _Builder(file)
-    data = builder.build(nodes[0], ())
+    try:
+        data = builder.build(nodes[0], ())
+    except yaml.MarkedYAMLError as exc:  # e.g. a tag no safe loader constructs: !!python/...
+        raise _syntax_error(exc, file) from None
     if builder.problems:
         raise FileError(builder.problems)
     return Document(data=data, file=file, keys=builder.keys, values=builder.values)
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError, file: str) -> FileError:
+    mark = exc.problem_mark or exc.context_mark
+    spot = _location(file, mark) if mark else Location(file, 1, 1)
+    what = exc.problem or exc.context or "not valid YAML"
+    return FileError(
+        [Problem(spot, f"YAML syntax error: {what}", "fix the YAML syntax at this spot")]
+    )
 
 
 def _location(file: str, mark: yaml.Mark) -> Location:

@@ -64,7 +64,7 @@ def test_one_event_fans_out_and_every_decision_is_explained(tmp_path: Path) -> N
     assert decisions["pusher"]["reason"] == (
         "rule 1: type pull_request.opened is not in on: [push]"
     )
-    assert "'diff'" in decisions["needs-diff"]["reason"]
+    assert "uses .diff, which this event lacks" in decisions["needs-diff"]["reason"]
     prompts = {t["worker"]: t["prompt"] for t in shown["tasks"]}
     assert prompts == {
         "reviewer": "Review Fix the thing (#7) by mona",

@@ -219,6 +219,83 @@ def test_gitlab_url_must_be_http() -> None:
     assert problem.message == "gitlab.url is not an http(s) URL"
 
 
+PEM = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n"
+APP = "github:\n  app_id: 12345\n  private_key: |\n" + "".join(
+    f"    {line}\n" for line in PEM.splitlines()
+)
+
+
+def test_github_app_id_and_private_key_are_read() -> None:
+    """A GitHub App: app_id (a number) and the PEM private key as a block."""
+    github = parse_secrets(APP, file=FILE).github
+    assert (github.app_id, github.private_key, github.private_key_path) == ("12345", PEM, "")
+
+
+def test_github_app_id_may_be_quoted_and_the_key_a_path() -> None:
+    """app_id as text of digits; the key in a file named by private_key_path."""
+    text = 'github: {app_id: "987", private_key_path: ~/.mecha/app.pem}\n'
+    github = parse_secrets(text, file=FILE).github
+    assert (github.app_id, github.private_key, github.private_key_path) == (
+        "987",
+        "",
+        "~/.mecha/app.pem",
+    )
+
+
+def test_github_private_key_is_a_secret_and_the_path_is_not() -> None:
+    """values() holds the private key for the redactor; repr shows neither key nor token."""
+    secrets = parse_secrets(APP, file=FILE)
+    assert PEM in secrets.values()
+    assert "PRIVATE KEY" not in repr(secrets.github) + repr(secrets)
+    path = parse_secrets("github: {app_id: 1, private_key_path: /k.pem}\n", file=FILE)
+    assert path.values() == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("text", "spot", "message"),
+    [
+        (
+            "github: {app_id: abc, private_key_path: /k}\n",
+            "secrets.yml:1:18",
+            "github.app_id must be a GitHub App id (a positive number), found text",
+        ),
+        (
+            "github: {app_id: 0, private_key_path: /k}\n",
+            "secrets.yml:1:18",
+            "github.app_id must be a GitHub App id (a positive number), found 0",
+        ),
+        (
+            "github: {app_id: 5}\n",
+            "secrets.yml:1:10",
+            "github.app_id needs github.private_key or github.private_key_path",
+        ),
+        (
+            "github: {private_key_path: /k}\n",
+            "secrets.yml:1:10",
+            "github.private_key_path needs github.app_id (the GitHub App's id)",
+        ),
+        (
+            "github: {app_id: 5, private_key_path: /k, "
+            "private_key: '-----BEGIN PRIVATE KEY-----'}\n",
+            "secrets.yml:1:21",
+            "github.private_key and github.private_key_path are both set",
+        ),
+    ],
+)
+def test_github_app_settings_are_checked(text: str, spot: str, message: str) -> None:
+    """A bad app_id, an id without a key, a key without an id, or two keys are refused."""
+    problem = _one(text)
+    assert (str(problem.location), problem.message) == (spot, message)
+
+
+def test_github_private_key_that_is_not_pem_is_refused_unshown() -> None:
+    """A token pasted as private_key is refused, and not shown."""
+    problem = _one("github: {app_id: 5, private_key: ghp_SECRETVALUE1}\n")
+    assert problem.message == "github.private_key is not a PEM private key (not shown)"
+    assert "SECRETVALUE1" not in str(problem)
+    assert "private_key_path" in problem.hint
+
+
 def test_every_problem_is_collected_in_file_order() -> None:
     """All mistakes come back at once, ordered by line."""
     text = "tokens:\n  claude: {default: 1}\ngithub: {tokn: x}\nslakc: {}\n"

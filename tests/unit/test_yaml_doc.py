@@ -73,3 +73,12 @@ def test_non_string_key_is_refused() -> None:
 def test_empty_text_is_none() -> None:
     """An empty file parses to no data (the caller decides whether that is an error)."""
     assert load_yaml("", file="w.yml").data is None
+
+
+@pytest.mark.parametrize("text", ["=", "a: !!python/object:os.system x\n", "k: !custom 1\n"])
+def test_tags_a_safe_loader_cannot_build_are_located_problems(text: str) -> None:
+    """Found by the property test: '=' is YAML's value tag, which no safe loader builds."""
+    with pytest.raises(FileError) as caught:
+        load_yaml(text, file="w.yml")
+    assert caught.value.problems[0].location.file == "w.yml"
+    assert "could not determine a constructor" in caught.value.problems[0].message

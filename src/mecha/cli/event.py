@@ -61,8 +61,8 @@ def show_event(app: AppContext, event_id: str, as_json: bool) -> None:
     if not matches:
         app.echo("  (not matched yet)" if found.state is EventState.RECEIVED else "  (none)")
     for match in matches:
-        task = f" → task {match.task_id[:12]}" if match.task_id else ""
-        app.echo(f"  {match.worker}: {match.outcome}{task}\n    {match.reason}")
+        made = f" → task {match.task_id[:12]}" if match.task_id else ""
+        app.echo(f"  {match.worker}: {match.outcome}{made}\n    {match.reason}")
     if tasks:
         app.echo("\ntasks:")
         for task in tasks:

@@ -6,6 +6,7 @@ import errno
 import logging
 import socket
 import sys
+from types import FrameType
 
 import click
 
@@ -25,6 +26,8 @@ def serve(app: AppContext, addr: str | None, api_key: str | None, insecure: bool
     import uvicorn
 
     from mecha.bootstrap import Ingest, resolve_listen
+
+    _GracefulServer = _graceful_server_class()
     from mecha.config import ensure_home, load_server_config
 
     if "MECHA_LOG_LEVEL" not in app.environ:
@@ -47,13 +50,26 @@ def serve(app: AppContext, addr: str | None, api_key: str | None, insecure: bool
         ingest.app(), log_config=None, access_log=False, lifespan="on",
         timeout_graceful_shutdown=30, server_header=False,
     )  # fmt: skip
-    server = uvicorn.Server(uv)
+    server = _GracefulServer(uv)
     click.echo(f"mecha serve: listening on http://{_shown(host)}:{port} ({sources})", err=True)
     server.run(sockets=[sock])
     if not server.started:
         raise ServerError("the server did not start", hint="see the log lines above")
     click.echo("mecha serve: stopped", err=True)
     sys.stderr.flush()
+
+
+def _graceful_server_class() -> type:
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        """Stops on SIGINT/SIGTERM like uvicorn, then exits 0 instead of re-raising the signal."""
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            self._captured_signals.clear()
+
+    return GracefulServer
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -139,7 +139,12 @@ def _task(
     try:
         prompt = worker.prompts[decision.rule].render(data)
     except MissingKey as exc:
-        why = f"prompt of rule {decision.rule + 1} uses {exc.key!r}, which this event lacks"
+        why = f"prompt of rule {decision.rule + 1} uses {exc.key}, which this event lacks"
+        if exc.key.lstrip(".") in ("diff", "file_list"):
+            why += (
+                f" (the diff is fetched from {event.source} only when a token is set in "
+                "secrets.yml; see `mecha event show` for a fetch error)"
+            )
         return replace(decision, outcome=Outcome.FAILED, reason=why)
     except MechaError as exc:
         return replace(decision, outcome=Outcome.FAILED, reason=f"prompt failed: {exc.message}")

@@ -15,7 +15,8 @@ import httpx
 
 from mecha.config_file import DEFAULT_GITHUB_API_URL, ServerConfig
 from mecha.event import Event
-from mecha.forges.github import GitHubAuth, GitHubClient
+from mecha.forges.github import GitHubClient
+from mecha.forges.github_auth import GitHubAuth
 from mecha.forges.gitlab import GitLabClient
 from mecha.forges.hydration import Hydration
 from mecha.secrets import Secrets

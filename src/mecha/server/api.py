@@ -102,10 +102,10 @@ def _task_json(task: Any) -> dict[str, Any]:
     return shown
 
 
-async def _read(state: AppState, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+async def _read(app: AppState, call: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
     """Run a blocking store read off the event loop; a StoreError becomes a 503 response."""
     loop = asyncio.get_running_loop()
     try:
-        return await loop.run_in_executor(state.reads, functools.partial(call, *args, **kwargs))
+        return await loop.run_in_executor(app.reads, functools.partial(call, *args, **kwargs))
     except StoreError as exc:
         return error_response(503, exc.message, exc.hint)
