@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from mecha.config import Settings
 from mecha.config_file import DEFAULT_ADDR, ServerConfig
 from mecha.engine.batcher import Batcher
-from mecha.engine.matcher import EventMatcher, Hydrate
+from mecha.engine.matcher import EventMatcher
 from mecha.engine.registry import LoadedWorker, WorkerRegistry
 from mecha.errors import UsageError
 from mecha.event import Delivery, Event, EventState
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     import httpx
     from starlette.applications import Starlette
 
+    from mecha.forges.hydrator import ForgeHydrator
     from mecha.server.webhooks import SourceHandler
 
 log = logging.getLogger(__name__)
@@ -135,9 +136,6 @@ class Ingest:
         self.environ = environ
         self.writer = ThreadPoolExecutor(1, thread_name_prefix="mecha-writer")
         self.reads = ThreadPoolExecutor(2, thread_name_prefix="mecha-read")
-        self.events: Batcher[Delivery, Event | None] = Batcher(
-            self.store.insert_events, executor=self.writer, name="events"
-        )
         self.outcomes: Batcher[EventOutcome, list[Task]] = Batcher(
             self.store.record_outcomes, executor=self.writer, name="outcomes"
         )
@@ -145,11 +143,14 @@ class Ingest:
         self.http: httpx.AsyncClient | None = None
         self.matcher = EventMatcher(
             registry=self.registry, outcomes=self.outcomes, refresh=self._refresh,
-            hydrate=self._hydrate,
+            store=self.store, hydrate=self._hydrate, wants_hydration=self._wants_hydration,
         )  # fmt: skip
+        self.events: Batcher[Delivery, Event | None] = Batcher(
+            self.matcher.ingest_batch, executor=self.writer, name="events"
+        )
         self.sources = build_sources(secrets, config, api_key=api_key)
         self.api_key = api_key
-        self._hydrator: Hydrate | None = None
+        self._hydrator: ForgeHydrator | None = None
 
     def app(self) -> Starlette:
         """The ASGI app over this ingest."""
@@ -198,7 +199,10 @@ class Ingest:
 
         return await asyncio.get_running_loop().run_in_executor(self.reads, self.registry.refresh)
 
+    def _wants_hydration(self, event: Event) -> bool:
+        return self._hydrator is not None and self._hydrator.handles(event)
+
     async def _hydrate(self, event: Event) -> Hydration | None:
         if self._hydrator is None:
             return None
-        return await self._hydrator(event)
+        return await self._hydrator.hydrate(event)

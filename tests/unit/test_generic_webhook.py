@@ -188,13 +188,13 @@ def test_a_missing_type_is_refused(value: str | None) -> None:
         (b"[]", "the delivery to source 'alerts' must be a JSON object ({...}), not an array"),
         (
             b"{'a': 1}",
-            "the delivery to source 'alerts' is not valid JSON: Expecting property name "
-            "enclosed in double quotes at line 1 column 2 (char 1)",
+            "the delivery to source 'alerts' is not valid JSON: unexpected character, expected "
+            "a string key at line 1 column 2 (char 1)",
         ),
         (
             b"",
-            "the delivery to source 'alerts' is not valid JSON: Expecting value at line 1 "
-            "column 1 (char 0)",
+            "the delivery to source 'alerts' is not valid JSON: Input is a zero-length, empty "
+            "document at line 1 column 1 (char 0)",
         ),
     ],
 )

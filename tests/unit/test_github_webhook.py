@@ -386,7 +386,8 @@ def test_malformed_json_says_why_and_where() -> None:
     error = parse_refusal(b'{"zen": "Design for failure.",\n  "hook_id": }', headers)
     assert error.status == 400
     assert error.message == (
-        "the GitHub delivery body is not valid JSON: Expecting value at line 2 column 14 (char 44)"
+        "the GitHub delivery body is not valid JSON: unexpected character, expected a JSON value"
+        " at line 2 column 14 (char 44)"
     )
 
 

@@ -489,14 +489,18 @@ def test_malformed_json_says_why_and_where() -> None:
     _, headers = load_sample("gitlab", "push")
     error = parse_refusal(b'{"object_kind": push}', headers)
     assert error.message == (
-        "the GitLab delivery body is not valid JSON: Expecting value at line 1 column 17 (char 16)"
+        "the GitLab delivery body is not valid JSON: unexpected character, expected a JSON value"
+        " at line 1 column 17 (char 16)"
     )
 
 
 def test_json_with_nan_is_refused() -> None:
     _, headers = load_sample("gitlab", "push")
     error = parse_refusal(b'{"total_commits_count": NaN}', headers)
-    assert error.message == "the GitLab delivery body is not valid JSON: NaN is not valid JSON"
+    assert error.message == (
+        "the GitLab delivery body is not valid JSON: unexpected character, expected a JSON value "
+        "at line 1 column 25 (char 24)"
+    )
 
 
 def test_a_body_that_is_not_an_object_is_refused() -> None:

@@ -1,13 +1,16 @@
-"""From a stored event to pending tasks: match every worker, hydrate once, render each prompt.
+"""From a delivery to pending tasks: match every worker, hydrate once, render each prompt.
 
-The webhook route hands each committed event to ``EventMatcher.submit`` and answers at once;
-matching runs here, off the request path. Per event: every worker's rules decide (fan-out:
-one task per matching worker); if any worker takes it, the forge is asked once for the pull
-request's diff and files (a failure is recorded on the event, never fatal); each taking
-worker's prompt is rendered (a missing key fails that worker alone); then the decisions, the
-tasks and the event's new state are written in one grouped commit. An event whose process
-died before this point is still ``received`` and is matched again at the next start; the
-task dedup key (event:worker) keeps that from making a second task.
+Per event, every worker's rules decide (fan-out: one task per matching worker) and each
+taking worker's prompt is rendered (a missing key fails that worker alone).
+
+Most events need nothing from outside, so ``ingest_batch`` (the group-commit writer) decides
+them inside the very transaction that stores them: one synced commit per batch holds the
+events, the decisions and the tasks. An event that some worker takes and whose pull request
+diff must be fetched first is stored ``received`` and handed to ``accepted``, which matches
+it in the background: the forge is asked once (a failure is recorded, never fatal), then the
+outcome is written in a grouped commit. An event whose process died before that is still
+``received`` and is matched again at the next start; the task dedup key (event:worker)
+keeps that from making a second task.
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ from typing import Any
 from mecha.engine.batcher import Batcher
 from mecha.engine.registry import LoadedWorker, WorkerRegistry
 from mecha.errors import MechaError, MissingKey
-from mecha.event import Event, EventState, template_data
+from mecha.event import Delivery, Event, EventState, template_data
 from mecha.forges.hydration import Hydration
 from mecha.matching import Decision, Outcome, decide
-from mecha.store import EventOutcome
+from mecha.store import EventOutcome, Store
 from mecha.task import NewTask, Task, task_context
 
 log = logging.getLogger(__name__)
@@ -32,6 +35,8 @@ log = logging.getLogger(__name__)
 
 #: asks the event's forge for the diff; None when there is nothing to add for this event
 Hydrate = Callable[[Event], Awaitable[Hydration | None]]
+#: whether an event gets a diff from its forge (a client is configured and the type fits)
+WantsHydration = Callable[[Event], bool]
 
 
 class EventMatcher:
@@ -43,9 +48,13 @@ class EventMatcher:
         registry: WorkerRegistry,
         outcomes: Batcher[EventOutcome, list[Task]],
         refresh: Callable[[], Awaitable[list[LoadedWorker]]],
+        store: Store,
         hydrate: Hydrate | None = None,
+        wants_hydration: WantsHydration | None = None,
         max_parallel: int = 32,
     ) -> None:
+        self._store = store
+        self._wants_hydration = wants_hydration
         self._registry = registry
         self._outcomes = outcomes
         self._refresh = refresh
@@ -53,6 +62,35 @@ class EventMatcher:
         self._limit = asyncio.Semaphore(max_parallel)
         self._inflight: set[asyncio.Task[None]] = set()
         self.matched = 0
+
+    def ingest_batch(self, deliveries: Sequence[Delivery]) -> list[Event | None]:
+        """Store ``deliveries`` (blocking: the writer thread), deciding all it can at once."""
+        workers = self._registry.refresh()
+        stored = self._store.insert_events(
+            deliveries, decide=lambda event: self._decide_now(event, workers)
+        )
+        self.matched += sum(
+            1 for e in stored if e is not None and e.state is not EventState.RECEIVED
+        )
+        return stored
+
+    def accepted(self, event: Event) -> None:
+        """A stored event: match it in the background unless that is done already."""
+        if event.state is EventState.RECEIVED:
+            self.submit(event)
+
+    def _decide_now(self, event: Event, workers: Sequence[LoadedWorker]) -> EventOutcome | None:
+        try:
+            decisions = _decisions(event, workers)
+            taken = any(d.outcome is Outcome.MATCHED for d in decisions)
+            if taken and self._wants_hydration is not None and self._wants_hydration(event):
+                return None
+            outcome = plan(event, workers, decisions, None)
+        except Exception:  # a bug must not lose the batch: match it later instead
+            log.exception("matching event %s failed; it is matched again later", event.id)
+            return None
+        _log(event, outcome)
+        return outcome
 
     def submit(self, event: Event) -> None:
         """Match ``event`` soon; returns at once."""
@@ -74,12 +112,7 @@ class EventMatcher:
 
     async def _match(self, event: Event) -> None:
         workers = await self._refresh()
-        decisions = decide(
-            [w.candidate for w in workers if not w.broken],
-            source=event.source,
-            type=event.type,
-            data=template_data(event),
-        )
+        decisions = _decisions(event, workers)
         hydrated: Hydration | None = None
         if self._hydrate is not None and any(d.outcome is Outcome.MATCHED for d in decisions):
             hydrated = await self._hydrate(event)
@@ -88,11 +121,26 @@ class EventMatcher:
         outcome = plan(event, workers, decisions, hydrated)
         await self._outcomes.add(outcome)
         self.matched += 1
-        for decision in outcome.decisions:
-            log.info(
-                "event %s %s: worker %s %s (%s)",
-                event.id, event.type, decision.worker, decision.outcome, decision.reason,
-            )  # fmt: skip
+        _log(event, outcome)
+
+
+def _decisions(event: Event, workers: Sequence[LoadedWorker]) -> list[Decision]:
+    return decide(
+        [w.candidate for w in workers if not w.broken],
+        source=event.source,
+        type=event.type,
+        data=template_data(event),
+    )
+
+
+def _log(event: Event, outcome: EventOutcome) -> None:
+    if not log.isEnabledFor(logging.INFO):
+        return
+    for decision in outcome.decisions:
+        log.info(
+            "event %s %s: worker %s %s (%s)",
+            event.id, event.type, decision.worker, decision.outcome, decision.reason,
+        )  # fmt: skip
 
 
 def plan(

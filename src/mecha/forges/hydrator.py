@@ -9,11 +9,12 @@ fails for that worker with a message naming the key.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 
 import httpx
 
 from mecha.config_file import DEFAULT_GITHUB_API_URL, ServerConfig
+from mecha.errors import SecretsError
 from mecha.event import Event
 from mecha.forges.github import GitHubClient
 from mecha.forges.github_auth import GitHubAuth
@@ -22,7 +23,30 @@ from mecha.forges.hydration import Hydration
 from mecha.secrets import Secrets
 
 log = logging.getLogger(__name__)
-Hydrator = Callable[[Event], Awaitable[Hydration | None]]
+
+
+class ForgeHydrator:
+    """The forge clients that are configured, and which events they can hydrate."""
+
+    def __init__(self, *, github: GitHubClient | None, gitlab: GitLabClient | None) -> None:
+        self.github = github
+        self.gitlab = gitlab
+
+    def handles(self, event: Event) -> bool:
+        """True if ``event`` gets a diff: its forge has credentials and the type fits."""
+        client = {"github": self.github, "gitlab": self.gitlab}.get(event.source)
+        return client is not None and wants_diff(event)
+
+    async def hydrate(self, event: Event) -> Hydration | None:
+        """The diff and files for ``event``, or None if it gets none."""
+        if not self.handles(event):
+            return None
+        client = self.github if event.source == "github" else self.gitlab
+        assert client is not None
+        result = await client.hydrate(event.attrs)
+        if result.error:
+            log.warning("event %s: hydration failed: %s", event.id, result.error)
+        return result
 
 
 def build_hydrator(
@@ -31,23 +55,11 @@ def build_hydrator(
     secrets: Secrets,
     config: ServerConfig,
     environ: Mapping[str, str],
-) -> Hydrator:
-    """The function the engine calls for an event some worker takes."""
-    github = _github(http, secrets, config, environ)
-    gitlab = _gitlab(http, secrets, config)
-
-    async def hydrate(event: Event) -> Hydration | None:
-        if event.source == "github" and github is not None and wants_diff(event):
-            result = await github.hydrate(event.attrs)
-        elif event.source == "gitlab" and gitlab is not None and wants_diff(event):
-            result = await gitlab.hydrate(event.attrs)
-        else:
-            return None
-        if result.error:
-            log.warning("event %s: hydration failed: %s", event.id, result.error)
-        return result
-
-    return hydrate
+) -> ForgeHydrator:
+    """The clients for the forges that have credentials in secrets.yml."""
+    return ForgeHydrator(
+        github=_github(http, secrets, config, environ), gitlab=_gitlab(http, secrets, config)
+    )
 
 
 def wants_diff(event: Event) -> bool:
@@ -91,4 +103,10 @@ def _private_key(text: str, path: str) -> str:
         return text
     from pathlib import Path
 
-    return Path(path).expanduser().read_text(encoding="utf-8")
+    try:
+        return Path(path).expanduser().read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SecretsError(
+            f"cannot read github.private_key_path {path}: {exc}",
+            hint="point it at the GitHub App's PEM file, readable by this user",
+        ) from None

@@ -64,7 +64,7 @@ async def _store(state: AppState, delivery: Delivery) -> Response:
     if event is None:
         log.info("delivery %s from %s is a duplicate", delivery.delivery_id, delivery.source)
         return JSONResponse({"status": "duplicate", "delivery_id": delivery.delivery_id})
-    state.matcher.submit(event)
+    state.matcher.accepted(event)
     return JSONResponse(
         {"status": "received", "id": event.id, "type": event.type, "source": event.source},
         status_code=202,

@@ -9,7 +9,7 @@ hand them to a dedicated writer thread that groups commits.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -68,6 +68,10 @@ class MatchRecord:
     task_id: str = ""
 
 
+#: what to record for a new event as it is stored (pure; None: decide later)
+Decide = Callable[[Event], "EventOutcome | None"]
+
+
 class Store(Protocol):
     """Durable state. Every method commits before it returns."""
 
@@ -115,11 +119,15 @@ class Store(Protocol):
         """How many workers are registered."""
         ...
 
-    def insert_events(self, deliveries: Sequence[Delivery]) -> list[Event | None]:
+    def insert_events(
+        self, deliveries: Sequence[Delivery], *, decide: Decide | None = None
+    ) -> list[Event | None]:
         """Store every delivery in one transaction, synced to disk before returning.
 
         Returns the stored Event for each, or None where (source, delivery id) was stored
-        already (a duplicate delivery creates nothing).
+        already (a duplicate delivery creates nothing). ``decide``, if given, is asked about
+        each new event inside the same transaction; the outcome it returns is recorded as
+        ``record_outcomes`` would (None leaves the event ``received``).
         """
         ...
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from mecha.errors import MigrationError, StoreError, WorkerExists, WorkerNotFound, WorkerStateError
 from mecha.event import Delivery, Event, EventState
-from mecha.store import EventOutcome, MatchRecord, WorkerRecord, sqlite_events
+from mecha.store import Decide, EventOutcome, MatchRecord, WorkerRecord, sqlite_events
 from mecha.store.migrations import current_version, migrate
 from mecha.store.sqlite_file import configure, make_file, make_folder, rollback, translated
 from mecha.task import Task, TaskState
@@ -162,10 +162,12 @@ class SqliteStore:
         with self._use("counting workers") as conn:
             return int(conn.execute("SELECT count(*) FROM workers").fetchone()[0])
 
-    def insert_events(self, deliveries: Sequence[Delivery]) -> list[Event | None]:
+    def insert_events(
+        self, deliveries: Sequence[Delivery], *, decide: Decide | None = None
+    ) -> list[Event | None]:
         """Store every delivery in one transaction (one sync); None for each duplicate."""
         with self._write("storing events") as conn:
-            return sqlite_events.insert_events(conn, deliveries, time.time())
+            return sqlite_events.insert_events(conn, deliveries, time.time(), decide=decide)
 
     def get_event(self, event_id: str) -> Event:
         """The event with this id (or unique prefix), raw body included."""

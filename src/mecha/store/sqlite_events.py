@@ -12,11 +12,12 @@ import sqlite3
 import uuid
 import zlib
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from mecha.errors import EventNotFound
 from mecha.event import Delivery, Event, EventState
-from mecha.store import EventOutcome, MatchRecord
+from mecha.store import Decide, EventOutcome, MatchRecord
 from mecha.task import Task, TaskState
 
 COMPRESS_ABOVE = 2048
@@ -44,9 +45,16 @@ def new_id() -> str:
 
 
 def insert_events(
-    conn: sqlite3.Connection, deliveries: Sequence[Delivery], now: float
+    conn: sqlite3.Connection,
+    deliveries: Sequence[Delivery],
+    now: float,
+    *,
+    decide: Decide | None = None,
 ) -> list[Event | None]:
-    """Insert each delivery; None in its place if (source, delivery id) is stored already."""
+    """Insert each delivery; None in its place if (source, delivery id) is stored already.
+
+    With ``decide``, each new event's outcome is recorded in the same transaction.
+    """
     stored: list[Event | None] = []
     for delivery in deliveries:
         event_id = new_id()
@@ -63,14 +71,17 @@ def insert_events(
         if cursor.rowcount != 1:
             stored.append(None)
             continue
-        stored.append(
-            Event(
-                id=event_id, source=delivery.source, type=delivery.type,
-                delivery_id=delivery.delivery_id, actor=delivery.actor, subject=delivery.subject,
-                attrs=dict(delivery.attrs), state=EventState.RECEIVED, raw=delivery.raw,
-                headers=dict(delivery.headers), created_at=now, updated_at=now,
-            )
+        event = Event(
+            id=event_id, source=delivery.source, type=delivery.type,
+            delivery_id=delivery.delivery_id, actor=delivery.actor, subject=delivery.subject,
+            attrs=dict(delivery.attrs), state=EventState.RECEIVED, raw=delivery.raw,
+            headers=dict(delivery.headers), created_at=now, updated_at=now,
         )  # fmt: skip
+        outcome = decide(event) if decide is not None else None
+        if outcome is not None:
+            record_outcomes(conn, [outcome], now)
+            event = replace(event, state=outcome.state)
+        stored.append(event)
     return stored
 
 
