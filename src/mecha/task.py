@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from mecha.event import timestamp
+
 #: event attributes a worker receives in the task's context (upstream §6), when present
 CONTEXT_ATTRS = (
     "repo_owner",
@@ -78,3 +80,20 @@ def task_context(
         if key in attrs:
             context[key] = attrs[key]
     return context
+
+
+def task_json(task: Task) -> dict[str, Any]:
+    """The task as the API and ``mecha event show --json`` show it."""
+    return {
+        "id": task.id,
+        "worker": task.worker,
+        "event_id": task.event_id,
+        "dedup_key": task.dedup_key,
+        "state": task.state.value,
+        "prompt": task.prompt,
+        "context": dict(task.context),
+        "error": task.error,
+        "attempts": task.attempts,
+        "created_at": timestamp(task.created_at),
+        "updated_at": timestamp(task.updated_at),
+    }

@@ -13,6 +13,7 @@ import click
 from mecha.cli.context import AppContext, pass_app
 from mecha.cli.table import render_table
 from mecha.event import Event, EventState, event_json, timestamp
+from mecha.task import task_json
 
 STATES = click.Choice([s.value for s in EventState])
 
@@ -53,7 +54,7 @@ def show_event(app: AppContext, event_id: str, as_json: bool) -> None:
     if as_json:
         shown = event_json(found, full=True)
         shown["matches"] = [asdict(m) for m in matches]
-        shown["tasks"] = [{"id": t.id, "worker": t.worker, "state": t.state.value} for t in tasks]
+        shown["tasks"] = [task_json(t) for t in tasks]
         app.echo(json.dumps(shown, indent=2))
         return
     app.echo(_describe(found))

@@ -22,10 +22,10 @@ from typing import Any
 
 from mecha.errors import WebhookError
 from mecha.event import AttrValue, Delivery, public_headers
-from mecha.forges.generic_webhook import (
+from mecha.forges.payload import (
     bool_at,
     check_hmac_signature,
-    first_line,
+    commit_lines,
     int_at,
     joined_names,
     load_json_object,
@@ -37,8 +37,6 @@ from mecha.forges.generic_webhook import (
 SOURCE = "github"
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 SIGNATURE_PREFIX = "sha256="
-#: how many characters of a commit id the ``commits`` attribute shows
-SHORT_SHA = 8
 
 Attrs = dict[str, AttrValue]
 
@@ -172,17 +170,11 @@ def _review(payload: dict[str, Any]) -> Attrs:
 
 
 def _push(payload: dict[str, Any]) -> Attrs:
-    commits = payload.get("commits")
-    lines = [
-        f"{text_at(commit, 'id')[:SHORT_SHA]} {first_line(text_at(commit, 'message'))}"
-        for commit in (commits if isinstance(commits, list) else [])
-        if isinstance(commit, dict)
-    ]
     return {
         "ref": text_at(payload, "ref"),
         "head_sha": text_at(payload, "after"),
         "compare_url": text_at(payload, "compare"),
-        "commits": "\n".join(lines),
+        "commits": commit_lines(payload.get("commits")),
     }
 
 

@@ -36,9 +36,9 @@ from typing import Any
 
 from mecha.errors import WebhookError
 from mecha.event import AttrValue, Delivery, public_headers
-from mecha.forges.generic_webhook import (
+from mecha.forges.payload import (
     bool_at,
-    first_line,
+    commit_lines,
     int_at,
     joined_names,
     load_json_object,
@@ -51,8 +51,6 @@ SOURCE = "gitlab"
 #: how far ``webhook-timestamp`` may be from the server's clock, either way (seconds)
 TIMESTAMP_TOLERANCE = 5 * 60
 WHSEC_PREFIX = "whsec_"
-#: how many characters of a commit id the ``commits`` attribute shows
-SHORT_SHA = 8
 
 Attrs = dict[str, AttrValue]
 
@@ -328,16 +326,10 @@ def _merge_request(payload: dict[str, Any]) -> Attrs:
 
 
 def _push(payload: dict[str, Any]) -> Attrs:
-    commits = payload.get("commits")
-    lines = [
-        f"{text_at(commit, 'id')[:SHORT_SHA]} {first_line(text_at(commit, 'message'))}"
-        for commit in (commits if isinstance(commits, list) else [])
-        if isinstance(commit, dict)
-    ]
     return {
         "ref": text_at(payload, "ref"),
         "head_sha": text_at(payload, "after"),
-        "commits": "\n".join(lines),
+        "commits": commit_lines(payload.get("commits")),
     }
 
 

@@ -17,8 +17,9 @@ from starlette.responses import JSONResponse, Response
 
 from mecha import __version__
 from mecha.errors import EventNotFound, StoreError
-from mecha.event import EventState, event_json, timestamp
+from mecha.event import EventState, event_json
 from mecha.server.state import AppState, error_response, key_matches, presented_key
+from mecha.task import task_json
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 MAX_LIMIT = 1000
@@ -90,16 +91,8 @@ async def show_event(request: Request) -> Response:
         return error_response(503, "the store cannot be read", "see the server log")
     shown = event_json(event, full=True)
     shown["matches"] = [asdict(match) for match in matches]
-    shown["tasks"] = [_task_json(task) for task in tasks]
+    shown["tasks"] = [task_json(task) for task in tasks]
     return JSONResponse(shown)
-
-
-def _task_json(task: Any) -> dict[str, Any]:
-    shown = asdict(task)
-    shown["state"] = task.state.value
-    shown["created_at"] = timestamp(task.created_at)
-    shown["updated_at"] = timestamp(task.updated_at)
-    return shown
 
 
 async def _read(app: AppState, call: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:

@@ -27,8 +27,6 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await startup()
-        if state.on_start is not None:
-            state.on_start()
         try:
             yield
         finally:

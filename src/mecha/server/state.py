@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -30,8 +30,6 @@ class AppState:
     #: runs blocking store reads off the event loop
     reads: Executor
     api_key: str = ""
-    #: called once the server is up, and once it is going down (tests and the CLI use them)
-    on_start: Callable[[], None] | None = None
 
 
 def error_response(status: int, message: str, hint: str = "") -> JSONResponse:
