@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mecha.errors import EventNotFound
-from mecha.event import Delivery, EventState
+from mecha.event import Delivery, Event, EventState
 from mecha.matching import Decision, Outcome
 from mecha.store import EventOutcome
 from mecha.store.sqlite import SqliteStore, open_sqlite
@@ -148,3 +148,28 @@ def test_listing_filters_by_state_and_orders(store: SqliteStore) -> None:
         e.delivery_id for e in store.list_events(state=EventState.RECEIVED, oldest_first=True)
     ] == ["d0", "d1", "d2"]
     assert store.list_events(state=EventState.SKIPPED) == []
+
+
+def test_decided_events_are_stored_with_their_tasks_in_one_transaction(
+    store: SqliteStore,
+) -> None:
+    def decide(event: Event) -> EventOutcome:
+        return EventOutcome(
+            event_id=event.id, state=EventState.MATCHED,
+            decisions=[Decision(worker="a", outcome=Outcome.MATCHED, rule=0)],
+            tasks=[NewTask(worker="a", event_id=event.id, prompt=f"#{event.attrs['number']}")],
+        )  # fmt: skip
+
+    first, again = store.insert_events([delivery("z"), delivery("z")], decide=decide)
+    assert first is not None and again is None
+    assert first.state is EventState.MATCHED
+    assert store.get_event(first.id).state is EventState.MATCHED
+    assert [t.prompt for t in store.list_tasks()] == ["#7"]  # the duplicate made no task
+    assert [m.worker for m in store.list_matches(first.id)] == ["a"]
+
+
+def test_an_undecided_event_stays_received(store: SqliteStore) -> None:
+    [event] = store.insert_events([delivery()], decide=lambda event: None)
+    assert event is not None
+    assert store.get_event(event.id).state is EventState.RECEIVED
+    assert store.list_tasks() == []

@@ -85,12 +85,10 @@ class EventMatcher:
             taken = any(d.outcome is Outcome.MATCHED for d in decisions)
             if taken and self._wants_hydration is not None and self._wants_hydration(event):
                 return None
-            outcome = plan(event, workers, decisions, None)
+            return plan(event, workers, decisions, None)
         except Exception:  # a bug must not lose the batch: match it later instead
             log.exception("matching event %s failed; it is matched again later", event.id)
             return None
-        _log(event, outcome)
-        return outcome
 
     def submit(self, event: Event) -> None:
         """Match ``event`` soon; returns at once."""

@@ -30,7 +30,7 @@ _EVENT_COLUMNS = (
 _INSERT_EVENT = (
     "INSERT INTO events (id, source, delivery_id, type, actor, subject, attrs, headers, raw, "
     "raw_encoding, state, error, created_at, updated_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (source, delivery_id) DO NOTHING"
 )
 _TASK_COLUMNS = (
@@ -57,30 +57,30 @@ def insert_events(
     """
     stored: list[Event | None] = []
     for delivery in deliveries:
-        event_id = new_id()
-        raw, encoding = _pack(delivery.raw)
-        attrs = _json(delivery.attrs)
-        cursor = conn.execute(
-            _INSERT_EVENT,
-            (
-                event_id, delivery.source, delivery.delivery_id, delivery.type, delivery.actor,
-                delivery.subject, attrs, _json(delivery.headers), raw, encoding,
-                EventState.RECEIVED.value, now, now,
-            ),
-        )  # fmt: skip
-        if cursor.rowcount != 1:
-            stored.append(None)
-            continue
         event = Event(
-            id=event_id, source=delivery.source, type=delivery.type,
+            id=new_id(), source=delivery.source, type=delivery.type,
             delivery_id=delivery.delivery_id, actor=delivery.actor, subject=delivery.subject,
             attrs=dict(delivery.attrs), state=EventState.RECEIVED, raw=delivery.raw,
             headers=dict(delivery.headers), created_at=now, updated_at=now,
         )  # fmt: skip
+        # decided before the insert, so the row is written once, in its final state
         outcome = decide(event) if decide is not None else None
         if outcome is not None:
-            record_outcomes(conn, [outcome], now)
             event = replace(event, state=outcome.state)
+        raw, encoding = _pack(delivery.raw)
+        cursor = conn.execute(
+            _INSERT_EVENT,
+            (
+                event.id, delivery.source, delivery.delivery_id, delivery.type, delivery.actor,
+                delivery.subject, _json(delivery.attrs), _json(delivery.headers), raw, encoding,
+                event.state.value, outcome.error if outcome else "", now, now,
+            ),
+        )  # fmt: skip
+        if cursor.rowcount != 1:  # a duplicate delivery: nothing of it is written
+            stored.append(None)
+            continue
+        if outcome is not None:
+            _record_decisions(conn, outcome, now)
         stored.append(event)
     return stored
 
@@ -126,19 +126,7 @@ def record_outcomes(
     """Write each event's new state, decisions and tasks; return the tasks created for each."""
     created: list[list[Task]] = []
     for outcome in outcomes:
-        tasks = _insert_tasks(conn, outcome, now)
-        by_worker = {task.worker: task.id for task in tasks}
-        conn.executemany(
-            "INSERT INTO event_matches (event_id, worker, outcome, rule, reason, task_id, "
-            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, worker) DO UPDATE "
-            "SET outcome = excluded.outcome, rule = excluded.rule, reason = excluded.reason, "
-            "task_id = excluded.task_id",
-            [
-                (outcome.event_id, d.worker, d.outcome, d.rule, d.reason,
-                 by_worker.get(d.worker, ""), now)
-                for d in outcome.decisions
-            ],
-        )  # fmt: skip
+        tasks = _record_decisions(conn, outcome, now)
         if outcome.attrs is None:
             conn.execute(
                 "UPDATE events SET state = ?, error = ?, updated_at = ? WHERE id = ?",
@@ -151,6 +139,25 @@ def record_outcomes(
             )
         created.append(tasks)
     return created
+
+
+def _record_decisions(conn: sqlite3.Connection, outcome: EventOutcome, now: float) -> list[Task]:
+    """Insert an outcome's tasks and decisions; the tasks (existing ones for known keys)."""
+    tasks = _insert_tasks(conn, outcome, now)
+    by_worker = {task.worker: task.id for task in tasks}
+    if outcome.decisions:
+        conn.executemany(
+            "INSERT INTO event_matches (event_id, worker, outcome, rule, reason, task_id, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, worker) DO UPDATE "
+            "SET outcome = excluded.outcome, rule = excluded.rule, reason = excluded.reason, "
+            "task_id = excluded.task_id",
+            [
+                (outcome.event_id, d.worker, d.outcome, d.rule, d.reason,
+                 by_worker.get(d.worker, ""), now)
+                for d in outcome.decisions
+            ],
+        )  # fmt: skip
+    return tasks
 
 
 def list_matches(conn: sqlite3.Connection, event_id: str) -> list[MatchRecord]:
