@@ -182,3 +182,23 @@ def test_event_send_without_a_server_says_how_to_start_one(tmp_path: Path) -> No
     assert sent.returncode == 1
     assert "mecha serve" in sent.stderr
     assert "Traceback" not in sent.stderr
+
+
+def test_event_send_speaks_gitlab_with_the_configured_token(tmp_path: Path) -> None:
+    home = make_home(tmp_path)
+    payload = tmp_path / "mr.json"
+    payload.write_text(
+        '{"object_kind": "merge_request", "user": {"username": "root"},'
+        ' "project": {"id": 3, "path_with_namespace": "group/app"},'
+        ' "object_attributes": {"iid": 5, "title": "MR", "action": "open"}}'
+    )
+    with ServeProcess(home) as server:
+        addr = server.url.removeprefix("http://")
+        sent = mecha_cli(
+            home, "event", "send", str(payload), "--source", "gitlab", "--event",
+            "merge_request", "--addr", addr,
+        )  # fmt: skip
+        assert sent.returncode == 0, sent.stderr
+        listed = httpx.get(f"{server.url}/events").json()
+    assert (listed[0]["source"], listed[0]["type"]) == ("gitlab", "merge_request.open")
+    assert listed[0]["attrs"]["number"] == 5
