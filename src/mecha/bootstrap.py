@@ -20,7 +20,7 @@ from mecha.config import Settings
 from mecha.config_file import DEFAULT_ADDR, ServerConfig
 from mecha.engine.batcher import Batcher
 from mecha.engine.matcher import EventMatcher
-from mecha.engine.registry import LoadedWorker, WorkerRegistry
+from mecha.engine.registry import WorkerRegistry
 from mecha.errors import UsageError
 from mecha.event import Delivery, Event, EventState
 from mecha.forges.generic_webhook import parse_generic, verify_generic
@@ -142,7 +142,7 @@ class Ingest:
         self.registry = WorkerRegistry(store=self.store, environ=environ, home=settings.home)
         self.http: httpx.AsyncClient | None = None
         self.matcher = EventMatcher(
-            registry=self.registry, outcomes=self.outcomes, refresh=self._refresh,
+            registry=self.registry, outcomes=self.outcomes, reads=self.reads,
             store=self.store, hydrate=self._hydrate, wants_hydration=self._wants_hydration,
         )  # fmt: skip
         self.events: Batcher[Delivery, Event | None] = Batcher(
@@ -193,11 +193,6 @@ class Ingest:
         self.writer.shutdown(wait=True)
         self.reads.shutdown(wait=True)
         self.store.close()
-
-    async def _refresh(self) -> list[LoadedWorker]:
-        import asyncio
-
-        return await asyncio.get_running_loop().run_in_executor(self.reads, self.registry.refresh)
 
     def _wants_hydration(self, event: Event) -> bool:
         return self._hydrator is not None and self._hydrator.handles(event)

@@ -14,7 +14,6 @@ Every mistake is reported at once, at file:line:column, with what to do.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -23,7 +22,7 @@ from typing import Any
 from mecha.errors import ConfigError, FileError, Problem
 from mecha.interpolation import UnsetVariable, expand
 from mecha.sources import RESERVED_SOURCES, GenericSource, SourceAuth
-from mecha.yaml_doc import Document, Path, load_yaml
+from mecha.yaml_doc import Document, Path, load_yaml, suggest_key
 
 DEFAULT_ADDR = "127.0.0.1:21212"
 DEFAULT_MAX_DIFF = 500_000
@@ -94,9 +93,9 @@ class _Checker:
     def known(self, path: Path, data: dict[str, Any], valid: tuple[str, ...]) -> dict[str, Any]:
         for key in data:
             if key not in valid:
-                close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.6)
-                hint = f'did you mean "{close[0]}"?' if close else f"valid keys: {', '.join(valid)}"
-                self.add((*path, key), f'unknown key "{key}"', hint, key=True)
+                self.add(
+                    (*path, key), f'unknown key "{key}"', suggest_key(str(key), valid), key=True
+                )
         return {key: value for key, value in data.items() if key in valid}
 
     def text(self, path: Path, value: Any, *, expand_vars: bool = False) -> str:

@@ -10,7 +10,6 @@ numbers, does no I/O. No message here ever holds a secret value: errors name the
 
 from __future__ import annotations
 
-import difflib
 import re
 import shlex
 import stat
@@ -21,7 +20,7 @@ from typing import Any
 
 from mecha.errors import FileError, Problem, SecretsError, SecretsFileError
 from mecha.redaction import TOKEN_PREFIXES
-from mecha.yaml_doc import Document, Path, load_yaml
+from mecha.yaml_doc import Document, Path, load_yaml, suggest_key
 
 #: backend, token and source names: what a reference ``backend.name`` can address
 NAME = re.compile(r"[A-Za-z0-9_-]+")
@@ -237,8 +236,7 @@ class _Checker:
     def known(self, path: Path, data: dict[str, Any], valid: tuple[str, ...]) -> dict[str, Any]:
         for key in data:
             if key not in valid:
-                close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
-                hint = f'did you mean "{close[0]}"?' if close else f"valid keys: {', '.join(valid)}"
+                hint = suggest_key(key, valid)
                 where = f"under {_dotted(path)}" if path else "at the top of the secrets file"
                 self.add((*path, key), f"unknown key {_shown(key)} {where}", hint, key=True)
         return {key: value for key, value in data.items() if key in valid}

@@ -10,7 +10,6 @@ Takes a Document and an environment mapping, does no I/O.
 from __future__ import annotations
 
 import copy
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +27,7 @@ from mecha.worker import (
     WorkerSpec,
 )
 from mecha.worker_rules import cross_field_rules
-from mecha.yaml_doc import Document, Path
+from mecha.yaml_doc import Document, Path, suggest_key
 
 #: fields where ${VAR} is substituted: URLs, hosts, paths, images, models and keys ("*": any key)
 EXPANDED: tuple[Path, ...] = (
@@ -201,11 +200,7 @@ def _suggest(key: str, parent: Path) -> str:
     model = _SECTIONS.get(pattern)
     if model is None:
         return "remove it"
-    valid = list(model.model_fields)
-    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
-    if close:
-        return f'did you mean "{close[0]}"?'
-    return f"valid keys here: {', '.join(valid)}"
+    return suggest_key(key, list(model.model_fields), listing="valid keys here")
 
 
 def _warnings(doc: Document) -> list[Problem]:

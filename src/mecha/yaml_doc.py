@@ -9,7 +9,9 @@ and non-string keys are mistakes here. Takes text, does no I/O.
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -143,3 +145,11 @@ class _Builder:
             self.keys[(*path, key)] = spot
             out[key] = self.build(value_node, (*path, key))
         return out
+
+
+def suggest_key(key: str, valid: Sequence[str], *, listing: str = "valid keys") -> str:
+    """The hint for an unknown key: the closest valid one, else the list of valid ones."""
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    if close:
+        return f'did you mean "{close[0]}"?'
+    return f"{listing}: {', '.join(valid)}"

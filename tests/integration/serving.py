@@ -7,6 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -100,3 +101,23 @@ def count_events(home: Path) -> int:
     """Events in the database, read straight from the file."""
     with sqlite3.connect(home / "mecha.db") as conn:
         return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+
+
+def settled(url: str, event_id: str, timeout: float = 15.0) -> dict[str, Any]:
+    """The event once matching has run (its state left `received`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        shown: dict[str, Any] = httpx.get(f"{url}/event/{event_id}").json()
+        if shown["state"] != "received" or time.monotonic() > deadline:
+            return shown
+        time.sleep(0.05)
+
+
+def send_event(
+    home: Path, payload: Path, *, source: str, event: str, url: str
+) -> subprocess.CompletedProcess[str]:
+    """`mecha event send` of ``payload`` to the server at ``url``."""
+    addr = url.removeprefix("http://")
+    return mecha_cli(
+        home, "event", "send", str(payload), "--source", source, "--event", event, "--addr", addr
+    )

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from mecha.event import Delivery
 from mecha.store.sqlite import open_sqlite
 from mecha.testing.serve_process import ServeProcess
-from tests.integration.serving import add_worker, make_home, mecha_cli, post_github, pr_payload
+from tests.integration.serving import (
+    add_worker,
+    make_home,
+    mecha_cli,
+    post_github,
+    pr_payload,
+    send_event,
+    settled,
+)
 
 REVIEWER = """  - source: github
     on: [pull_request.*]
@@ -35,16 +41,6 @@ HELD = """  - source: github
     auto: false
     prompt: "manual {{.title}}"
 """
-
-
-def settled(url: str, event_id: str, timeout: float = 15.0) -> dict[str, Any]:
-    """The event once matching has run (its state left `received`)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        shown: dict[str, Any] = httpx.get(f"{url}/event/{event_id}").json()
-        if shown["state"] != "received" or time.monotonic() > deadline:
-            return shown
-        time.sleep(0.05)
 
 
 def test_one_event_fans_out_and_every_decision_is_explained(tmp_path: Path) -> None:
@@ -162,11 +158,7 @@ def test_event_send_signs_with_the_configured_secret(tmp_path: Path) -> None:
     payload = tmp_path / "pr.json"
     payload.write_bytes(pr_payload(number=77))
     with ServeProcess(home) as server:
-        addr = server.url.removeprefix("http://")
-        sent = mecha_cli(
-            home, "event", "send", str(payload), "--source", "github", "--event",
-            "pull_request", "--addr", addr,
-        )  # fmt: skip
+        sent = send_event(home, payload, source="github", event="pull_request", url=server.url)
         assert sent.returncode == 0, sent.stderr
         assert sent.stdout.startswith("202 ")
         listed = httpx.get(f"{server.url}/events").json()
@@ -193,11 +185,7 @@ def test_event_send_speaks_gitlab_with_the_configured_token(tmp_path: Path) -> N
         ' "object_attributes": {"iid": 5, "title": "MR", "action": "open"}}'
     )
     with ServeProcess(home) as server:
-        addr = server.url.removeprefix("http://")
-        sent = mecha_cli(
-            home, "event", "send", str(payload), "--source", "gitlab", "--event",
-            "merge_request", "--addr", addr,
-        )  # fmt: skip
+        sent = send_event(home, payload, source="gitlab", event="merge_request", url=server.url)
         assert sent.returncode == 0, sent.stderr
         listed = httpx.get(f"{server.url}/events").json()
     assert (listed[0]["source"], listed[0]["type"]) == ("gitlab", "merge_request.open")

@@ -3,10 +3,8 @@ from the forge API emulator on the way to a task's prompt."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -14,7 +12,13 @@ import pytest
 from mecha.forges.signing import hmac_sha256_hex
 from mecha.testing.forge_api import FileChange, ForgeEmulator
 from mecha.testing.serve_process import ServeProcess
-from tests.integration.serving import GITHUB_SECRET, GITLAB_TOKEN, add_worker, make_home
+from tests.integration.serving import (
+    GITHUB_SECRET,
+    GITLAB_TOKEN,
+    add_worker,
+    make_home,
+    settled,
+)
 from tests.sample_payloads import load_sample, sample_names
 
 GITHUB_TYPES = {
@@ -47,15 +51,6 @@ def replay_gitlab(url: str, name: str) -> httpx.Response:
     body, headers = load_sample("gitlab", name)
     headers["x-gitlab-token"] = GITLAB_TOKEN
     return httpx.post(f"{url}/webhook/gitlab", content=body, headers=headers, timeout=30)
-
-
-def settled(url: str, event_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 15
-    while True:
-        shown: dict[str, Any] = httpx.get(f"{url}/event/{event_id}").json()
-        if shown["state"] != "received" or time.monotonic() > deadline:
-            return shown
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")

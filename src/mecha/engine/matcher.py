@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import replace
 from typing import Any
 
@@ -47,7 +48,7 @@ class EventMatcher:
         *,
         registry: WorkerRegistry,
         outcomes: Batcher[EventOutcome, list[Task]],
-        refresh: Callable[[], Awaitable[list[LoadedWorker]]],
+        reads: Executor,
         store: Store,
         hydrate: Hydrate | None = None,
         wants_hydration: WantsHydration | None = None,
@@ -57,7 +58,7 @@ class EventMatcher:
         self._wants_hydration = wants_hydration
         self._registry = registry
         self._outcomes = outcomes
-        self._refresh = refresh
+        self._reads = reads
         self._hydrate = hydrate
         self._limit = asyncio.Semaphore(max_parallel)
         self._inflight: set[asyncio.Task[None]] = set()
@@ -109,7 +110,8 @@ class EventMatcher:
                 log.exception("matching event %s failed; it is retried at the next start", event.id)
 
     async def _match(self, event: Event) -> None:
-        workers = await self._refresh()
+        loop = asyncio.get_running_loop()
+        workers = await loop.run_in_executor(self._reads, self._registry.refresh)
         decisions = _decisions(event, workers)
         hydrated: Hydration | None = None
         if self._hydrate is not None and any(d.outcome is Outcome.MATCHED for d in decisions):
