@@ -8,20 +8,26 @@ the process died are matched at the next start.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import logging
+import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mecha.bootstrap_workers import WorkerRuntime
 from mecha.config import Settings
 from mecha.config_file import DEFAULT_ADDR, ServerConfig
+from mecha.duration import parse_duration
 from mecha.engine.batcher import Batcher
+from mecha.engine.dispatcher import DispatchSettings
 from mecha.engine.matcher import EventMatcher
 from mecha.engine.registry import WorkerRegistry
-from mecha.errors import UsageError
+from mecha.errors import ConfigError, MechaError, UsageError
 from mecha.event import Delivery, Event, EventState
 from mecha.forges.generic_webhook import parse_generic, verify_generic
 from mecha.forges.github_webhook import parse_github, verify_github
@@ -38,6 +44,7 @@ if TYPE_CHECKING:
     from starlette.applications import Starlette
 
     from mecha.forges.hydrator import ForgeHydrator
+    from mecha.server.state import AppState
     from mecha.server.webhooks import SourceHandler
 
 log = logging.getLogger(__name__)
@@ -117,6 +124,22 @@ def _generic(source: GenericSource, secrets: Secrets, api_key: str) -> SourceHan
     return handle
 
 
+def dispatch_settings(config: ServerConfig, environ: Mapping[str, str]) -> DispatchSettings:
+    """config.yml ``dispatch:`` over the defaults; MECHA_DRAIN_TIMEOUT over both."""
+    given = dict(config.dispatch)
+    drain = environ.get("MECHA_DRAIN_TIMEOUT", "")
+    if drain:
+        try:
+            given["drain_timeout"] = parse_duration(drain)
+        except ValueError:
+            raise ConfigError(
+                f'MECHA_DRAIN_TIMEOUT="{drain}" is not a duration', hint="e.g. 30s, 10m or 1h"
+            ) from None
+    if "concurrency" in given:
+        given["concurrency"] = int(given["concurrency"])
+    return DispatchSettings(**given)  # type: ignore[arg-type]
+
+
 class Ingest:
     """Everything `mecha serve` runs for ingestion, in start and stop order."""
 
@@ -129,8 +152,10 @@ class Ingest:
         environ: Mapping[str, str],
         api_key: str,
         store: Store | None = None,
+        reload_secrets: Callable[[], Secrets] | None = None,
     ) -> None:
         self.store = store if store is not None else open_sqlite(settings.db_path)
+        self._reload_secrets = reload_secrets
         self.config = config
         self.secrets = secrets
         self.environ = environ
@@ -141,9 +166,14 @@ class Ingest:
         )
         self.registry = WorkerRegistry(store=self.store, environ=environ, home=settings.home)
         self.http: httpx.AsyncClient | None = None
+        self.workers = WorkerRuntime(
+            store=self.store, registry=self.registry, writer=self.writer, reads=self.reads,
+            settings=dispatch_settings(config, environ), secrets=secrets,
+        )  # fmt: skip
         self.matcher = EventMatcher(
             registry=self.registry, outcomes=self.outcomes, reads=self.reads,
             store=self.store, hydrate=self._hydrate, wants_hydration=self._wants_hydration,
+            on_tasks=self.workers.dispatcher.submit_threadsafe,
         )  # fmt: skip
         self.events: Batcher[Delivery, Event | None] = Batcher(
             self.matcher.ingest_batch, executor=self.writer, name="events"
@@ -151,6 +181,7 @@ class Ingest:
         self.sources = build_sources(secrets, config, api_key=api_key)
         self.api_key = api_key
         self._hydrator: ForgeHydrator | None = None
+        self._state: AppState | None = None
 
     def app(self) -> Starlette:
         """The ASGI app over this ingest."""
@@ -159,8 +190,9 @@ class Ingest:
 
         state = AppState(
             store=self.store, events=self.events, matcher=self.matcher, sources=self.sources,
-            reads=self.reads, api_key=self.api_key,
+            reads=self.reads, api_key=self.api_key, dispatch=self.workers.dispatcher.submit,
         )  # fmt: skip
+        self._state = state
         return create_app(state, startup=self.startup, shutdown=self.shutdown)
 
     async def startup(self) -> None:
@@ -175,6 +207,7 @@ class Ingest:
         self._hydrator = build_hydrator(
             self.http, secrets=self.secrets, config=self.config, environ=self.environ
         )
+        await self.workers.start()
         pending = self.store.list_events(
             state=EventState.RECEIVED, limit=RECOVER_LIMIT, oldest_first=True
         )
@@ -182,10 +215,39 @@ class Ingest:
             self.matcher.submit(event)
         if pending:
             log.info("recovering %d events received before the last stop", len(pending))
+        if self._reload_secrets is not None:
+            with contextlib.suppress(NotImplementedError, RuntimeError):  # not on this platform
+                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reload)
+
+    def reload(self) -> None:
+        """SIGHUP: read secrets.yml again; new webhook secrets and forge tokens apply at once.
+
+        A file with mistakes is refused whole and the old secrets stay in force.
+        """
+        from mecha.forges.hydrator import build_hydrator
+
+        if self._reload_secrets is None:
+            return
+        try:
+            secrets = self._reload_secrets()
+        except MechaError as exc:
+            log.error("SIGHUP: secrets.yml not reloaded, the old secrets stay: %s", exc)
+            return
+        self.secrets = secrets
+        self.workers.secrets = secrets
+        self.sources = build_sources(secrets, self.config, api_key=self.api_key)
+        if self._state is not None:
+            self._state.sources = self.sources
+        if self.http is not None:
+            self._hydrator = build_hydrator(
+                self.http, secrets=secrets, config=self.config, environ=self.environ
+            )
+        log.info("SIGHUP: secrets.yml reloaded (%d webhook sources)", len(self.sources))
 
     async def shutdown(self) -> None:
-        """Finish matching and every queued commit, then close the store."""
+        """Finish matching, drain tasks in flight, then every queued commit; close the store."""
         await self.matcher.close()
+        await self.workers.stop()
         await self.outcomes.close()
         await self.events.close()
         if self.http is not None:

@@ -8,6 +8,13 @@
     max_diff: 500KB                # hydrated diffs are cut here (bytes, KB or MB)
     sources:                       # generic webhook sources (see mecha.sources)
       alerts: {type_header: X-Event-Type, auth: hmac, signature_header: X-Signature}
+    dispatch:                      # sending tasks to workers (all optional)
+      concurrency: 16              # tasks in flight at once, over all workers
+      retry_base: 30s              # first retry after a transient failure; doubles each time
+      retry_cap: 30m               # longest wait between retries
+      health_interval: 15s         # how often running workers' /health is asked
+      poll_interval: 1s            # how often the store is read for tasks made elsewhere
+      drain_timeout: 10m           # how long a stop waits for tasks in flight
 
 Every mistake is reported at once, at file:line:column, with what to do.
 """
@@ -19,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from mecha.duration import parse_duration
 from mecha.errors import ConfigError, FileError, Problem
 from mecha.interpolation import UnsetVariable, expand
 from mecha.sources import RESERVED_SOURCES, GenericSource, SourceAuth
@@ -27,7 +35,16 @@ from mecha.yaml_doc import Document, Path, load_yaml, suggest_key
 DEFAULT_ADDR = "127.0.0.1:21212"
 DEFAULT_MAX_DIFF = 500_000
 DEFAULT_GITHUB_API_URL = "https://api.github.com"
-_KEYS = ("addr", "api_key", "github_api_url", "max_diff", "sources")
+_KEYS = ("addr", "api_key", "github_api_url", "max_diff", "sources", "dispatch")
+#: dispatch settings: durations, except concurrency (a count)
+DISPATCH_KEYS = (
+    "concurrency",
+    "retry_base",
+    "retry_cap",
+    "health_interval",
+    "poll_interval",
+    "drain_timeout",
+)
 _SOURCE_KEYS = tuple(f.name for f in fields(GenericSource) if f.name != "name")
 _SIZE = re.compile(r"(\d+)\s*(B|KB|MB|KiB|MiB)?", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000_000, "kib": 1024, "mib": 1024 * 1024}
@@ -47,6 +64,8 @@ class ServerConfig:
     github_api_url: str = DEFAULT_GITHUB_API_URL
     max_diff: int = DEFAULT_MAX_DIFF
     sources: Mapping[str, GenericSource] = field(default_factory=dict)
+    #: dispatch settings given (seconds, or a count for concurrency); absent ones default
+    dispatch: Mapping[str, float] = field(default_factory=dict)
 
 
 def parse_config(text: str, *, file: str, environ: Mapping[str, str]) -> ServerConfig:
@@ -65,10 +84,22 @@ def parse_config(text: str, *, file: str, environ: Mapping[str, str]) -> ServerC
         github_api_url=check.url(("github_api_url",), data.get("github_api_url")),
         max_diff=check.size(("max_diff",), data.get("max_diff", DEFAULT_MAX_DIFF)),
         sources=check.sources(data.get("sources")),
+        dispatch=check.dispatch(data.get("dispatch")),
     )
     if check.problems:
         raise ConfigFileError(check.problems)
     return config
+
+
+def _seconds(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return parse_duration(str(value))
+    except ValueError:
+        return None
 
 
 def parse_size(text: str | int) -> int:
@@ -129,6 +160,28 @@ class _Checker:
             self.add(path, f"{path[-1]} must be a positive size", "e.g. 500KB or 2MB")
             return DEFAULT_MAX_DIFF
         return size
+
+    def dispatch(self, value: Any) -> dict[str, float]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.add(("dispatch",), "dispatch must be a mapping", "e.g. dispatch: {concurrency: 8}")
+            return {}
+        found: dict[str, float] = {}
+        for key, item in self.known(("dispatch",), value, DISPATCH_KEYS).items():
+            path: Path = ("dispatch", key)
+            if key == "concurrency":
+                if isinstance(item, bool) or not isinstance(item, int) or not 1 <= item <= 1024:
+                    self.add(path, "concurrency must be a whole number from 1 to 1024", "e.g. 16")
+                else:
+                    found[key] = item
+                continue
+            seconds = _seconds(item)
+            if seconds is None or seconds <= 0:
+                self.add(path, f"{key} must be a positive duration", "e.g. 30s, 2m or 0.5")
+            else:
+                found[key] = seconds
+        return found
 
     def sources(self, value: Any) -> dict[str, GenericSource]:
         if value is None:

@@ -19,6 +19,8 @@ The tree::
     ├── TemplateError               a prompt template cannot be compiled or rendered
     │   └── MissingKey              it names a value the event does not have
     ├── EventNotFound               no stored event has that id
+    ├── TaskNotFound                no stored task has that id
+    ├── TaskStateError              e.g. retrying a task that is still running
     └── ServerError                 `mecha serve` cannot start, or the running one cannot be reached
 
 The CLI prints ``str(error)`` through the redactor and exits with ``exit_code``;
@@ -159,3 +161,11 @@ class EventNotFound(MechaError):
 
 class ServerError(MechaError):
     """`mecha serve` cannot start, or the running server cannot be reached."""
+
+
+class TaskNotFound(MechaError):
+    """No stored task has that id."""
+
+
+class TaskStateError(MechaError):
+    """A task is not in a state that allows the change asked for (e.g. retrying a running one)."""

@@ -39,6 +39,9 @@ class TaskState(StrEnum):
     CANCELLED = "cancelled"
 
 
+FINAL_STATES = frozenset({TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED})
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Task:
     """A stored task."""
@@ -51,24 +54,38 @@ class Task:
     context: Mapping[str, Any] = field(default_factory=dict)
     state: TaskState = TaskState.PENDING
     error: str = ""
+    #: sends started so far (a retry after a transient failure is one more)
     attempts: int = 0
+    #: the worker's answer as stored (result contract JSON); empty until it answers
+    result: Mapping[str, Any] = field(default_factory=dict)
+    #: unix seconds before which a pending task is not sent (retry backoff); 0 = now
+    next_retry_at: float = 0.0
     created_at: float = 0.0
     updated_at: float = 0.0
+    #: when the last send started / when it reached a final state (0 = not yet)
+    dispatched_at: float = 0.0
+    finished_at: float = 0.0
+
+    @property
+    def final(self) -> bool:
+        """Completed, failed or cancelled: nothing more happens to it by itself."""
+        return self.state in FINAL_STATES
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class NewTask:
-    """A task matching wants created (the store gives it an id)."""
+    """A task matching (or the API) wants created (the store gives it an id)."""
 
     worker: str
+    #: the event it is for; "" for a task sent through the API
     event_id: str
     prompt: str
     context: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def dedup_key(self) -> str:
-        """``<event id>:<worker>``: one task per event and worker."""
-        return f"{self.event_id}:{self.worker}"
+        """``<event id>:<worker>``: one task per event and worker ("" for API tasks)."""
+        return f"{self.event_id}:{self.worker}" if self.event_id else ""
 
 
 def task_context(
@@ -94,6 +111,10 @@ def task_json(task: Task) -> dict[str, Any]:
         "context": dict(task.context),
         "error": task.error,
         "attempts": task.attempts,
+        "result": dict(task.result),
+        "next_retry_at": timestamp(task.next_retry_at) if task.next_retry_at else None,
         "created_at": timestamp(task.created_at),
         "updated_at": timestamp(task.updated_at),
+        "dispatched_at": timestamp(task.dispatched_at) if task.dispatched_at else None,
+        "finished_at": timestamp(task.finished_at) if task.finished_at else None,
     }

@@ -15,7 +15,15 @@ import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from mecha.duration import parse_duration
@@ -196,18 +204,45 @@ class DockerSpec(Section):
 class AdapterSpec(Section):
     """An adapter worker: Mecha bridges the worker contract to a model API in-process."""
 
-    type: Literal["ollama", "openai"] = Field(description="ollama or openai (any OpenAI-style API)")
-    upstream: str = Field(description="base URL of the model API, e.g. http://127.0.0.1:11434")
-    model: str = Field(min_length=1, description="model name passed to the API")
+    type: Literal["ollama", "openai", "local"] = Field(
+        description="ollama, openai (any OpenAI-style API) or local (the embedded model)"
+    )
+    upstream: str = Field(
+        "", description="base URL of the model API, e.g. http://127.0.0.1:11434 (not for local)"
+    )
+    model: str = Field(
+        "", description="model name passed to the API; for local, a GGUF file (default SmolLM2)"
+    )
     api_key: str = Field("", description="API key; prefer ${VAR} or token: (never stored)")
     token: str = Field("", description="secrets.yml reference backend.name, e.g. openai.default")
+    stream: bool = Field(False, description="read the answer as a stream (first byte sooner)")
+    max_tokens: int = Field(1024, ge=1, le=1_000_000, description="most tokens the model writes")
+    temperature: float | None = Field(None, ge=0, le=2, description="sampling temperature")
 
     @field_validator("upstream")
     @classmethod
     def _upstream(cls, value: str) -> str:
-        return check_url(value)
+        return check_url(value) if value else value
+
+    @model_validator(mode="after")
+    def _needs_upstream(self) -> AdapterSpec:
+        if self.type != "local" and not self.upstream:
+            raise invalid(
+                f"an adapter of type {self.type} needs upstream:, the base URL of the model API",
+                "e.g. upstream: http://127.0.0.1:11434 for Ollama",
+            )
+        if self.type != "local" and not self.model:
+            raise invalid(f"an adapter of type {self.type} needs model:", "e.g. model: llama3.2")
+        return self
 
     _token = field_validator("token")(check_reference)
+
+
+class RateLimit(Section):
+    """How fast tasks may be sent to one worker: a token bucket."""
+
+    per_second: float = Field(2.0, ge=0, description="tasks per second on average; 0 = no limit")
+    burst: int = Field(5, ge=1, description="tasks that may go at once after a quiet spell")
 
 
 class EventRule(Section):
@@ -250,6 +285,11 @@ class WorkerSpec(Section):
     events: list[EventRule] = Field(default_factory=list, description="event rules")
     policy: dict[str, Any] = Field(default_factory=dict, description="what results may write back")
     timeout: DurationText = Field(DEFAULT_TIMEOUT, description="per-task time limit, e.g. 30m, 1h")
+    concurrency: int = Field(1, ge=1, le=256, description="tasks this worker runs at once")
+    max_retries: int = Field(
+        3, ge=0, le=100, description="retries after a transient failure, then dead-letter"
+    )
+    rate_limit: RateLimit = Field(default_factory=RateLimit)  # type: ignore[arg-type]
 
     model_config = ConfigDict(
         title="Mecha worker",

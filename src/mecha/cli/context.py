@@ -53,6 +53,11 @@ class AppContext:
             self.log_filter.redactor = self.redactor
         return self._secrets
 
+    def reload_secrets(self) -> Secrets:
+        """Read the secrets file again (SIGHUP); new values are masked too, old ones still."""
+        self._secrets = None
+        return self.secrets()
+
     def redact(self, text: str) -> str:
         """``text`` with every known secret and token shape masked."""
         return self.redactor.redact(text)

@@ -41,7 +41,7 @@ def serve(app: AppContext, addr: str | None, api_key: str | None, insecure: bool
     secrets = app.secrets()
     ingest = Ingest(
         settings=app.settings, config=config, secrets=secrets, environ=app.environ,
-        api_key=listen.api_key, store=app.store(),
+        api_key=listen.api_key, store=app.store(), reload_secrets=app.reload_secrets,
     )  # fmt: skip
     sock = _bind(listen.host, listen.port)
     host, port = sock.getsockname()[:2]

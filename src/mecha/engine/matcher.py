@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 Hydrate = Callable[[Event], Awaitable[Hydration | None]]
 #: whether an event gets a diff from its forge (a client is configured and the type fits)
 WantsHydration = Callable[[Event], bool]
+#: told of tasks just committed (from the writer thread or the loop: must be thread-safe)
+OnTasks = Callable[[Sequence[Task]], None]
 
 
 class EventMatcher:
@@ -52,6 +54,7 @@ class EventMatcher:
         store: Store,
         hydrate: Hydrate | None = None,
         wants_hydration: WantsHydration | None = None,
+        on_tasks: OnTasks | None = None,
         max_parallel: int = 32,
     ) -> None:
         self._store = store
@@ -60,6 +63,7 @@ class EventMatcher:
         self._outcomes = outcomes
         self._reads = reads
         self._hydrate = hydrate
+        self._on_tasks = on_tasks
         self._limit = asyncio.Semaphore(max_parallel)
         self._inflight: set[asyncio.Task[None]] = set()
         self.matched = 0
@@ -67,12 +71,15 @@ class EventMatcher:
     def ingest_batch(self, deliveries: Sequence[Delivery]) -> list[Event | None]:
         """Store ``deliveries`` (blocking: the writer thread), deciding all it can at once."""
         workers = self._registry.refresh()
+        made: list[Task] = []
         stored = self._store.insert_events(
-            deliveries, decide=lambda event: self._decide_now(event, workers)
+            deliveries, decide=lambda event: self._decide_now(event, workers), tasks_made=made
         )
         self.matched += sum(
             1 for e in stored if e is not None and e.state is not EventState.RECEIVED
         )
+        if made and self._on_tasks is not None:
+            self._on_tasks(made)
         return stored
 
     def accepted(self, event: Event) -> None:
@@ -119,8 +126,10 @@ class EventMatcher:
             if hydrated is not None:
                 event = replace(event, attrs={**event.attrs, **hydrated.attrs})
         outcome = plan(event, workers, decisions, hydrated)
-        await self._outcomes.add(outcome)
+        made = await self._outcomes.add(outcome)
         self.matched += 1
+        if made and self._on_tasks is not None:
+            self._on_tasks(made)
         _log(event, outcome)
 
 

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from mecha.event import Delivery, Event, EventState
 from mecha.matching import Decision
 from mecha.task import NewTask, Task, TaskState
+from mecha.timeline import TimelineEntry
 from mecha.worker_kind import WorkerKind, WorkerState
 
 
@@ -72,6 +73,32 @@ class MatchRecord:
 Decide = Callable[[Event], "EventOutcome | None"]
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TaskUpdate:
+    """A change of one task's state, applied only if the task is in one of ``only_from``.
+
+    The guard makes every change safe against a concurrent one (a `mecha task cancel`
+    while the dispatcher finishes the task, say): the loser is told and changes nothing.
+    """
+
+    task_id: str
+    state: TaskState
+    only_from: frozenset[TaskState]
+    #: the error text to record (None keeps the stored one; "" clears it)
+    error: str | None = None
+    #: the worker's answer to store (None keeps the stored one)
+    result: dict[str, Any] | None = None
+    #: pending only: not before this unix time (0 = at once)
+    next_retry_at: float = 0.0
+    #: a send starts: attempts + 1 and dispatched_at = now
+    start_attempt: bool = False
+    #: back to zero attempts (a retry by hand gets the full budget again)
+    reset_attempts: bool = False
+    #: the timeline step to record ("" = none) and its detail
+    step: str = ""
+    detail: str = ""
+
+
 class Store(Protocol):
     """Durable state. Every method commits before it returns."""
 
@@ -120,14 +147,19 @@ class Store(Protocol):
         ...
 
     def insert_events(
-        self, deliveries: Sequence[Delivery], *, decide: Decide | None = None
+        self,
+        deliveries: Sequence[Delivery],
+        *,
+        decide: Decide | None = None,
+        tasks_made: list[Task] | None = None,
     ) -> list[Event | None]:
         """Store every delivery in one transaction, synced to disk before returning.
 
         Returns the stored Event for each, or None where (source, delivery id) was stored
         already (a duplicate delivery creates nothing). ``decide``, if given, is asked about
         each new event inside the same transaction; the outcome it returns is recorded as
-        ``record_outcomes`` would (None leaves the event ``received``).
+        ``record_outcomes`` would (None leaves the event ``received``), and every task that
+        makes is appended to ``tasks_made`` if given.
         """
         ...
 
@@ -154,9 +186,53 @@ class Store(Protocol):
         ...
 
     def list_tasks(
-        self, *, event_id: str | None = None, state: TaskState | None = None, limit: int = 100
+        self,
+        *,
+        event_id: str | None = None,
+        state: TaskState | None = None,
+        worker: str | None = None,
+        limit: int = 100,
     ) -> list[Task]:
-        """Tasks newest first, optionally of one event or in one state."""
+        """Tasks newest first, optionally of one event, in one state or for one worker."""
+        ...
+
+    def get_task(self, task_id: str) -> Task:
+        """The task with this id (or unique prefix of at least 6); TaskNotFound."""
+        ...
+
+    def create_tasks(self, tasks: Sequence[NewTask]) -> list[Task]:
+        """Store tasks sent through the API (no event), pending, with a timeline entry."""
+        ...
+
+    def update_tasks(self, updates: Sequence[TaskUpdate]) -> list[Task | None]:
+        """Apply each update in one transaction; the task after it, or None if not applied.
+
+        An update applies only if its task exists and is in one of ``only_from``. An
+        applied update with a step adds a timeline entry. The event follows its tasks: it
+        becomes ``dispatched`` when one starts and ``completed`` (all completed) or
+        ``failed`` (any failed or cancelled) when the last one reaches a final state.
+        """
+        ...
+
+    def due_tasks(self, *, now: float, limit: int = 1000) -> list[Task]:
+        """Pending tasks whose retry time has come, oldest first."""
+        ...
+
+    def recover(self) -> tuple[int, int]:
+        """After a stop: running tasks back to pending, busy workers back to online.
+
+        Returns (tasks requeued, workers reset). Each requeued task gets a timeline entry.
+        """
+        ...
+
+    def add_timeline(self, entries: Sequence[TimelineEntry]) -> None:
+        """Record steps that change no task (e.g. a task waiting for an offline worker)."""
+        ...
+
+    def list_timeline(
+        self, *, event_id: str | None = None, task_id: str | None = None, limit: int = 10_000
+    ) -> list[TimelineEntry]:
+        """Steps of one event (its tasks' steps included) or of one task, oldest first."""
         ...
 
     def registry_version(self) -> int:

@@ -115,6 +115,29 @@ MIGRATIONS: tuple[Migration, ...] = (
                BEGIN UPDATE registry SET version = version + 1; END""",
         ),
     ),
+    Migration(
+        version=3,
+        name="dispatch",
+        statements=(
+            "ALTER TABLE tasks ADD COLUMN result TEXT NOT NULL DEFAULT ''",  # JSON or ''
+            "ALTER TABLE tasks ADD COLUMN next_retry_at REAL NOT NULL DEFAULT 0",
+            "ALTER TABLE tasks ADD COLUMN dispatched_at REAL NOT NULL DEFAULT 0",
+            "ALTER TABLE tasks ADD COLUMN finished_at REAL NOT NULL DEFAULT 0",
+            "CREATE INDEX tasks_due ON tasks (state, next_retry_at)",
+            "CREATE INDEX tasks_worker ON tasks (worker, created_at)",
+            """CREATE TABLE timeline (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                at REAL NOT NULL,
+                step TEXT NOT NULL,
+                event_id TEXT NOT NULL DEFAULT '',
+                task_id TEXT NOT NULL DEFAULT '',
+                worker TEXT NOT NULL DEFAULT '',
+                detail TEXT NOT NULL DEFAULT ''
+            )""",
+            "CREATE INDEX timeline_event ON timeline (event_id, id)",
+            "CREATE INDEX timeline_task ON timeline (task_id, id)",
+        ),
+    ),
 )
 
 #: the version a database is at once every migration here is applied

@@ -22,10 +22,19 @@ from typing import Any
 
 from mecha.errors import MigrationError, StoreError, WorkerExists, WorkerNotFound, WorkerStateError
 from mecha.event import Delivery, Event, EventState
-from mecha.store import Decide, EventOutcome, MatchRecord, WorkerRecord, sqlite_events
+from mecha.store import (
+    Decide,
+    EventOutcome,
+    MatchRecord,
+    TaskUpdate,
+    WorkerRecord,
+    sqlite_events,
+    sqlite_tasks,
+)
 from mecha.store.migrations import current_version, migrate
 from mecha.store.sqlite_file import configure, make_file, make_folder, rollback, translated
-from mecha.task import Task, TaskState
+from mecha.task import NewTask, Task, TaskState
+from mecha.timeline import TimelineEntry
 from mecha.worker_kind import WorkerKind, WorkerState
 
 #: seconds a statement waits for another process's lock before it fails
@@ -163,11 +172,17 @@ class SqliteStore:
             return int(conn.execute("SELECT count(*) FROM workers").fetchone()[0])
 
     def insert_events(
-        self, deliveries: Sequence[Delivery], *, decide: Decide | None = None
+        self,
+        deliveries: Sequence[Delivery],
+        *,
+        decide: Decide | None = None,
+        tasks_made: list[Task] | None = None,
     ) -> list[Event | None]:
         """Store every delivery in one transaction (one sync); None for each duplicate."""
         with self._write("storing events") as conn:
-            return sqlite_events.insert_events(conn, deliveries, time.time(), decide=decide)
+            return sqlite_events.insert_events(
+                conn, deliveries, time.time(), decide=decide, tasks_made=tasks_made
+            )
 
     def get_event(self, event_id: str) -> Event:
         """The event with this id (or unique prefix), raw body included."""
@@ -194,11 +209,56 @@ class SqliteStore:
             return sqlite_events.list_matches(conn, event_id)
 
     def list_tasks(
-        self, *, event_id: str | None = None, state: TaskState | None = None, limit: int = 100
+        self,
+        *,
+        event_id: str | None = None,
+        state: TaskState | None = None,
+        worker: str | None = None,
+        limit: int = 100,
     ) -> list[Task]:
-        """Tasks newest first, optionally of one event or in one state."""
+        """Tasks newest first, optionally of one event, in one state or for one worker."""
         with self._use("listing tasks") as conn:
-            return sqlite_events.list_tasks(conn, event_id=event_id, state=state, limit=limit)
+            return sqlite_tasks.list_tasks(
+                conn, event_id=event_id, state=state, worker=worker, limit=limit
+            )
+
+    def get_task(self, task_id: str) -> Task:
+        """The task with this id (or unique prefix)."""
+        with self._use("reading a task") as conn:
+            return sqlite_tasks.get_task(conn, task_id)
+
+    def create_tasks(self, tasks: Sequence[NewTask]) -> list[Task]:
+        """Store API tasks, pending."""
+        ids = [sqlite_events.new_id() for _ in tasks]
+        with self._write("storing tasks") as conn:
+            return sqlite_tasks.create_tasks(conn, tasks, time.time(), ids)
+
+    def update_tasks(self, updates: Sequence[TaskUpdate]) -> list[Task | None]:
+        """Apply guarded task changes in one transaction; None where a guard refused."""
+        with self._write("updating tasks") as conn:
+            return sqlite_tasks.update_tasks(conn, updates, time.time())
+
+    def due_tasks(self, *, now: float, limit: int = 1000) -> list[Task]:
+        """Pending tasks whose retry time has come, oldest first."""
+        with self._use("listing due tasks") as conn:
+            return sqlite_tasks.due_tasks(conn, now=now, limit=limit)
+
+    def recover(self) -> tuple[int, int]:
+        """Running tasks back to pending, busy workers back to online."""
+        with self._write("recovering tasks after a stop") as conn:
+            return sqlite_tasks.recover(conn, time.time())
+
+    def add_timeline(self, entries: Sequence[TimelineEntry]) -> None:
+        """Record timeline steps."""
+        with self._write("recording the timeline") as conn:
+            sqlite_tasks.add_timeline(conn, entries)
+
+    def list_timeline(
+        self, *, event_id: str | None = None, task_id: str | None = None, limit: int = 10_000
+    ) -> list[TimelineEntry]:
+        """Steps of one event or one task, oldest first."""
+        with self._use("reading the timeline") as conn:
+            return sqlite_tasks.list_timeline(conn, event_id=event_id, task_id=task_id, limit=limit)
 
     def registry_version(self) -> int:
         """A number that changes whenever a worker is added, replaced or removed."""

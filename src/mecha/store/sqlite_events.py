@@ -18,7 +18,9 @@ from typing import Any
 from mecha.errors import EventNotFound
 from mecha.event import Delivery, Event, EventState
 from mecha.store import Decide, EventOutcome, MatchRecord
-from mecha.task import Task, TaskState
+from mecha.store.sqlite_tasks import TASK_COLUMNS, add_timeline, insert_task, task_from_row
+from mecha.task import Task
+from mecha.timeline import Step, TimelineEntry
 
 COMPRESS_ABOVE = 2048
 #: shortest id prefix `mecha event show` accepts
@@ -33,10 +35,6 @@ _INSERT_EVENT = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (source, delivery_id) DO NOTHING"
 )
-_TASK_COLUMNS = (
-    "id, worker, event_id, dedup_key, prompt, context, state, error, attempts, "
-    "created_at, updated_at"
-)
 
 
 def new_id() -> str:
@@ -50,6 +48,7 @@ def insert_events(
     now: float,
     *,
     decide: Decide | None = None,
+    tasks_made: list[Task] | None = None,
 ) -> list[Event | None]:
     """Insert each delivery; None in its place if (source, delivery id) is stored already.
 
@@ -79,10 +78,18 @@ def insert_events(
         if cursor.rowcount != 1:  # a duplicate delivery: nothing of it is written
             stored.append(None)
             continue
+        add_timeline(conn, [_received(event)])
         if outcome is not None:
-            _record_decisions(conn, outcome, now)
+            made = _record_decisions(conn, outcome, now)
+            if tasks_made is not None:
+                tasks_made.extend(made)
         stored.append(event)
     return stored
+
+
+def _received(event: Event) -> TimelineEntry:
+    detail = f"{event.source} {event.type}" + (f" from {event.actor}" if event.actor else "")
+    return TimelineEntry(at=event.created_at, step=Step.RECEIVED, event_id=event.id, detail=detail)
 
 
 def get_event(conn: sqlite3.Connection, event_id: str) -> Event:
@@ -145,6 +152,7 @@ def _record_decisions(conn: sqlite3.Connection, outcome: EventOutcome, now: floa
     """Insert an outcome's tasks and decisions; the tasks (existing ones for known keys)."""
     tasks = _insert_tasks(conn, outcome, now)
     by_worker = {task.worker: task.id for task in tasks}
+    add_timeline(conn, [_decided(outcome, now)])
     if outcome.decisions:
         conn.executemany(
             "INSERT INTO event_matches (event_id, worker, outcome, rule, reason, task_id, "
@@ -160,6 +168,24 @@ def _record_decisions(conn: sqlite3.Connection, outcome: EventOutcome, now: floa
     return tasks
 
 
+def _decided(outcome: EventOutcome, now: float) -> TimelineEntry:
+    """The timeline entry for what matching decided."""
+    taken = sorted(d.worker for d in outcome.decisions if d.outcome == "matched")
+    held = sorted(d.worker for d in outcome.decisions if d.outcome == "held")
+    if outcome.error and not taken:
+        return TimelineEntry(at=now, step=Step.EVENT_FAILED, event_id=outcome.event_id,
+                             detail=outcome.error)  # fmt: skip
+    if taken:
+        step, detail = Step.MATCHED, "taken by " + ", ".join(taken)
+    elif held:
+        step, detail = Step.HELD, "held (auto: false) by " + ", ".join(held)
+    else:
+        step, detail = Step.SKIPPED, "no worker takes it"
+    if outcome.error:
+        detail += f"; {outcome.error}"
+    return TimelineEntry(at=now, step=step, event_id=outcome.event_id, detail=detail)
+
+
 def list_matches(conn: sqlite3.Connection, event_id: str) -> list[MatchRecord]:
     """The match decisions recorded for one event, by worker name."""
     rows = conn.execute(
@@ -170,25 +196,6 @@ def list_matches(conn: sqlite3.Connection, event_id: str) -> list[MatchRecord]:
     return [
         MatchRecord(worker=w, outcome=o, rule=r, reason=why, task_id=t) for w, o, r, why, t in rows
     ]
-
-
-def list_tasks(
-    conn: sqlite3.Connection, *, event_id: str | None, state: TaskState | None, limit: int
-) -> list[Task]:
-    """Tasks newest first, optionally of one event or in one state."""
-    clauses, params = [], []
-    if event_id is not None:
-        clauses.append("event_id = ?")
-        params.append(event_id)
-    if state is not None:
-        clauses.append("state = ?")
-        params.append(state.value)
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    sql = (
-        f"SELECT {_TASK_COLUMNS} FROM tasks {where} "  # noqa: S608
-        "ORDER BY created_at DESC, rowid DESC LIMIT ?"
-    )
-    return [_task(row) for row in conn.execute(sql, (*params, limit))]
 
 
 def registry_version(conn: sqlite3.Connection) -> int:
@@ -203,20 +210,14 @@ def _insert_tasks(conn: sqlite3.Connection, outcome: EventOutcome, now: float) -
             id=new_id(), worker=new.worker, event_id=new.event_id, dedup_key=new.dedup_key,
             prompt=new.prompt, context=dict(new.context), created_at=now, updated_at=now,
         )  # fmt: skip
-        cursor = conn.execute(
-            f"INSERT INTO tasks ({_TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, '', 0, ?, ?) "  # noqa: S608
-            "ON CONFLICT (dedup_key) DO NOTHING",
-            (task.id, task.worker, task.event_id, task.dedup_key, task.prompt,
-             _json(task.context), task.state.value, now, now),
-        )  # fmt: skip
-        if cursor.rowcount == 1:
+        if insert_task(conn, task):
             tasks.append(task)
         else:  # matched before (e.g. recovery after a crash): keep the first task
             row = conn.execute(
-                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE dedup_key = ?",  # noqa: S608
+                f"SELECT {TASK_COLUMNS} FROM tasks WHERE dedup_key = ?",  # noqa: S608
                 (new.dedup_key,),
             ).fetchone()
-            tasks.append(_task(row))
+            tasks.append(task_from_row(row))
     return tasks
 
 
@@ -227,16 +228,6 @@ def _event(row: Sequence[Any], *, raw: bytes = b"") -> Event:
         id=event_id, source=source, delivery_id=delivery_id, type=type_, actor=actor,
         subject=subject, attrs=json.loads(attrs), headers=json.loads(headers),
         state=EventState(state), error=error, raw=raw, created_at=created, updated_at=updated,
-    )  # fmt: skip
-
-
-def _task(row: Sequence[Any]) -> Task:
-    (task_id, worker, event_id, dedup_key, prompt, context, state, error, attempts,
-     created, updated) = row  # fmt: skip
-    return Task(
-        id=task_id, worker=worker, event_id=event_id, dedup_key=dedup_key, prompt=prompt,
-        context=json.loads(context), state=TaskState(state), error=error, attempts=attempts,
-        created_at=created, updated_at=updated,
     )  # fmt: skip
 
 

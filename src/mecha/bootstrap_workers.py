@@ -1,0 +1,150 @@
+"""The worker side of `mecha serve`: adapters it runs, the client it sends with, the dispatcher.
+
+Built by ``mecha.bootstrap.Ingest``; started after the store writer, stopped before it (the
+drain writes the last task states through it). Adapters run in this process on loopback
+ports, each behind the worker contract with a key made for this run, so they show an
+endpoint and health in `mecha worker ls` like every other worker and nothing else on the
+machine can spend their model credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets as random_secrets
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
+from typing import TYPE_CHECKING
+
+from mecha.engine.batcher import Batcher
+from mecha.engine.dispatcher import Dispatcher, DispatchSettings
+from mecha.engine.registry import LoadedWorker, WorkerRegistry
+from mecha.engine.targets import Target
+from mecha.errors import MechaError
+from mecha.result import TaskResult
+from mecha.secrets import Secrets
+from mecha.store import Store, TaskUpdate
+from mecha.task import Task
+from mecha.worker_kind import WorkerState
+
+if TYPE_CHECKING:
+    import httpx
+
+log = logging.getLogger(__name__)
+PROBE_TIMEOUT = 5.0
+
+
+class WorkerRuntime:
+    """Adapters, the worker HTTP client and the dispatcher, in start and stop order."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        registry: WorkerRegistry,
+        writer: Executor,
+        reads: Executor,
+        settings: DispatchSettings,
+        secrets: Secrets,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.secrets = secrets
+        self.keys: dict[str, str] = {}
+        self._writer = writer
+        self._reads = reads
+        self._adapters: dict[str, Callable[[], Awaitable[None]]] = {}
+        self._client: httpx.AsyncClient | None = None
+        self.updates: Batcher[TaskUpdate, Task | None] = Batcher(
+            store.update_tasks, executor=writer, name="task-updates"
+        )
+        self.dispatcher = Dispatcher(
+            store=store, registry=registry, updates=self.updates, writer=writer, reads=reads,
+            send=self._send, probe=self._probe, settings=settings, keys=self.keys,
+        )  # fmt: skip
+
+    async def start(self) -> None:
+        """Client, adapters, then the dispatcher (which recovers and resumes tasks)."""
+        import httpx
+
+        self.updates.start()
+        self._client = httpx.AsyncClient(
+            timeout=None,  # noqa: S113 - each send is bounded by its worker's timeout
+            trust_env=False, follow_redirects=False,
+            limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
+        )  # fmt: skip
+        loop = asyncio.get_running_loop()
+        workers = await loop.run_in_executor(self._reads, self.registry.refresh)
+        adapters = [w for w in workers if w.spec is not None and w.spec.adapter is not None]
+        await asyncio.gather(*(self._start_adapter(w) for w in adapters))
+        await self.dispatcher.start()
+
+    async def stop(self, drain_timeout: float | None = None) -> None:
+        """Drain the dispatcher, stop adapters (offline), close the client and the writer."""
+        left = await self.dispatcher.drain(drain_timeout)
+        if left:
+            log.info("%d tasks were still in flight; they are sent again at the next start", left)
+        for name, close in list(self._adapters.items()):
+            with contextlib.suppress(Exception):
+                await close()
+            await self._set_state(name, WorkerState.OFFLINE, endpoint="")
+        self._adapters.clear()
+        await self.updates.close()
+        if self._client is not None:
+            await self._client.aclose()
+
+    async def _start_adapter(self, worker: LoadedWorker) -> None:
+        from mecha.runtimes.adapter_server import start_adapter
+
+        spec = worker.spec
+        assert spec is not None and spec.adapter is not None
+        try:
+            api_key = spec.adapter.api_key or (
+                self.secrets.resolve(spec.adapter.token) if spec.adapter.token else ""
+            )
+            shim_key = random_secrets.token_urlsafe(24)
+            running = await start_adapter(
+                worker.name, spec.adapter, api_key=api_key, shim_key=shim_key,
+                concurrency=spec.concurrency,
+            )  # fmt: skip
+        except MechaError as exc:
+            log.error("adapter %s did not start: %s", worker.name, exc)
+            await self._set_state(worker.name, WorkerState.ERROR, error=str(exc), endpoint="")
+            return
+        self.keys[worker.name] = shim_key
+        self._adapters[worker.name] = running.close
+        await self._set_state(worker.name, WorkerState.ONLINE, endpoint=running.url)
+        log.info("adapter %s (%s) serves on %s", worker.name, spec.adapter.type, running.url)
+
+    async def _set_state(
+        self, name: str, state: WorkerState, *, endpoint: str, error: str = ""
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(
+                self._writer,
+                lambda: self.store.set_worker_state(name, state, error=error, endpoint=endpoint),
+            )
+        except MechaError as exc:
+            log.error("worker %s: recording state %s failed: %s", name, state, exc)
+
+    async def _send(self, target: Target, task: Task) -> TaskResult:
+        from mecha.runtimes.endpoint import send_task
+
+        assert self._client is not None
+        return await send_task(
+            self._client, target.endpoint, task_id=task.id, prompt=task.prompt,
+            context=task.context, api_key=target.api_key, timeout=target.timeout,
+        )  # fmt: skip
+
+    async def _probe(self, target: Target) -> str:
+        from mecha.runtimes.endpoint import Health, probe
+
+        assert self._client is not None
+        health = await probe(
+            self._client, target.endpoint, timeout=PROBE_TIMEOUT, api_key=target.api_key
+        )
+        if health in (Health.OK, Health.BUSY):
+            return ""
+        return f"health check of {target.endpoint}: {health.value}"

@@ -1,0 +1,516 @@
+"""Sending tasks to workers: per-worker queues, limits, retries, recovery and draining.
+
+Tasks live in the store; the dispatcher's memory only says which of them it is handling.
+Each worker has a lane: a FIFO queue, its concurrency (default 1), a token bucket (default
+2/s, burst 5). A task for a busy worker waits in its lane (upstream failed it at once). The
+scheduler serves lanes round-robin, one task per lane per pass, under a global limit
+(default 16), so one slow worker cannot starve the others.
+
+A send is claimed first (pending → running, guarded, so a `mecha task cancel` wins), then
+sent; the answer or failure is recorded in a grouped commit with its timeline step. A
+transient failure goes back to pending with a backoff time and is sent again when it comes
+(the worker stays usable for it); past ``max_retries`` it is dead-lettered as failed with
+the last error. Tasks of a worker that is offline or in error wait in its lane.
+
+Every second the poll loop re-reads workers (state, endpoint, definition) and picks up due
+tasks it does not hold: retries made by `mecha task retry` in another process, tasks left
+behind by a crash, API tasks. At start, tasks found running are put back to pending and
+busy workers back to online (``Store.recover``), then everything due is queued again:
+delivery to workers is at least once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from mecha.duration import format_duration
+from mecha.engine.batcher import Batcher
+from mecha.engine.pacing import RETRY_BASE, RETRY_CAP, TokenBucket, retry_delay
+from mecha.engine.registry import WorkerRegistry
+from mecha.engine.targets import Target, build_targets
+from mecha.errors import MechaError, WorkerStateError
+from mecha.result import TaskResult, result_json
+from mecha.runtimes.endpoint import WorkerFailure
+from mecha.store import Store, TaskUpdate
+from mecha.task import Task, TaskState
+from mecha.timeline import Step, TimelineEntry
+from mecha.worker_kind import WorkerState
+
+log = logging.getLogger(__name__)
+
+#: sends one task to the worker it names; raises WorkerFailure
+Send = Callable[[Target, Task], Awaitable[TaskResult]]
+#: asks a worker's /health: "" when healthy (busy counts as healthy), else why not
+Probe = Callable[[Target], Awaitable[str]]
+
+_PENDING = frozenset({TaskState.PENDING})
+_RUNNING = frozenset({TaskState.RUNNING})
+
+
+@dataclass(frozen=True, kw_only=True)
+class DispatchSettings:
+    """The dispatcher's knobs (config.yml ``dispatch:``; tests make them short)."""
+
+    concurrency: int = 16
+    retry_base: float = RETRY_BASE
+    retry_cap: float = RETRY_CAP
+    poll_interval: float = 1.0
+    health_interval: float = 15.0
+    drain_timeout: float = 600.0
+
+
+@dataclass(eq=False)
+class Lane:
+    """One worker's queue and what it has in flight."""
+
+    name: str
+    queue: deque[Task] = field(default_factory=deque)
+    running: int = 0
+    bucket: TokenBucket = field(default_factory=lambda: TokenBucket(2.0, 5))
+    timer: asyncio.TimerHandle | None = None
+
+
+class Dispatcher:
+    """Runs inside `mecha serve`: ``start``, ``submit`` tasks, ``drain`` at the end."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        registry: WorkerRegistry,
+        updates: Batcher[TaskUpdate, Task | None],
+        writer: Executor,
+        reads: Executor,
+        send: Send,
+        probe: Probe,
+        settings: DispatchSettings,
+        keys: Mapping[str, str] | None = None,
+    ) -> None:
+        self._store = store
+        self._registry = registry
+        self._updates = updates
+        self._writer = writer
+        self._reads = reads
+        self._send = send
+        self._probe = probe
+        self.settings = settings
+        self._keys = keys if keys is not None else {}
+        self._lanes: dict[str, Lane] = {}
+        self._targets: dict[str, Target] = {}
+        self._loaded = False
+        self._known: set[str] = set()
+        self._noted: set[str] = set()
+        self._flights: dict[asyncio.Task[None], Task] = {}
+        self._loops: list[asyncio.Task[None]] = []
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._next_lane = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.counts: dict[str, int] = dict.fromkeys(
+            ("sent", "completed", "failed", "retried", "dead_lettered"), 0
+        )
+
+    # --- life cycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Recover what a stop left behind, load due tasks, start the loops."""
+        self._loop = asyncio.get_running_loop()
+        requeued, reset = await self._on(self._writer, self._store.recover)
+        if requeued or reset:
+            log.info("recovered %d in-flight tasks and %d busy workers", requeued, reset)
+        await self._poll_once()
+        for name, body in (
+            ("dispatch", self._schedule_loop),
+            ("dispatch-poll", self._poll_loop),
+            ("dispatch-health", self._health_loop),
+        ):
+            self._loops.append(self._loop.create_task(body(), name=name))
+
+    async def drain(self, timeout: float | None = None) -> int:
+        """Stop sending; wait for tasks in flight up to ``timeout``; requeue the rest.
+
+        Returns how many were requeued for the next start.
+        """
+        self._closing = True
+        for loop_task in self._loops:
+            loop_task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        limit = self.settings.drain_timeout if timeout is None else timeout
+        flights = list(self._flights)
+        if flights:
+            log.info(
+                "waiting up to %s for %d tasks in flight", format_duration(limit), len(flights)
+            )
+            _, late = await asyncio.wait(flights, timeout=limit)
+        else:
+            late = set()
+        left = [self._flights[f] for f in late if f in self._flights]
+        for flight in late:
+            flight.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+        if left:
+            detail = "mecha serve stopped before the worker answered; sent again at the next start"
+            await asyncio.gather(
+                *(self._update(t.id, TaskState.PENDING, _RUNNING, Step.REQUEUED, detail)
+                  for t in left),
+                return_exceptions=True,
+            )  # fmt: skip
+        await self._sync_states(force_idle=True)
+        return len(left)
+
+    # --- intake -----------------------------------------------------------------------
+
+    def submit(self, tasks: Sequence[Task]) -> None:
+        """Queue pending tasks (from any coroutine on the server's loop); returns at once."""
+        for task in tasks:
+            if task.state is TaskState.PENDING and task.id not in self._known:
+                self._known.add(task.id)
+                self._lane(task.worker).queue.append(task)
+        self._wake.set()
+
+    def submit_threadsafe(self, tasks: Sequence[Task]) -> None:
+        """``submit`` from another thread (the store writer, after a commit)."""
+        if tasks and self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.submit, list(tasks))
+
+    def queued(self) -> int:
+        """Tasks waiting in lanes (not in flight, not waiting for a retry time)."""
+        return sum(len(lane.queue) for lane in self._lanes.values())
+
+    def in_flight(self) -> int:
+        """Tasks being sent right now."""
+        return len(self._flights)
+
+    # --- scheduling -------------------------------------------------------------------
+
+    async def _schedule_loop(self) -> None:
+        while not self._closing:
+            await self._wake.wait()
+            self._wake.clear()
+            self._launch_ready()
+
+    def _launch_ready(self) -> None:
+        """Start every task the limits allow, one per lane per pass, round-robin."""
+        if not self._loaded or self._closing:
+            return
+        limit = self.settings.concurrency
+        progress = True
+        while progress and len(self._flights) < limit:
+            progress = False
+            names = list(self._lanes)
+            count = len(names)
+            for step in range(count):
+                index = (self._next_lane + step) % count
+                lane = self._lanes[names[index]]
+                if lane.queue and self._launch_one(lane):
+                    progress = True
+                    self._next_lane = (index + 1) % count
+                    if len(self._flights) >= limit:
+                        return
+
+    def _launch_one(self, lane: Lane) -> bool:
+        target = self._targets.get(lane.name)
+        if target is None:
+            self._drop_unregistered(lane)
+            return False
+        if target.waiting:
+            self._note_waiting(lane, target.waiting)
+            return False
+        if lane.running >= target.concurrency:
+            return False
+        wait = lane.bucket.take(time.monotonic())
+        if wait > 0:
+            self._wake_later(lane, wait)
+            return False
+        task = lane.queue.popleft()
+        lane.running += 1
+        assert self._loop is not None
+        flight = self._loop.create_task(self._run(lane, target, task), name=f"task-{task.id}")
+        self._flights[flight] = task
+        flight.add_done_callback(self._flights.pop)
+        return True
+
+    def _wake_later(self, lane: Lane, delay: float) -> None:
+        if lane.timer is None and self._loop is not None:
+
+            def fire() -> None:
+                lane.timer = None
+                self._wake.set()
+
+            lane.timer = self._loop.call_later(delay, fire)
+
+    def _lane(self, name: str) -> Lane:
+        lane = self._lanes.get(name)
+        if lane is None:
+            lane = self._lanes[name] = Lane(name)
+            target = self._targets.get(name)
+            if target is not None:
+                lane.bucket.reshape(target.rate, target.burst)
+        return lane
+
+    # --- one task ---------------------------------------------------------------------
+
+    async def _run(self, lane: Lane, target: Target, task: Task) -> None:
+        keep = False
+        try:
+            claimed = await self._updates.add(
+                TaskUpdate(
+                    task_id=task.id, state=TaskState.RUNNING, only_from=_PENDING,
+                    start_attempt=True, step=Step.DISPATCHED,
+                    detail=f"attempt {task.attempts + 1} to {target.endpoint}",
+                )
+            )  # fmt: skip
+            if claimed is None:  # cancelled, or handled elsewhere meanwhile
+                return
+            self.counts["sent"] += 1
+            try:
+                result = await self._send(target, claimed)
+            except WorkerFailure as failure:
+                keep = await self._failed(target, claimed, failure)
+            else:
+                await self._completed(claimed, result)
+        except asyncio.CancelledError:
+            raise
+        except MechaError as exc:  # the store refused: the task stays as it was stored
+            log.error("task %s: %s", task.id, exc)
+        except Exception:
+            log.exception(
+                "task %s: unexpected failure; it is sent again at the next start", task.id
+            )
+        finally:
+            lane.running -= 1
+            if not keep:
+                self._known.discard(task.id)
+                self._noted.discard(task.id)
+            self._wake.set()
+
+    async def _completed(self, task: Task, result: TaskResult) -> None:
+        done = await self._updates.add(
+            TaskUpdate(
+                task_id=task.id, state=TaskState.COMPLETED, only_from=_RUNNING,
+                result=result_json(result), error="", step=Step.COMPLETED,
+                detail=_summary(result),
+            )
+        )  # fmt: skip
+        if done is None:
+            log.info("task %s was cancelled while it ran; its result is dropped", task.id)
+        else:
+            self.counts["completed"] += 1
+
+    async def _failed(self, target: Target, task: Task, failure: WorkerFailure) -> bool:
+        """Record a failed send; True if the task waits for a retry (still ours)."""
+        if failure.status == 0 and failure.transient:
+            self._check_soon(target)
+        tries = target.max_retries + 1
+        if failure.transient and task.attempts < tries:
+            delay = retry_delay(
+                task.attempts, base=self.settings.retry_base, cap=self.settings.retry_cap,
+                retry_after=failure.retry_after,
+            )  # fmt: skip
+            detail = (
+                f"{failure.message}; attempt {task.attempts + 1} of {tries} "
+                f"in {format_duration(delay)}"
+            )
+            again = await self._updates.add(
+                TaskUpdate(
+                    task_id=task.id, state=TaskState.PENDING, only_from=_RUNNING,
+                    error=failure.message, next_retry_at=time.time() + delay,
+                    step=Step.RETRY, detail=detail,
+                )
+            )  # fmt: skip
+            if again is None:
+                return False
+            self.counts["retried"] += 1
+            log.info("task %s for %s: %s", task.id, target.name, detail)
+            assert self._loop is not None
+            self._loop.call_later(delay, self._requeue, again)
+            return True
+        if failure.transient:
+            message = f"dead-letter after {task.attempts} attempts: {failure.message}"
+            self.counts["dead_lettered"] += 1
+        else:
+            message = failure.message
+        log.warning("task %s for %s failed: %s", task.id, target.name, message)
+        stored = result_json(failure.result) if failure.result is not None else None
+        await self._updates.add(
+            TaskUpdate(
+                task_id=task.id, state=TaskState.FAILED, only_from=_RUNNING, error=message,
+                result=stored, step=Step.FAILED, detail=message,
+            )
+        )  # fmt: skip
+        self.counts["failed"] += 1
+        return False
+
+    def _requeue(self, task: Task) -> None:
+        if self._closing or task.id not in self._known:
+            return
+        self._lane(task.worker).queue.append(task)
+        self._wake.set()
+
+    def _drop_unregistered(self, lane: Lane) -> None:
+        """Fail the queued tasks of a worker that is no longer registered."""
+        tasks = list(lane.queue)
+        lane.queue.clear()
+        why = f'worker "{lane.name}" is not registered (was it removed?)'
+        for task in tasks:
+            self._known.discard(task.id)
+        if self._loop is not None:
+            for task in tasks:
+                self._loop.create_task(
+                    self._update(task.id, TaskState.FAILED, _PENDING, Step.FAILED, why, error=why)
+                )
+
+    def _note_waiting(self, lane: Lane, why: str) -> None:
+        """Say once per task, on its timeline, why it waits."""
+        fresh = [t for t in lane.queue if t.id not in self._noted]
+        if not fresh or self._loop is None:
+            return
+        self._noted.update(t.id for t in fresh)
+        entries = [
+            TimelineEntry(at=time.time(), step="waiting", event_id=t.event_id, task_id=t.id,
+                          worker=t.worker, detail=why)
+            for t in fresh
+        ]  # fmt: skip
+        self._loop.create_task(self._quietly(self._store.add_timeline, entries))
+
+    async def _update(
+        self,
+        task_id: str,
+        state: TaskState,
+        only_from: frozenset[TaskState],
+        step: str,
+        detail: str,
+        *,
+        error: str | None = None,
+    ) -> Task | None:
+        return await self._updates.add(
+            TaskUpdate(task_id=task_id, state=state, only_from=only_from, step=step,
+                       detail=detail, error=error)
+        )  # fmt: skip
+
+    # --- what the store says ----------------------------------------------------------
+
+    async def _poll_loop(self) -> None:
+        while not self._closing:
+            await asyncio.sleep(self.settings.poll_interval)
+            try:
+                await self._poll_once()
+            except MechaError as exc:
+                log.error("dispatcher: reading the store failed: %s", exc)
+
+    async def _poll_once(self) -> None:
+        await self._refresh_targets()
+        due = await self._on(self._reads, self._store.due_tasks, now=time.time(), limit=5000)
+        self.submit([t for t in due if t.id not in self._known])
+        await self._sync_states()
+
+    async def _refresh_targets(self) -> None:
+        loaded = await self._on(self._reads, self._registry.refresh)
+        records = await self._on(self._reads, self._store.list_workers)
+        self._targets = build_targets(loaded, records, keys=self._keys)
+        for name, target in self._targets.items():
+            if name in self._lanes:
+                self._lanes[name].bucket.reshape(target.rate, target.burst)
+        self._loaded = True
+        self._wake.set()
+
+    async def _sync_states(self, *, force_idle: bool = False) -> None:
+        """Persist busy ⇄ online as lanes fill and empty (so other processes see it)."""
+        for name, target in list(self._targets.items()):
+            lane = self._lanes.get(name)
+            busy = lane is not None and lane.running > 0 and not force_idle
+            if busy and target.state is WorkerState.ONLINE:
+                await self._set_state(target, WorkerState.BUSY, {WorkerState.ONLINE})
+            elif not busy and target.state is WorkerState.BUSY:
+                await self._set_state(target, WorkerState.ONLINE, {WorkerState.BUSY})
+
+    async def _set_state(
+        self, target: Target, state: WorkerState, only_from: set[WorkerState], error: str = ""
+    ) -> None:
+        call = functools.partial(
+            self._store.set_worker_state, target.name, state, error=error, only_from=only_from
+        )
+        try:
+            await self._on(self._writer, call)
+        except WorkerStateError:
+            return  # changed meanwhile (e.g. `mecha worker stop`): the poll sees it next
+        except MechaError as exc:
+            log.error("worker %s: recording state %s failed: %s", target.name, state, exc)
+            return
+        if state is not target.state:
+            log.info("worker %s: %s → %s%s", target.name, target.state, state,
+                     f" ({error})" if error else "")  # fmt: skip
+        waiting = "" if state is not WorkerState.ERROR else f"worker is in error ({error})"
+        self._targets[target.name] = replace(target, state=state, waiting=waiting)
+
+    # --- health -----------------------------------------------------------------------
+
+    async def _health_loop(self) -> None:
+        while not self._closing:
+            await asyncio.sleep(self.settings.health_interval)
+            await self._check_all()
+
+    async def _check_all(self) -> None:
+        watched = [
+            t for t in self._targets.values()
+            if t.state is not WorkerState.OFFLINE and t.endpoint
+        ]  # fmt: skip
+        await asyncio.gather(*(self._check(t) for t in watched), return_exceptions=True)
+
+    def _check_soon(self, target: Target) -> None:
+        if self._loop is not None and not self._closing:
+            self._loop.create_task(self._check(target))
+
+    async def _check(self, target: Target) -> None:
+        why = await self._probe(target)
+        current = self._targets.get(target.name, target)
+        if why and current.state in (WorkerState.ONLINE, WorkerState.BUSY):
+            await self._set_state(
+                current, WorkerState.ERROR, {WorkerState.ONLINE, WorkerState.BUSY}, error=why
+            )
+        elif not why and current.state is WorkerState.ERROR:
+            lane = self._lanes.get(current.name)
+            state = WorkerState.BUSY if lane is not None and lane.running else WorkerState.ONLINE
+            await self._set_state(current, state, {WorkerState.ERROR})
+            self._wake.set()
+
+    # --- helpers ----------------------------------------------------------------------
+
+    async def _on(self, executor: Executor, call: Callable[..., Any], /, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(executor, functools.partial(call, **kwargs))
+
+    async def _quietly(self, call: Callable[..., Any], /, *args: Any) -> None:
+        with contextlib.suppress(MechaError):
+            await self._on(self._writer, functools.partial(call, *args))
+
+
+def _summary(result: TaskResult) -> str:
+    parts = []
+    if result.output:
+        parts.append(f"output {len(result.output)} chars")
+    parts.extend(
+        name
+        for name, value in (
+            ("comment", result.comment), ("labels", result.labels), ("status", result.status),
+            ("commit", result.commit),
+        )
+        if value is not None
+    )  # fmt: skip
+    tokens = [
+        f"{key.split('_')[0]} {result.metadata[key]}"
+        for key in ("input_tokens", "output_tokens")
+        if isinstance(result.metadata.get(key), int)
+    ]
+    if tokens:
+        parts.append("tokens " + ", ".join(tokens))
+    return "; ".join(parts) or "an empty result"

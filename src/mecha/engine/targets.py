@@ -1,0 +1,79 @@
+"""Where each worker's tasks go and under which limits, from its definition and its state.
+
+The dispatcher asks this every second (and whenever the registry changes): a worker file
+edited with ``mecha worker add --replace`` or a worker started in another process takes
+effect without a restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from mecha.engine.registry import LoadedWorker
+from mecha.store import WorkerRecord
+from mecha.worker_kind import WorkerKind, WorkerState
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Target:
+    """One worker as the dispatcher sends to it."""
+
+    name: str
+    kind: WorkerKind
+    state: WorkerState
+    endpoint: str = ""
+    api_key: str = ""
+    timeout: float = 600.0
+    concurrency: int = 1
+    max_retries: int = 3
+    rate: float = 2.0
+    burst: int = 5
+    #: why its tasks wait instead of going out ("" when they can go)
+    waiting: str = ""
+
+
+def build_targets(
+    loaded: Sequence[LoadedWorker],
+    records: Sequence[WorkerRecord],
+    *,
+    keys: Mapping[str, str],
+) -> dict[str, Target]:
+    """Every registered worker's target; ``keys`` holds keys known only at run time."""
+    by_name = {w.name: w for w in loaded}
+    targets = {}
+    for record in records:
+        worker = by_name.get(record.name)
+        targets[record.name] = _target(record, worker, keys.get(record.name, ""))
+    return targets
+
+
+def _target(record: WorkerRecord, worker: LoadedWorker | None, key: str) -> Target:
+    if worker is None or worker.spec is None:
+        why = worker.broken if worker is not None else "it is being loaded"
+        return Target(
+            name=record.name, kind=record.kind, state=record.state,
+            waiting=f"its definition cannot be used: {why}",
+        )  # fmt: skip
+    spec = worker.spec
+    endpoint = spec.endpoint if record.kind is WorkerKind.UNMANAGED else record.endpoint
+    if not key and spec.docker is not None:
+        key = spec.docker.api_key
+    return Target(
+        name=record.name, kind=record.kind, state=record.state, endpoint=endpoint,
+        api_key=key, timeout=spec.timeout_seconds, concurrency=spec.concurrency,
+        max_retries=spec.max_retries, rate=spec.rate_limit.per_second,
+        burst=spec.rate_limit.burst, waiting=_waiting(record, endpoint),
+    )  # fmt: skip
+
+
+def _waiting(record: WorkerRecord, endpoint: str) -> str:
+    if record.state is WorkerState.OFFLINE:
+        if record.kind is WorkerKind.ADAPTER:
+            return "the adapter is not running (mecha serve starts it)"
+        return f"worker is offline; start it with `mecha worker start {record.name}`"
+    if record.state is WorkerState.ERROR:
+        return f"worker is in error ({record.error or 'health check failed'}); waiting to recover"
+    if not endpoint:
+        return "worker has no endpoint yet"
+    return ""

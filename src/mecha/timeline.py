@@ -1,0 +1,54 @@
+"""The timeline: every step of an event and its tasks, in the order they happened (pure).
+
+``mecha event show`` prints it; the store writes an entry in the same transaction as the
+change it records, so the timeline never claims a step the data does not show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from mecha.event import timestamp
+
+
+class Step(StrEnum):
+    """What happened."""
+
+    RECEIVED = "received"  # the event was stored
+    MATCHED = "matched"  # matching decided; detail names the workers that took it
+    SKIPPED = "skipped"  # no worker took it
+    HELD = "held"  # a rule matched with auto: false
+    CREATED = "created"  # a task was made (API tasks; event tasks come with matched)
+    DISPATCHED = "dispatched"  # a send to the worker started
+    RETRY = "retry"  # a transient failure; detail says when the next attempt goes
+    FAILED = "failed"  # the task failed for good (dead-letter after retries)
+    COMPLETED = "completed"  # the worker answered with a result
+    CANCELLED = "cancelled"  # by hand
+    REQUEUED = "requeued"  # `mecha task retry`, or an in-flight task found after a crash
+    EVENT_FAILED = "event failed"  # the event could not be matched
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TimelineEntry:
+    """One step."""
+
+    at: float
+    step: str
+    event_id: str = ""
+    task_id: str = ""
+    worker: str = ""
+    detail: str = ""
+
+
+def timeline_json(entry: TimelineEntry) -> dict[str, Any]:
+    """The entry as the API and ``--json`` output show it."""
+    return {
+        "at": timestamp(entry.at),
+        "step": entry.step,
+        "event_id": entry.event_id,
+        "task_id": entry.task_id,
+        "worker": entry.worker,
+        "detail": entry.detail,
+    }
