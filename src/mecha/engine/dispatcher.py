@@ -199,23 +199,30 @@ class Dispatcher:
             self._launch_ready()
 
     def _launch_ready(self) -> None:
-        """Start every task the limits allow, one per lane per pass, round-robin."""
+        """Start every task the limits allow; the least busy worker goes first.
+
+        Ties go round-robin, so a worker with many slow tasks cannot take every free slot
+        while another worker's tasks wait.
+        """
         if not self._loaded or self._closing:
             return
         limit = self.settings.concurrency
-        progress = True
-        while progress and len(self._flights) < limit:
-            progress = False
-            names = list(self._lanes)
+        while len(self._flights) < limit:
+            names = [name for name, lane in self._lanes.items() if lane.queue]
+            if not names:
+                return
             count = len(names)
-            for step in range(count):
-                index = (self._next_lane + step) % count
-                lane = self._lanes[names[index]]
-                if lane.queue and self._launch_one(lane):
-                    progress = True
-                    self._next_lane = (index + 1) % count
-                    if len(self._flights) >= limit:
-                        return
+            start = self._next_lane % count
+            order = sorted(
+                range(count), key=lambda s: (self._lanes[names[(start + s) % count]].running, s)
+            )
+            for step in order:
+                lane = self._lanes[names[(start + step) % count]]
+                if self._launch_one(lane):
+                    self._next_lane = (start + step + 1) % count
+                    break
+            else:
+                return
 
     def _launch_one(self, lane: Lane) -> bool:
         target = self._targets.get(lane.name)

@@ -1,0 +1,233 @@
+"""A real `mecha serve` sending tasks to real HTTP workers: queues, limits, retries, health."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from mecha.store.sqlite import open_sqlite
+from mecha.testing.instant_worker import Behaviour, InstantWorker
+from mecha.testing.serve_process import ServeProcess
+from mecha.worker_kind import WorkerState
+from tests.integration.dispatching import FAST, endpoint_worker, set_state, timeline, wait_task
+from tests.integration.serving import make_home, post_github, pr_payload
+
+
+def send_prs(url: str, count: int, first: int = 1) -> list[str]:
+    ids = []
+    for number in range(first, first + count):
+        answer = post_github(url, pr_payload(number=number))
+        assert answer.status_code == 202, answer.text
+        ids.append(answer.json()["id"])
+    return ids
+
+
+def test_a_webhook_becomes_a_task_the_worker_answers(tmp_path: Path) -> None:
+    home = make_home(tmp_path, config=FAST)
+    with InstantWorker() as worker:
+        endpoint_worker(home, "reviewer", worker.url)
+        with ServeProcess(home) as server:
+            [event_id] = send_prs(server.url, 1, first=42)
+            [task] = wait_task(server.url, event_id)
+            steps = [(e["step"], e["worker"]) for e in timeline(server.url, event_id)]
+            shown = server_event(server.url, event_id)
+        [got] = worker.requests
+    assert task["state"] == "completed", task
+    assert task["attempts"] == 1
+    assert task["result"]["output"].startswith("ok: Review #42")
+    assert got.prompt == "Review #42: Fix the thing"
+    assert got.id == task["id"]
+    assert got.context["repo_owner"] == "octo" and got.context["number"] == 42
+    assert shown["state"] == "completed"
+    assert steps == [
+        ("received", ""), ("matched", ""), ("dispatched", "reviewer"), ("completed", "reviewer"),
+    ]  # fmt: skip
+
+
+def server_event(url: str, event_id: str) -> dict[str, Any]:
+    shown: dict[str, Any] = httpx.get(f"{url}/event/{event_id}", timeout=10).json()
+    return shown
+
+
+def test_tasks_for_a_busy_worker_wait_in_its_queue(tmp_path: Path) -> None:
+    home = make_home(tmp_path, config=FAST)
+    with InstantWorker() as worker:
+        worker.set(delay=0.3)
+        endpoint_worker(home, "slow", worker.url)
+        with ServeProcess(home) as server:
+            ids = send_prs(server.url, 3)
+            tasks = [wait_task(server.url, i)[0] for i in ids]
+        assert worker.max_in_flight == 1  # per-worker concurrency defaults to 1
+    assert [t["state"] for t in tasks] == ["completed"] * 3
+    assert all(t["attempts"] == 1 for t in tasks)
+
+
+def test_a_worker_with_concurrency_gets_that_many_at_once(tmp_path: Path) -> None:
+    home = make_home(tmp_path, config=FAST)
+    with InstantWorker() as worker:
+        worker.set(delay=0.5)
+        endpoint_worker(home, "wide", worker.url, extra="concurrency: 3\n")
+        with ServeProcess(home) as server:
+            ids = send_prs(server.url, 5)
+            for event_id in ids:
+                wait_task(server.url, event_id)
+        assert worker.max_in_flight == 3
+
+
+def test_the_rate_limit_spaces_tasks_out(tmp_path: Path) -> None:
+    home = make_home(tmp_path, config=FAST)
+    with InstantWorker() as worker:
+        extra = "concurrency: 8\nrate_limit: {per_second: 5, burst: 2}\n"
+        endpoint_worker(home, "paced", worker.url, extra=extra)
+        with ServeProcess(home) as server:
+            ids = send_prs(server.url, 7)
+            for event_id in ids:
+                wait_task(server.url, event_id)
+        times = sorted(r.received_at for r in worker.requests)
+    # a burst of 2 goes at once, then one every 0.2 s: the last of 7 no sooner than 1.0 s
+    assert times[-1] - times[0] >= 0.95
+    assert times[1] - times[0] < 0.15
+
+
+def test_transient_failures_retry_with_backoff_then_succeed(tmp_path: Path) -> None:
+    home = make_home(tmp_path, config=FAST)
+    with InstantWorker() as worker:
+        worker.script([Behaviour(status=503), Behaviour(status=502)])
+        endpoint_worker(home, "flaky", worker.url)
+        with ServeProcess(home) as server:
+            [event_id] = send_prs(server.url, 1)
+            [task] = wait_task(server.url, event_id)
+            steps = [e["step"] for e in timeline(server.url, event_id)]
+        times = [r.received_at for r in worker.requests]
+    assert task["state"] == "completed" and task["attempts"] == 3
+    assert steps.count("retry") == 2 and steps[-1] == "completed"
+    assert times[1] - times[0] >= 0.1  # 0.1 s after the first failure
+    assert times[2] - times[1] >= 0.2  # then twice that
+
+
+def test_retries_run_out_into_the_dead_letter(tmp_path: Path) -> None:
+    home = make_home(tmp_path, config=FAST)
+    with InstantWorker() as worker:
+        worker.set(status=504)
+        endpoint_worker(home, "down", worker.url, extra="max_retries: 2\n")
+        with ServeProcess(home) as server:
+            [event_id] = send_prs(server.url, 1)
+            [task] = wait_task(server.url, event_id)
+            shown = server_event(server.url, event_id)
+        assert len(worker.requests) == 3
+    assert task["state"] == "failed"
+    assert task["error"].startswith("dead-letter after 3 attempts: ")
+    assert "504" in task["error"]
+    assert shown["state"] == "failed"
+
+
+def test_retry_after_from_a_busy_worker_is_honoured(tmp_path: Path) -> None:
+    home = make_home(tmp_path, config=FAST)
+    with InstantWorker() as worker:
+        worker.script([Behaviour(status=429, retry_after="1")])
+        endpoint_worker(home, "busy", worker.url)
+        with ServeProcess(home) as server:
+            [event_id] = send_prs(server.url, 1)
+            [task] = wait_task(server.url, event_id)
+        first, second = (r.received_at for r in worker.requests)
+    assert task["state"] == "completed"
+    assert second - first >= 0.95
+
+
+def test_a_worker_reporting_failure_fails_the_task_at_once(tmp_path: Path) -> None:
+    home = make_home(tmp_path, config=FAST)
+    with InstantWorker() as worker:
+        worker.set(exit_code=1, result={"output": "task timed out", "metadata": {"exit_code": 1}})
+        endpoint_worker(home, "llm", worker.url)
+        with ServeProcess(home) as server:
+            [event_id] = send_prs(server.url, 1)
+            [task] = wait_task(server.url, event_id)
+    assert task["state"] == "failed" and task["attempts"] == 1
+    assert "exit code 1" in task["error"] and "task timed out" in task["error"]
+    assert task["result"]["output"] == "task timed out"  # what the worker said is kept
+
+
+def test_a_garbage_answer_fails_with_a_quote(tmp_path: Path) -> None:
+    home = make_home(tmp_path, config=FAST)
+    with InstantWorker() as worker:
+        worker.set(garbage=True)
+        endpoint_worker(home, "html", worker.url)
+        with ServeProcess(home) as server:
+            [event_id] = send_prs(server.url, 1)
+            [task] = wait_task(server.url, event_id)
+    assert task["state"] == "failed" and task["attempts"] == 1
+    assert "<html>" in task["error"]
+
+
+def test_tasks_of_an_offline_worker_wait_until_it_is_started(tmp_path: Path) -> None:
+    home = make_home(tmp_path, config=FAST)
+    with InstantWorker() as worker:
+        endpoint_worker(home, "later", worker.url, online=False)
+        with ServeProcess(home) as server:
+            [event_id] = send_prs(server.url, 1)
+            time.sleep(0.5)
+            [task] = wait_task(server.url, event_id, states=("pending",))
+            waiting = [e for e in timeline(server.url, event_id) if e["step"] == "waiting"]
+            assert not worker.requests
+            set_state(home, "later", WorkerState.ONLINE)
+            [task] = wait_task(server.url, event_id)
+    assert task["state"] == "completed"
+    assert len(waiting) == 1 and "mecha worker start later" in waiting[0]["detail"]
+
+
+def test_the_health_loop_marks_error_and_recovers(tmp_path: Path) -> None:
+    home = make_home(tmp_path, config=FAST)
+
+    def state() -> str:
+        store = open_sqlite(home / "mecha.db")
+        try:
+            return store.get_worker("watched").state.value
+        finally:
+            store.close()
+
+    def becomes(wanted: str) -> bool:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if state() == wanted:
+                return True
+            time.sleep(0.05)
+        return False
+
+    with InstantWorker() as worker:
+        endpoint_worker(home, "watched", worker.url)
+        with ServeProcess(home):
+            worker.health_status = 500
+            assert becomes("error")
+            worker.health_status = 503  # busy is healthy: never error for it
+            assert becomes("online")
+            worker.health_status = 200
+            time.sleep(0.5)
+            assert state() == "online"
+
+
+def test_one_slow_worker_does_not_starve_another(tmp_path: Path) -> None:
+    config = FAST + "  concurrency: 2\n"
+    home = make_home(tmp_path, config=config)
+    slow_rule = rule_for("slow")
+    fast_rule = rule_for("fast")
+    with InstantWorker() as slow, InstantWorker() as fast:
+        slow.set(delay=1.0)
+        endpoint_worker(home, "slow", slow.url, extra="concurrency: 2\n", rules=slow_rule)
+        endpoint_worker(home, "fast", fast.url, rules=fast_rule)
+        with ServeProcess(home) as server:
+            ids = [post_github(server.url, pr_payload(number=n), event="pull_request")
+                   for n in range(1, 5)]  # fmt: skip
+            fast.wait_for(4, timeout=3.0)  # 4 fast tasks, while slow ones take 1 s each
+            assert len(slow.requests) <= 2
+            for answer in ids:
+                wait_task(server.url, answer.json()["id"], count=2)
+
+
+def rule_for(name: str) -> str:
+    return f"""  - source: github
+    on: [pull_request.opened]
+    prompt: "{name} #{{{{.number}}}}"
+"""
