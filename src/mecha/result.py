@@ -91,7 +91,7 @@ def parse_result(data: Any) -> TaskResult:
     """Check a decoded JSON answer against the result contract; ResultError quotes the fault."""
     if not isinstance(data, Mapping):
         raise ResultError(
-            f"the worker's answer is {_kind(data)} {quote(data)}, not a JSON object",
+            f"the worker's answer is {_shown(data)}, not a JSON object",
             hint='a worker answers {"output": "..."} and optionally comment, labels, status, '
             "commit, metadata",
         )
@@ -156,9 +156,14 @@ def _kind(value: Any) -> str:
     return "an object"
 
 
+def _shown(value: Any) -> str:
+    """``a list [1, 2]``, ``a string 'x'``; plain ``null`` for null."""
+    return "null" if value is None else f"{_kind(value)} {quote(value)}"
+
+
 def _wrong(where: str, value: Any, expected: str, hint: str = "") -> ResultError:
     return ResultError(
-        f"{where} is {_kind(value)} {quote(value)}; expected {expected}",
+        f"{where} is {_shown(value)}; expected {expected}",
         hint=hint or "see the result contract in docs/workers.md",
     )
 

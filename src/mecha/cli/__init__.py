@@ -22,14 +22,16 @@ COMMANDS = {
     "doctor": "mecha.cli.doctor:doctor",
     "serve": "mecha.cli.serve:serve",
     "event": "mecha.cli.event:event",
+    "task": "mecha.cli.task:task",
     "version": "mecha.cli:version",
 }
 HELP = {
-    "worker": "Add, remove, list and check workers.",
+    "worker": "Add, remove, list, check, start and stop workers.",
     "config": "Show registered workers as resolved YAML (secrets masked).",
     "doctor": "Check Mecha's folder, database, secrets, Docker and workers.",
     "serve": "Receive webhooks, store them durably, and match them to workers.",
     "event": "List and show stored events; send a signed test event.",
+    "task": "List, show, retry and cancel tasks.",
     "version": "Print the version.",
 }
 

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import click
 
 from mecha.cli.context import AppContext, pass_app
+from mecha.cli.display import ID_WIDTH, age, short, timeline_table
 from mecha.cli.table import render_table
 from mecha.event import Event, EventState, event_json, timestamp
 from mecha.task import task_json
+from mecha.timeline import timeline_json
 
 STATES = click.Choice([s.value for s in EventState])
 
@@ -37,7 +37,10 @@ def list_events(app: AppContext, state: str | None, limit: int, as_json: bool) -
     if not events:
         app.echo("no events yet (send one with `mecha event send` or point a webhook here)")
         return
-    rows = [[e.id[:12], e.source, e.type, e.subject, e.state.value, _age(e)] for e in events]
+    rows = [
+        [e.id[:ID_WIDTH], e.source, e.type, e.subject, e.state.value, age(e.created_at)]
+        for e in events
+    ]
     app.echo(render_table(["ID", "SOURCE", "TYPE", "SUBJECT", "STATE", "AGE"], rows))
 
 
@@ -46,15 +49,17 @@ def list_events(app: AppContext, state: str | None, limit: int, as_json: bool) -
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (with raw body and headers).")
 @pass_app
 def show_event(app: AppContext, event_id: str, as_json: bool) -> None:
-    """One event: attributes, each worker's match decision and why, and its tasks."""
+    """One event: attributes, each worker's decision and why, its tasks, its timeline."""
     store = app.store()
     found = store.get_event(event_id)
     matches = store.list_matches(found.id)
     tasks = store.list_tasks(event_id=found.id)
+    steps = store.list_timeline(event_id=found.id)
     if as_json:
         shown = event_json(found, full=True)
         shown["matches"] = [asdict(m) for m in matches]
         shown["tasks"] = [task_json(t) for t in tasks]
+        shown["timeline"] = [timeline_json(s) for s in steps]
         app.echo(json.dumps(shown, indent=2))
         return
     app.echo(_describe(found))
@@ -62,12 +67,15 @@ def show_event(app: AppContext, event_id: str, as_json: bool) -> None:
     if not matches:
         app.echo("  (not matched yet)" if found.state is EventState.RECEIVED else "  (none)")
     for match in matches:
-        made = f" → task {match.task_id[:12]}" if match.task_id else ""
+        made = f" → task {match.task_id[:ID_WIDTH]}" if match.task_id else ""
         app.echo(f"  {match.worker}: {match.outcome}{made}\n    {match.reason}")
     if tasks:
         app.echo("\ntasks:")
         for task in tasks:
-            app.echo(f"  {task.id[:12]} {task.worker} {task.state.value}")
+            app.echo(f"  {task.id[:ID_WIDTH]} {task.worker} {task.state.value}")
+    if steps:
+        app.echo("\ntimeline:")
+        app.echo(timeline_table(steps))
 
 
 def _describe(found: Event) -> str:
@@ -85,26 +93,8 @@ def _describe(found: Event) -> str:
         lines.append(f"  error:    {found.error}")
     lines.append("attributes:")
     for key in sorted(found.attrs):
-        lines.append(f"  {key}: {_short(found.attrs[key])}")
+        lines.append(f"  {key}: {short(found.attrs[key])}")
     return "\n".join(lines)
-
-
-def _short(value: Any, width: int = 100) -> str:
-    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
-    first = text.splitlines()[0] if text else ""
-    more = len(text) - len(first)
-    if len(first) > width:
-        more += len(first) - width
-        first = first[:width]
-    return f"{first} … ({more} more characters)" if more > 0 else first
-
-
-def _age(found: Event) -> str:
-    seconds = max(0.0, time.time() - found.created_at)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit}"
-    return f"{int(seconds)}s"
 
 
 @event.command("send")

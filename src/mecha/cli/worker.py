@@ -1,4 +1,4 @@
-"""``mecha worker``: add, remove, ls, validate, schema."""
+"""``mecha worker``: add, remove, ls, validate, schema, start, stop."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ PATH = click.Path(path_type=Path)
 
 @click.group()
 def worker() -> None:
-    """Add, remove, list and check workers."""
+    """Add, remove, list, check, start and stop workers."""
 
 
 @worker.command()
@@ -63,6 +63,26 @@ def remove(app: AppContext, name: str) -> None:
     allowed = set(WorkerState) if record.kind is WorkerKind.MANAGED else {WorkerState.OFFLINE}
     store.remove_worker(name, allowed_states=allowed)
     app.echo(f"removed {name}")
+
+
+@worker.command()
+@click.argument("name")
+@pass_app
+def start(app: AppContext, name: str) -> None:
+    """Check that unmanaged worker NAME answers GET /health, and mark it online."""
+    from mecha.cli.worker_lifecycle import start_worker
+
+    start_worker(app, name)
+
+
+@worker.command()
+@click.argument("name")
+@pass_app
+def stop(app: AppContext, name: str) -> None:
+    """Mark unmanaged worker NAME offline: its tasks wait until it is started again."""
+    from mecha.cli.worker_lifecycle import stop_worker
+
+    stop_worker(app, name)
 
 
 @worker.command("ls")

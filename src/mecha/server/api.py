@@ -1,4 +1,5 @@
-"""The JSON API: ``GET /health``, ``GET /events``, ``GET /event/{id}`` (upstream's paths).
+"""The JSON API: ``GET /health``, ``GET /events``, ``GET /event/{id}`` (upstream's paths),
+and what every API route shares: ``requires_key`` and ``store_call``.
 
 ``/health`` is always open; the rest need the API key when one is set
 (``Authorization: Bearer <key>`` or ``X-API-Key``), compared in constant time.
@@ -20,6 +21,7 @@ from mecha.errors import EventNotFound, StoreError
 from mecha.event import EventState, event_json
 from mecha.server.state import AppState, error_response, key_matches, presented_key
 from mecha.task import task_json
+from mecha.timeline import timeline_json
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 MAX_LIMIT = 1000
@@ -68,7 +70,7 @@ async def list_events(request: Request) -> Response:
         states = ", ".join(s.value for s in EventState)
         return error_response(400, "state or limit is not valid", f"state is one of {states}")
     limit = max(1, min(limit, MAX_LIMIT))
-    events = await _read(state, state.store.list_events, state=event_state, limit=limit)
+    events = await store_call(state, state.store.list_events, state=event_state, limit=limit)
     if isinstance(events, Response):
         return events
     return JSONResponse([event_json(event) for event in events])
@@ -76,27 +78,32 @@ async def list_events(request: Request) -> Response:
 
 @requires_key
 async def show_event(request: Request) -> Response:
-    """One event with its headers, raw body, match decisions and tasks."""
+    """One event with its headers, raw body, match decisions, tasks and timeline."""
     state: AppState = request.app.state.mecha
     event_id = request.path_params["event_id"]
     try:
-        event = await _read(state, state.store.get_event, event_id)
+        event = await store_call(state, state.store.get_event, event_id)
     except EventNotFound as exc:
         return error_response(404, exc.message, exc.hint)
     if isinstance(event, Response):
         return event
-    matches = await _read(state, state.store.list_matches, event.id)
-    tasks = await _read(state, state.store.list_tasks, event_id=event.id)
-    if isinstance(matches, Response) or isinstance(tasks, Response):
+    matches = await store_call(state, state.store.list_matches, event.id)
+    tasks = await store_call(state, state.store.list_tasks, event_id=event.id)
+    steps = await store_call(state, state.store.list_timeline, event_id=event.id)
+    if any(isinstance(part, Response) for part in (matches, tasks, steps)):
         return error_response(503, "the store cannot be read", "see the server log")
     shown = event_json(event, full=True)
     shown["matches"] = [asdict(match) for match in matches]
     shown["tasks"] = [task_json(task) for task in tasks]
+    shown["timeline"] = [timeline_json(step) for step in steps]
     return JSONResponse(shown)
 
 
-async def _read(app: AppState, call: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-    """Run a blocking store read off the event loop; a StoreError becomes a 503 response."""
+async def store_call(app: AppState, call: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """Run a blocking store call off the event loop; a StoreError becomes a 503 response.
+
+    Other errors (EventNotFound, TaskNotFound…) are raised for the route to answer.
+    """
     loop = asyncio.get_running_loop()
     try:
         return await loop.run_in_executor(app.reads, functools.partial(call, *args, **kwargs))

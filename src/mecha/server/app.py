@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mecha.server import api
+from mecha.server import api, tasks_api, workers_api
 from mecha.server.state import AppState, error_response
 from mecha.server.webhooks import receive_webhook
 
@@ -38,6 +38,10 @@ def create_app(
             Route("/webhook/{source}", receive_webhook, methods=["POST"]),
             Route("/events", api.list_events, methods=["GET"]),
             Route("/event/{event_id}", api.show_event, methods=["GET"]),
+            Route("/task", tasks_api.create_task, methods=["POST"]),
+            Route("/task/{task_id}", tasks_api.show_task, methods=["GET"]),
+            Route("/tasks", tasks_api.list_tasks, methods=["GET"]),
+            Route("/workers", workers_api.list_workers, methods=["GET"]),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,

@@ -1,15 +1,18 @@
-"""What the routes share (built once by the composition root), and the JSON error shape."""
+"""What the routes share (built once by the composition root), the JSON error shape, and
+reading a request body under a size cap."""
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
+
+from mecha.redaction import Redactor
 
 if TYPE_CHECKING:
     from mecha.engine.batcher import Batcher
@@ -17,6 +20,7 @@ if TYPE_CHECKING:
     from mecha.event import Delivery, Event
     from mecha.server.webhooks import SourceHandler
     from mecha.store import Store
+    from mecha.task import Task
 
 
 @dataclass(kw_only=True)
@@ -30,6 +34,13 @@ class AppState:
     #: runs blocking store reads off the event loop
     reads: Executor
     api_key: str = ""
+    #: hands tasks just created to the dispatcher, so they go out at once (None: the
+    #: dispatcher's poll of the store finds them)
+    dispatch: Callable[[Sequence[Task]], None] | None = None
+    #: masks secret values and token shapes in what the API shows (worker definitions)
+    redactor: Redactor = field(default_factory=Redactor)
+    #: the worker `POST /task` without a worker picked last (round robin by name)
+    last_picked: str = ""
 
 
 def error_response(status: int, message: str, hint: str = "") -> JSONResponse:
@@ -52,3 +63,26 @@ def key_matches(expected: str, presented: str) -> bool:
     if not expected:
         return True
     return hmac.compare_digest(expected.encode(), presented.encode())
+
+
+async def read_body(request: Request, *, limit: int) -> bytes | JSONResponse:
+    """The body, or the error to answer: 413 over ``limit`` bytes, 400 if it was cut short."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        return _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                return _too_large(limit)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        return error_response(400, "the request ended before its body did", "send it again")
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> JSONResponse:
+    size = f"{limit // (1024 * 1024)} MB" if limit >= 1024 * 1024 else f"{limit} bytes"
+    return error_response(413, f"the body is larger than {size}", "send a smaller body")
