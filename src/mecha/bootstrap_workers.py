@@ -54,6 +54,7 @@ class WorkerRuntime:
         self.keys: dict[str, str] = {}
         self._writer = writer
         self._reads = reads
+        self._settings = settings
         self._adapters: dict[str, Callable[[], Awaitable[None]]] = {}
         self._client: httpx.AsyncClient | None = None
         self.updates: Batcher[TaskUpdate, Task | None] = Batcher(
@@ -72,7 +73,12 @@ class WorkerRuntime:
         self._client = httpx.AsyncClient(
             timeout=None,  # noqa: S113 - each send is bounded by its worker's timeout
             trust_env=False, follow_redirects=False,
-            limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
+            # httpx checks every pooled connection on each request: keep the pool to what
+            # can be in flight at once
+            limits=httpx.Limits(
+                max_connections=self._settings.concurrency,
+                max_keepalive_connections=self._settings.concurrency,
+            ),
         )  # fmt: skip
         loop = asyncio.get_running_loop()
         workers = await loop.run_in_executor(self._reads, self.registry.refresh)

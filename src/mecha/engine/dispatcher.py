@@ -416,8 +416,11 @@ class Dispatcher:
 
     async def _poll_once(self) -> None:
         await self._refresh_targets()
-        due = await self._on(self._reads, self._store.due_tasks, now=time.time(), limit=5000)
-        self.submit([t for t in due if t.id not in self._known])
+        due = await self._on(
+            self._reads, self._store.due_tasks, now=time.time(), limit=5000,
+            skip=frozenset(self._known),
+        )  # fmt: skip
+        self.submit(due)
         await self._sync_states()
 
     async def _refresh_targets(self) -> None:

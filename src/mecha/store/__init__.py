@@ -214,8 +214,8 @@ class Store(Protocol):
         """
         ...
 
-    def due_tasks(self, *, now: float, limit: int = 1000) -> list[Task]:
-        """Pending tasks whose retry time has come, oldest first."""
+    def due_tasks(self, *, now: float, limit: int = 1000, skip: Collection[str] = ()) -> list[Task]:
+        """Pending tasks whose retry time has come, oldest first, except those in ``skip``."""
         ...
 
     def recover(self) -> tuple[int, int]:

@@ -238,10 +238,10 @@ class SqliteStore:
         with self._write("updating tasks") as conn:
             return sqlite_tasks.update_tasks(conn, updates, time.time())
 
-    def due_tasks(self, *, now: float, limit: int = 1000) -> list[Task]:
-        """Pending tasks whose retry time has come, oldest first."""
+    def due_tasks(self, *, now: float, limit: int = 1000, skip: Collection[str] = ()) -> list[Task]:
+        """Pending tasks whose retry time has come, oldest first, except those in ``skip``."""
         with self._use("listing due tasks") as conn:
-            return sqlite_tasks.due_tasks(conn, now=now, limit=limit)
+            return sqlite_tasks.due_tasks(conn, now=now, limit=limit, skip=skip)
 
     def recover(self) -> tuple[int, int]:
         """Running tasks back to pending, busy workers back to online."""
