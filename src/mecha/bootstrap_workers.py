@@ -23,6 +23,7 @@ from mecha.engine.registry import LoadedWorker, WorkerRegistry
 from mecha.engine.targets import Target
 from mecha.errors import MechaError
 from mecha.result import TaskResult
+from mecha.runtimes.http1 import Pool
 from mecha.secrets import Secrets
 from mecha.store import Store, TaskUpdate
 from mecha.task import Task
@@ -56,7 +57,8 @@ class WorkerRuntime:
         self._reads = reads
         self._settings = settings
         self._adapters: dict[str, Callable[[], Awaitable[None]]] = {}
-        self._client: httpx.AsyncClient | None = None
+        self._client: httpx.AsyncClient | None = None  # health probes
+        self._pool = Pool()  # task sends
         self.updates: Batcher[TaskUpdate, Task | None] = Batcher(
             store.update_tasks, executor=writer, name="task-updates"
         )
@@ -71,14 +73,7 @@ class WorkerRuntime:
 
         self.updates.start()
         self._client = httpx.AsyncClient(
-            timeout=None,  # noqa: S113 - each send is bounded by its worker's timeout
-            trust_env=False, follow_redirects=False,
-            # httpx checks every pooled connection on each request: keep the pool to what
-            # can be in flight at once
-            limits=httpx.Limits(
-                max_connections=self._settings.concurrency,
-                max_keepalive_connections=self._settings.concurrency,
-            ),
+            timeout=PROBE_TIMEOUT, trust_env=False, follow_redirects=False,
         )  # fmt: skip
         loop = asyncio.get_running_loop()
         workers = await loop.run_in_executor(self._reads, self.registry.refresh)
@@ -97,6 +92,7 @@ class WorkerRuntime:
             await self._set_state(name, WorkerState.OFFLINE, endpoint="")
         self._adapters.clear()
         await self.updates.close()
+        await self._pool.close()
         if self._client is not None:
             await self._client.aclose()
 
@@ -138,9 +134,8 @@ class WorkerRuntime:
     async def _send(self, target: Target, task: Task) -> TaskResult:
         from mecha.runtimes.endpoint import send_task
 
-        assert self._client is not None
         return await send_task(
-            self._client, target.endpoint, task_id=task.id, prompt=task.prompt,
+            self._pool, target.endpoint, task_id=task.id, prompt=task.prompt,
             context=task.context, api_key=target.api_key, timeout=target.timeout,
         )  # fmt: skip
 

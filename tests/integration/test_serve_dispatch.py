@@ -218,12 +218,15 @@ def test_one_slow_worker_does_not_starve_another(tmp_path: Path) -> None:
         endpoint_worker(home, "slow", slow.url, extra="concurrency: 2\n", rules=slow_rule)
         endpoint_worker(home, "fast", fast.url, rules=fast_rule)
         with ServeProcess(home) as server:
-            ids = [post_github(server.url, pr_payload(number=n), event="pull_request")
-                   for n in range(1, 5)]  # fmt: skip
-            fast.wait_for(4, timeout=3.0)  # 4 fast tasks, while slow ones take 1 s each
-            assert len(slow.requests) <= 2
-            for answer in ids:
-                wait_task(server.url, answer.json()["id"], count=2)
+            ids = [post_github(server.url, pr_payload(number=n)).json()["id"] for n in range(1, 5)]
+            for event_id in ids:
+                wait_task(server.url, event_id, count=2)
+        fast_times = sorted(r.received_at for r in fast.requests)
+        slow_times = sorted(r.received_at for r in slow.requests)
+    # the global limit is 2 and slow may take both, yet every fast task went out before
+    # slow's third (which can start only once one of its 1 s tasks ended)
+    assert len(fast_times) == 4 and len(slow_times) == 4
+    assert fast_times[-1] < slow_times[2]
 
 
 def rule_for(name: str) -> str:

@@ -18,12 +18,14 @@ import time
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import orjson
 
 from mecha.duration import format_duration
 from mecha.errors import MechaError
 from mecha.result import ResultError, TaskResult, failure_of, parse_result, quote
+from mecha.runtimes.http1 import BodyTooLarge, HTTPError, Pool
 
 if TYPE_CHECKING:
     import httpx
@@ -117,7 +119,7 @@ async def probe(
 
 
 async def send_task(
-    client: httpx.AsyncClient,
+    client: Pool,
     endpoint: str,
     *,
     task_id: str,
@@ -128,7 +130,8 @@ async def send_task(
 ) -> TaskResult:
     """POST one task to ``endpoint``/task and check the answer; WorkerFailure if it fails.
 
-    The whole exchange (connect, send, read) takes at most ``timeout`` seconds.
+    The whole exchange (connect, send, read) takes at most ``timeout`` seconds. ``client``
+    is the lean HTTP/1.1 pool (``mecha.runtimes.http1``): the dispatcher's hot path.
     """
     if api_key and not _HEADER_SAFE.fullmatch(api_key):
         raise WorkerFailure(
@@ -149,58 +152,35 @@ def _auth(api_key: str) -> dict[str, str]:
 
 
 async def _exchange(
-    client: httpx.AsyncClient, url: str, body: bytes, headers: dict[str, str], timeout: float
+    client: Pool, url: str, body: bytes, headers: dict[str, str], timeout: float
 ) -> tuple[int, Mapping[str, str], bytes]:
-    import httpx
-
+    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+        raise WorkerFailure(
+            f"cannot send a task to {url}: not an http:// or https:// URL",
+            transient=False,
+            hint="a worker endpoint is an http:// or https:// URL, e.g. http://127.0.0.1:8080",
+        )
     try:
         async with asyncio.timeout(timeout):
-            request = client.build_request(
-                "POST", url, content=body, headers=headers, timeout=httpx.Timeout(timeout + 1)
+            answer = await client.request(
+                "POST", url, body=body, headers=headers, limit=MAX_RESULT_BYTES
             )
-            response = await client.send(request, stream=True)
-            try:
-                raw = await _read_limited(response)
-            finally:
-                await response.aclose()
-    except (TimeoutError, httpx.TimeoutException):
+    except TimeoutError:
         raise WorkerFailure(
             f"no answer from {url} within {format_duration(timeout)}",
             transient=True,
             hint="the worker may be overloaded or stuck; raise the worker's timeout if its "
             "tasks take longer",
         ) from None
-    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-        raise WorkerFailure(
-            f"cannot send a task to {url}: {exc}",
-            transient=False,
-            hint="a worker endpoint is an http:// or https:// URL, e.g. http://127.0.0.1:8080",
-        ) from None
-    except httpx.DecodingError as exc:
-        raise WorkerFailure(
-            f"the answer from {url} cannot be decoded: {exc}", transient=False
-        ) from None
-    except (httpx.HTTPError, OSError) as exc:
+    except BodyTooLarge as exc:
+        raise _too_large(exc.status) from None
+    except HTTPError as exc:
         raise WorkerFailure(
             f"could not reach {url}: {_cause(exc)}",
             transient=True,
             hint="check that the worker is running and that its endpoint is right",
         ) from None
-    return response.status_code, response.headers, raw
-
-
-async def _read_limited(response: httpx.Response) -> bytes:
-    declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_RESULT_BYTES:
-        raise _too_large(response.status_code)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > MAX_RESULT_BYTES:
-            raise _too_large(response.status_code)
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return answer.status, answer.headers, answer.body
 
 
 def _too_large(status: int) -> WorkerFailure:
