@@ -22,7 +22,6 @@ delivery to workers is at least once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
@@ -42,7 +41,7 @@ from mecha.result import TaskResult, result_json
 from mecha.runtimes.endpoint import WorkerFailure
 from mecha.store import Store, TaskUpdate
 from mecha.task import Task, TaskState
-from mecha.timeline import Step, TimelineEntry
+from mecha.timeline import Step
 from mecha.worker_kind import WorkerState
 
 log = logging.getLogger(__name__)
@@ -377,17 +376,15 @@ class Dispatcher:
                 )
 
     def _note_waiting(self, lane: Lane, why: str) -> None:
-        """Say once per task, on its timeline, why it waits."""
+        """Say once per task, on its timeline, why it waits (batched with task updates)."""
         fresh = [t for t in lane.queue if t.id not in self._noted]
         if not fresh or self._loop is None:
             return
         self._noted.update(t.id for t in fresh)
-        entries = [
-            TimelineEntry(at=time.time(), step="waiting", event_id=t.event_id, task_id=t.id,
-                          worker=t.worker, detail=why)
-            for t in fresh
-        ]  # fmt: skip
-        self._loop.create_task(self._quietly(self._store.add_timeline, entries))
+        for task in fresh:  # pending → pending: changes nothing but records the step
+            self._loop.create_task(
+                self._update(task.id, TaskState.PENDING, _PENDING, "waiting", why)
+            )
 
     async def _update(
         self,
@@ -498,10 +495,6 @@ class Dispatcher:
     async def _on(self, executor: Executor, call: Callable[..., Any], /, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(executor, functools.partial(call, **kwargs))
-
-    async def _quietly(self, call: Callable[..., Any], /, *args: Any) -> None:
-        with contextlib.suppress(MechaError):
-            await self._on(self._writer, functools.partial(call, *args))
 
 
 def _summary(result: TaskResult) -> str:

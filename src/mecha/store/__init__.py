@@ -207,6 +207,9 @@ class Store(Protocol):
     def update_tasks(self, updates: Sequence[TaskUpdate]) -> list[Task | None]:
         """Apply each update in one transaction; the task after it, or None if not applied.
 
+        The commit need not be synced to disk (a power cut may undo the last updates; the
+        tasks are then sent again); it survives a crash of the process.
+
         An update applies only if its task exists and is in one of ``only_from``. An
         applied update with a step adds a timeline entry. The event follows its tasks: it
         becomes ``dispatched`` when one starts and ``completed`` (all completed) or

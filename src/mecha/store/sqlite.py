@@ -234,8 +234,12 @@ class SqliteStore:
             return sqlite_tasks.create_tasks(conn, tasks, time.time(), ids)
 
     def update_tasks(self, updates: Sequence[TaskUpdate]) -> list[Task | None]:
-        """Apply guarded task changes in one transaction; None where a guard refused."""
-        with self._write("updating tasks") as conn:
+        """Apply guarded task changes in one transaction; None where a guard refused.
+
+        Not synced to disk before returning: after a power cut a task may be sent again
+        (delivery is at least once), while events are synced before they are acknowledged.
+        """
+        with self._write("updating tasks", synced=False) as conn:
             return sqlite_tasks.update_tasks(conn, updates, time.time())
 
     def due_tasks(self, *, now: float, limit: int = 1000, skip: Collection[str] = ()) -> list[Task]:
@@ -286,16 +290,27 @@ class SqliteStore:
                 yield self._conn
 
     @contextlib.contextmanager
-    def _write(self, doing: str) -> Iterator[sqlite3.Connection]:
-        """One BEGIN IMMEDIATE transaction: committed on success, rolled back on any error."""
+    def _write(self, doing: str, *, synced: bool = True) -> Iterator[sqlite3.Connection]:
+        """One BEGIN IMMEDIATE transaction: committed on success, rolled back on any error.
+
+        ``synced=False`` commits without waiting for the disk (``synchronous=NORMAL``): safe
+        against a crash of the process, not against a power cut, which may forget the last
+        such commits. The next synced commit syncs them too.
+        """
         with self._use(doing) as conn:
-            conn.execute("BEGIN IMMEDIATE")
+            if not synced:
+                conn.execute("PRAGMA synchronous = NORMAL")
             try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                rollback(conn)
-                raise
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    rollback(conn)
+                    raise
+            finally:
+                if not synced:
+                    conn.execute("PRAGMA synchronous = FULL")
 
 
 def _to_row(record: WorkerRecord, now: float) -> dict[str, Any]:
