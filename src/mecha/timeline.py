@@ -21,6 +21,7 @@ class Step(StrEnum):
     SKIPPED = "skipped"  # no worker took it
     HELD = "held"  # a rule matched with auto: false
     CREATED = "created"  # a task was made (API tasks; event tasks come with matched)
+    WAITING = "waiting"  # its worker cannot take it now (offline, error); detail says why
     DISPATCHED = "dispatched"  # a send to the worker started
     RETRY = "retry"  # a transient failure; detail says when the next attempt goes
     FAILED = "failed"  # the task failed for good (dead-letter after retries)

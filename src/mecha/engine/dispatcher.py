@@ -383,7 +383,7 @@ class Dispatcher:
         self._noted.update(t.id for t in fresh)
         for task in fresh:  # pending → pending: changes nothing but records the step
             self._loop.create_task(
-                self._update(task.id, TaskState.PENDING, _PENDING, "waiting", why)
+                self._update(task.id, TaskState.PENDING, _PENDING, Step.WAITING, why)
             )
 
     async def _update(

@@ -53,7 +53,8 @@ def create_app(
 async def _http_error(request: Request, exc: Exception) -> Response:
     """404/405 and friends as JSON, like every other answer."""
     assert isinstance(exc, HTTPException)
-    hint = "see docs/api.md for the routes" if exc.status_code in (404, 405) else ""
+    routes = "the routes are listed in docs/events.md and docs/tasks.md"
+    hint = routes if exc.status_code in (404, 405) else ""
     return error_response(exc.status_code, str(exc.detail), hint)
 
 
