@@ -208,11 +208,16 @@ def _apply(conn: sqlite3.Connection, update: TaskUpdate, now: float) -> tuple[An
 def _follow(conn: sqlite3.Connection, event_id: str, state: TaskState, now: float) -> None:
     """Move the event along with its tasks."""
     if state in (TaskState.RUNNING, TaskState.PENDING):
+        # a send starts: dispatched; a finished task back to pending (a retry by hand):
+        # the event is open again. A pending task that stays pending moves nothing.
+        before = [EventState.COMPLETED.value, EventState.FAILED.value]
+        if state is TaskState.RUNNING:
+            before.append(EventState.MATCHED.value)
+        marks = ", ".join("?" for _ in before)
         conn.execute(
-            "UPDATE events SET state = ?, updated_at = ? WHERE id = ? AND state IN (?, ?, ?)",
-            (EventState.DISPATCHED.value, now, event_id, EventState.MATCHED.value,
-             EventState.COMPLETED.value, EventState.FAILED.value),
-        )  # fmt: skip
+            f"UPDATE events SET state = ?, updated_at = ? WHERE id = ? AND state IN ({marks})",  # noqa: S608
+            (EventState.DISPATCHED.value, now, event_id, *before),
+        )
         return
     counts = dict(
         conn.execute(
