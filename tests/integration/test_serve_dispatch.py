@@ -13,7 +13,7 @@ from mecha.testing.instant_worker import Behaviour, InstantWorker
 from mecha.testing.serve_process import ServeProcess
 from mecha.worker_kind import WorkerState
 from tests.integration.dispatching import FAST, endpoint_worker, set_state, timeline, wait_task
-from tests.integration.serving import make_home, post_github, pr_payload
+from tests.integration.serving import make_home, mecha_cli, post_github, pr_payload
 
 
 def send_prs(url: str, count: int, first: int = 1) -> list[str]:
@@ -234,3 +234,16 @@ def rule_for(name: str) -> str:
     on: [pull_request.opened]
     prompt: "{name} #{{{{.number}}}}"
 """
+
+
+def test_tasks_of_a_removed_worker_fail_with_the_reason(tmp_path: Path) -> None:
+    home = make_home(tmp_path, config=FAST)
+    with InstantWorker() as worker:
+        endpoint_worker(home, "gone", worker.url, online=False)
+        with ServeProcess(home) as server:
+            [event_id] = send_prs(server.url, 1)
+            wait_task(server.url, event_id, states=("pending",))
+            assert mecha_cli(home, "worker", "remove", "gone").returncode == 0
+            [task] = wait_task(server.url, event_id)
+    assert task["state"] == "failed"
+    assert task["error"] == 'worker "gone" is not registered (was it removed?)'

@@ -76,6 +76,8 @@ class Lane:
     running: int = 0
     bucket: TokenBucket = field(default_factory=lambda: TokenBucket(2.0, 5))
     timer: asyncio.TimerHandle | None = None
+    #: the worker is unknown and the workers are being read again
+    checking: bool = False
 
 
 class Dispatcher:
@@ -363,17 +365,36 @@ class Dispatcher:
         self._wake.set()
 
     def _drop_unregistered(self, lane: Lane) -> None:
-        """Fail the queued tasks of a worker that is no longer registered."""
+        """A lane whose worker is not known: read the workers again, then fail what is left.
+
+        The worker may have been added a moment ago (the matcher saw it first).
+        """
+        if lane.checking or self._loop is None:
+            return
+        lane.checking = True
+        self._loop.create_task(self._recheck(lane))
+
+    async def _recheck(self, lane: Lane) -> None:
+        try:
+            await self._refresh_targets()
+        except MechaError as exc:
+            log.error("dispatcher: reading workers failed: %s", exc)
+            return
+        finally:
+            lane.checking = False
+        if lane.name in self._targets:
+            self._wake.set()
+            return
         tasks = list(lane.queue)
         lane.queue.clear()
         why = f'worker "{lane.name}" is not registered (was it removed?)'
         for task in tasks:
             self._known.discard(task.id)
-        if self._loop is not None:
-            for task in tasks:
-                self._loop.create_task(
-                    self._update(task.id, TaskState.FAILED, _PENDING, Step.FAILED, why, error=why)
-                )
+        await asyncio.gather(
+            *(self._update(t.id, TaskState.FAILED, _PENDING, Step.FAILED, why, error=why)
+              for t in tasks),
+            return_exceptions=True,
+        )  # fmt: skip
 
     def _note_waiting(self, lane: Lane, why: str) -> None:
         """Say once per task, on its timeline, why it waits (batched with task updates)."""
