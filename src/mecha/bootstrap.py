@@ -33,6 +33,7 @@ from mecha.forges.generic_webhook import parse_generic, verify_generic
 from mecha.forges.github_webhook import parse_github, verify_github
 from mecha.forges.gitlab_webhook import parse_gitlab, verify_gitlab
 from mecha.forges.hydration import Hydration
+from mecha.redaction import Redactor
 from mecha.secrets import Secrets
 from mecha.sources import GenericSource
 from mecha.store import EventOutcome, Store
@@ -191,6 +192,8 @@ class Ingest:
         state = AppState(
             store=self.store, events=self.events, matcher=self.matcher, sources=self.sources,
             reads=self.reads, api_key=self.api_key, dispatch=self.workers.dispatcher.submit,
+            redactor=Redactor(self.secrets.values()),
+            dispatch_stats=self.workers.dispatcher.stats,
         )  # fmt: skip
         self._state = state
         return create_app(state, startup=self.startup, shutdown=self.shutdown)
@@ -238,6 +241,7 @@ class Ingest:
         self.sources = build_sources(secrets, self.config, api_key=self.api_key)
         if self._state is not None:
             self._state.sources = self.sources
+            self._state.redactor = self._state.redactor.with_values(secrets.values())
         if self.http is not None:
             self._hydrator = build_hydrator(
                 self.http, secrets=secrets, config=self.config, environ=self.environ

@@ -247,3 +247,16 @@ def test_tasks_of_a_removed_worker_fail_with_the_reason(tmp_path: Path) -> None:
             [task] = wait_task(server.url, event_id)
     assert task["state"] == "failed"
     assert task["error"] == 'worker "gone" is not registered (was it removed?)'
+
+
+def test_health_shows_what_the_dispatcher_did(tmp_path: Path) -> None:
+    home = make_home(tmp_path, config=FAST)
+    with InstantWorker() as worker:
+        worker.script([Behaviour(status=503)])
+        endpoint_worker(home, "counted", worker.url)
+        with ServeProcess(home) as server:
+            [event_id] = send_prs(server.url, 1)
+            wait_task(server.url, event_id)
+            health = httpx.get(f"{server.url}/health", timeout=10).json()
+    assert health["tasks_sent"] == 2 and health["tasks_retried"] == 1
+    assert health["tasks_completed"] == 1 and health["tasks_in_flight"] == 0

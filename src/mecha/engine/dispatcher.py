@@ -191,6 +191,12 @@ class Dispatcher:
         """Tasks being sent right now."""
         return len(self._flights)
 
+    def stats(self) -> dict[str, int]:
+        """Figures for /health: tasks queued and in flight, and counts since the start."""
+        figures = {"tasks_queued": self.queued(), "tasks_in_flight": self.in_flight()}
+        figures.update({f"tasks_{name}": count for name, count in self.counts.items()})
+        return figures
+
     # --- scheduling -------------------------------------------------------------------
 
     async def _schedule_loop(self) -> None:

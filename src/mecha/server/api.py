@@ -45,17 +45,18 @@ def requires_key(endpoint: Endpoint) -> Endpoint:
 
 
 async def health(request: Request) -> Response:
-    """Liveness and what the ingest path has done so far."""
+    """Liveness and what the ingest path and the dispatcher have done so far."""
     state: AppState = request.app.state.mecha
-    return JSONResponse(
-        {
-            "status": "ok",
-            "version": __version__,
-            "events_stored": state.events.items,
-            "commit_batches": state.events.batches,
-            "events_matched": state.matcher.matched,
-        }
-    )
+    shown: dict[str, Any] = {
+        "status": "ok",
+        "version": __version__,
+        "events_stored": state.events.items,
+        "commit_batches": state.events.batches,
+        "events_matched": state.matcher.matched,
+    }
+    if state.dispatch_stats is not None:
+        shown.update(state.dispatch_stats())
+    return JSONResponse(shown)
 
 
 @requires_key

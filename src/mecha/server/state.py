@@ -41,6 +41,8 @@ class AppState:
     redactor: Redactor = field(default_factory=Redactor)
     #: the worker `POST /task` without a worker picked last (round robin by name)
     last_picked: str = ""
+    #: the dispatcher's figures for /health (queued, in flight, sent, retried, ...)
+    dispatch_stats: Callable[[], Mapping[str, int]] | None = None
 
 
 def error_response(status: int, message: str, hint: str = "") -> JSONResponse:
