@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+#: real model servers (llama.cpp with SmolLM2, an Ollama-protocol proxy), one per session
+pytest_plugins = ["tests.llm_servers"]
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples" / "workers"
 

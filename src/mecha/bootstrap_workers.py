@@ -98,17 +98,21 @@ class WorkerRuntime:
 
     async def _start_adapter(self, worker: LoadedWorker) -> None:
         from mecha.runtimes.adapter_server import start_adapter
+        from mecha.runtimes.endpoint import Health, probe
 
         spec = worker.spec
         assert spec is not None and spec.adapter is not None
+        adapter = spec.adapter
         try:
-            api_key = spec.adapter.api_key or (
-                self.secrets.resolve(spec.adapter.token) if spec.adapter.token else ""
+            upstream_key = (
+                self.secrets.resolve(adapter.token)
+                if adapter.token and not adapter.api_key
+                else None
             )
             shim_key = random_secrets.token_urlsafe(24)
             running = await start_adapter(
-                worker.name, spec.adapter, api_key=api_key, shim_key=shim_key,
-                concurrency=spec.concurrency,
+                worker.name, adapter, api_key=shim_key, concurrency=spec.concurrency,
+                upstream_key=upstream_key, timeout=spec.timeout_seconds,
             )  # fmt: skip
         except MechaError as exc:
             log.error("adapter %s did not start: %s", worker.name, exc)
@@ -116,8 +120,15 @@ class WorkerRuntime:
             return
         self.keys[worker.name] = shim_key
         self._adapters[worker.name] = running.close
-        await self._set_state(worker.name, WorkerState.ONLINE, endpoint=running.url)
-        log.info("adapter %s (%s) serves on %s", worker.name, spec.adapter.type, running.url)
+        assert self._client is not None
+        health = await probe(self._client, running.url, timeout=PROBE_TIMEOUT, api_key=shim_key)
+        if health is Health.OK:
+            await self._set_state(worker.name, WorkerState.ONLINE, endpoint=running.url)
+            log.info("adapter %s (%s) serves on %s", worker.name, adapter.type, running.url)
+        else:
+            why = f"the model API at {adapter.upstream or 'the embedded model'} is not answering"
+            log.error("adapter %s: %s; its tasks wait until it answers", worker.name, why)
+            await self._set_state(worker.name, WorkerState.ERROR, endpoint=running.url, error=why)
 
     async def _set_state(
         self, name: str, state: WorkerState, *, endpoint: str, error: str = ""

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     import httpx
 
 HEALTH_TIMEOUT = 5.0
+#: how much of a 503 health answer is read to tell busy from down
+HEALTH_BODY = 256
 #: the most of a worker's answer Mecha reads (upstream's limit)
 MAX_RESULT_BYTES = 10 * 1024 * 1024
 #: statuses that mean "the worker or what stands in front of it is busy or restarting"
@@ -102,7 +104,11 @@ async def probe_all(
 async def probe(
     client: httpx.AsyncClient, url: str, *, timeout: float = HEALTH_TIMEOUT, api_key: str = ""
 ) -> Health:
-    """``GET url/health``: OK on 200, BUSY on 503, UNREACHABLE when nothing answers."""
+    """``GET url/health``: OK on 200, UNREACHABLE when nothing answers.
+
+    A 503 is BUSY when its body says busy (stock worker images answer ``busy`` while a task
+    runs: the worker is healthy), else UNHEALTHY (e.g. an adapter whose model API is down).
+    """
     import httpx
 
     headers = _auth(api_key)
@@ -110,12 +116,17 @@ async def probe(
         async with asyncio.timeout(timeout):
             request = client.build_request("GET", url.rstrip("/") + "/health", headers=headers)
             response = await client.send(request, stream=True)
-            await response.aclose()
+            try:
+                body = await response.aread() if response.status_code == 503 else b""
+            finally:
+                await response.aclose()
     except (httpx.HTTPError, httpx.InvalidURL, OSError, UnicodeError):
         return Health.UNREACHABLE
     if response.status_code == 200:
         return Health.OK
-    return Health.BUSY if response.status_code == 503 else Health.UNHEALTHY
+    if response.status_code == 503 and b"busy" in body[:HEALTH_BODY].lower():
+        return Health.BUSY
+    return Health.UNHEALTHY
 
 
 async def send_task(

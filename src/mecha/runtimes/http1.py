@@ -131,9 +131,7 @@ class Pool:
                 self._ssl = ssl.create_default_context()
             context = self._ssl
         try:
-            reader, writer = await asyncio.open_connection(
-                host, port, ssl=context, limit=MAX_HEAD
-            )
+            reader, writer = await asyncio.open_connection(host, port, ssl=context, limit=MAX_HEAD)
         except OSError as exc:
             raise HTTPError(_reason(exc)) from exc
         return _Connection(reader, writer)
