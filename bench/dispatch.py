@@ -153,7 +153,9 @@ async def flood(url: str, template: dict[str, Any], first: int, count: int) -> f
 
 def completed(db: Path) -> int:
     with sqlite3.connect(db) as conn:
-        return int(conn.execute("SELECT count(*) FROM tasks WHERE state = 'completed'").fetchone()[0])
+        return int(
+            conn.execute("SELECT count(*) FROM tasks WHERE state = 'completed'").fetchone()[0]
+        )
 
 
 def percentile(values: list[float], share: float) -> float:

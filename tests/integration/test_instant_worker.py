@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from mecha.runtimes.endpoint import WorkerFailure, send_task
+from mecha.runtimes.http1 import Pool
 from mecha.testing.instant_worker import Behaviour, InstantWorker
 from tests.integration.test_endpoint import failure, send
 
@@ -28,13 +29,16 @@ def worker() -> Iterator[InstantWorker]:
 
 async def send_many(url: str, count: int) -> list[str]:
     """``count`` tasks at once over one client; their outputs."""
-    async with httpx.AsyncClient(trust_env=False) as client:
+    client = Pool()
+    try:
         results = await asyncio.gather(
             *(
                 send_task(client, url, task_id=f"t-{n}", prompt=f"p{n}", context={}, timeout=5)
                 for n in range(count)
             )
         )
+    finally:
+        await client.close()
     return [r.output for r in results]
 
 
