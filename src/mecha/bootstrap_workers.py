@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import secrets as random_secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,7 @@ from mecha.runtimes.http1 import Pool
 from mecha.secrets import Secrets
 from mecha.store import Store, TaskUpdate
 from mecha.task import Task
+from mecha.timeline import TimelineEntry
 from mecha.worker_kind import WorkerState
 
 if TYPE_CHECKING:
@@ -62,8 +64,12 @@ class WorkerRuntime:
         self.updates: Batcher[TaskUpdate, Task | None] = Batcher(
             store.update_tasks, executor=writer, name="task-updates"
         )
+        self.notes: Batcher[TimelineEntry, None] = Batcher(
+            functools.partial(_add_timeline, store), executor=writer, name="timeline"
+        )
         self.dispatcher = Dispatcher(
-            store=store, registry=registry, updates=self.updates, writer=writer, reads=reads,
+            store=store, registry=registry, updates=self.updates, notes=self.notes,
+            writer=writer, reads=reads,
             send=self._send, probe=self._probe, settings=settings, keys=self.keys,
         )  # fmt: skip
 
@@ -72,6 +78,7 @@ class WorkerRuntime:
         import httpx
 
         self.updates.start()
+        self.notes.start()
         self._client = httpx.AsyncClient(
             timeout=PROBE_TIMEOUT, trust_env=False, follow_redirects=False,
         )  # fmt: skip
@@ -92,6 +99,7 @@ class WorkerRuntime:
             await self._set_state(name, WorkerState.OFFLINE, endpoint="")
         self._adapters.clear()
         await self.updates.close()
+        await self.notes.close()
         await self._pool.close()
         if self._client is not None:
             await self._client.aclose()
@@ -160,3 +168,8 @@ class WorkerRuntime:
         if health in (Health.OK, Health.BUSY):
             return ""
         return f"health check of {target.endpoint}: {health.value}"
+
+
+def _add_timeline(store: Store, entries: Sequence[TimelineEntry]) -> list[None]:
+    store.add_timeline(entries)
+    return [None] * len(entries)

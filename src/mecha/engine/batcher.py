@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -57,6 +57,15 @@ class Batcher(Generic[T, R]):
         self._wake.set()
         return await future
 
+    def put(self, item: T) -> None:
+        """Queue ``item`` without waiting for its commit (its result and errors are dropped)."""
+        if self._closing:
+            return
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_consume)
+        self._queue.append((item, future))
+        self._wake.set()
+
     async def close(self) -> None:
         """Write what is queued, then stop."""
         self._closing = True
@@ -93,3 +102,9 @@ class Batcher(Generic[T, R]):
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():
                 future.set_result(result)
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    """Read a fire-and-forget item's outcome so asyncio does not warn about it."""
+    if not future.cancelled():
+        future.exception()

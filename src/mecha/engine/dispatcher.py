@@ -41,7 +41,7 @@ from mecha.result import TaskResult, result_json
 from mecha.runtimes.endpoint import WorkerFailure
 from mecha.store import Store, TaskUpdate
 from mecha.task import Task, TaskState
-from mecha.timeline import Step
+from mecha.timeline import Step, TimelineEntry
 from mecha.worker_kind import WorkerState
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,8 @@ class Lane:
     timer: asyncio.TimerHandle | None = None
     #: the worker is unknown and the workers are being read again
     checking: bool = False
+    #: queued since the lane last said why it waits (each task is told once)
+    unnoted: list[Task] = field(default_factory=list)
 
 
 class Dispatcher:
@@ -89,6 +91,7 @@ class Dispatcher:
         store: Store,
         registry: WorkerRegistry,
         updates: Batcher[TaskUpdate, Task | None],
+        notes: Batcher[TimelineEntry, None],
         writer: Executor,
         reads: Executor,
         send: Send,
@@ -99,6 +102,7 @@ class Dispatcher:
         self._store = store
         self._registry = registry
         self._updates = updates
+        self._notes = notes
         self._writer = writer
         self._reads = reads
         self._send = send
@@ -175,7 +179,9 @@ class Dispatcher:
         for task in tasks:
             if task.state is TaskState.PENDING and task.id not in self._known:
                 self._known.add(task.id)
-                self._lane(task.worker).queue.append(task)
+                lane = self._lane(task.worker)
+                lane.queue.append(task)
+                lane.unnoted.append(task)
         self._wake.set()
 
     def submit_threadsafe(self, tasks: Sequence[Task]) -> None:
@@ -239,6 +245,7 @@ class Dispatcher:
         if target.waiting:
             self._note_waiting(lane, target.waiting)
             return False
+        lane.unnoted.clear()
         if lane.running >= target.concurrency:
             return False
         wait = lane.bucket.take(time.monotonic())
@@ -404,14 +411,17 @@ class Dispatcher:
 
     def _note_waiting(self, lane: Lane, why: str) -> None:
         """Say once per task, on its timeline, why it waits (batched with task updates)."""
-        fresh = [t for t in lane.queue if t.id not in self._noted]
-        if not fresh or self._loop is None:
+        if not lane.unnoted or self._loop is None:
             return
-        self._noted.update(t.id for t in fresh)
-        for task in fresh:  # pending → pending: changes nothing but records the step
-            self._loop.create_task(
-                self._update(task.id, TaskState.PENDING, _PENDING, Step.WAITING, why)
-            )
+        fresh, lane.unnoted = lane.unnoted, []
+        now = time.time()
+        for task in fresh:
+            if task.id not in self._noted:
+                self._noted.add(task.id)
+                self._notes.put(
+                    TimelineEntry(at=now, step=Step.WAITING, event_id=task.event_id,
+                                  task_id=task.id, worker=task.worker, detail=why)
+                )  # fmt: skip
 
     async def _update(
         self,

@@ -229,7 +229,7 @@ class Store(Protocol):
         ...
 
     def add_timeline(self, entries: Sequence[TimelineEntry]) -> None:
-        """Record steps that change no task (e.g. a task waiting for an offline worker)."""
+        """Record steps that change no task (e.g. a task waiting); not synced to disk."""
         ...
 
     def list_timeline(

@@ -254,7 +254,7 @@ class SqliteStore:
 
     def add_timeline(self, entries: Sequence[TimelineEntry]) -> None:
         """Record timeline steps."""
-        with self._write("recording the timeline") as conn:
+        with self._write("recording the timeline", synced=False) as conn:
             sqlite_tasks.add_timeline(conn, entries)
 
     def list_timeline(
