@@ -187,7 +187,7 @@ async def _exchange(
         raise _too_large(exc.status) from None
     except HTTPError as exc:
         raise WorkerFailure(
-            f"could not reach {url}: {_cause(exc)}",
+            f"could not reach {url}: {transport_cause(exc)}",
             transient=True,
             hint="check that the worker is running and that its endpoint is right",
         ) from None
@@ -203,7 +203,7 @@ def _too_large(status: int) -> WorkerFailure:
     )
 
 
-def _cause(exc: BaseException) -> str:
+def transport_cause(exc: BaseException) -> str:
     """The root cause of a transport error in a few words ("connection refused")."""
     seen: BaseException | None = exc
     deepest = str(exc)

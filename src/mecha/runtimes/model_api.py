@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import re
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -22,7 +20,7 @@ import orjson
 
 from mecha.duration import format_duration
 from mecha.result import TaskResult, quote
-from mecha.runtimes.endpoint import WorkerFailure, retry_after
+from mecha.runtimes.endpoint import WorkerFailure, retry_after, transport_cause
 
 if TYPE_CHECKING:
     import httpx
@@ -43,13 +41,6 @@ _OVERFLOW = re.compile(
     r"context_length_exceeded|prompt is too long",
     re.IGNORECASE,
 )
-_CAUSES = {
-    errno.ECONNREFUSED: "connection refused",
-    errno.ECONNRESET: "connection reset",
-    errno.EHOSTUNREACH: "host unreachable",
-    errno.ENETUNREACH: "network unreachable",
-    errno.ETIMEDOUT: "connection timed out",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,24 +133,10 @@ async def run_call(where: str, timeout: float, call: Callable[[], Awaitable[T]])
         ) from None
     except (httpx.HTTPError, OSError) as exc:
         raise WorkerFailure(
-            f"could not reach {where}: {cause(exc)}",
+            f"could not reach {where}: {transport_cause(exc)}",
             transient=True,
             hint="check that the model server is running and that adapter upstream: is right",
         ) from None
-
-
-def cause(exc: BaseException) -> str:
-    """The root cause of a transport error in a few words ("connection refused")."""
-    seen: BaseException | None = exc
-    deepest = str(exc)
-    while seen is not None:
-        if isinstance(seen, socket.gaierror):
-            return f"the host name does not resolve ({seen.strerror or seen})"
-        if isinstance(seen, OSError) and seen.errno in _CAUSES:
-            return _CAUSES[seen.errno]
-        deepest = str(seen) or deepest
-        seen = seen.__cause__ or seen.__context__
-    return deepest.rstrip(".") or type(exc).__name__
 
 
 async def read_body(response: httpx.Response, where: str) -> bytes:
@@ -313,4 +290,4 @@ async def check_health(client: httpx.AsyncClient, url: str, headers: Mapping[str
     except WorkerFailure as exc:
         return exc.message
     except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
-        return f"could not reach {url}: {cause(exc)}"
+        return f"could not reach {url}: {transport_cause(exc)}"

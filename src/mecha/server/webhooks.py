@@ -13,12 +13,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from mecha.errors import StoreError, WebhookError
 from mecha.event import Delivery
-from mecha.server.state import AppState, error_response
+from mecha.server.state import AppState, error_response, read_body
 
 #: verifies and parses one delivery; WebhookError when it is refused
 SourceHandler = Callable[[bytes, Mapping[str, str]], Delivery]
@@ -40,7 +40,7 @@ async def receive_webhook(request: Request) -> Response:
             f"unknown source: {source}",
             f"sources this server takes: {known}; generic sources are set in config.yml",
         )
-    body = await _read_body(request)
+    body = await read_body(request, limit=MAX_BODY)
     if isinstance(body, Response):
         return body
     try:
@@ -68,28 +68,4 @@ async def _store(state: AppState, delivery: Delivery) -> Response:
     return JSONResponse(
         {"status": "received", "id": event.id, "type": event.type, "source": event.source},
         status_code=202,
-    )
-
-
-async def _read_body(request: Request) -> bytes | Response:
-    """The body, or the error response to send (413 over MAX_BODY, 400 if cut short)."""
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > MAX_BODY:
-        return _too_large()
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_BODY:
-                return _too_large()
-            chunks.append(chunk)
-    except ClientDisconnect:
-        return error_response(400, "the request ended before its body did", "send it again")
-    return b"".join(chunks)
-
-
-def _too_large() -> Response:
-    return error_response(
-        413, f"the body is larger than {MAX_BODY // (1024 * 1024)} MB", "send a smaller payload"
     )
