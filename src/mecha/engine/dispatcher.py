@@ -28,28 +28,27 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from mecha.duration import format_duration
 from mecha.engine.batcher import Batcher
-from mecha.engine.pacing import RETRY_BASE, RETRY_CAP, TokenBucket, retry_delay
+from mecha.engine.pacing import RETRY_BASE, RETRY_CAP, TokenBucket
 from mecha.engine.registry import WorkerRegistry
-from mecha.engine.targets import Target, build_targets
-from mecha.errors import MechaError, WorkerStateError
-from mecha.result import TaskResult, result_json
+from mecha.engine.targets import Target
+from mecha.engine.task_outcome import after_failure, completed
+from mecha.engine.worker_view import Probe, WorkerView
+from mecha.errors import MechaError
+from mecha.result import TaskResult
 from mecha.runtimes.endpoint import WorkerFailure
 from mecha.store import Store, TaskUpdate
 from mecha.task import Task, TaskState
 from mecha.timeline import Step, TimelineEntry
-from mecha.worker_kind import WorkerState
 
 log = logging.getLogger(__name__)
 
 #: sends one task to the worker it names; raises WorkerFailure
 Send = Callable[[Target, Task], Awaitable[TaskResult]]
-#: asks a worker's /health: "" when healthy (busy counts as healthy), else why not
-Probe = Callable[[Target], Awaitable[str]]
 
 _PENDING = frozenset({TaskState.PENDING})
 _RUNNING = frozenset({TaskState.RUNNING})
@@ -100,18 +99,17 @@ class Dispatcher:
         keys: Mapping[str, str] | None = None,
     ) -> None:
         self._store = store
-        self._registry = registry
         self._updates = updates
         self._notes = notes
         self._writer = writer
         self._reads = reads
         self._send = send
-        self._probe = probe
         self.settings = settings
-        self._keys = keys if keys is not None else {}
+        self._view = WorkerView(
+            store=store, registry=registry, writer=writer, reads=reads, probe=probe,
+            keys=keys if keys is not None else {},
+        )  # fmt: skip
         self._lanes: dict[str, Lane] = {}
-        self._targets: dict[str, Target] = {}
-        self._loaded = False
         self._known: set[str] = set()
         self._noted: set[str] = set()
         self._flights: dict[asyncio.Task[None], Task] = {}
@@ -169,7 +167,7 @@ class Dispatcher:
                   for t in left),
                 return_exceptions=True,
             )  # fmt: skip
-        await self._sync_states(force_idle=True)
+        await self._view.sync_busy({})
         return len(left)
 
     # --- intake -----------------------------------------------------------------------
@@ -217,7 +215,7 @@ class Dispatcher:
         Ties go round-robin, so a worker with many slow tasks cannot take every free slot
         while another worker's tasks wait.
         """
-        if not self._loaded or self._closing:
+        if not self._view.loaded or self._closing:
             return
         limit = self.settings.concurrency
         while len(self._flights) < limit:
@@ -238,7 +236,7 @@ class Dispatcher:
                 return
 
     def _launch_one(self, lane: Lane) -> bool:
-        target = self._targets.get(lane.name)
+        target = self._view.targets.get(lane.name)
         if target is None:
             self._drop_unregistered(lane)
             return False
@@ -273,7 +271,7 @@ class Dispatcher:
         lane = self._lanes.get(name)
         if lane is None:
             lane = self._lanes[name] = Lane(name)
-            target = self._targets.get(name)
+            target = self._view.targets.get(name)
             if target is not None:
                 lane.bucket.reshape(target.rate, target.burst)
         return lane
@@ -315,14 +313,7 @@ class Dispatcher:
             self._wake.set()
 
     async def _completed(self, task: Task, result: TaskResult) -> None:
-        done = await self._updates.add(
-            TaskUpdate(
-                task_id=task.id, state=TaskState.COMPLETED, only_from=_RUNNING,
-                result=result_json(result), error="", step=Step.COMPLETED,
-                detail=_summary(result),
-            )
-        )  # fmt: skip
-        if done is None:
+        if await self._updates.add(completed(task, result)) is None:
             log.info("task %s was cancelled while it ran; its result is dropped", task.id)
         else:
             self.counts["completed"] += 1
@@ -331,45 +322,23 @@ class Dispatcher:
         """Record a failed send; True if the task waits for a retry (still ours)."""
         if failure.status == 0 and failure.transient:
             self._check_soon(target)
-        tries = target.max_retries + 1
-        if failure.transient and task.attempts < tries:
-            delay = retry_delay(
-                task.attempts, base=self.settings.retry_base, cap=self.settings.retry_cap,
-                retry_after=failure.retry_after,
-            )  # fmt: skip
-            detail = (
-                f"{failure.message}; attempt {task.attempts + 1} of {tries} "
-                f"in {format_duration(delay)}"
-            )
-            again = await self._updates.add(
-                TaskUpdate(
-                    task_id=task.id, state=TaskState.PENDING, only_from=_RUNNING,
-                    error=failure.message, next_retry_at=time.time() + delay,
-                    step=Step.RETRY, detail=detail,
-                )
-            )  # fmt: skip
-            if again is None:
-                return False
-            self.counts["retried"] += 1
-            log.info("task %s for %s: %s", task.id, target.name, detail)
-            assert self._loop is not None
-            self._loop.call_later(delay, self._requeue, again)
-            return True
-        if failure.transient:
-            message = f"dead-letter after {task.attempts} attempts: {failure.message}"
-            self.counts["dead_lettered"] += 1
-        else:
-            message = failure.message
-        log.warning("task %s for %s failed: %s", task.id, target.name, message)
-        stored = result_json(failure.result) if failure.result is not None else None
-        await self._updates.add(
-            TaskUpdate(
-                task_id=task.id, state=TaskState.FAILED, only_from=_RUNNING, error=message,
-                result=stored, step=Step.FAILED, detail=message,
-            )
+        then = after_failure(
+            task, failure, max_retries=target.max_retries, now=time.time(),
+            retry_base=self.settings.retry_base, retry_cap=self.settings.retry_cap,
         )  # fmt: skip
-        self.counts["failed"] += 1
-        return False
+        stored = await self._updates.add(then.update)
+        if then.retry_in is None:
+            log.warning("task %s for %s failed: %s", task.id, target.name, then.update.error)
+            self.counts["failed"] += 1
+            self.counts["dead_lettered"] += then.dead_letter
+            return False
+        if stored is None:  # cancelled meanwhile
+            return False
+        self.counts["retried"] += 1
+        log.info("task %s for %s: %s", task.id, target.name, then.update.detail)
+        assert self._loop is not None
+        self._loop.call_later(then.retry_in, self._requeue, stored)
+        return True
 
     def _requeue(self, task: Task) -> None:
         if self._closing or task.id not in self._known:
@@ -395,7 +364,7 @@ class Dispatcher:
             return
         finally:
             lane.checking = False
-        if lane.name in self._targets:
+        if lane.name in self._view.targets:
             self._wake.set()
             return
         tasks = list(lane.queue)
@@ -455,102 +424,31 @@ class Dispatcher:
             skip=frozenset(self._known),
         )  # fmt: skip
         self.submit(due)
-        await self._sync_states()
+        await self._view.sync_busy(self._running())
 
     async def _refresh_targets(self) -> None:
-        loaded = await self._on(self._reads, self._registry.refresh)
-        records = await self._on(self._reads, self._store.list_workers)
-        self._targets = build_targets(loaded, records, keys=self._keys)
-        for name, target in self._targets.items():
+        await self._view.refresh()
+        for name, target in self._view.targets.items():
             if name in self._lanes:
                 self._lanes[name].bucket.reshape(target.rate, target.burst)
-        self._loaded = True
         self._wake.set()
 
-    async def _sync_states(self, *, force_idle: bool = False) -> None:
-        """Persist busy ⇄ online as lanes fill and empty (so other processes see it)."""
-        for name, target in list(self._targets.items()):
-            lane = self._lanes.get(name)
-            busy = lane is not None and lane.running > 0 and not force_idle
-            if busy and target.state is WorkerState.ONLINE:
-                await self._set_state(target, WorkerState.BUSY, {WorkerState.ONLINE})
-            elif not busy and target.state is WorkerState.BUSY:
-                await self._set_state(target, WorkerState.ONLINE, {WorkerState.BUSY})
-
-    async def _set_state(
-        self, target: Target, state: WorkerState, only_from: set[WorkerState], error: str = ""
-    ) -> None:
-        call = functools.partial(
-            self._store.set_worker_state, target.name, state, error=error, only_from=only_from
-        )
-        try:
-            await self._on(self._writer, call)
-        except WorkerStateError:
-            return  # changed meanwhile (e.g. `mecha worker stop`): the poll sees it next
-        except MechaError as exc:
-            log.error("worker %s: recording state %s failed: %s", target.name, state, exc)
-            return
-        if state is not target.state:
-            log.info("worker %s: %s → %s%s", target.name, target.state, state,
-                     f" ({error})" if error else "")  # fmt: skip
-        waiting = "" if state is not WorkerState.ERROR else f"worker is in error ({error})"
-        self._targets[target.name] = replace(target, state=state, waiting=waiting)
-
-    # --- health -----------------------------------------------------------------------
+    def _running(self) -> dict[str, int]:
+        return {name: lane.running for name, lane in self._lanes.items() if lane.running}
 
     async def _health_loop(self) -> None:
         while not self._closing:
             await asyncio.sleep(self.settings.health_interval)
-            await self._check_all()
-
-    async def _check_all(self) -> None:
-        watched = [
-            t for t in self._targets.values()
-            if t.state is not WorkerState.OFFLINE and t.endpoint
-        ]  # fmt: skip
-        await asyncio.gather(*(self._check(t) for t in watched), return_exceptions=True)
+            if await self._view.check_all(self._running()):
+                self._wake.set()
 
     def _check_soon(self, target: Target) -> None:
         if self._loop is not None and not self._closing:
-            self._loop.create_task(self._check(target))
-
-    async def _check(self, target: Target) -> None:
-        why = await self._probe(target)
-        current = self._targets.get(target.name, target)
-        if why and current.state in (WorkerState.ONLINE, WorkerState.BUSY):
-            await self._set_state(
-                current, WorkerState.ERROR, {WorkerState.ONLINE, WorkerState.BUSY}, error=why
-            )
-        elif not why and current.state is WorkerState.ERROR:
-            lane = self._lanes.get(current.name)
-            state = WorkerState.BUSY if lane is not None and lane.running else WorkerState.ONLINE
-            await self._set_state(current, state, {WorkerState.ERROR})
-            self._wake.set()
+            running = self._running().get(target.name, 0)
+            self._loop.create_task(self._view.check(target, running))
 
     # --- helpers ----------------------------------------------------------------------
 
     async def _on(self, executor: Executor, call: Callable[..., Any], /, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(executor, functools.partial(call, **kwargs))
-
-
-def _summary(result: TaskResult) -> str:
-    parts = []
-    if result.output:
-        parts.append(f"output {len(result.output)} chars")
-    parts.extend(
-        name
-        for name, value in (
-            ("comment", result.comment), ("labels", result.labels), ("status", result.status),
-            ("commit", result.commit),
-        )
-        if value is not None
-    )  # fmt: skip
-    tokens = [
-        f"{key.split('_')[0]} {result.metadata[key]}"
-        for key in ("input_tokens", "output_tokens")
-        if isinstance(result.metadata.get(key), int)
-    ]
-    if tokens:
-        parts.append("tokens " + ", ".join(tokens))
-    return "; ".join(parts) or "an empty result"

@@ -1,0 +1,115 @@
+"""The workers as the dispatcher sends to them: read from the store, kept honest by health.
+
+``refresh`` re-reads definitions (through the registry) and states (another process may
+have started or stopped a worker); ``check`` asks a worker's ``/health`` and records
+``error`` or ``online``; ``sync_busy`` persists busy ⇄ online as the dispatcher's lanes
+fill and empty, so `mecha worker ls` in another process sees it. Every state change is
+guarded by the states it may come from, so a concurrent `mecha worker stop` wins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import Executor
+from dataclasses import replace
+from typing import Any
+
+from mecha.engine.registry import WorkerRegistry
+from mecha.engine.targets import Target, build_targets
+from mecha.errors import MechaError, WorkerStateError
+from mecha.store import Store
+from mecha.worker_kind import WorkerState
+
+log = logging.getLogger(__name__)
+
+#: asks a worker's /health: "" when healthy (busy counts as healthy), else why not
+Probe = Callable[[Target], Awaitable[str]]
+_UP = frozenset({WorkerState.ONLINE, WorkerState.BUSY})
+
+
+class WorkerView:
+    """Every registered worker's Target, by name."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        registry: WorkerRegistry,
+        writer: Executor,
+        reads: Executor,
+        probe: Probe,
+        keys: Mapping[str, str],
+    ) -> None:
+        self._store = store
+        self._registry = registry
+        self._writer = writer
+        self._reads = reads
+        self._probe = probe
+        self._keys = keys
+        self.targets: dict[str, Target] = {}
+        #: whether the workers were read at least once
+        self.loaded = False
+
+    async def refresh(self) -> None:
+        """Read definitions and states again."""
+        loaded = await self._on(self._reads, self._registry.refresh)
+        records = await self._on(self._reads, self._store.list_workers)
+        self.targets = build_targets(loaded, records, keys=self._keys)
+        self.loaded = True
+
+    async def sync_busy(self, running: Mapping[str, int]) -> None:
+        """Record busy for workers with tasks in flight, online for the others."""
+        for name, target in list(self.targets.items()):
+            busy = running.get(name, 0) > 0
+            if busy and target.state is WorkerState.ONLINE:
+                await self.set_state(target, WorkerState.BUSY, {WorkerState.ONLINE})
+            elif not busy and target.state is WorkerState.BUSY:
+                await self.set_state(target, WorkerState.ONLINE, {WorkerState.BUSY})
+
+    async def check_all(self, running: Mapping[str, int]) -> bool:
+        """Ask every started worker's /health; True if one came back from error."""
+        watched = [
+            t for t in self.targets.values() if t.state is not WorkerState.OFFLINE and t.endpoint
+        ]
+        found = await asyncio.gather(
+            *(self.check(t, running.get(t.name, 0)) for t in watched), return_exceptions=True
+        )
+        return any(result is True for result in found)
+
+    async def check(self, target: Target, running: int) -> bool:
+        """Ask one worker's /health and record what it says; True if it came back."""
+        why = await self._probe(target)
+        current = self.targets.get(target.name, target)
+        if why and current.state in _UP:
+            await self.set_state(current, WorkerState.ERROR, set(_UP), error=why)
+        elif not why and current.state is WorkerState.ERROR:
+            state = WorkerState.BUSY if running else WorkerState.ONLINE
+            await self.set_state(current, state, {WorkerState.ERROR})
+            return True
+        return False
+
+    async def set_state(
+        self, target: Target, state: WorkerState, only_from: set[WorkerState], error: str = ""
+    ) -> None:
+        """Record ``state`` if the worker is still in one of ``only_from``."""
+        call = functools.partial(
+            self._store.set_worker_state, target.name, state, error=error, only_from=only_from
+        )
+        try:
+            await self._on(self._writer, call)
+        except WorkerStateError:
+            return  # changed meanwhile (e.g. `mecha worker stop`): the next refresh sees it
+        except MechaError as exc:
+            log.error("worker %s: recording state %s failed: %s", target.name, state, exc)
+            return
+        if state is not target.state:
+            log.info("worker %s: %s → %s%s", target.name, target.state, state,
+                     f" ({error})" if error else "")  # fmt: skip
+        waiting = "" if state is not WorkerState.ERROR else f"worker is in error ({error})"
+        self.targets[target.name] = replace(target, state=state, waiting=waiting)
+
+    async def _on(self, executor: Executor, call: Callable[..., Any]) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(executor, call)
