@@ -314,7 +314,7 @@ def test_cancel_a_running_task_says_the_answer_is_not_recorded(
     move(store, task, TaskState.RUNNING, start_attempt=True)
     done = mecha("task", "cancel", task.id)
     assert done.code == 0, done.err
-    assert "not interrupted; whatever the worker answers is not recorded" in done.out
+    assert "abandons the send under way within a second" in done.out
     assert store.get_task(task.id).state is TaskState.CANCELLED
 
 

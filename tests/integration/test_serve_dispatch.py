@@ -260,3 +260,21 @@ def test_health_shows_what_the_dispatcher_did(tmp_path: Path) -> None:
             health = httpx.get(f"{server.url}/health", timeout=10).json()
     assert health["tasks_sent"] == 2 and health["tasks_retried"] == 1
     assert health["tasks_completed"] == 1 and health["tasks_in_flight"] == 0
+
+
+def test_cancelling_a_running_task_frees_its_worker(tmp_path: Path) -> None:
+    home = make_home(tmp_path, config=FAST)
+    with InstantWorker() as worker:
+        worker.script([Behaviour(hang=True)])
+        endpoint_worker(home, "stuck", worker.url)
+        with ServeProcess(home) as server:
+            [first, second] = send_prs(server.url, 2)
+            worker.wait_for(1)
+            [task] = wait_task(server.url, first, states=("running",))
+            done = mecha_cli(home, "task", "cancel", task["id"])
+            assert done.returncode == 0, done.stderr
+            # concurrency 1: the second task goes out only once the first send is abandoned
+            [other] = wait_task(server.url, second, timeout=10)
+            [again] = wait_task(server.url, first, states=("cancelled",))
+    assert other["state"] == "completed"
+    assert again["result"] == {}  # nothing the hung worker might say is recorded

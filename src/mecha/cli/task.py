@@ -137,8 +137,8 @@ def cancel(app: AppContext, task_id: str) -> None:
     app.echo(f"cancelled task {done.id} (it was {found.state.value})")
     if found.state is TaskState.RUNNING:
         app.echo(
-            "the send already under way is not interrupted; whatever the worker answers "
-            "is not recorded"
+            "a running mecha serve abandons the send under way within a second (it closes "
+            "the connection to the worker); whatever the worker answers is not recorded"
         )
 
 

@@ -112,6 +112,8 @@ class Dispatcher:
         self._lanes: dict[str, Lane] = {}
         self._known: set[str] = set()
         self._noted: set[str] = set()
+        #: tasks whose send is being abandoned because they were cancelled
+        self._aborted: set[str] = set()
         self._flights: dict[asyncio.Task[None], Task] = {}
         self._loops: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
@@ -298,7 +300,9 @@ class Dispatcher:
             else:
                 await self._completed(claimed, result)
         except asyncio.CancelledError:
-            raise
+            if task.id not in self._aborted:
+                raise  # the drain at shutdown: it requeues the task
+            log.info("task %s was cancelled while it ran; its send is abandoned", task.id)
         except MechaError as exc:  # the store refused: the task stays as it was stored
             log.error("task %s: %s", task.id, exc)
         except Exception:
@@ -307,6 +311,7 @@ class Dispatcher:
             )
         finally:
             lane.running -= 1
+            self._aborted.discard(task.id)
             if not keep:
                 self._known.discard(task.id)
                 self._noted.discard(task.id)
@@ -424,7 +429,19 @@ class Dispatcher:
             skip=frozenset(self._known),
         )  # fmt: skip
         self.submit(due)
+        await self._abort_cancelled()
         await self._view.sync_busy(self._running())
+
+    async def _abort_cancelled(self) -> None:
+        """Stop sends whose task was cancelled meanwhile (by `mecha task cancel`)."""
+        flying = {task.id: flight for flight, task in self._flights.items()}
+        if not flying:
+            return
+        states = await self._on(self._reads, self._store.task_states, task_ids=list(flying))
+        for task_id, state in states.items():
+            if state is TaskState.CANCELLED and task_id not in self._aborted:
+                self._aborted.add(task_id)
+                flying[task_id].cancel()
 
     async def _refresh_targets(self) -> None:
         await self._view.refresh()

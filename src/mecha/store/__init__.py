@@ -217,6 +217,10 @@ class Store(Protocol):
         """
         ...
 
+    def task_states(self, task_ids: Collection[str]) -> dict[str, TaskState]:
+        """The current state of each of these tasks (unknown ids are left out)."""
+        ...
+
     def due_tasks(self, *, now: float, limit: int = 1000, skip: Collection[str] = ()) -> list[Task]:
         """Pending tasks whose retry time has come, oldest first, except those in ``skip``."""
         ...

@@ -242,6 +242,11 @@ class SqliteStore:
         with self._write("updating tasks", synced=False) as conn:
             return sqlite_tasks.update_tasks(conn, updates, time.time())
 
+    def task_states(self, task_ids: Collection[str]) -> dict[str, TaskState]:
+        """The current state of each of these tasks."""
+        with self._use("reading task states") as conn:
+            return sqlite_tasks.task_states(conn, task_ids)
+
     def due_tasks(self, *, now: float, limit: int = 1000, skip: Collection[str] = ()) -> list[Task]:
         """Pending tasks whose retry time has come, oldest first, except those in ``skip``."""
         with self._use("listing due tasks") as conn:

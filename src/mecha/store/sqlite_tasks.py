@@ -235,6 +235,21 @@ def _follow(conn: sqlite3.Connection, event_id: str, state: TaskState, now: floa
     )  # fmt: skip
 
 
+def task_states(conn: sqlite3.Connection, task_ids: Collection[str]) -> dict[str, TaskState]:
+    """The current state of each of these tasks (unknown ids are left out)."""
+    ids = list(task_ids)
+    states: dict[str, TaskState] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ", ".join("?" for _ in chunk)
+        rows = conn.execute(
+            f"SELECT id, state FROM tasks WHERE id IN ({marks})",  # noqa: S608
+            chunk,
+        )
+        states.update((task_id, TaskState(state)) for task_id, state in rows)
+    return states
+
+
 def due_tasks(
     conn: sqlite3.Connection, *, now: float, limit: int, skip: Collection[str] = ()
 ) -> list[Task]:
