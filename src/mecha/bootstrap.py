@@ -194,6 +194,7 @@ class Ingest:
             reads=self.reads, api_key=self.api_key, dispatch=self.workers.dispatcher.submit,
             redactor=Redactor(self.secrets.values()),
             dispatch_stats=self.workers.dispatcher.stats,
+            dispatch_latency=lambda: self.workers.dispatcher.latency,
         )  # fmt: skip
         self._state = state
         return create_app(state, startup=self.startup, shutdown=self.shutdown)

@@ -258,7 +258,14 @@ def test_health_shows_what_the_dispatcher_did(tmp_path: Path) -> None:
             [event_id] = send_prs(server.url, 1)
             wait_task(server.url, event_id)
             health = httpx.get(f"{server.url}/health", timeout=10).json()
+            metrics = httpx.get(f"{server.url}/metrics", timeout=10)
     assert health["tasks_sent"] == 2 and health["tasks_retried"] == 1
+    assert metrics.headers["content-type"].startswith("text/plain")
+    lines = metrics.text.splitlines()
+    assert "mecha_tasks_completed 1" in lines and "mecha_tasks_retried 1" in lines
+    assert "mecha_webhooks_received 1" in lines
+    assert "mecha_dispatch_latency_ms_count 2" in lines
+    assert 'mecha_dispatch_latency_ms_bucket{le="+Inf"} 2' in lines
     assert health["tasks_completed"] == 1 and health["tasks_in_flight"] == 0
 
 

@@ -33,6 +33,7 @@ from typing import Any
 
 from mecha.duration import format_duration
 from mecha.engine.batcher import Batcher
+from mecha.engine.histogram import Histogram
 from mecha.engine.pacing import RETRY_BASE, RETRY_CAP, TokenBucket
 from mecha.engine.registry import WorkerRegistry
 from mecha.engine.targets import Target
@@ -121,8 +122,10 @@ class Dispatcher:
         self._next_lane = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self.counts: dict[str, int] = dict.fromkeys(
-            ("sent", "completed", "failed", "retried", "dead_lettered"), 0
+            ("sent", "completed", "failed", "retried", "dead_lettered", "recovered"), 0
         )
+        #: ms from a task being stored (or due again) to its send starting
+        self.latency = Histogram()
 
     # --- life cycle -------------------------------------------------------------------
 
@@ -130,6 +133,7 @@ class Dispatcher:
         """Recover what a stop left behind, load due tasks, start the loops."""
         self._loop = asyncio.get_running_loop()
         requeued, reset = await self._on(self._writer, self._store.recover)
+        self.counts["recovered"] = requeued
         if requeued or reset:
             log.info("recovered %d in-flight tasks and %d busy workers", requeued, reset)
         await self._poll_once()
@@ -293,6 +297,8 @@ class Dispatcher:
             if claimed is None:  # cancelled, or handled elsewhere meanwhile
                 return
             self.counts["sent"] += 1
+            ready = max(claimed.created_at, claimed.next_retry_at)
+            self.latency.observe(max(0.0, (claimed.dispatched_at - ready) * 1000))
             try:
                 result = await self._send(target, claimed)
             except WorkerFailure as failure:

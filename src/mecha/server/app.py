@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mecha.server import api, tasks_api, workers_api
+from mecha.server.metrics import metrics
 from mecha.server.state import AppState, error_response
 from mecha.server.webhooks import receive_webhook
 
@@ -35,6 +36,7 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/health", api.health, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
             Route("/webhook/{source}", receive_webhook, methods=["POST"]),
             Route("/events", api.list_events, methods=["GET"]),
             Route("/event/{event_id}", api.show_event, methods=["GET"]),

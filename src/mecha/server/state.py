@@ -16,6 +16,7 @@ from mecha.redaction import Redactor
 
 if TYPE_CHECKING:
     from mecha.engine.batcher import Batcher
+    from mecha.engine.histogram import Histogram
     from mecha.engine.matcher import EventMatcher
     from mecha.event import Delivery, Event
     from mecha.server.webhooks import SourceHandler
@@ -43,6 +44,8 @@ class AppState:
     last_picked: str = ""
     #: the dispatcher's figures for /health (queued, in flight, sent, retried, ...)
     dispatch_stats: Callable[[], Mapping[str, int]] | None = None
+    #: the dispatcher's latency histogram for /metrics
+    dispatch_latency: Callable[[], Histogram] | None = None
 
 
 def error_response(status: int, message: str, hint: str = "") -> JSONResponse:

@@ -1,0 +1,48 @@
+"""``GET /metrics``: Prometheus text, always open like ``/health`` (upstream's names where
+they mean the same thing)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+from mecha.server.state import AppState
+
+#: dispatcher figure → (metric name, help, type)
+_DISPATCH = {
+    "tasks_sent": ("mecha_tasks_sent_total", "Task sends started", "counter"),
+    "tasks_completed": ("mecha_tasks_completed", "Tasks completed", "counter"),
+    "tasks_failed": ("mecha_tasks_failed", "Tasks failed for good", "counter"),
+    "tasks_retried": ("mecha_tasks_retried", "Transient failures sent again later", "counter"),
+    "tasks_dead_lettered": (
+        "mecha_tasks_dead_lettered_total", "Tasks failed after their last retry", "counter"
+    ),
+    "tasks_recovered": ("mecha_tasks_recovered", "In-flight tasks requeued at start", "counter"),
+    "tasks_queued": ("mecha_queue_depth", "Tasks waiting in worker queues", "gauge"),
+    "tasks_in_flight": ("mecha_tasks_in_flight", "Tasks being sent now", "gauge"),
+}  # fmt: skip
+
+
+async def metrics(request: Request) -> Response:
+    """Counters and gauges since this server started, and the dispatch latency histogram."""
+    state: AppState = request.app.state.mecha
+    lines: list[str] = []
+
+    def put(name: str, help_text: str, kind: str, value: float) -> None:
+        lines.extend((f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {value:g}"))
+
+    put("mecha_webhooks_received", "Webhook deliveries stored", "counter", state.events.items)
+    put("mecha_events_matched", "Events matched to workers", "counter", state.matcher.matched)
+    figures = state.dispatch_stats() if state.dispatch_stats is not None else {}
+    for key, (name, help_text, kind) in _DISPATCH.items():
+        if key in figures:
+            put(name, help_text, kind, figures[key])
+    if state.dispatch_latency is not None:
+        histogram = state.dispatch_latency()
+        name = "mecha_dispatch_latency_ms"
+        lines.append(f"# HELP {name} From a task being stored to its send starting")
+        lines.append(f"# TYPE {name} histogram")
+        lines.extend(f'{name}_bucket{{le="{le}"}} {count}' for le, count in histogram.cumulative())
+        lines.append(f"{name}_sum {histogram.total:g}")
+        lines.append(f"{name}_count {histogram.count}")
+    return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
