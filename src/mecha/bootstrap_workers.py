@@ -57,7 +57,6 @@ class WorkerRuntime:
         self.keys: dict[str, str] = {}
         self._writer = writer
         self._reads = reads
-        self._settings = settings
         self._adapters: dict[str, Callable[[], Awaitable[None]]] = {}
         self._client: httpx.AsyncClient | None = None  # health probes
         self._pool = Pool()  # task sends

@@ -142,7 +142,8 @@ def result_json(result: TaskResult) -> dict[str, Any]:
     return out
 
 
-def _kind(value: Any) -> str:
+def kind_of(value: Any) -> str:
+    """What sort of JSON value this is, for messages ("a string", "a list", ...)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -158,7 +159,7 @@ def _kind(value: Any) -> str:
 
 def _shown(value: Any) -> str:
     """``a list [1, 2]``, ``a string 'x'``; plain ``null`` for null."""
-    return "null" if value is None else f"{_kind(value)} {quote(value)}"
+    return "null" if value is None else f"{kind_of(value)} {quote(value)}"
 
 
 def _wrong(where: str, value: Any, expected: str, hint: str = "") -> ResultError:

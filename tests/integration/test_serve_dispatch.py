@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -215,10 +216,15 @@ def test_one_slow_worker_does_not_starve_another(tmp_path: Path) -> None:
     fast_rule = rule_for("fast")
     with InstantWorker() as slow, InstantWorker() as fast:
         slow.set(delay=1.0)
-        endpoint_worker(home, "slow", slow.url, extra="concurrency: 2\n", rules=slow_rule)
-        endpoint_worker(home, "fast", fast.url, rules=fast_rule)
+        extra = "concurrency: 2\n"
+        endpoint_worker(home, "slow", slow.url, extra=extra, rules=slow_rule, online=False)
+        endpoint_worker(home, "fast", fast.url, rules=fast_rule, online=False)
         with ServeProcess(home) as server:
             ids = [post_github(server.url, pr_payload(number=n)).json()["id"] for n in range(1, 5)]
+            for event_id in ids:  # every task queued before either worker may take one
+                wait_task(server.url, event_id, states=("pending",), count=2)
+            with sqlite3.connect(home / "mecha.db") as conn:  # both online in one commit
+                conn.execute("UPDATE workers SET state = 'online'")
             for event_id in ids:
                 wait_task(server.url, event_id, count=2)
         fast_times = sorted(r.received_at for r in fast.requests)

@@ -165,7 +165,8 @@ def _auth(api_key: str) -> dict[str, str]:
 async def _exchange(
     client: Pool, url: str, body: bytes, headers: dict[str, str], timeout: float
 ) -> tuple[int, Mapping[str, str], bytes]:
-    if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise WorkerFailure(
             f"cannot send a task to {url}: not an http:// or https:// URL",
             transient=False,

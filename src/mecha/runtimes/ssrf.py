@@ -46,9 +46,7 @@ class UnsafeUpstream(MechaError):
 def check_upstream(url: str) -> None:
     """Refuse ``url`` unless it is http(s) and every address of its host is allowed."""
     host, port = _host_port(url)
-    literal = _literal(host)
-    if literal is not None:
-        _check(url, "", [literal])
+    if _checked_literal(url, host):
         return
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -60,15 +58,22 @@ def check_upstream(url: str) -> None:
 async def check_upstream_async(url: str) -> None:
     """``check_upstream`` with the name lookup run off the event loop."""
     host, port = _host_port(url)
-    literal = _literal(host)
-    if literal is not None:
-        _check(url, "", [literal])
+    if _checked_literal(url, host):
         return
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
         raise _unresolvable(url, host, exc) from None
     _check(url, host, _addresses(infos))
+
+
+def _checked_literal(url: str, host: str) -> bool:
+    """Check a host written as an address (no lookup needed); False if it is a name."""
+    literal = _literal(host)
+    if literal is None:
+        return False
+    _check(url, "", [literal])
+    return True
 
 
 def blocked(address: Address) -> str:

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from mecha.errors import TaskNotFound
+from mecha.result import kind_of
 from mecha.server.api import MAX_LIMIT, requires_key, store_call
 from mecha.server.state import AppState, error_response, read_body
 from mecha.store import WorkerRecord
@@ -238,14 +239,6 @@ def _reason(exc: Exception) -> str:
 
 
 def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "an empty string" if not value.strip() else "a string"
-    if isinstance(value, list):
-        return "a list"
-    return "an object"
+    if isinstance(value, str) and not value.strip():
+        return "an empty string"
+    return kind_of(value)

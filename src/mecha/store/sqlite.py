@@ -29,6 +29,7 @@ from mecha.store import (
     TaskUpdate,
     WorkerRecord,
     sqlite_events,
+    sqlite_ids,
     sqlite_tasks,
 )
 from mecha.store.migrations import current_version, migrate
@@ -229,7 +230,7 @@ class SqliteStore:
 
     def create_tasks(self, tasks: Sequence[NewTask]) -> list[Task]:
         """Store API tasks, pending."""
-        ids = [sqlite_events.new_id() for _ in tasks]
+        ids = [sqlite_ids.new_id() for _ in tasks]
         with self._write("storing tasks") as conn:
             return sqlite_tasks.create_tasks(conn, tasks, time.time(), ids)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import uuid
 import zlib
 from collections.abc import Sequence
 from dataclasses import replace
@@ -18,13 +17,12 @@ from typing import Any
 from mecha.errors import EventNotFound
 from mecha.event import Delivery, Event, EventState
 from mecha.store import Decide, EventOutcome, MatchRecord
+from mecha.store.sqlite_ids import new_id, rows_by_id
 from mecha.store.sqlite_tasks import TASK_COLUMNS, add_timeline, insert_task, task_from_row
 from mecha.task import Task
 from mecha.timeline import Step, TimelineEntry
 
 COMPRESS_ABOVE = 2048
-#: shortest id prefix `mecha event show` accepts
-MIN_PREFIX = 6
 _EVENT_COLUMNS = (
     "id, source, delivery_id, type, actor, subject, attrs, headers, state, error, "
     "created_at, updated_at"
@@ -35,11 +33,6 @@ _INSERT_EVENT = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (source, delivery_id) DO NOTHING"
 )
-
-
-def new_id() -> str:
-    """32 random hex digits."""
-    return uuid.uuid4().hex
 
 
 def insert_events(
@@ -94,16 +87,8 @@ def _received(event: Event) -> TimelineEntry:
 
 def get_event(conn: sqlite3.Connection, event_id: str) -> Event:
     """The event with this id (or unique id prefix), raw body included; EventNotFound if none."""
-    rows = conn.execute(
-        f"SELECT {_EVENT_COLUMNS}, raw, raw_encoding FROM events WHERE id = ?",  # noqa: S608
-        (event_id,),
-    ).fetchall()
-    if not rows and len(event_id) >= MIN_PREFIX and event_id.isalnum():
-        rows = conn.execute(
-            f"SELECT {_EVENT_COLUMNS}, raw, raw_encoding FROM events "  # noqa: S608
-            "WHERE id >= ? AND id < ? LIMIT 2",
-            (event_id, event_id + "\x7f"),
-        ).fetchall()
+    select = f"SELECT {_EVENT_COLUMNS}, raw, raw_encoding FROM events"  # noqa: S608
+    rows = rows_by_id(conn, select, event_id)
     if len(rows) != 1:
         which = "more than one event" if rows else "no event"
         raise EventNotFound(

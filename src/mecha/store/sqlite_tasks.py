@@ -16,12 +16,11 @@ from typing import Any
 from mecha.errors import TaskNotFound
 from mecha.event import EventState
 from mecha.store import TaskUpdate
+from mecha.store.sqlite_ids import rows_by_id
 from mecha.task import FINAL_STATES, NewTask, Task, TaskState
 from mecha.timeline import Step, TimelineEntry
 from mecha.worker_kind import WorkerState
 
-#: shortest id prefix `mecha task show` accepts
-MIN_PREFIX = 6
 TASK_COLUMNS = (
     "id, worker, event_id, dedup_key, prompt, context, state, error, attempts, "
     "created_at, updated_at, result, next_retry_at, dispatched_at, finished_at"
@@ -76,15 +75,7 @@ def list_timeline(
 
 def get_task(conn: sqlite3.Connection, task_id: str) -> Task:
     """The task with this id or unique prefix; TaskNotFound."""
-    rows = conn.execute(
-        f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?",  # noqa: S608
-        (task_id,),
-    ).fetchall()
-    if not rows and len(task_id) >= MIN_PREFIX and task_id.isalnum():
-        rows = conn.execute(
-            f"SELECT {TASK_COLUMNS} FROM tasks WHERE id >= ? AND id < ? LIMIT 2",  # noqa: S608
-            (task_id, task_id + "\x7f"),
-        ).fetchall()
+    rows = rows_by_id(conn, f"SELECT {TASK_COLUMNS} FROM tasks", task_id)  # noqa: S608
     if len(rows) != 1:
         which = "more than one task" if rows else "no task"
         raise TaskNotFound(
