@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mecha.bootstrap_workers import WorkerRuntime
 from mecha.config import Settings
@@ -27,6 +27,7 @@ from mecha.engine.batcher import Batcher
 from mecha.engine.dispatcher import DispatchSettings
 from mecha.engine.matcher import EventMatcher
 from mecha.engine.registry import WorkerRegistry
+from mecha.engine.writeback import WriteBackSettings
 from mecha.errors import ConfigError, MechaError, UsageError
 from mecha.event import Delivery, Event, EventState
 from mecha.forges.generic_webhook import parse_generic, verify_generic
@@ -141,6 +142,15 @@ def dispatch_settings(config: ServerConfig, environ: Mapping[str, str]) -> Dispa
     return DispatchSettings(**given)  # type: ignore[arg-type]
 
 
+def writeback_settings(config: ServerConfig, dispatch: DispatchSettings) -> WriteBackSettings:
+    """config.yml ``writeback:`` over the defaults; the ledger is polled as tasks are."""
+    given: dict[str, Any] = dict(config.writeback)
+    for count in ("attempts", "concurrency"):
+        if count in given:
+            given[count] = int(given[count])
+    return WriteBackSettings(**given, poll_interval=dispatch.poll_interval)
+
+
 class Ingest:
     """Everything `mecha serve` runs for ingestion, in start and stop order."""
 
@@ -170,6 +180,7 @@ class Ingest:
         self.workers = WorkerRuntime(
             store=self.store, registry=self.registry, writer=self.writer, reads=self.reads,
             settings=dispatch_settings(config, environ), secrets=secrets,
+            writeback=writeback_settings(config, dispatch_settings(config, environ)),
         )  # fmt: skip
         self.matcher = EventMatcher(
             registry=self.registry, outcomes=self.outcomes, reads=self.reads,
@@ -211,6 +222,7 @@ class Ingest:
         self._hydrator = build_hydrator(
             self.http, secrets=self.secrets, config=self.config, environ=self.environ
         )
+        self._build_writers()
         await self.workers.start()
         pending = self.store.list_events(
             state=EventState.RECEIVED, limit=RECOVER_LIMIT, oldest_first=True
@@ -247,6 +259,7 @@ class Ingest:
             self._hydrator = build_hydrator(
                 self.http, secrets=secrets, config=self.config, environ=self.environ
             )
+            self._build_writers()
         log.info("SIGHUP: secrets.yml reloaded (%d webhook sources)", len(self.sources))
 
     async def shutdown(self) -> None:
@@ -260,6 +273,18 @@ class Ingest:
         self.writer.shutdown(wait=True)
         self.reads.shutdown(wait=True)
         self.store.close()
+
+    def _build_writers(self) -> None:
+        from mecha.forges.write_clients import build_writers
+
+        assert self.http is not None
+        writers, previews = build_writers(
+            self.http, secrets=self.secrets, config=self.config, environ=self.environ
+        )
+        self.workers.writeback.set_writers(writers, previews)
+        missing = [name for name, writer in writers.items() if writer is None]
+        if missing:
+            log.info("no credentials for %s: write-back there is a dry run", ", ".join(missing))
 
     def _wants_hydration(self, event: Event) -> bool:
         return self._hydrator is not None and self._hydrator.handles(event)

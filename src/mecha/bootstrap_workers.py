@@ -22,11 +22,12 @@ from mecha.engine.batcher import Batcher
 from mecha.engine.dispatcher import Dispatcher, DispatchSettings
 from mecha.engine.registry import LoadedWorker, WorkerRegistry
 from mecha.engine.targets import Target
+from mecha.engine.writeback import WriteBack, WriteBackSettings
 from mecha.errors import MechaError
 from mecha.result import TaskResult
 from mecha.runtimes.http1 import Pool
 from mecha.secrets import Secrets
-from mecha.store import Store, TaskUpdate
+from mecha.store import Store, TaskUpdate, WritePlan, WriteRecord, WriteUpdate
 from mecha.task import Task
 from mecha.timeline import TimelineEntry
 from mecha.worker_kind import WorkerState
@@ -50,6 +51,7 @@ class WorkerRuntime:
         reads: Executor,
         settings: DispatchSettings,
         secrets: Secrets,
+        writeback: WriteBackSettings | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -66,10 +68,21 @@ class WorkerRuntime:
         self.notes: Batcher[TimelineEntry, None] = Batcher(
             functools.partial(_add_timeline, store), executor=writer, name="timeline"
         )
+        self.write_plans: Batcher[WritePlan, list[WriteRecord]] = Batcher(
+            store.plan_writes, executor=writer, name="write-plans"
+        )
+        self.write_updates: Batcher[WriteUpdate, WriteRecord | None] = Batcher(
+            store.update_writes, executor=writer, name="write-updates"
+        )
+        self.writeback = WriteBack(
+            store=store, registry=registry, writers={}, previews={}, plans=self.write_plans,
+            updates=self.write_updates, reads=reads,
+            settings=writeback or WriteBackSettings(poll_interval=settings.poll_interval),
+        )  # fmt: skip
         self.dispatcher = Dispatcher(
             store=store, registry=registry, updates=self.updates, notes=self.notes,
-            writer=writer, reads=reads,
-            send=self._send, probe=self._probe, settings=settings, keys=self.keys,
+            writer=writer, reads=reads, send=self._send, probe=self._probe,
+            settings=settings, keys=self.keys, writeback=self.writeback,
         )  # fmt: skip
 
     async def start(self) -> None:
@@ -78,6 +91,8 @@ class WorkerRuntime:
 
         self.updates.start()
         self.notes.start()
+        self.write_plans.start()
+        self.write_updates.start()
         self._client = httpx.AsyncClient(
             timeout=PROBE_TIMEOUT, trust_env=False, follow_redirects=False,
         )  # fmt: skip
@@ -86,12 +101,14 @@ class WorkerRuntime:
         adapters = [w for w in workers if w.spec is not None and w.spec.adapter is not None]
         await asyncio.gather(*(self._start_adapter(w) for w in adapters))
         await self.dispatcher.start()
+        await self.writeback.start()
 
     async def stop(self, drain_timeout: float | None = None) -> None:
         """Drain the dispatcher, stop adapters (offline), close the client and the writer."""
         left = await self.dispatcher.drain(drain_timeout)
         if left:
             log.info("%d tasks were still in flight; they are sent again at the next start", left)
+        await self.writeback.drain()
         for name, close in list(self._adapters.items()):
             with contextlib.suppress(Exception):
                 await close()
@@ -99,6 +116,8 @@ class WorkerRuntime:
         self._adapters.clear()
         await self.updates.close()
         await self.notes.close()
+        await self.write_plans.close()
+        await self.write_updates.close()
         await self._pool.close()
         if self._client is not None:
             await self._client.aclose()

@@ -15,6 +15,11 @@
       health_interval: 15s         # how often running workers' /health is asked
       poll_interval: 1s            # how often the store is read for tasks made elsewhere
       drain_timeout: 10m           # how long a stop waits for tasks in flight
+    writeback:                     # writing results to GitHub / GitLab (all optional)
+      attempts: 5                  # tries of one write before it is dead-lettered
+      retry_base: 2s               # first retry after a 5xx / 429 / rate limit; doubles
+      retry_cap: 10m               # longest wait between tries (a longer Retry-After wins)
+      concurrency: 4               # forge calls in flight at once
 
 Every mistake is reported at once, at file:line:column, with what to do.
 """
@@ -35,7 +40,7 @@ from mecha.yaml_doc import Document, Path, load_yaml, suggest_key
 DEFAULT_ADDR = "127.0.0.1:21212"
 DEFAULT_MAX_DIFF = 500_000
 DEFAULT_GITHUB_API_URL = "https://api.github.com"
-_KEYS = ("addr", "api_key", "github_api_url", "max_diff", "sources", "dispatch")
+_KEYS = ("addr", "api_key", "github_api_url", "max_diff", "sources", "dispatch", "writeback")
 #: dispatch settings: durations, except concurrency (a count)
 DISPATCH_KEYS = (
     "concurrency",
@@ -45,6 +50,9 @@ DISPATCH_KEYS = (
     "poll_interval",
     "drain_timeout",
 )
+#: write-back settings: durations, except attempts and concurrency (counts)
+WRITEBACK_KEYS = ("attempts", "retry_base", "retry_cap", "concurrency")
+_COUNTS = {"concurrency": 1024, "attempts": 100}
 _SOURCE_KEYS = tuple(f.name for f in fields(GenericSource) if f.name != "name")
 _SIZE = re.compile(r"(\d+)\s*(B|KB|MB|KiB|MiB)?", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "kb": 1000, "mb": 1000_000, "kib": 1024, "mib": 1024 * 1024}
@@ -66,6 +74,8 @@ class ServerConfig:
     sources: Mapping[str, GenericSource] = field(default_factory=dict)
     #: dispatch settings given (seconds, or a count for concurrency); absent ones default
     dispatch: Mapping[str, float] = field(default_factory=dict)
+    #: write-back settings given, likewise
+    writeback: Mapping[str, float] = field(default_factory=dict)
 
 
 def parse_config(text: str, *, file: str, environ: Mapping[str, str]) -> ServerConfig:
@@ -84,7 +94,8 @@ def parse_config(text: str, *, file: str, environ: Mapping[str, str]) -> ServerC
         github_api_url=check.url(("github_api_url",), data.get("github_api_url")),
         max_diff=check.size(("max_diff",), data.get("max_diff", DEFAULT_MAX_DIFF)),
         sources=check.sources(data.get("sources")),
-        dispatch=check.dispatch(data.get("dispatch")),
+        dispatch=check.settings("dispatch", data.get("dispatch"), DISPATCH_KEYS),
+        writeback=check.settings("writeback", data.get("writeback"), WRITEBACK_KEYS),
     )
     if check.problems:
         raise ConfigFileError(check.problems)
@@ -161,18 +172,19 @@ class _Checker:
             return DEFAULT_MAX_DIFF
         return size
 
-    def dispatch(self, value: Any) -> dict[str, float]:
+    def settings(self, name: str, value: Any, keys: tuple[str, ...]) -> dict[str, float]:
         if value is None:
             return {}
         if not isinstance(value, dict):
-            self.add(("dispatch",), "dispatch must be a mapping", "e.g. dispatch: {concurrency: 8}")
+            self.add((name,), f"{name} must be a mapping", f"e.g. {name}: {{concurrency: 8}}")
             return {}
         found: dict[str, float] = {}
-        for key, item in self.known(("dispatch",), value, DISPATCH_KEYS).items():
-            path: Path = ("dispatch", key)
-            if key == "concurrency":
-                if isinstance(item, bool) or not isinstance(item, int) or not 1 <= item <= 1024:
-                    self.add(path, "concurrency must be a whole number from 1 to 1024", "e.g. 16")
+        for key, item in self.known((name,), value, keys).items():
+            path: Path = (name, key)
+            if key in _COUNTS:
+                top = _COUNTS[key]
+                if isinstance(item, bool) or not isinstance(item, int) or not 1 <= item <= top:
+                    self.add(path, f"{key} must be a whole number from 1 to {top}", "e.g. 16")
                 else:
                     found[key] = item
                 continue

@@ -29,6 +29,11 @@ class Step(StrEnum):
     CANCELLED = "cancelled"  # by hand
     REQUEUED = "requeued"  # `mecha task retry`, or an in-flight task found after a crash
     EVENT_FAILED = "event failed"  # the event could not be matched
+    POLICY = "policy"  # one policy decision on a result: allowed, denied or skipped, and why
+    DRY_RUN = "dry run"  # a write shown, not sent; detail is the request it would make
+    WRITTEN = "written"  # a write reached the forge; detail says what it did
+    WRITE_RETRY = "write retry"  # a transient forge failure; detail says when it goes again
+    WRITE_FAILED = "write failed"  # the forge refused, or attempts ran out (dead-letter)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -24,8 +24,9 @@ SOURCE_SECRET = "generic-source-secret"
 
 
 def make_home(
-    root: Path, *, config: str = "", github_token: str = "", extra_secrets: str = ""
-) -> Path:
+    root: Path, *, config: str = "", github_token: str = "", extra_secrets: str = "",
+    gitlab_token: str = "", gitlab_url: str = "",
+) -> Path:  # fmt: skip
     """A MECHA_HOME with secrets.yml (0600) for every source, and config.yml."""
     home = root / "mecha-home"
     home.mkdir(mode=0o700, exist_ok=True)
@@ -34,7 +35,9 @@ def make_home(
         f"  webhook_secret: [{GITHUB_SECRET}, {GITHUB_SECRET_NEXT}]\n"
         + (f"  token: {github_token}\n" if github_token else "")
         + f"gitlab:\n  webhook_secret: {GITLAB_TOKEN}\n  signing_token: {GITLAB_SIGNING}\n"
-        f"sources:\n  alerts:\n    secret: {SOURCE_SECRET}\n" + extra_secrets
+        + (f"  token: {gitlab_token}\n" if gitlab_token else "")
+        + (f"  url: {gitlab_url}\n" if gitlab_url else "")
+        + f"sources:\n  alerts:\n    secret: {SOURCE_SECRET}\n" + extra_secrets
     )
     path = home / "secrets.yml"
     path.write_text(secrets, encoding="utf-8")

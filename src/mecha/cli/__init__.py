@@ -24,6 +24,7 @@ COMMANDS = {
     "event": "mecha.cli.event:event",
     "task": "mecha.cli.task:task",
     "version": "mecha.cli:version",
+    "demo": "mecha.cli.demo:demo",
 }
 HELP = {
     "worker": "Add, remove, list, check, start and stop workers.",
@@ -33,6 +34,7 @@ HELP = {
     "event": "List and show stored events; send a signed test event.",
     "task": "List, show, retry and cancel tasks.",
     "version": "Print the version.",
+    "demo": "Run one sample pull request through the whole pipeline on the embedded model.",
 }
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from mecha.cli.table import render_table
 from mecha.event import timestamp
+from mecha.store import WriteRecord
 from mecha.timeline import TimelineEntry
 
 #: how many characters of an id the tables show
@@ -54,4 +55,21 @@ def timeline_table(entries: Sequence[TimelineEntry], *, indent: str = "  ") -> s
         for e in entries
     ]
     table = render_table(["TIME", "STEP", "WORKER", "TASK", "DETAIL"], rows)
+    return "\n".join(indent + line for line in table.splitlines())
+
+
+def writes_table(records: Sequence[WriteRecord], *, indent: str = "  ") -> str:
+    """Each write: WORKER ACTION TARGET STATE TRIES DETAIL, one line each."""
+    rows = [
+        [
+            r.write.worker,
+            r.write.action,
+            r.write.target,
+            r.state.value,
+            str(r.attempts),
+            excerpt(r.detail, 90),
+        ]
+        for r in records
+    ]
+    table = render_table(["WORKER", "ACTION", "TARGET", "STATE", "TRIES", "DETAIL"], rows)
     return "\n".join(indent + line for line in table.splitlines())

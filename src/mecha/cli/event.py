@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from mecha.cli.context import AppContext, pass_app
-from mecha.cli.display import ID_WIDTH, age, short, timeline_table
+from mecha.cli.display import ID_WIDTH, age, short, timeline_table, writes_table
 from mecha.cli.table import render_table
 from mecha.event import Event, EventState, event_json, timestamp
 from mecha.task import task_json
@@ -49,17 +49,19 @@ def list_events(app: AppContext, state: str | None, limit: int, as_json: bool) -
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (with raw body and headers).")
 @pass_app
 def show_event(app: AppContext, event_id: str, as_json: bool) -> None:
-    """One event: attributes, each worker's decision and why, its tasks, its timeline."""
+    """One event: attributes, each worker's decision and why, tasks, writes, timeline."""
     store = app.store()
     found = store.get_event(event_id)
     matches = store.list_matches(found.id)
     tasks = store.list_tasks(event_id=found.id)
     steps = store.list_timeline(event_id=found.id)
+    writes = store.list_writes(event_id=found.id)
     if as_json:
         shown = event_json(found, full=True)
         shown["matches"] = [asdict(m) for m in matches]
         shown["tasks"] = [task_json(t) for t in tasks]
         shown["timeline"] = [timeline_json(s) for s in steps]
+        shown["writes"] = [w.as_json() for w in writes]
         app.echo(json.dumps(shown, indent=2))
         return
     app.echo(_describe(found))
@@ -73,6 +75,9 @@ def show_event(app: AppContext, event_id: str, as_json: bool) -> None:
         app.echo("\ntasks:")
         for task in tasks:
             app.echo(f"  {task.id[:ID_WIDTH]} {task.worker} {task.state.value}")
+    if writes:
+        app.echo("\nwrite-back:")
+        app.echo(writes_table(writes))
     if steps:
         app.echo("\ntimeline:")
         app.echo(timeline_table(steps))

@@ -39,6 +39,7 @@ from mecha.engine.registry import WorkerRegistry
 from mecha.engine.targets import Target
 from mecha.engine.task_outcome import after_failure, completed
 from mecha.engine.worker_view import Probe, WorkerView
+from mecha.engine.writeback import WriteBack
 from mecha.errors import MechaError
 from mecha.result import TaskResult
 from mecha.runtimes.endpoint import WorkerFailure
@@ -98,8 +99,10 @@ class Dispatcher:
         probe: Probe,
         settings: DispatchSettings,
         keys: Mapping[str, str] | None = None,
+        writeback: WriteBack | None = None,
     ) -> None:
         self._store = store
+        self._writeback = writeback
         self._updates = updates
         self._notes = notes
         self._writer = writer
@@ -324,10 +327,17 @@ class Dispatcher:
             self._wake.set()
 
     async def _completed(self, task: Task, result: TaskResult) -> None:
+        # the writes are recorded (synced) before the task is completed: a crash between
+        # the two sends the task again, and its writes are planned under the same keys
+        writes = await self._writeback.settle(task, result) if self._writeback else []
         if await self._updates.add(completed(task, result)) is None:
             log.info("task %s was cancelled while it ran; its result is dropped", task.id)
+            if self._writeback and writes:
+                await self._writeback.abandon(writes, "the task was cancelled while it ran")
         else:
             self.counts["completed"] += 1
+            if self._writeback and writes:
+                self._writeback.launch(writes)
 
     async def _failed(self, target: Target, task: Task, failure: WorkerFailure) -> bool:
         """Record a failed send; True if the task waits for a retry (still ours)."""

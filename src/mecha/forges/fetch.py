@@ -4,7 +4,8 @@ The answer is streamed and reading stops after ``limit`` bytes, so a huge diff c
 unbounded memory; ``Answer.complete`` says whether it all came. Every failure (an HTTP
 error status, a timeout, a refused connection, an unreadable answer) becomes a FetchError
 whose message names the request and carries the forge's own ``message``, never a header:
-tokens travel in headers only.
+tokens travel in headers only. A FetchError keeps the answer's headers (``Retry-After``,
+``X-RateLimit-*``) and says whether the request never got an answer (``network``).
 """
 
 from __future__ import annotations
@@ -27,10 +28,21 @@ T = TypeVar("T")
 class FetchError(Exception):
     """A forge request failed; the message says which and why, without secrets."""
 
-    def __init__(self, message: str, *, status: int = 0) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 0,
+        headers: Mapping[str, str] | None = None,
+        network: bool = False,
+    ) -> None:
         super().__init__(message)
         #: the HTTP status the forge answered, 0 if it did not answer
         self.status = status
+        #: the error answer's headers (case-insensitive; empty if there was no answer)
+        self.headers = httpx.Headers(headers or {})
+        #: True when the request failed on the way: a timeout, a refused or broken connection
+        self.network = network
 
 
 @dataclass(frozen=True)
@@ -69,20 +81,28 @@ async def fetch(
     timeout: float,
     method: str = "GET",
     params: Mapping[str, str | int] | None = None,
+    json_body: Any = None,
 ) -> Answer:
-    """``method url``, read up to ``limit`` bytes, all within ``timeout`` seconds."""
+    """``method url``, read up to ``limit`` bytes, all within ``timeout`` seconds.
+
+    ``json_body``, when not None, is sent as the JSON request body.
+    """
     try:
         request = http.build_request(
-            method, url, headers=dict(headers), params=params, timeout=timeout
+            method, url, headers=dict(headers), params=params, json=json_body, timeout=timeout
         )
         async with asyncio.timeout(timeout):
             return await _send(http, request, what, limit)
     except (TimeoutError, httpx.TimeoutException):
-        raise FetchError(f"{what} timed out after {timeout:g} s") from None
+        raise FetchError(f"{what} timed out after {timeout:g} s", network=True) from None
     except httpx.ConnectError as exc:
         where = httpx.URL(url).netloc.decode("ascii", errors="replace")
-        raise FetchError(f"{what} failed: cannot connect to {where} ({exc})") from None
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        message = f"{what} failed: cannot connect to {where} ({exc})"
+        raise FetchError(message, network=True) from None
+    except httpx.HTTPError as exc:
+        message = f"{what} failed: {type(exc).__name__}: {exc}"
+        raise FetchError(message, network=True) from None
+    except httpx.InvalidURL as exc:
         raise FetchError(f"{what} failed: {type(exc).__name__}: {exc}") from None
 
 
@@ -120,7 +140,11 @@ async def _send(http: httpx.AsyncClient, request: httpx.Request, what: str, limi
         if response.status_code >= 300:
             body, _ = await _read(response, _ERROR_READ)
             message = error_message(response.status_code, body, response.headers)
-            raise FetchError(f"{what} answered {message}", status=response.status_code)
+            raise FetchError(
+                f"{what} answered {message}",
+                status=response.status_code,
+                headers=response.headers,
+            )
         body, complete = await _read(response, limit)
         next_url = response.links.get("next", {}).get("url", "")
         return Answer(response.status_code, response.headers, body, complete, next_url)

@@ -13,11 +13,10 @@ from collections.abc import Mapping
 
 import httpx
 
-from mecha.config_file import DEFAULT_GITHUB_API_URL, ServerConfig
-from mecha.errors import SecretsError
+from mecha.config_file import ServerConfig
 from mecha.event import Event
+from mecha.forges.credentials import github_api_url, github_auth, gitlab_url
 from mecha.forges.github import GitHubClient
-from mecha.forges.github_auth import GitHubAuth
 from mecha.forges.gitlab import GitLabClient
 from mecha.forges.hydration import Hydration
 from mecha.secrets import Secrets
@@ -79,34 +78,17 @@ def wants_diff(event: Event) -> bool:
 def _github(
     http: httpx.AsyncClient, secrets: Secrets, config: ServerConfig, environ: Mapping[str, str]
 ) -> GitHubClient | None:
-    gh = secrets.github
-    if gh.app_id and (gh.private_key or gh.private_key_path):
-        auth = GitHubAuth.app(gh.app_id, _private_key(gh.private_key, gh.private_key_path))
-    elif gh.token:
-        auth = GitHubAuth.token(gh.token)
-    else:
+    auth = github_auth(secrets)
+    if auth is None:
         return None
-    url = environ.get("GITHUB_API_URL") or config.github_api_url or DEFAULT_GITHUB_API_URL
-    return GitHubClient(http, api_url=url.rstrip("/"), auth=auth, max_diff_bytes=config.max_diff)
+    url = github_api_url(config, environ)
+    return GitHubClient(http, api_url=url, auth=auth, max_diff_bytes=config.max_diff)
 
 
 def _gitlab(http: httpx.AsyncClient, secrets: Secrets, config: ServerConfig) -> GitLabClient | None:
     gl = secrets.gitlab
     if not gl.token:
         return None
-    base = (gl.url or "https://gitlab.com").rstrip("/")
-    return GitLabClient(http, base_url=base, token=gl.token, max_diff_bytes=config.max_diff)
-
-
-def _private_key(text: str, path: str) -> str:
-    if text:
-        return text
-    from pathlib import Path
-
-    try:
-        return Path(path).expanduser().read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SecretsError(
-            f"cannot read github.private_key_path {path}: {exc}",
-            hint="point it at the GitHub App's PEM file, readable by this user",
-        ) from None
+    return GitLabClient(
+        http, base_url=gitlab_url(secrets), token=gl.token, max_diff_bytes=config.max_diff
+    )

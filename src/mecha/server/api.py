@@ -79,7 +79,7 @@ async def list_events(request: Request) -> Response:
 
 @requires_key
 async def show_event(request: Request) -> Response:
-    """One event with its headers, raw body, match decisions, tasks and timeline."""
+    """One event with its headers, raw body, match decisions, tasks, timeline and writes."""
     state: AppState = request.app.state.mecha
     event_id = request.path_params["event_id"]
     try:
@@ -91,12 +91,14 @@ async def show_event(request: Request) -> Response:
     matches = await store_call(state, state.store.list_matches, event.id)
     tasks = await store_call(state, state.store.list_tasks, event_id=event.id)
     steps = await store_call(state, state.store.list_timeline, event_id=event.id)
-    if any(isinstance(part, Response) for part in (matches, tasks, steps)):
+    writes = await store_call(state, state.store.list_writes, event_id=event.id)
+    if any(isinstance(part, Response) for part in (matches, tasks, steps, writes)):
         return error_response(503, "the store cannot be read", "see the server log")
     shown = event_json(event, full=True)
     shown["matches"] = [asdict(match) for match in matches]
     shown["tasks"] = [task_json(task) for task in tasks]
     shown["timeline"] = [timeline_json(step) for step in steps]
+    shown["writes"] = [record.as_json() for record in writes]
     return JSONResponse(shown)
 
 

@@ -18,6 +18,7 @@ from mecha.matching import Decision
 from mecha.task import NewTask, Task, TaskState
 from mecha.timeline import TimelineEntry
 from mecha.worker_kind import WorkerKind, WorkerState
+from mecha.writes import Write, WriteState, write_json
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -97,6 +98,73 @@ class TaskUpdate:
     #: the timeline step to record ("" = none) and its detail
     step: str = ""
     detail: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WriteRecord:
+    """One write in the ledger: what it is, where it stands, what the forge said."""
+
+    write: Write
+    task_id: str
+    event_id: str
+    state: WriteState
+    #: attempts started so far
+    attempts: int = 0
+    #: planned: not before this unix time (0 = at once)
+    next_at: float = 0.0
+    #: the last outcome or failure, for people
+    detail: str = ""
+    #: the forge's id of what was made (a comment's id), "" if none
+    remote_id: str = ""
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    @property
+    def key(self) -> str:
+        """The write's ledger key."""
+        return self.write.key
+
+    def as_json(self) -> dict[str, Any]:
+        """The record as the API and ``--json`` output show it (the write's text included)."""
+        return {
+            "key": self.key, "task_id": self.task_id, "event_id": self.event_id,
+            "worker": self.write.worker, "action": self.write.action,
+            "target": self.write.target, "state": self.state.value,
+            "attempts": self.attempts, "detail": self.detail, "remote_id": self.remote_id,
+            "write": write_json(self.write),
+        }  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WritePlan:
+    """The writes one task's result allows, to be recorded before any is tried."""
+
+    task_id: str
+    event_id: str
+    writes: Sequence[Write]
+    #: new writes start here: PLANNED, or DRY_RUN (shown, never sent)
+    state: WriteState = WriteState.PLANNED
+    #: detail for each new write (a dry run's preview), by key
+    details: dict[str, str] = field(default_factory=dict)
+    #: the policy's decisions and anything skipped: recorded only if a write is new or
+    #: there are no writes at all
+    notes: Sequence[TimelineEntry] = ()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WriteUpdate:
+    """A change of one write's state, applied only if it is in one of ``only_from``."""
+
+    key: str
+    state: WriteState
+    only_from: frozenset[WriteState]
+    detail: str = ""
+    remote_id: str = ""
+    #: an attempt starts: attempts + 1
+    start_attempt: bool = False
+    next_at: float = 0.0
+    #: the timeline step to record ("" = none); its detail is ``detail``
+    step: str = ""
 
 
 class Store(Protocol):
@@ -240,6 +308,30 @@ class Store(Protocol):
         self, *, event_id: str | None = None, task_id: str | None = None, limit: int = 10_000
     ) -> list[TimelineEntry]:
         """Steps of one event (its tasks' steps included) or of one task, oldest first."""
+        ...
+
+    def plan_writes(self, plans: Sequence[WritePlan]) -> list[list[WriteRecord]]:
+        """Record each plan's writes in one transaction, synced to disk; the records.
+
+        A write whose key is in the ledger already is not recorded again: its record is
+        returned as it stands (so a task sent twice never writes twice).
+        """
+        ...
+
+    def update_writes(self, updates: Sequence[WriteUpdate]) -> list[WriteRecord | None]:
+        """Apply guarded write changes in one transaction, synced; None where refused."""
+        ...
+
+    def due_writes(
+        self, *, now: float, limit: int = 1000, skip: Collection[str] = ()
+    ) -> list[WriteRecord]:
+        """Planned or calling writes whose time has come, oldest first, except ``skip``."""
+        ...
+
+    def list_writes(
+        self, *, event_id: str | None = None, task_id: str | None = None
+    ) -> list[WriteRecord]:
+        """The writes of one event or one task, in the order they were planned."""
         ...
 
     def registry_version(self) -> int:

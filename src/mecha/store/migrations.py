@@ -138,6 +138,33 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX timeline_task ON timeline (task_id, id)",
         ),
     ),
+    Migration(
+        version=4,
+        name="write-back ledger",
+        statements=(
+            # one row per intended write; key = hash of (event, worker, action, target, head)
+            """CREATE TABLE writes (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                key TEXT NOT NULL UNIQUE,
+                task_id TEXT NOT NULL,
+                event_id TEXT NOT NULL,
+                worker TEXT NOT NULL,
+                action TEXT NOT NULL,
+                target TEXT NOT NULL,
+                spec TEXT NOT NULL,
+                state TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_at REAL NOT NULL DEFAULT 0,
+                detail TEXT NOT NULL DEFAULT '',
+                remote_id TEXT NOT NULL DEFAULT '',
+                created_at REAL NOT NULL,
+                updated_at REAL NOT NULL
+            )""",
+            "CREATE INDEX writes_due ON writes (state, next_at)",
+            "CREATE INDEX writes_event ON writes (event_id, seq)",
+            "CREATE INDEX writes_task ON writes (task_id, seq)",
+        ),
+    ),
 )
 
 #: the version a database is at once every migration here is applied

@@ -53,6 +53,9 @@ class _Failure:
     headers: dict[str, str]
     times: int | None
     delay: float
+    method: str = ""
+    #: wait after the request was carried out, before answering (status 0 only)
+    late: bool = False
 
 
 class ForgeEmulator:
@@ -177,16 +180,32 @@ class ForgeEmulator:
         headers: dict[str, str] | None = None,
         times: int | None = 1,
         delay: float = 0.0,
+        method: str = "",
     ) -> None:
         """Answer requests whose path matches ``path_regex`` with ``status``.
 
         ``body``: JSON data, text or bytes (default: the forge's error JSON); ``times``:
         how many requests (None: all); ``delay``: seconds to wait first (a slow or hung
-        server); ``status`` 0 answers normally after the delay.
+        server); ``status`` 0 answers normally after the delay; ``method``: only requests
+        of this method (default: any).
         """
-        failure = _Failure(re.compile(path_regex), status, body, headers or {}, times, delay)
+        failure = _Failure(
+            re.compile(path_regex), status, body, headers or {}, times, delay, method.upper()
+        )
         with self._lock:
             self._failures.append(failure)
+
+    def answer_late(
+        self, path_regex: str, delay: float, *, method: str = "", times: int | None = 1
+    ) -> None:
+        """Carry out matching requests at once but answer only after ``delay`` seconds.
+
+        The forge has made the change while the client still waits: what a client killed
+        between the forge's write and its own record of it leaves behind.
+        """
+        late = _Failure(re.compile(path_regex), 0, None, {}, times, delay, method.upper(), True)
+        with self._lock:
+            self._failures.append(late)
 
     @property
     def requests(self) -> list[Recorded]:
@@ -202,6 +221,11 @@ class ForgeEmulator:
             if not method or r.method == method
         ]
 
+    @property
+    def lock(self) -> threading.RLock:
+        """Hold it to read or change ``github``/``gitlab`` state while the server runs."""
+        return self._lock
+
     def issued_tokens(self) -> list[tuple[str, str]]:
         """``(installation id, token)`` for every GitHub App installation token handed out."""
         with self._lock:
@@ -213,8 +237,8 @@ class ForgeEmulator:
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         with self._lock:
             self._log.append(Recorded(method, parts.path, query, headers, body))
-            failure = self._failure(parts.path)
-        if failure is not None and failure.delay:
+            failure = self._failure(method, parts.path)
+        if failure is not None and failure.delay and not failure.late:
             self._closing.wait(failure.delay)
         if failure is not None and failure.status:
             return _failure_reply(failure, parts.path)
@@ -222,13 +246,19 @@ class ForgeEmulator:
         call = Call(method, "/" + rest, query, headers, body, f"{self.base_url}/{forge}")
         with self._lock:
             if forge == "github":
-                return self.github.handle(call)
-            if forge == "gitlab":
-                return self.gitlab.handle(call)
-        return github_error(404, "Not Found")
+                reply = self.github.handle(call)
+            elif forge == "gitlab":
+                reply = self.gitlab.handle(call)
+            else:
+                reply = github_error(404, "Not Found")
+        if failure is not None and failure.late:
+            self._closing.wait(failure.delay)
+        return reply
 
-    def _failure(self, path: str) -> _Failure | None:
+    def _failure(self, method: str, path: str) -> _Failure | None:
         for failure in self._failures:
+            if failure.method and failure.method != method:
+                continue
             if failure.times != 0 and failure.pattern.search(path):
                 if failure.times is not None:
                     failure.times -= 1

@@ -10,6 +10,8 @@ Served under ``/github`` (which stands for ``https://api.github.com``):
   ``Link`` with rel next/last/prev/first; 3000 files at most, as GitHub
 * ``POST /app/installations/{id}/access_tokens``: checks the App's JWT (RS256, ``iss``,
   at most 10 minutes long) and answers 201 ``{"token", "expires_at", ...}``
+* the write side (comments, labels, statuses, reviews, ``/user``, ``/app``): see
+  ``forge_github_write``; its state and test helpers are ``GitHubState.writes``
 
 With any token configured (or an App), requests need ``Authorization: Bearer <token>`` or
 ``token <token>``, else 401 ``{"message": "Bad credentials", ...}`` as GitHub answers.
@@ -100,13 +102,20 @@ class GitHubState:
             ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/pulls/(\d+)/files"), self._files),
             ("POST", re.compile(r"/app/installations/(\d+)/access_tokens"), self._access_token),
         ]
+        # the write side (issues, comments, labels, statuses, reviews, /user, /app)
+        from mecha.testing.forge_github_write import GitHubWrites
+
+        self.writes = GitHubWrites(self)
+        self.routes += self.writes.routes
+        #: routes that check an App JWT themselves instead of a token
+        self.jwt_routes = [self._access_token, self.writes.get_app]
 
     def handle(self, call: Call) -> Reply:
         """Answer ``call`` as GitHub would."""
         for method, pattern, route in self.routes:
             match = pattern.fullmatch(call.path)
             if match and method == call.method:
-                if route != self._access_token and not self._authorized(call):
+                if route not in self.jwt_routes and not self._authorized(call):
                     return github_error(401, "Bad credentials")
                 reply = route(call, match)
                 reply.headers.update(_RATE)

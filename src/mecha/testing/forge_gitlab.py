@@ -9,9 +9,10 @@ Served under ``/gitlab`` (an instance's base URL), API under ``/gitlab/api/v4``:
 * ``GET /projects/:id/repository/compare?from=&to=&straight=``: ``{"commit", "commits",
   "diffs", "compare_timeout", ...}`` for a seeded merge request's base and head SHAs
 
-``:id`` is the project's number or its URL-encoded path. With any token configured,
-requests need ``PRIVATE-TOKEN: <token>`` or ``Authorization: Bearer <token>``, else 401
-``{"message": "401 Unauthorized"}``.
+The write side (notes, labels, commit statuses, diff threads, ``/user``) is in
+``forge_gitlab_write``. ``:id`` is the project's number or its URL-encoded path. With any
+token configured, requests need ``PRIVATE-TOKEN: <token>`` or ``Authorization: Bearer
+<token>``, else 401 ``{"message": "401 Unauthorized"}``.
 """
 
 from __future__ import annotations
@@ -22,15 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-from mecha.testing.forge_wire import (
-    Call,
-    FileChange,
-    Page,
-    Reply,
-    json_reply,
-    link_header,
-    paginate,
-)
+from mecha.testing.forge_gitlab_rules import page_headers, request_token
+from mecha.testing.forge_gitlab_write import GitLabWrites
+from mecha.testing.forge_wire import Call, FileChange, Reply, json_reply, paginate
 
 API = "/api/v4"
 
@@ -60,10 +55,11 @@ def gitlab_error(status: int, message: str) -> Reply:
     return json_reply({"message": message}, status)
 
 
-class GitLabState:
+class GitLabState(GitLabWrites):
     """Everything the GitLab half knows; change it only under the emulator's lock."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.projects: dict[int, Project] = {}
         #: accepted tokens (PRIVATE-TOKEN or Bearer)
         self.tokens: set[str] = set()
@@ -72,6 +68,7 @@ class GitLabState:
             ("GET", re.compile(rf"{API}{project}/merge_requests/(\d+)"), self._merge_request),
             ("GET", re.compile(rf"{API}{project}/merge_requests/(\d+)/diffs"), self._diffs),
             ("GET", re.compile(rf"{API}{project}/repository/compare()"), self._compare),
+            *self.write_routes(),
         ]
 
     def project(self, path: str, project_id: int | None = None) -> Project:
@@ -88,13 +85,13 @@ class GitLabState:
         for method, pattern, route in self.routes:
             match = pattern.fullmatch(call.path)
             if match and method == call.method:
-                if self.tokens and _token(call) not in self.tokens:
+                if self.tokens and request_token(call) not in self.tokens:
                     return gitlab_error(401, "401 Unauthorized")
                 project = self._find(unquote(match[1]))
                 if project is None:
                     return gitlab_error(404, "404 Project Not Found")
                 return route(call, project, int(match[2] or 0))
-        return gitlab_error(404, "404 Not Found")
+        return self.unrouted(call)
 
     def _find(self, key: str) -> Project | None:
         if key.isdigit():
@@ -112,7 +109,7 @@ class GitLabState:
         if request is None:
             return gitlab_error(404, "404 Not found")
         items, page = paginate(request.files, call, default=20, maximum=100)
-        return json_reply([change_json(c) for c in items], headers=_page_headers(call, page))
+        return json_reply([change_json(c) for c in items], headers=page_headers(call, page))
 
     def _compare(self, call: Call, project: Project, _: int) -> Reply:
         base, head = call.query.get("from", ""), call.query.get("to", "")
@@ -154,29 +151,6 @@ def change_json(change: FileChange) -> dict[str, Any]:
         "generated_file": False,
         "diff": change.patch,
     }
-
-
-def _token(call: Call) -> str:
-    token = call.headers.get("private-token", "")
-    scheme, _, bearer = call.headers.get("authorization", "").partition(" ")
-    return token or (bearer if scheme.lower() == "bearer" else "")
-
-
-def _page_headers(call: Call, page: Page) -> dict[str, str]:
-    after = page.page + 1 if page.page < page.pages else ""
-    before = page.page - 1 if page.page > 1 else ""
-    headers = {
-        "X-Page": str(page.page),
-        "X-Per-Page": str(page.per_page),
-        "X-Next-Page": str(after),
-        "X-Prev-Page": str(before),
-        "X-Total": str(page.total),
-        "X-Total-Pages": str(page.pages),
-    }
-    links = link_header(call, page, always=True)
-    if links:
-        headers["Link"] = links
-    return headers
 
 
 def _merge_request_json(project: Project, request: MergeRequest, base_url: str) -> dict[str, Any]:

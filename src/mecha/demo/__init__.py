@@ -1,0 +1,1 @@
+"""The files `mecha demo` runs on: an example worker on the embedded model, a sample event."""

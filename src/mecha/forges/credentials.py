@@ -1,0 +1,51 @@
+"""Which forge credentials secrets.yml holds, and where each forge's API is.
+
+Shared by hydration (reading diffs) and write-back (comments, labels, statuses), so both
+sign in the same way: a GitHub App when ``github.app_id`` and a key are set, else
+``github.token``; GitLab with ``gitlab.token`` at ``gitlab.url`` (default gitlab.com).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from mecha.config_file import DEFAULT_GITHUB_API_URL, ServerConfig
+from mecha.errors import SecretsError
+from mecha.forges.github_auth import GitHubAuth
+from mecha.secrets import Secrets
+
+DEFAULT_GITLAB_URL = "https://gitlab.com"
+
+
+def github_auth(secrets: Secrets) -> GitHubAuth | None:
+    """The GitHub sign-in secrets.yml configures, or None."""
+    gh = secrets.github
+    if gh.app_id and (gh.private_key or gh.private_key_path):
+        return GitHubAuth.app(gh.app_id, _private_key(gh.private_key, gh.private_key_path))
+    if gh.token:
+        return GitHubAuth.token(gh.token)
+    return None
+
+
+def github_api_url(config: ServerConfig, environ: Mapping[str, str]) -> str:
+    """``GITHUB_API_URL``, else config.yml's ``github_api_url``, else api.github.com."""
+    url = environ.get("GITHUB_API_URL") or config.github_api_url or DEFAULT_GITHUB_API_URL
+    return url.rstrip("/")
+
+
+def gitlab_url(secrets: Secrets) -> str:
+    """The GitLab instance's base URL (its API is under ``/api/v4``)."""
+    return (secrets.gitlab.url or DEFAULT_GITLAB_URL).rstrip("/")
+
+
+def _private_key(text: str, path: str) -> str:
+    if text:
+        return text
+    try:
+        return Path(path).expanduser().read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SecretsError(
+            f"cannot read github.private_key_path {path}: {exc}",
+            hint="point it at the GitHub App's PEM file, readable by this user",
+        ) from None

@@ -1,0 +1,124 @@
+"""The write-back ledger in a real SQLite file: planning once, guarded updates, due writes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mecha.store import WritePlan, WriteUpdate
+from mecha.store.sqlite import SqliteStore, open_sqlite
+from mecha.timeline import Step, TimelineEntry
+from mecha.writes import Place, Write, WriteState, ledger_key
+
+PLACE = Place(forge="github", repo="octo/hello", number=7, head_sha="abc123")
+OPEN = frozenset({WriteState.PLANNED, WriteState.CALLING})
+CALLING = frozenset({WriteState.CALLING})
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    opened = open_sqlite(tmp_path / "mecha.db")
+    yield opened
+    opened.close()
+
+
+def comment(body: str = "hello", *, event: str = "ev1") -> Write:
+    key = ledger_key(event_id=event, worker="w", action="comment", target=PLACE.name,
+                     head_sha=PLACE.head_sha)  # fmt: skip
+    return Write(key=key, worker="w", action="comment", place=PLACE, body=body)
+
+
+def note(detail: str) -> TimelineEntry:
+    return TimelineEntry(at=time.time(), step=Step.POLICY, event_id="ev1", task_id="t1",
+                         worker="w", detail=detail)  # fmt: skip
+
+
+def plan(*writes: Write, notes: tuple[TimelineEntry, ...] = ()) -> WritePlan:
+    return WritePlan(task_id="t1", event_id="ev1", writes=writes, notes=notes)
+
+
+def test_a_key_is_planned_once_and_the_first_plan_wins(store: SqliteStore) -> None:
+    [[first]] = store.plan_writes([plan(comment("first"), notes=(note("allowed: comment"),))])
+    assert first.state is WriteState.PLANNED and first.write.body == "first"
+    [[again]] = store.plan_writes([plan(comment("second"), notes=(note("again"),))])
+    assert again.write.body == "first"  # the ledger keeps what was planned first
+    details = [entry.detail for entry in store.list_timeline(event_id="ev1")]
+    assert details == ["allowed: comment"]  # a plan that adds nothing records no notes
+
+
+def test_notes_of_a_plan_without_writes_are_recorded(store: SqliteStore) -> None:
+    store.plan_writes([plan(notes=(note("denied: comment: blocked by policy"),))])
+    assert [e.detail for e in store.list_timeline(event_id="ev1")] == [
+        "denied: comment: blocked by policy"
+    ]
+
+
+def test_updates_are_guarded_and_record_their_step(store: SqliteStore) -> None:
+    write = comment()
+    store.plan_writes([plan(write)])
+    claim = WriteUpdate(key=write.key, state=WriteState.CALLING, only_from=OPEN,
+                        start_attempt=True)  # fmt: skip
+    [claimed] = store.update_writes([claim])
+    assert claimed is not None and claimed.attempts == 1 and claimed.state is WriteState.CALLING
+    done = WriteUpdate(
+        key=write.key, state=WriteState.DONE, only_from=CALLING,
+        detail="comment: comment 5 created", remote_id="5", step=Step.WRITTEN,
+    )  # fmt: skip
+    [finished, refused] = store.update_writes([done, done])
+    assert finished is not None and finished.remote_id == "5"
+    assert refused is None  # done already: the guard refuses a second change
+    [after_claim] = store.update_writes([claim])
+    assert after_claim is None  # a done write is never claimed again
+    steps = store.list_timeline(event_id="ev1")
+    assert [(s.step, s.detail) for s in steps] == [("written", "comment: comment 5 created")]
+    [listed] = store.list_writes(event_id="ev1")
+    assert listed.state is WriteState.DONE and listed.as_json()["target"] == "octo/hello#7"
+
+
+def test_due_writes_are_open_ones_whose_time_has_come(store: SqliteStore) -> None:
+    now_write, later_write, done_write = comment(event="a"), comment(event="b"), comment(event="c")
+    store.plan_writes([plan(now_write, later_write, done_write)])
+    store.update_writes([
+        WriteUpdate(key=k, state=WriteState.CALLING, only_from=OPEN, start_attempt=True)
+        for k in (later_write.key, done_write.key)
+    ])  # fmt: skip
+    store.update_writes([
+        WriteUpdate(key=later_write.key, state=WriteState.PLANNED, only_from=CALLING,
+                    next_at=time.time() + 60),
+        WriteUpdate(key=done_write.key, state=WriteState.DONE, only_from=CALLING),
+    ])  # fmt: skip
+    due = store.due_writes(now=time.time())
+    assert [record.key for record in due] == [now_write.key]
+    assert store.due_writes(now=time.time(), skip={now_write.key}) == []
+    later = store.due_writes(now=time.time() + 61)
+    assert [record.key for record in later] == [now_write.key, later_write.key]
+
+
+def test_a_write_found_calling_is_due_so_a_restart_resolves_it(store: SqliteStore) -> None:
+    write = comment()
+    store.plan_writes([plan(write)])
+    store.update_writes([WriteUpdate(key=write.key, state=WriteState.CALLING, only_from=OPEN,
+                                     start_attempt=True)])  # fmt: skip
+    [due] = store.due_writes(now=time.time())
+    assert due.state is WriteState.CALLING and due.attempts == 1
+
+
+def test_ledger_commits_are_synced_to_disk(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ledger must survive a power cut, unlike task updates (synced=False)."""
+    asked: list[bool] = []
+    real = store._write
+
+    def spy(doing: str, *, synced: bool = True):  # type: ignore[no-untyped-def]
+        asked.append(synced)
+        return real(doing, synced=synced)
+
+    monkeypatch.setattr(store, "_write", spy)
+    write = comment()
+    store.plan_writes([plan(write)])
+    store.update_writes([WriteUpdate(key=write.key, state=WriteState.CALLING, only_from=OPEN)])
+    assert asked == [True, True]
