@@ -134,21 +134,25 @@ def host_allowed(host: str, domains: Sequence[str]) -> bool:
 def redact_links(text: str, domains: Sequence[str]) -> tuple[str, tuple[str, ...]]:
     """Links to hosts outside ``domains`` become ``(redacted)``; also the host of each one.
 
-    An empty ``domains`` allows every host.
+    Links are found as a renderer shows the text (``https&#58;//x`` is a link). An empty
+    ``domains`` allows every host.
     """
     if not domains:
         return text, ()
+    view, at = _decoded(text)
     hosts: list[str] = []
-
-    def replace(match: re.Match[str]) -> str:
+    out: list[str] = []
+    position = 0
+    for match in _URL.finditer(view):
         url = _trim_url(match.group())
         host = link_host(url)
         if host_allowed(host, domains):
-            return match.group()
+            continue
         hosts.append(host or "?")
-        return REDACTED + match.group()[len(url) :]
-
-    return _URL.sub(replace, text), tuple(hosts)
+        out.append(text[position : at[match.start()]] + REDACTED)
+        position = at[match.start() + len(url)]
+    out.append(text[position:])
+    return "".join(out), tuple(hosts)
 
 
 def neutralize_mentions(text: str) -> tuple[str, int]:

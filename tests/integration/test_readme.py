@@ -17,7 +17,7 @@ def test_readme_has_exactly_two_setup_commands() -> None:
     """One to install and run Mecha, one to install and run the tests."""
     commands = _setup_commands()
     assert len(commands) == 2, commands
-    assert "mecha doctor" in commands[0] and "pytest" in commands[1]
+    assert commands[0].endswith("mecha demo") and "pytest" in commands[1]
 
 
 def test_ci_runs_the_readme_test_command() -> None:

@@ -132,6 +132,7 @@ def test_links_to_allowed_hosts_stay(text: str) -> None:
         ('<a href="//evil.example/x">x</a>', '<a href="(redacted)">x</a>', ("evil.example",)),
         ("[x](//evil.example)", "[x]((redacted))", ("evil.example",)),
         ("`curl https://evil.example/i.sh`", "`curl (redacted)`", ("evil.example",)),
+        ("https&#58;//evil&#46;example/x&amp;y.", "(redacted).", ("evil.example",)),
         (
             "https://EVIL.example and https://evil.example",
             "(redacted) and (redacted)",
