@@ -7,6 +7,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from email.utils import formatdate
 from typing import Any
 
 import httpx
@@ -360,6 +361,18 @@ def test_an_uncertain_suggestion_finds_its_review(forge: ForgeEmulator) -> None:
     assert len(forge.github.writes.reviews("octo", "hello", 7)) == 1
 
 
+def test_a_diff_comment_too_long_is_cut_with_its_code_block_closed(forge: ForgeEmulator) -> None:
+    """The fence a cut leaves open is closed before the note and the marker."""
+    diff = "--- a/big.txt\n+++ b/big.txt\n@@ -1,1 +1,1 @@\n-a\n" + "+line\n" * 20_000
+    _writes(forge, _write("suggestion", place=ISSUE, body="Big", diff=diff))
+    [comment] = forge.github.writes.comments("octo", "hello", 8)
+    assert len(comment.body) == 65536
+    text, _, note = comment.body.rpartition("\n\n… (cut: ")
+    assert text.startswith("**Suggested commit:** Big\n\n```diff\n")
+    assert text.endswith("\n```")
+    assert note.endswith(write_marker(KEY))
+
+
 def test_a_suggestion_on_an_issue_is_a_comment(forge: ForgeEmulator) -> None:
     """No pull request, no files to read: the diff as a comment."""
     _writes(forge, _write("suggestion", place=ISSUE, body="Fix", diff=ONE_LINE))
@@ -424,6 +437,15 @@ def test_a_secondary_rate_limit_with_retry_after_is_transient(forge: ForgeEmulat
     forge.fail(r"/comments$", 403, headers={"Retry-After": "30"})
     failure = _failure(forge, _write(body="x", sticky=False))
     assert (failure.transient, failure.retry_after, failure.status) == (True, 30.0, 403)
+
+
+def test_retry_after_may_be_a_date(forge: ForgeEmulator) -> None:
+    """Retry-After as an HTTP date: the seconds until then."""
+    when = formatdate(time.time() + 90, usegmt=True)
+    forge.fail(r"/comments$", 429, headers={"Retry-After": when})
+    failure = _failure(forge, _write(body="x", sticky=False))
+    assert failure.transient
+    assert failure.retry_after is not None and 80 <= failure.retry_after <= 91
 
 
 def test_an_exhausted_rate_limit_waits_until_the_reset(forge: ForgeEmulator) -> None:

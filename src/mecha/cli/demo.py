@@ -80,6 +80,8 @@ class _Demo:
         self._proc: subprocess.Popen[str] | None = None
         self._log: list[str] = []
         self._tty = sys.stdout.isatty()
+        #: tens of seconds of model work already reported (when not on a terminal)
+        self._told = 0
 
     # --- steps --------------------------------------------------------------------------
 
@@ -235,8 +237,9 @@ class _Demo:
         if self._tty:
             sys.stdout.write(f"\r         the model is writing its review … {seconds:4.0f}s")
             sys.stdout.flush()
-        elif int(seconds) and int(seconds) % 10 == 0 and seconds % 10 < 0.25:
-            self.step(f"the model is still writing ({seconds:.0f}s)")
+        elif int(seconds // 10) > self._told:
+            self._told = int(seconds // 10)
+            self.step(f"the model is still writing ({self._told * 10}s)")
 
     def _clear(self) -> None:
         if self._tty:

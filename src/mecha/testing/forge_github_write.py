@@ -109,7 +109,7 @@ class GitHubWrites:
         self, owner: str, repo: str, number: int, *, title: str = "", labels: Iterable[str] = ()
     ) -> None:
         """Seed an issue (a pull request's number is taken: ValueError)."""
-        if self.state.pulls.get(_key(owner, repo, number)):
+        if _key(owner, repo, number) in self.state.pulls:
             raise ValueError(f"{owner}/{repo}#{number} is a pull request already")
         self._threads[_key(owner, repo, number)] = _Thread(title, list(labels))
 
@@ -247,9 +247,10 @@ class GitHubWrites:
 
     def _find_comment(self, match: re.Match[str]) -> Comment | None:
         comment = self._comments.get(int(match[3]))
-        if comment is None or _key(comment.owner, comment.repo, 0) != _key(match[1], match[2], 0):
-            return None
-        return comment
+        same_repo = comment is not None and _key(comment.owner, comment.repo, 0) == _key(
+            match[1], match[2], 0
+        )
+        return comment if same_repo else None
 
     def _new_comment(
         self, thread: _Thread, *, owner: str, repo: str, number: int, body: str, login: str
