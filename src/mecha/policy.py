@@ -224,12 +224,7 @@ def parse_policy(mapping: Mapping[str, Any] | None) -> Policy:
             tuple(commit.get("blocked_paths", ())),
         ),
         metadata=_allow(section["metadata"]),
-        text=TextRules(
-            neutralize_mentions=mapping.get("neutralize_mentions", False),
-            neutralize_references=mapping.get("neutralize_references", False),
-            strip_hidden=mapping.get("strip_hidden", False),
-            allowed_domains=tuple(_domain(d) for d in mapping.get("allowed_domains", ())),
-        ),
+        text=_text_rules(mapping),
         dry_run=mapping.get("dry_run", False),
         problems=problems,
     )
@@ -415,6 +410,15 @@ def _path_blocked(path: str, pattern: str) -> bool:
 def _label_key(name: str) -> str:
     """A label name as the blocklist compares it: no invisible characters, NFKC, casefolded."""
     return unicodedata.normalize("NFKC", INVISIBLE.sub("", name)).casefold().strip()
+
+
+def _text_rules(mapping: Mapping[str, Any]) -> TextRules:
+    return TextRules(
+        neutralize_mentions=mapping.get("neutralize_mentions", False),
+        neutralize_references=mapping.get("neutralize_references", False),
+        strip_hidden=mapping.get("strip_hidden", False),
+        allowed_domains=tuple(_domain(d) for d in mapping.get("allowed_domains", ())),
+    )
 
 
 def _rules(value: Any) -> Mapping[str, Any]:

@@ -24,6 +24,7 @@ import html
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 #: appended to a comment cut to its ``max_length``
 SUFFIX = "\n\n... (truncated by policy)"
@@ -51,7 +52,8 @@ _URL = re.compile(
     r"(?:\bhttps?:|(?<=[(<\"'=]))//[^\s<>\"'`]+|(?<![\w.-])www\.[^\s<>\"'`]+", re.IGNORECASE
 )
 _TRAILING = ".,:;!?*_~'\""
-_FENCE_OPEN = re.compile(r"(`{3,}|~{3,})(.*)")  # indented fences are read as prose
+_FENCE_OPEN = re.compile(r"( {0,3})(`{3,}|~{3,})(.*)")
+_LINE_END = re.compile(r"(?<=\n)|(?<=\r)(?!\n)")  # as Markdown ends lines
 _ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
 _MAX_BACKOFF = 64
 
@@ -234,17 +236,35 @@ def _trim_url(url: str) -> str:
 
 
 def _wrap(text: str, pattern: re.Pattern[str], *, skip_links: bool) -> tuple[str, int]:
-    """Every match of ``pattern`` in prose put in a code span; the text unchanged if none."""
+    """Every match of ``pattern`` in prose put in a code span; the text unchanged if none.
+
+    If anything matches, even inside code, stray backticks in prose are escaped: otherwise a
+    renderer could pair one with a code span's opener lines away and expose the match.
+    """
+    if not pattern.search(_decoded(text)[0]):
+        return text, 0
+    segments = list(_segments(text))
     out: list[str] = []
     total = 0
-    for chunk, is_code in _segments(text):
+    for index, (chunk, is_code) in enumerate(segments):
         if is_code:
             out.append(chunk)
             continue
         wrapped, count = _wrap_prose(chunk, pattern, skip_links=skip_links)
-        out.append(wrapped)
         total += count
-    return ("".join(out), total) if total else (text, 0)
+        # an inserted backtick touching a code span's would merge with it into one run
+        if count and out and out[-1].endswith("`") and wrapped.startswith("`"):
+            wrapped = " " + wrapped
+        following = segments[index + 1][0] if index + 1 < len(segments) else ""
+        if count and following.startswith("`") and _live_tick_at_end(wrapped):
+            wrapped += " "
+        out.append(wrapped)
+    return "".join(out), total
+
+
+def _live_tick_at_end(text: str) -> bool:
+    body = text.removesuffix("`")
+    return body != text and (len(body) - len(body.rstrip("\\"))) % 2 == 0
 
 
 def _wrap_prose(chunk: str, pattern: re.Pattern[str], *, skip_links: bool) -> tuple[str, int]:
@@ -296,9 +316,9 @@ def _escape_ticks(prose: str) -> str:
 def _segments(text: str) -> Iterator[tuple[str, bool]]:
     """``text`` as consecutive (piece, is_code) parts: fenced blocks and inline code spans.
 
-    Only what is surely code counts as code: fences that start a line unindented, and
-    inline spans within one line without a ``|`` (a table cell would split them). Anything
-    else is treated as prose, which only ever neutralises more.
+    Only what is surely code counts as code: fenced blocks (see ``_fence_end``) and inline
+    spans within one line without a ``|`` (a table cell would split them). Anything else is
+    treated as prose, which only ever neutralises more.
     """
     position = 0
     for start, end in _code_ranges(text):
@@ -311,25 +331,38 @@ def _segments(text: str) -> Iterator[tuple[str, bool]]:
 
 
 def _code_ranges(text: str) -> Iterator[tuple[int, int]]:
-    offset = 0
-    fence: tuple[str, int, int] | None = None  # (character, length, start)
-    for line in text.splitlines(keepends=True):
-        body = line.rstrip("\r\n")
-        if fence is not None:
-            char, size, start = fence
-            if re.fullmatch(rf" {{0,3}}{re.escape(char)}{{{size},}}[ \t]*", body):
-                yield start, offset + len(line)
-                fence = None
-        elif (opening := _FENCE_OPEN.fullmatch(body)) and not (
-            opening[1][0] == "`" and "`" in opening[2]
-        ):
-            fence = (opening[1][0], len(opening[1]), offset)
-        else:
-            for start, end in _inline_code(body):
-                yield offset + start, offset + end
-        offset += len(line)
-    if fence is not None:
-        yield fence[2], len(text)
+    lines = _LINE_END.split(text)
+    starts = list(accumulate(map(len, lines), initial=0))
+    index = 0
+    while index < len(lines):
+        fence_end = _fence_end(lines, index)
+        if fence_end is not None:
+            yield starts[index], starts[fence_end]
+            index = fence_end
+            continue
+        for start, end in _inline_code(lines[index].rstrip("\r\n")):
+            yield starts[index] + start, starts[index] + end
+        index += 1
+
+
+def _fence_end(lines: list[str], index: int) -> int | None:
+    """If ``lines[index]`` opens a fenced block, the index of the line after it, else None.
+
+    A fence whose content has a line indented less than the opener is not trusted: in a list
+    item, that line would end the item and the block with it.
+    """
+    opening = _FENCE_OPEN.fullmatch(lines[index].rstrip("\r\n"))
+    if opening is None or (opening[2][0] == "`" and "`" in opening[3]):
+        return None
+    indent, marker = len(opening[1]), opening[2]
+    closing = re.compile(rf" {{0,3}}{re.escape(marker[0])}{{{len(marker)},}}[ \t]*")
+    for later in range(index + 1, len(lines)):
+        body = lines[later].rstrip("\r\n")
+        if closing.fullmatch(body):
+            return later + 1
+        if body.strip() and len(body) - len(body.lstrip(" ")) < indent:
+            return None
+    return len(lines)
 
 
 def _inline_code(line: str) -> Iterator[tuple[int, int]]:

@@ -17,6 +17,11 @@ from mecha.writes import Place, Write, ledger_key
 
 #: the forges Mecha writes back to
 FORGES = ("github", "gitlab")
+#: the event attributes ``place_of`` reads
+PLACE_KEYS = (
+    "repo_owner", "repo_name", "number", "project_id", "head_sha", "base_sha",
+    "installation_id", "is_pull_request", "noteable_type",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +118,8 @@ def _kind(event: Event) -> str:
         if kind.startswith("pull_request"):
             return "pull"
         if kind == "issue_comment":
-            return "pull" if event.attrs.get("is_pull_request") is True else "issue"
+            # a JSON true (or 1, as SQLite's json_extract gives it)
+            return "pull" if event.attrs.get("is_pull_request") in (True, 1) else "issue"
         return "issue"
     if kind == "merge_request":
         return "pull"

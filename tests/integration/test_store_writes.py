@@ -122,3 +122,17 @@ def test_ledger_commits_are_synced_to_disk(
     store.plan_writes([plan(write)])
     store.update_writes([WriteUpdate(key=write.key, state=WriteState.CALLING, only_from=OPEN)])
     assert asked == [True, True]
+
+
+def test_an_events_brief_holds_only_the_asked_attributes(store: SqliteStore) -> None:
+    from tests.integration.test_store_events import delivery
+
+    [event] = store.insert_events([delivery()])
+    assert event is not None
+    keys = ("repo_owner", "number", "missing", *sorted(event.attrs)[:2])
+    brief = store.get_event_brief(event.id, keys=keys)
+    assert brief is not None and brief.source == event.source and brief.type == event.type
+    expected = {k: event.attrs[k] for k in keys if k in event.attrs and event.attrs[k] is not None}
+    assert brief.attrs == expected and "missing" not in brief.attrs
+    assert brief.raw == b""
+    assert store.get_event_brief("nope", keys=keys) is None

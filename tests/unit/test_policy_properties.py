@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mecha.policy import Verdict, apply_policy, parse_policy, policy_problems
-from mecha.policy_text import INVISIBLE, TextRules, clean_prose, neutralize_mentions
+from mecha.policy_text import INVISIBLE, TextRules, clean_prose, neutralize_mentions, truncate
 from mecha.result import (
     STATUS_STATES,
     Comment,
@@ -280,7 +280,9 @@ def test_any_policy_mapping_is_applied_without_raising(
 
 MARKDOWN_TOKENS = [t for t in PROSE_TOKENS if not re.search(r"[<:/]|www", t)]
 markdown = st.lists(
-    st.sampled_from(MARKDOWN_TOKENS) | st.sampled_from(["    ", "   ", "- ", "> ", "1. ", "|"]),
+    st.sampled_from(MARKDOWN_TOKENS)
+    | st.sampled_from(["    ", "   ", "- ", "> ", "1. ", "|", "\t", "@a-", "````\n", "[", "](x)"])
+    | st.sampled_from(["![", "  \n", "&#96;", "\\`", "***", "---\n"]),
     max_size=40,
 ).map("".join)
 PING = re.compile(r"(?<![A-Za-z0-9_])@[A-Za-z0-9]")
@@ -322,12 +324,16 @@ def test_the_oracle_sees_what_a_forge_would_ping(text: str, found: list[str]) ->
 
 
 @settings(max_examples=300, deadline=None)
-@given(text=markdown)
-def test_a_renderer_sees_no_mention_after_neutralizing(text: str) -> None:
-    """Rendered as CommonMark (with tables), the neutralized text pings nobody.
+@given(text=markdown, limit=st.integers(1, 80))
+def test_a_renderer_sees_no_mention_after_neutralizing(text: str, limit: int) -> None:
+    """Rendered as CommonMark (with tables), the neutralized text pings nobody, nor does any
+    cut of it to a length.
 
     Raw HTML and bare URLs are left out of the alphabet: mentions inside an HTML block are a
     documented limit, and a bare URL is a link on GitHub (no ping) but text to this renderer.
     """
     neutral, _ = neutralize_mentions(text)
     assert pings(neutral) == [], neutral
+    cut, _ = truncate(neutral, limit, TextRules(neutralize_mentions=True))
+    assert len(cut) <= limit
+    assert pings(cut) == [], cut

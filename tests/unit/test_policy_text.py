@@ -174,13 +174,18 @@ def test_no_domains_means_no_restriction() -> None:
         ("`stray @user", "\\`stray `@user`", 1),
         ("``two @user`", "\\`\\`two `@user`\\`", 1),
         ("`multi\n@user`", "\\`multi\n`@user`\\`", 1),
-        ("`code`@user", "`code``@user`", 1),
+        ("`code`@user", "`code` `@user`", 1),
+        ("@user`code`", "`@user` `code`", 1),
+        ("``a``@a-", "``a`` `@a-`", 1),
+        ("@b\\``c`", "`@b`\\``c`", 1),
         ("@a@b.com", "`@a@b`.com", 1),
         ("_@em_ and x_@y", "_`@em`_ and x_`@y`", 2),
         ("&#64;bob &commat;eve @&#98;ob", "`&#64;bob` `&commat;eve` `@&#98;ob`", 3),
         ("&#97;@c stays an address", "&#97;@c stays an address", 0),
         ("| `a | @b` |", "| \\`a | `@b`\\` |", 1),
-        ("- a\n   ```\n@b\n   ```", "- a\n   \\`\\`\\`\n`@b`\n   \\`\\`\\`", 1),
+        ("- a\n   ```\n@b\n   ```", "- a\n   \\`\\`\\`\n`@b`\n   ```", 1),
+        (" ~~~\n~~~\n@a", " ~~~\n~~~\n`@a`", 1),
+        ("```\n@a\r```\r@b", "```\n@a\r```\r`@b`", 1),
     ],
 )
 def test_mentions_are_put_in_code_spans(text: str, neutral: str, count: int) -> None:
@@ -196,6 +201,11 @@ def test_neutralizing_mentions_is_idempotent(text: str) -> None:
     """A second pass finds nothing: what the first inserted is recognised as code."""
     once, _ = neutralize_mentions(text)
     assert neutralize_mentions(once) == (once, 0)
+
+
+def test_stray_backticks_are_escaped_when_a_mention_is_in_code() -> None:
+    """A renderer may pair a stray backtick with a span's opener lines away; escaping stops it."""
+    assert neutralize_mentions("`a````\n`@a`") == ("\\`a\\`\\`\\`\\`\n`@a`", 0)
 
 
 def test_text_without_mentions_is_returned_unchanged() -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -40,7 +41,7 @@ from mecha.result import TaskResult
 from mecha.store import Store, WritePlan, WriteRecord, WriteUpdate
 from mecha.task import Task
 from mecha.timeline import Step, TimelineEntry
-from mecha.writeplan import plan_writes
+from mecha.writeplan import PLACE_KEYS, plan_writes
 from mecha.writes import Write, WriteState
 
 log = logging.getLogger(__name__)
@@ -204,8 +205,9 @@ class WriteBack:
         if not task.event_id:
             return None
         loop = asyncio.get_running_loop()
+        read = functools.partial(self._store.get_event_brief, task.event_id, keys=PLACE_KEYS)
         try:
-            return await loop.run_in_executor(self._reads, self._store.get_event, task.event_id)
+            return await loop.run_in_executor(self._reads, read)
         except MechaError as exc:
             log.warning("task %s: its event cannot be read (%s); nothing is written", task.id, exc)
             return None

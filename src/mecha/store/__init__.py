@@ -235,6 +235,10 @@ class Store(Protocol):
         """The event with this id (or unique prefix), raw body included; EventNotFound."""
         ...
 
+    def get_event_brief(self, event_id: str, *, keys: Sequence[str]) -> Event | None:
+        """The event (exact id) with only the attributes ``keys``; None if there is none."""
+        ...
+
     def list_events(
         self, *, state: EventState | None = None, limit: int = 100, oldest_first: bool = False
     ) -> list[Event]:
@@ -311,7 +315,10 @@ class Store(Protocol):
         ...
 
     def plan_writes(self, plans: Sequence[WritePlan]) -> list[list[WriteRecord]]:
-        """Record each plan's writes in one transaction, synced to disk; the records.
+        """Record each plan's writes in one transaction; the records.
+
+        Synced to disk when a plan has writes to send; dry runs and plans without writes
+        need not be (a power cut may forget them: the task is then sent again).
 
         A write whose key is in the ledger already is not recorded again: its record is
         returned as it stands (so a task sent twice never writes twice).

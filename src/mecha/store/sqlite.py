@@ -191,6 +191,11 @@ class SqliteStore(LedgerMixin):
         with self._use("reading an event") as conn:
             return sqlite_events.get_event(conn, event_id)
 
+    def get_event_brief(self, event_id: str, *, keys: Sequence[str]) -> Event | None:
+        """The event with only the attributes ``keys``, read in SQLite (no raw body)."""
+        with self._use("reading an event") as conn:
+            return sqlite_events.event_brief(conn, event_id, keys)
+
     def list_events(
         self, *, state: EventState | None = None, limit: int = 100, oldest_first: bool = False
     ) -> list[Event]:

@@ -99,6 +99,22 @@ def get_event(conn: sqlite3.Connection, event_id: str) -> Event:
     return _event(row[:-2], raw=_unpack(row[-2], row[-1]))
 
 
+def event_brief(conn: sqlite3.Connection, event_id: str, keys: Sequence[str]) -> Event | None:
+    """The event's source, type, state and only the attributes ``keys`` (no raw body)."""
+    picks = ", ".join("json_extract(attrs, ?)" for _ in keys)
+    row = conn.execute(
+        f"SELECT id, source, type, state{', ' if keys else ''}{picks} FROM events WHERE id = ?",  # noqa: S608
+        (*(f'$."{key}"' for key in keys), event_id),
+    ).fetchone()
+    if row is None:
+        return None
+    attrs = {key: value for key, value in zip(keys, row[4:], strict=True) if value is not None}
+    return Event(
+        id=row[0], source=row[1], type=row[2], delivery_id="", actor="", subject="",
+        attrs=attrs, state=EventState(row[3]),
+    )  # fmt: skip
+
+
 def list_events(
     conn: sqlite3.Connection, *, state: EventState | None, limit: int, oldest_first: bool = False
 ) -> list[Event]:

@@ -132,8 +132,9 @@ class LedgerMixin:
         raise NotImplementedError
 
     def plan_writes(self, plans: Sequence[WritePlan]) -> list[list[WriteRecord]]:
-        """Record planned writes, synced; existing keys are returned as they stand."""
-        with self._write("recording planned writes") as conn:
+        """Record planned writes (synced if any is to be sent); existing keys stand."""
+        sending = any(p.writes and p.state is WriteState.PLANNED for p in plans)
+        with self._write("recording planned writes", synced=sending) as conn:
             return plan_writes(conn, plans, time.time())
 
     def update_writes(self, updates: Sequence[WriteUpdate]) -> list[WriteRecord | None]:
