@@ -37,7 +37,8 @@ def make_home(
         + f"gitlab:\n  webhook_secret: {GITLAB_TOKEN}\n  signing_token: {GITLAB_SIGNING}\n"
         + (f"  token: {gitlab_token}\n" if gitlab_token else "")
         + (f"  url: {gitlab_url}\n" if gitlab_url else "")
-        + f"sources:\n  alerts:\n    secret: {SOURCE_SECRET}\n" + extra_secrets
+        + f"sources:\n  alerts:\n    secret: {SOURCE_SECRET}\n"
+        + extra_secrets
     )
     path = home / "secrets.yml"
     path.write_text(secrets, encoding="utf-8")

@@ -83,7 +83,8 @@ policies = st.fixed_dictionaries(
         ),
         "status": section(states=st.lists(st.sampled_from(STATES[:4]), min_size=1, max_size=3)),
         "commit": section(
-            max_size=st.integers(10, 200), blocked_paths=st.sampled_from([[".github/"], ["Makefile"]]),
+            max_size=st.integers(10, 200),
+            blocked_paths=st.sampled_from([[".github/"], ["Makefile"]]),
         ),
         "neutralize_mentions": st.booleans(), "strip_hidden": st.booleans(),
     },
