@@ -204,7 +204,9 @@ class Ingest:
             store=self.store, events=self.events, matcher=self.matcher, sources=self.sources,
             reads=self.reads, api_key=self.api_key, dispatch=self.workers.dispatcher.submit,
             redactor=Redactor(self.secrets.values()),
-            dispatch_stats=self.workers.dispatcher.stats,
+            dispatch_stats=lambda: {
+                **self.workers.dispatcher.stats(), **self.workers.writeback.stats()
+            },
             dispatch_latency=lambda: self.workers.dispatcher.latency,
         )  # fmt: skip
         self._state = state

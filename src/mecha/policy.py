@@ -10,8 +10,8 @@ kinds (upstream §7):
   restricts its action. An absent section imposes nothing; a present one without ``allow``
   counts as ``allow: false``; one that is not a mapping is ignored.
 
-``policy_problems`` lists every mistake with where it is, fatal (the policy is invalid) or
-not (an unknown key, a section that is ignored), for ``mecha worker validate``.
+Which keys a policy knows, and every mistake in one (``policy_problems``), are in
+``mecha.policy_schema``.
 
 ``apply_policy`` filters a ``TaskResult`` into a ``Verdict``: the actions that may be written,
 and a decision text for everything allowed, changed or denied. It never raises and never
@@ -22,19 +22,18 @@ commit's paths and hunks are read by ``mecha.unified_diff``.
 
 from __future__ import annotations
 
-import difflib
 import json
 import posixpath
-import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from fnmatch import fnmatchcase
 from typing import Any
 
+from mecha.policy_schema import SECTIONS, PolicyProblem, normal_domain, policy_problems
 from mecha.policy_text import INVISIBLE, TextRules, clean_code, clean_prose, plural, truncate
-from mecha.result import STATUS_STATES, CommitSuggestion, Labels, Status, TaskResult, kind_of
+from mecha.result import STATUS_STATES, CommitSuggestion, Labels, Status, TaskResult
 from mecha.unified_diff import changed_paths, hunk_count
 
 
@@ -44,52 +43,6 @@ class PolicyKind(StrEnum):
     NONE = "none"
     INVALID = "invalid"
     RULES = "rules"
-
-
-#: the sections of a policy and the keys each one knows
-SECTIONS: dict[str, tuple[str, ...]] = {
-    "comment": ("allow", "max_length", "sticky"),
-    "labels": ("allow", "allowed", "blocked", "max"),
-    "status": ("allow", "states"),
-    "commit": ("allow", "max_size", "max", "blocked_paths"),
-    "metadata": ("allow",),
-}
-#: top-level switches, all off by default
-SWITCHES = ("dry_run", "neutralize_mentions", "neutralize_references", "strip_hidden")
-#: every key a policy mapping knows at its top level
-TOP_KEYS = (*SECTIONS, *SWITCHES, "allowed_domains")
-#: what each known key must hold, as words for a message
-_EXPECTED = {
-    "switch": "true or false",
-    "count": "a whole number above 0",
-    "labels": "a list of label names",
-    "states": f"a list of commit states ({', '.join(sorted(STATUS_STATES))})",
-    "paths": "a list of paths or patterns",
-    "domains": "a list of domain names",
-}
-_KIND_OF = {
-    "allow": "switch", "sticky": "switch", "max_length": "count", "max_size": "count",
-    "max": "count", "allowed": "labels", "blocked": "labels", "states": "states",
-    "blocked_paths": "paths", "allowed_domains": "domains",
-    **dict.fromkeys(SWITCHES, "switch"),
-}  # fmt: skip
-_DOMAIN = re.compile(r"[^\s/:@\\?#]+")
-
-
-@dataclass(frozen=True, slots=True)
-class PolicyProblem:
-    """One mistake in a policy: where (``policy.labels.allowed``), what, and how bad.
-
-    A fatal problem makes the policy invalid (every action denied); the others are
-    warnings: the key or section is ignored, as upstream ignores it.
-    """
-
-    path: str
-    message: str
-    fatal: bool
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,26 +123,6 @@ class Verdict:
     def decision(self) -> dict[str, list[str]]:
         """``{"allowed": [...], "denied": [...]}`` as upstream records it."""
         return {"allowed": list(self.allowed), "denied": list(self.denied)}
-
-
-def policy_problems(mapping: Any) -> list[PolicyProblem]:
-    """Every mistake in a ``policy`` mapping, in the order written; ``[]`` if none."""
-    if mapping is None:
-        return []
-    if not isinstance(mapping, Mapping):
-        return [
-            PolicyProblem("policy", f"expected a mapping of rules, got {_shown(mapping)}", True)
-        ]
-    problems: list[PolicyProblem] = []
-    for key, value in mapping.items():
-        path = f"policy.{key}"
-        if key in SECTIONS:
-            problems.extend(_section_problems(path, SECTIONS[key], value))
-        elif key in TOP_KEYS:
-            problems.extend(_value_problems(path, _KIND_OF[key], value))
-        else:
-            problems.append(_unknown(path, key, TOP_KEYS))
-    return problems
 
 
 def parse_policy(mapping: Mapping[str, Any] | None) -> Policy:
@@ -417,7 +350,7 @@ def _text_rules(mapping: Mapping[str, Any]) -> TextRules:
         neutralize_mentions=mapping.get("neutralize_mentions", False),
         neutralize_references=mapping.get("neutralize_references", False),
         strip_hidden=mapping.get("strip_hidden", False),
-        allowed_domains=tuple(_domain(d) for d in mapping.get("allowed_domains", ())),
+        allowed_domains=tuple(normal_domain(d) for d in mapping.get("allowed_domains", ())),
     )
 
 
@@ -430,79 +363,5 @@ def _allow(section: Mapping[str, Any]) -> bool:
     return section.get("allow", False) is True
 
 
-def _domain(text: str) -> str:
-    return text.strip().lower().removeprefix("*.").strip(".")
-
-
 def _quoted(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
-
-
-def _shown(value: Any) -> str:
-    """``a string "bug"``, ``a number 0``, ``null``: a value for a problem message."""
-    if value is None:
-        return "null"
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    text = text if len(text) <= 60 else text[:59] + "…"
-    return f"{kind_of(value)} {text}"
-
-
-def _section_problems(path: str, known: Sequence[str], value: Any) -> list[PolicyProblem]:
-    if not isinstance(value, Mapping):
-        message = (
-            f"expected a mapping of rules, got {_shown(value)}; the section is ignored, so this "
-            "action is not restricted (write allow: false to deny it)"
-        )
-        return [PolicyProblem(path, message, False)]
-    problems: list[PolicyProblem] = []
-    for key, item in value.items():
-        if key in known:
-            problems.extend(_value_problems(f"{path}.{key}", _KIND_OF[key], item))
-        else:
-            problems.append(_unknown(f"{path}.{key}", key, known))
-    return problems
-
-
-def _value_problems(path: str, kind: str, value: Any) -> list[PolicyProblem]:
-    expected = _EXPECTED[kind]
-    if kind == "switch":
-        ok = isinstance(value, bool)
-    elif kind == "count":
-        ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
-    else:
-        ok = isinstance(value, list)
-    if not ok:
-        return [PolicyProblem(path, f"expected {expected}, got {_shown(value)}", True)]
-    if kind in ("switch", "count"):
-        return []
-    return [
-        PolicyProblem(f"{path}[{index}]", f"expected {_item_words(kind)}, got {_shown(item)}", True)
-        for index, item in enumerate(value)
-        if not _item_ok(kind, item)
-    ]
-
-
-def _item_ok(kind: str, item: Any) -> bool:
-    if not isinstance(item, str) or not item.strip():
-        return False
-    if kind == "states":
-        return item.lower() in STATUS_STATES
-    if kind == "domains":
-        return _DOMAIN.fullmatch(_domain(item)) is not None
-    return True
-
-
-def _item_words(kind: str) -> str:
-    return {
-        "labels": "a label name",
-        "states": "one of " + ", ".join(sorted(STATUS_STATES)),
-        "paths": "a path or pattern",
-        "domains": "a domain name such as github.com",
-    }[kind]
-
-
-def _unknown(path: str, key: Any, known: Sequence[str]) -> PolicyProblem:
-    close = difflib.get_close_matches(str(key), known, n=1)
-    hint = f"did you mean {close[0]}? " if close else ""
-    message = f"unknown key, ignored; {hint}known keys are {', '.join(sorted(known))}"
-    return PolicyProblem(path, message, False)

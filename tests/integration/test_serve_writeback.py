@@ -72,6 +72,8 @@ def test_only_what_the_policy_allows_reaches_github(tmp_path: Path) -> None:
         with serve(home, forge) as server:
             event_id = send_pr(server.url)
             shown = writes_settled(server.url, event_id, count=3)
+            health = httpx.get(f"{server.url}/health", timeout=10).json()
+            metrics = httpx.get(f"{server.url}/metrics", timeout=10).text.splitlines()
         calls = [(r.method, r.path) for r in forge_writes(forge)]
         written = forge_writes(forge)
     assert calls == [
@@ -97,6 +99,8 @@ def test_only_what_the_policy_allows_reaches_github(tmp_path: Path) -> None:
     assert {w["action"]: w["state"] for w in shown["writes"]} == {
         "comment": "done", "labels": "done", "status": "done"
     }  # fmt: skip
+    assert health["writes_written"] == 3 and health["writes_denied"] == 3
+    assert "mecha_writes_total 3" in metrics and "mecha_policy_denied_total 3" in metrics
 
 
 def test_output_alone_becomes_the_comment(tmp_path: Path) -> None:

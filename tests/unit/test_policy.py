@@ -6,14 +6,8 @@ from typing import Any
 
 import pytest
 
-from mecha.policy import (
-    Policy,
-    PolicyKind,
-    Verdict,
-    apply_policy,
-    parse_policy,
-    policy_problems,
-)
+from mecha.policy import Policy, PolicyKind, Verdict, apply_policy, parse_policy
+from mecha.policy_schema import policy_problems
 from mecha.policy_text import SUFFIX
 from mecha.result import Comment, CommitSuggestion, Labels, Status, TaskResult, parse_result
 

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mecha.policy import Verdict, apply_policy, parse_policy, policy_problems
+from mecha.policy import Verdict, apply_policy, parse_policy
+from mecha.policy_schema import policy_problems
 from mecha.policy_text import INVISIBLE, TextRules, clean_prose, neutralize_mentions, truncate
 from mecha.result import (
     STATUS_STATES,

@@ -128,6 +128,12 @@ class WriteBack:
         """Writes being tried now."""
         return len(self._running)
 
+    def stats(self) -> dict[str, int]:
+        """Figures for /health and /metrics: writes in flight, and counts since the start."""
+        figures = {"writes_in_flight": self.in_flight}
+        figures.update({f"writes_{name}": count for name, count in self.counts.items()})
+        return figures
+
     # --- from a result to planned writes ----------------------------------------------
 
     async def settle(self, task: Task, result: TaskResult) -> list[WriteRecord]:
@@ -251,7 +257,7 @@ class WriteBack:
             self.counts["written"] += 1
             await self._updates.add(
                 WriteUpdate(key=write.key, state=WriteState.DONE, only_from=_CALLING,
-                            detail=f"{write.action}: {done.detail}", remote_id=done.remote_id,
+                            detail=_said(write.action, done.detail), remote_id=done.remote_id,
                             step=Step.WRITTEN)
             )  # fmt: skip
 
@@ -332,6 +338,11 @@ class WriteBack:
         )
         for record in due:
             self._spawn(record)
+
+
+def _said(action: str, detail: str) -> str:
+    """``comment 12 created`` as it is; other details prefixed with their action."""
+    return detail if detail.startswith(action.rstrip("s")) else f"{action}: {detail}"
 
 
 def write_summary(write: Write) -> str:

@@ -20,6 +20,15 @@ _DISPATCH = {
     "tasks_recovered": ("mecha_tasks_recovered", "In-flight tasks requeued at start", "counter"),
     "tasks_queued": ("mecha_queue_depth", "Tasks waiting in worker queues", "gauge"),
     "tasks_in_flight": ("mecha_tasks_in_flight", "Tasks being sent now", "gauge"),
+    "writes_written": ("mecha_writes_total", "Writes that reached the forge", "counter"),
+    "writes_failed": ("mecha_writes_failed_total", "Writes refused or dead-lettered", "counter"),
+    "writes_retried": ("mecha_writes_retried_total", "Forge failures tried again", "counter"),
+    "writes_dead_lettered": (
+        "mecha_writes_dead_lettered_total", "Writes failed after their last try", "counter"
+    ),
+    "writes_dry_run": ("mecha_writes_dry_run_total", "Writes shown, not sent", "counter"),
+    "writes_denied": ("mecha_policy_denied_total", "Actions the policy denied", "counter"),
+    "writes_in_flight": ("mecha_writes_in_flight", "Forge writes being made now", "gauge"),
 }  # fmt: skip
 
 
