@@ -4,7 +4,8 @@
 no diff at all. It forgives what language models tend to write: prose around the diff, no
 ``diff --git`` line, CRLF line ends, hunk headers without counts (``@@ -3 +3 @@``) or with
 counts that disagree with the body (the body wins, but a hunk never runs past the next header),
-blank context lines whose leading space was lost, and git's quoted paths (``"a/x\\ty"``).
+blank context lines whose leading space was lost, and git's quoted paths (``"a/x\\ty"``,
+read and written by ``mecha.diff_paths``).
 
 ``changed_paths`` and ``hunk_count`` never raise: they answer ``[]`` and ``0`` for text that is
 not a diff. ``commentable_lines`` reads one file's patch as a forge shows it and says which
@@ -16,11 +17,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from mecha.diff_paths import quote_path, unquote_path
 from mecha.errors import MechaError
 
 _HUNK = re.compile(r"^@@+ *-(\d+)(?:,(\d+))? +\+(\d+)(?:,(\d+))?(?: *@@.*)?$")
-_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
-_QUOTE_ME = {chr(v): k for k, v in _ESCAPES.items() if k not in "ab"}
 
 
 class DiffError(MechaError):
@@ -391,44 +391,3 @@ def _continues(lines: list[str], index: int) -> bool:
         if line:
             return line[:1] in (" ", "+", "-") and not line.startswith(("--- ", "+++ "))
     return False
-
-
-def unquote_path(text: str) -> tuple[str, int]:
-    """A path as git may quote it (``"a/x\\ty"``, octal UTF-8 bytes), and the characters used.
-
-    Text not starting with ``"`` is returned whole.
-    """
-    if not text.startswith('"'):
-        return text, len(text)
-    out = bytearray()
-    index = 1
-    while index < len(text) and text[index] != '"':
-        char = text[index]
-        if char != "\\" or index + 1 >= len(text):
-            out += char.encode("utf-8", "surrogatepass")
-            index += 1
-            continue
-        octal = re.match(r"[0-7]{1,3}", text[index + 1 : index + 4])
-        if octal:
-            out.append(int(octal.group(), 8) & 0xFF)
-            index += 1 + len(octal.group())
-        else:
-            escaped = text[index + 1]
-            known = escaped in _ESCAPES
-            out += bytes([_ESCAPES[escaped]]) if known else escaped.encode("utf-8", "surrogatepass")
-            index += 2
-    return out.decode("utf-8", errors="replace"), index + 1
-
-
-def quote_path(path: str) -> str:
-    """``path`` quoted the way git quotes it, when it has to be."""
-    quoted = "".join(_quote_char(char) for char in path)
-    return path if quoted == path else f'"{quoted}"'
-
-
-def _quote_char(char: str) -> str:
-    if char in _QUOTE_ME:
-        return "\\" + _QUOTE_ME[char]
-    if " " <= char < "\x7f":
-        return char
-    return "".join(f"\\{byte:03o}" for byte in char.encode("utf-8", "surrogatepass"))

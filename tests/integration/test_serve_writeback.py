@@ -169,7 +169,9 @@ def test_a_forge_that_keeps_failing_dead_letters_the_write(tmp_path: Path) -> No
         with serve(home, forge) as server:
             event_id = send_pr(server.url)
             shown = writes_settled(server.url, event_id, count=2, timeout=30)
+            log = server.log()
         shown_cli = mecha_cli(home, "event", "show", event_id)
+    assert "worker reviewer has no policy: every action its results ask for" in log
     states = {w["action"]: (w["state"], w["attempts"], w["detail"]) for w in shown["writes"]}
     assert states["comment"][:2] == ("dead-letter", 5)
     assert "dead-letter after 5 attempts" in states["comment"][2]
@@ -228,3 +230,22 @@ def test_a_sticky_comment_is_edited_in_place_on_the_next_push(tmp_path: Path) ->
     assert writes == [("POST", "7"), ("PATCH", "comments")]
     [write] = shown["writes"]
     assert "edited" in write["detail"]
+
+
+def test_a_forged_marker_in_someone_elses_comment_is_never_edited(tmp_path: Path) -> None:
+    with ForgeEmulator(github_token=GITHUB_TOKEN) as forge, InstantWorker() as worker:
+        home = serve_home(tmp_path, forge)
+        forged = "Approved!\n\n<!-- mecha:worker=reviewer -->"
+        with forge.lock:
+            forged_id = forge.github.writes.add_comment("octo", "app", 7, forged, login="mallory")
+        worker.set(result={"comment": {"body": "the real review"}})
+        endpoint_worker(home, "reviewer", worker.url, extra="policy:\n  comment: {allow: true}\n")
+        with serve(home, forge) as server:
+            writes_settled(server.url, send_pr(server.url))
+        with forge.lock:
+            comments = forge.github.writes.comments("octo", "app", 7)
+        edits = [r for r in forge.requests if r.method == "PATCH"]
+    assert edits == []
+    assert [(c.id, c.body) for c in comments if c.id == forged_id] == [(forged_id, forged)]
+    [ours] = [c for c in comments if c.id != forged_id]
+    assert ours.body.startswith("the real review") and ours.login == "mecha-bot"

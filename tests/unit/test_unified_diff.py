@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mecha.diff_paths import quote_path, unquote_path
 from mecha.errors import MechaError
 from mecha.unified_diff import (
     DiffError,
@@ -15,8 +16,6 @@ from mecha.unified_diff import (
     commentable_lines,
     hunk_count,
     parse_diff,
-    quote_path,
-    unquote_path,
 )
 
 GIT_DIFF = """\

@@ -36,11 +36,12 @@ from mecha.engine.registry import WorkerRegistry
 from mecha.errors import MechaError
 from mecha.event import Event
 from mecha.forges.writer import WriteFailure, Writer
-from mecha.policy import Verdict, apply_policy, parse_policy
+from mecha.policy import Policy, PolicyKind, Verdict, apply_policy, parse_policy
 from mecha.result import TaskResult
 from mecha.store import Store, WritePlan, WriteRecord, WriteUpdate
 from mecha.task import Task
 from mecha.timeline import Step, TimelineEntry
+from mecha.worker_kind import WorkerKind
 from mecha.writeplan import PLACE_KEYS, plan_writes
 from mecha.writes import Write, WriteState
 
@@ -93,6 +94,7 @@ class WriteBack:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._loop_task: asyncio.Task[None] | None = None
         self._closing = False
+        self._warned: set[str] = set()
         self.counts: dict[str, int] = dict.fromkeys(
             ("written", "failed", "retried", "dead_lettered", "dry_run", "denied"), 0
         )
@@ -146,6 +148,8 @@ class WriteBack:
         event = await self._event(task)
         loaded = self._registry.workers.get(task.worker)
         policy = parse_policy(loaded.spec.policy if loaded and loaded.spec else None)
+        managed = bool(loaded and loaded.spec and loaded.spec.kind is WorkerKind.MANAGED)
+        self._warn_once(task.worker, policy, managed=managed)
         verdict = apply_policy(policy, result)
         planned = plan_writes(verdict, event=event, worker=task.worker)
         forge = planned.writes[0].place.forge if planned.writes else ""
@@ -182,6 +186,25 @@ class WriteBack:
                                 only_from=frozenset({WriteState.PLANNED}),
                                 detail=f"{record.write.action}: not written: {why}")
                 )  # fmt: skip
+
+    def _warn_once(self, worker: str, policy: Policy, *, managed: bool) -> None:
+        """Say loudly, once per worker and run, that a worker writes back unchecked.
+
+        Upstream's levels: an error for a managed worker (an agent with tools), else a
+        warning.
+        """
+        if policy.kind is PolicyKind.RULES or worker in self._warned:
+            return
+        self._warned.add(worker)
+        if policy.kind is PolicyKind.NONE:
+            log.log(
+                logging.ERROR if managed else logging.WARNING,
+                "worker %s has no policy: every action its results ask for is written back; "
+                "add a policy: section to its file to limit it (docs/policy.md)", worker,
+            )  # fmt: skip
+        else:
+            log.error("worker %s has an invalid policy, so every action is denied: %s",
+                      worker, "; ".join(str(p) for p in policy.problems if p.fatal))  # fmt: skip
 
     def _notes(
         self, task: Task, verdict: Verdict, skipped: Sequence[str], dry: bool, forge: str
