@@ -100,6 +100,9 @@ def test_only_what_the_policy_allows_reaches_github(tmp_path: Path) -> None:
         "comment": "done", "labels": "done", "status": "done"
     }  # fmt: skip
     assert health["writes_written"] == 3 and health["writes_denied"] == 3
+    task_id = shown["tasks"][0]["id"]
+    shown_task = mecha_cli(home, "task", "show", task_id)
+    assert "write-back:" in shown_task.stdout and "comment 1001 created" in shown_task.stdout
     assert "mecha_writes_total 3" in metrics and "mecha_policy_denied_total 3" in metrics
 
 

@@ -12,7 +12,7 @@ import json
 import click
 
 from mecha.cli.context import AppContext, pass_app
-from mecha.cli.display import ID_WIDTH, age, excerpt, timeline_table
+from mecha.cli.display import ID_WIDTH, age, excerpt, timeline_table, writes_table
 from mecha.cli.table import render_table
 from mecha.errors import TaskStateError, WorkerNotFound
 from mecha.store import Store, TaskUpdate
@@ -84,18 +84,23 @@ def list_tasks(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (with the timeline).")
 @pass_app
 def show_task(app: AppContext, task_id: str, as_json: bool) -> None:
-    """One task: its fields, prompt, result, error and timeline."""
+    """One task: its fields, prompt, result, error, write-back and timeline."""
     from mecha.cli.task_show import describe_task
 
     store = app.store()
     found = store.get_task(task_id)
     steps = store.list_timeline(task_id=found.id)
+    writes = store.list_writes(task_id=found.id)
     if as_json:
         shown = task_json(found)
         shown["timeline"] = [timeline_json(s) for s in steps]
+        shown["writes"] = [w.as_json() for w in writes]
         app.echo(json.dumps(shown, indent=2))
         return
     app.echo(describe_task(found))
+    if writes:
+        app.echo("write-back:")
+        app.echo(writes_table(writes))
     if steps:
         app.echo("timeline:")
         app.echo(timeline_table(steps))

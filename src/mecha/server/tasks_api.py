@@ -95,8 +95,12 @@ async def show_task(request: Request) -> Response:
     steps = await store_call(state, state.store.list_timeline, task_id=task.id)
     if isinstance(steps, Response):
         return steps
+    writes = await store_call(state, state.store.list_writes, task_id=task.id)
+    if isinstance(writes, Response):
+        return writes
     shown = task_json(task)
     shown["timeline"] = [timeline_json(step) for step in steps]
+    shown["writes"] = [record.as_json() for record in writes]
     return JSONResponse(shown)
 
 
