@@ -9,12 +9,14 @@ database and read again from its file whenever the worker is resolved.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from mecha.errors import FileError, Location, Problem, UsageError, WorkerFileError
 from mecha.interpolation import has_reference
+from mecha.policy_schema import policy_problems
 from mecha.store import WorkerRecord
 from mecha.worker import CREDENTIAL_DIRS, WorkerSpec
 from mecha.worker_parser import SECRET_FIELDS, ParsedWorker, parse_worker
@@ -74,11 +76,38 @@ def read_worker(
 ) -> tuple[ParsedWorker, Document]:
     """One worker file, checked as a file and against this host."""
     doc = _read_document(path)
-    parsed = parse_worker(doc, environ=environ)
+    parsed = _parse(doc, environ)
     problems = host_problems(parsed.spec, doc, home=home)
     if problems:
         raise WorkerFileError(problems)
     return parsed, doc
+
+
+def _parse(doc: Document, environ: Mapping[str, str]) -> ParsedWorker:
+    """``parse_worker``, with the mistakes in its policy added to its warnings."""
+    parsed = parse_worker(doc, environ=environ)
+    found = policy_warnings(parsed.spec.policy, doc)
+    return dataclasses.replace(parsed, warnings=parsed.warnings + tuple(found)) if found else parsed
+
+
+def policy_warnings(policy: Mapping[str, object], doc: Document) -> list[Problem]:
+    """Each of ``policy_problems``, located in ``doc``; a fatal one says every action is denied.
+
+    A file with a broken policy still loads (as upstream): its policy is then invalid.
+    """
+    warnings = []
+    for problem in policy_problems(policy):
+        where = doc.where(problem.keys, key=not problem.fatal)
+        if not problem.fatal:
+            warnings.append(Problem(where, str(problem)))
+            continue
+        message = f"{problem}; the policy is invalid and denies every action until this is fixed"
+        hint = (
+            "the worker still loads, but no comment, label, status or commit it returns is "
+            "written back; see docs/policy.md"
+        )
+        warnings.append(Problem(where, message, hint))
+    return warnings
 
 
 def _read_document(path: Path) -> Document:
@@ -183,7 +212,7 @@ def from_record(record: WorkerRecord, *, environ: Mapping[str, str], home: Path)
     if withheld:
         _restore_withheld(written, withheld, record)
     doc = Document(data=written, file=f"{record.source or record.name} (registered)")
-    parsed = parse_worker(doc, environ=environ)
+    parsed = _parse(doc, environ)
     problems = host_problems(parsed.spec, doc, home=home)
     if problems:
         raise WorkerFileError(problems)

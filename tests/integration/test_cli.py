@@ -170,6 +170,43 @@ def test_validate_reports_problems_with_places(
     assert 'did you mean "image"?' in result.err
 
 
+def test_validate_and_add_warn_of_policy_mistakes(
+    mecha: Callable[..., Run], write_file: Write
+) -> None:
+    """A typo'd policy key and ``allow: "yes"`` are warned of, located; the file still loads."""
+    policy = 'policy:\n  labls: {allow: false}\n  comment:\n    allow: "yes"\n'
+    path = _worker(write_file, "alpha", "endpoint: http://127.0.0.1:9\n" + policy)
+    for command in ("validate", "add"):
+        result = mecha("worker", command, str(path))
+        assert result.code == 0, result.err
+        assert f"warning: {path}:4:3: policy.labls: unknown key, ignored" in result.err
+        assert f"warning: {path}:6:12: policy.comment.allow: expected true or false" in result.err
+        assert "the policy is invalid and denies every action until this is fixed" in result.err
+    assert "alpha" in mecha("worker", "ls").out
+
+
+def test_validate_is_quiet_about_a_clean_policy(
+    mecha: Callable[..., Run], write_file: Write
+) -> None:
+    """A policy with every key right adds no warning."""
+    policy = "policy:\n  comment: {allow: true}\n  labels: {allow: false}\n"
+    path = _worker(write_file, "alpha", "endpoint: http://127.0.0.1:9\n" + policy)
+    result = mecha("worker", "validate", str(path))
+    assert result.code == 0 and result.err == ""
+
+
+def test_policy_warnings_show_when_secrets_cannot_be_read(
+    mecha: Callable[..., Run], write_file: Write, home: Path
+) -> None:
+    """A broken secrets file skips the token checks, not the file's own warnings."""
+    (home / ".mecha").mkdir()
+    (home / ".mecha" / "secrets.yml").write_text("tokens: [", encoding="utf-8")
+    path = _worker(write_file, "alpha", "endpoint: http://127.0.0.1:9\npolicy: {labls: {}}\n")
+    result = mecha("worker", "validate", str(path))
+    assert result.code == 0
+    assert "token references not checked" in result.err and "policy.labls" in result.err
+
+
 def test_unset_variable_is_named(
     mecha: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
 ) -> None:

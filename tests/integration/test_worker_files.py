@@ -173,3 +173,51 @@ def test_registered_worker_is_checked_again_against_the_host(
     project.rmdir()
     with pytest.raises(WorkerFileError, match="does not exist"):
         from_record(record, environ={}, home=home)
+
+
+POLICY_MISTAKES = """\
+name: w
+endpoint: http://h
+policy:
+  labls:
+    allow: false
+  comment:
+    allow: "yes"
+"""
+
+
+def test_policy_mistakes_are_located_warnings(write_file: Write, home: Path) -> None:
+    """A typo'd key and a non-bool allow are reported at their place; the file still loads."""
+    path = write_file("w.yml", POLICY_MISTAKES)
+    (parsed,) = read_workers([path], environ={}, home=home)
+    typo, allow = (str(w) for w in parsed.warnings)
+    assert typo.startswith(f"{path}:4:3: policy.labls: unknown key, ignored; did you mean labels?")
+    assert "invalid" not in typo
+    assert allow.startswith(
+        f'{path}:7:12: policy.comment.allow: expected true or false, got a string "yes"; '
+        "the policy is invalid and denies every action until this is fixed\n    hint: "
+    )
+
+
+def test_policy_list_item_is_located(write_file: Write, home: Path) -> None:
+    """A bad item of a list is located at the item; a non-mapping section at its key."""
+    path = write_file(
+        "w.yml",
+        "name: w\nendpoint: http://h\npolicy:\n  status: false\n  labels:\n    allowed: [bug, 3]\n",
+    )
+    (parsed,) = read_workers([path], environ={}, home=home)
+    section, item = (str(w) for w in parsed.warnings)
+    assert section.startswith(f"{path}:4:3: policy.status: expected a mapping of rules")
+    assert item.startswith(f"{path}:6:20: policy.labels.allowed[1]: expected a label name")
+
+
+def test_a_clean_policy_adds_no_warnings(write_file: Write, home: Path) -> None:
+    """Every key used correctly: nothing to report, from the file or from the registry."""
+    path = write_file(
+        "w.yml",
+        "name: w\nendpoint: http://h\npolicy:\n  comment: {allow: true, max_length: 9}\n"
+        "  labels: {allow: true, allowed: [bug], max: 2}\n  dry_run: false\n",
+    )
+    (parsed,) = read_workers([path], environ={}, home=home)
+    assert parsed.warnings == ()
+    assert from_record(to_record(parsed, source=path), environ={}, home=home).warnings == ()

@@ -17,6 +17,7 @@ from mecha.store import WorkerRecord
 from mecha.worker_kind import WorkerKind, WorkerState
 
 if TYPE_CHECKING:
+    from mecha.secrets import Secrets
     from mecha.worker_parser import ParsedWorker
 
 PATH = click.Path(path_type=Path)
@@ -125,14 +126,17 @@ def _read_checked(app: AppContext, path: Path) -> list[tuple[Path, ParsedWorker]
 
 
 def _report_warnings(app: AppContext, parsed: list[ParsedWorker]) -> None:
+    """Each file's warnings (literal keys, forge tokens, policy mistakes), then its tokens."""
     try:
-        secrets = app.secrets()
+        secrets: Secrets | None = app.secrets()
     except SecretsError as exc:
         app.warn(f"token references not checked: {exc}")
-        return
+        secrets = None
     for w in parsed:
         for problem in w.warnings:
             app.warn(str(problem))
+        if secrets is None:
+            continue
         for section in (w.spec.docker, w.spec.adapter):
             if section is not None and section.token:
                 try:

@@ -10,9 +10,9 @@ Served under ``/gitlab`` (an instance's base URL), API under ``/gitlab/api/v4``:
   "diffs", "compare_timeout", ...}`` for a seeded merge request's base and head SHAs
 
 The write side (labels, commit statuses, ``/user``) is in ``forge_gitlab_write``, its
-notes and diff threads in ``forge_gitlab_notes``. ``:id`` is the project's number or its URL-encoded path. With any
-token configured, requests need ``PRIVATE-TOKEN: <token>`` or ``Authorization: Bearer
-<token>``, else 401 ``{"message": "401 Unauthorized"}``.
+notes and diff threads in ``forge_gitlab_notes``. ``:id`` is the project's number or its
+URL-encoded path. With any token configured, requests need ``PRIVATE-TOKEN: <token>`` or
+``Authorization: Bearer <token>``, else 401 ``{"message": "401 Unauthorized"}``.
 """
 
 from __future__ import annotations
