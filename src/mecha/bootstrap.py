@@ -186,6 +186,7 @@ class Ingest:
             registry=self.registry, outcomes=self.outcomes, reads=self.reads,
             store=self.store, hydrate=self._hydrate, wants_hydration=self._wants_hydration,
             on_tasks=self.workers.dispatcher.submit_threadsafe,
+            on_events=self.workers.writeback.remember,
         )  # fmt: skip
         self.events: Batcher[Delivery, Event | None] = Batcher(
             self.matcher.ingest_batch, executor=self.writer, name="events"

@@ -95,7 +95,8 @@ def test_only_what_the_policy_allows_reaches_github(tmp_path: Path) -> None:
     assert 'denied: label add "Security": blocked' in policy
     assert 'denied: label add "docs": not in allowlist' in policy
     assert "denied: commit: blocked by policy" in policy
-    assert any(d.startswith("allowed: comment (truncated)") for d in policy)
+    [allowed] = [d for d in policy if d.startswith("allowed: ")]  # one entry for all allowed
+    assert "; comment (truncated);" in allowed and '; label add "bug";' in allowed
     assert {w["action"]: w["state"] for w in shown["writes"]} == {
         "comment": "done", "labels": "done", "status": "done"
     }  # fmt: skip
@@ -116,7 +117,7 @@ def test_output_alone_becomes_the_comment(tmp_path: Path) -> None:
         [post] = forge_writes(forge)
     assert post.path == COMMENTS
     assert body(post)["body"].startswith("Three findings:\n- one\n- two\n- three\n\n<!-- mecha:")
-    assert "allowed: comment: from the worker's output" in details(shown, "policy")
+    assert details(shown, "policy") == ["allowed: comment: from the worker's output; comment"]
 
 
 def test_without_a_token_the_writes_are_a_dry_run(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mecha.duration import format_duration
@@ -39,7 +39,7 @@ from mecha.engine.registry import WorkerRegistry
 from mecha.engine.targets import Target
 from mecha.engine.task_outcome import after_failure, completed
 from mecha.engine.worker_view import Probe, WorkerView
-from mecha.engine.writeback import WriteBack
+from mecha.engine.writeback import Settled, WriteBack
 from mecha.errors import MechaError
 from mecha.result import TaskResult
 from mecha.runtimes.endpoint import WorkerFailure
@@ -329,8 +329,10 @@ class Dispatcher:
     async def _completed(self, task: Task, result: TaskResult) -> None:
         # the writes are recorded (synced) before the task is completed: a crash between
         # the two sends the task again, and its writes are planned under the same keys
-        writes = await self._writeback.settle(task, result) if self._writeback else []
-        if await self._updates.add(completed(task, result)) is None:
+        settled = await self._writeback.settle(task, result) if self._writeback else Settled()
+        update = replace(completed(task, result), plan=settled.quiet)
+        writes = settled.records
+        if await self._updates.add(update) is None:
             log.info("task %s was cancelled while it ran; its result is dropped", task.id)
             if self._writeback and writes:
                 await self._writeback.abandon(writes, "the task was cancelled while it ran")

@@ -40,6 +40,8 @@ Hydrate = Callable[[Event], Awaitable[Hydration | None]]
 WantsHydration = Callable[[Event], bool]
 #: told of tasks just committed (from the writer thread or the loop: must be thread-safe)
 OnTasks = Callable[[Sequence[Task]], None]
+#: told of the events those tasks came from, just before (likewise thread-safe)
+OnEvents = Callable[[Sequence[Event]], None]
 
 
 class EventMatcher:
@@ -55,6 +57,7 @@ class EventMatcher:
         hydrate: Hydrate | None = None,
         wants_hydration: WantsHydration | None = None,
         on_tasks: OnTasks | None = None,
+        on_events: OnEvents | None = None,
         max_parallel: int = 32,
     ) -> None:
         self._store = store
@@ -64,6 +67,7 @@ class EventMatcher:
         self._reads = reads
         self._hydrate = hydrate
         self._on_tasks = on_tasks
+        self._on_events = on_events
         self._limit = asyncio.Semaphore(max_parallel)
         self._inflight: set[asyncio.Task[None]] = set()
         self.matched = 0
@@ -78,6 +82,9 @@ class EventMatcher:
         self.matched += sum(
             1 for e in stored if e is not None and e.state is not EventState.RECEIVED
         )
+        if made and self._on_events is not None:
+            taking = {task.event_id for task in made}
+            self._on_events([e for e in stored if e is not None and e.id in taking])
         if made and self._on_tasks is not None:
             self._on_tasks(made)
         return stored
@@ -128,6 +135,8 @@ class EventMatcher:
         outcome = plan(event, workers, decisions, hydrated)
         made = await self._outcomes.add(outcome)
         self.matched += 1
+        if made and self._on_events is not None:
+            self._on_events([event])
         if made and self._on_tasks is not None:
             self._on_tasks(made)
         _log(event, outcome)

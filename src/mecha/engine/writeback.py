@@ -24,10 +24,12 @@ import asyncio
 import contextlib
 import functools
 import logging
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from mecha.duration import format_duration
 from mecha.engine.batcher import Batcher
@@ -50,6 +52,16 @@ log = logging.getLogger(__name__)
 _OPEN = frozenset({WriteState.PLANNED, WriteState.CALLING})
 _CALLING = frozenset({WriteState.CALLING})
 _NAMES = {"github": "GitHub", "gitlab": "GitLab"}
+#: events whose write-back place is kept in memory (older ones are read from the store)
+BRIEFS = 4096
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settled:
+    """What ``settle`` decided: writes recorded to send, or a plan to record with the task."""
+
+    records: list[WriteRecord] = field(default_factory=list)
+    quiet: WritePlan | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,6 +107,9 @@ class WriteBack:
         self._loop_task: asyncio.Task[None] | None = None
         self._closing = False
         self._warned: set[str] = set()
+        #: where recent events write back, by event id (filled as their tasks are made)
+        self._briefs: OrderedDict[str, Event] = OrderedDict()
+        self._briefs_lock = threading.Lock()
         self.counts: dict[str, int] = dict.fromkeys(
             ("written", "failed", "retried", "dead_lettered", "dry_run", "denied"), 0
         )
@@ -138,13 +153,28 @@ class WriteBack:
 
     # --- from a result to planned writes ----------------------------------------------
 
-    async def settle(self, task: Task, result: TaskResult) -> list[WriteRecord]:
-        """Apply the policy to ``result`` and record the writes it allows (synced).
+    def remember(self, events: Sequence[Event]) -> None:
+        """Keep where these events write back, so a result needs no store read (thread-safe).
 
-        An API task (no event) has nowhere to write: its result is only kept and shown.
+        Only the attributes a write's place needs are kept, for the last BRIEFS events.
+        """
+        with self._briefs_lock:
+            for event in events:
+                attrs = {key: event.attrs[key] for key in PLACE_KEYS if key in event.attrs}
+                self._briefs[event.id] = replace(event, attrs=attrs, raw=b"", headers={})
+            while len(self._briefs) > BRIEFS:
+                self._briefs.popitem(last=False)
+
+    async def settle(self, task: Task, result: TaskResult) -> Settled:
+        """Apply the policy to ``result``; record the writes it allows to be sent (synced).
+
+        Writes to send are recorded here, before the task is completed. A plan with
+        nothing to send (a dry run, or only decisions) comes back in ``Settled.quiet``
+        to be recorded with the task's completion, in the same unsynced commit. An API
+        task (no event) has nowhere to write: its result is only kept and shown.
         """
         if not task.event_id:
-            return []
+            return Settled()
         event = await self._event(task)
         loaded = self._registry.workers.get(task.worker)
         policy = parse_policy(loaded.spec.policy if loaded and loaded.spec else None)
@@ -153,23 +183,26 @@ class WriteBack:
         verdict = apply_policy(policy, result)
         planned = plan_writes(verdict, event=event, worker=task.worker)
         forge = planned.writes[0].place.forge if planned.writes else ""
-        writer = self._writers.get(forge)
-        dry = bool(planned.writes) and (verdict.dry_run or writer is None)
-        notes = self._notes(task, verdict, planned.skipped, dry, forge)
+        dry = bool(planned.writes) and (verdict.dry_run or self._writers.get(forge) is None)
+        notes = self._notes(task, verdict, planned.skipped)
         details = {}
         if dry:
+            why = "the policy says dry_run" if verdict.dry_run else (
+                f"no {_NAMES.get(forge, forge)} credentials in secrets.yml"
+            )  # fmt: skip
             details = {w.key: f"would {self._preview(w)}" for w in planned.writes}
-            notes += [self._entry(task, Step.DRY_RUN, f"{w.action}: {details[w.key]}")
+            notes += [self._entry(task, Step.DRY_RUN, f"{w.action} ({why}): {details[w.key]}")
                       for w in planned.writes]  # fmt: skip
         plan = WritePlan(
             task_id=task.id, event_id=task.event_id, writes=planned.writes, notes=notes,
             state=WriteState.DRY_RUN if dry else WriteState.PLANNED, details=details,
         )  # fmt: skip
-        records = await self._plans.add(plan)
         self.counts["denied"] += len(verdict.denied)
         if dry:
-            self.counts["dry_run"] += len(records)
-        return records
+            self.counts["dry_run"] += len(planned.writes)
+        if dry or not planned.writes:
+            return Settled(quiet=plan)
+        return Settled(records=await self._plans.add(plan))
 
     def launch(self, records: Sequence[WriteRecord]) -> None:
         """Start trying the open ones among ``records`` (after their task is completed)."""
@@ -206,17 +239,11 @@ class WriteBack:
             log.error("worker %s has an invalid policy, so every action is denied: %s",
                       worker, "; ".join(str(p) for p in policy.problems if p.fatal))  # fmt: skip
 
-    def _notes(
-        self, task: Task, verdict: Verdict, skipped: Sequence[str], dry: bool, forge: str
-    ) -> list[TimelineEntry]:
-        texts = [f"allowed: {text}" for text in verdict.allowed]
+    def _notes(self, task: Task, verdict: Verdict, skipped: Sequence[str]) -> list[TimelineEntry]:
+        """The policy's decisions: what it allowed in one entry, each denial in its own."""
+        texts = ["allowed: " + "; ".join(verdict.allowed)] if verdict.allowed else []
         texts += [f"denied: {text}" for text in verdict.denied]
         texts += [f"skipped: {text}" for text in skipped]
-        if dry and not verdict.dry_run:
-            name = _NAMES.get(forge, forge)
-            texts.append(f"dry run: no {name} credentials in secrets.yml, so nothing is sent")
-        elif dry:
-            texts.append("dry run: the policy says dry_run, so nothing is sent")
         return [self._entry(task, Step.POLICY, text) for text in texts]
 
     def _preview(self, write: Write) -> str:
@@ -233,6 +260,10 @@ class WriteBack:
     async def _event(self, task: Task) -> Event | None:
         if not task.event_id:
             return None
+        with self._briefs_lock:
+            known = self._briefs.get(task.event_id)
+        if known is not None:
+            return known
         loop = asyncio.get_running_loop()
         read = functools.partial(self._store.get_event_brief, task.event_id, keys=PLACE_KEYS)
         try:

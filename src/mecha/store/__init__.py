@@ -98,6 +98,8 @@ class TaskUpdate:
     #: the timeline step to record ("" = none) and its detail
     step: str = ""
     detail: str = ""
+    #: write-back to record with this change, if it applies (dry runs, decisions only)
+    plan: WritePlan | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

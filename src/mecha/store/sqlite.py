@@ -31,6 +31,7 @@ from mecha.store import (
     sqlite_events,
     sqlite_ids,
     sqlite_tasks,
+    sqlite_writes,
 )
 from mecha.store.migrations import current_version, migrate
 from mecha.store.sqlite_file import configure, make_file, make_folder, rollback, translated
@@ -246,8 +247,13 @@ class SqliteStore(LedgerMixin):
         Not synced to disk before returning: after a power cut a task may be sent again
         (delivery is at least once), while events are synced before they are acknowledged.
         """
+        now = time.time()
         with self._write("updating tasks", synced=False) as conn:
-            return sqlite_tasks.update_tasks(conn, updates, time.time())
+            done = sqlite_tasks.update_tasks(conn, updates, now)
+            plans = [u.plan for u, t in zip(updates, done, strict=True) if u.plan and t]
+            if plans:
+                sqlite_writes.plan_writes(conn, plans, now)
+            return done
 
     def task_states(self, task_ids: Collection[str]) -> dict[str, TaskState]:
         """The current state of each of these tasks."""

@@ -100,15 +100,20 @@ def get_event(conn: sqlite3.Connection, event_id: str) -> Event:
 
 
 def event_brief(conn: sqlite3.Connection, event_id: str, keys: Sequence[str]) -> Event | None:
-    """The event's source, type, state and only the attributes ``keys`` (no raw body)."""
-    picks = ", ".join("json_extract(attrs, ?)" for _ in keys)
+    """The event's source, type, state and only the attributes ``keys`` (no raw body).
+
+    One ``json_extract`` with every path parses the stored attributes once, in SQLite.
+    """
+    paths = [f'$."{key}"' for key in keys]
+    picks = f"json_extract(attrs, {', '.join('?' * len(paths))})" if paths else "'[]'"
     row = conn.execute(
-        f"SELECT id, source, type, state{', ' if keys else ''}{picks} FROM events WHERE id = ?",  # noqa: S608
-        (*(f'$."{key}"' for key in keys), event_id),
+        f"SELECT id, source, type, state, {picks} FROM events WHERE id = ?",  # noqa: S608
+        (*paths, event_id),
     ).fetchone()
     if row is None:
         return None
-    attrs = {key: value for key, value in zip(keys, row[4:], strict=True) if value is not None}
+    values = json.loads(row[4]) if len(paths) > 1 else [row[4]]
+    attrs = {key: value for key, value in zip(keys, values, strict=True) if value is not None}
     return Event(
         id=row[0], source=row[1], type=row[2], delivery_id="", actor="", subject="",
         attrs=attrs, state=EventState(row[3]),

@@ -53,19 +53,26 @@ def plan_writes(
     """Insert each plan's new writes (and its notes when something is new)."""
     found: list[list[WriteRecord]] = []
     for plan in plans:
+        records: list[WriteRecord] = []
         new = 0
         for write in plan.writes:
+            detail = plan.details.get(write.key, "")
             cursor = conn.execute(
                 _INSERT,
                 (write.key, plan.task_id, plan.event_id, write.worker, write.action,
-                 write.target, json.dumps(write_json(write)), plan.state.value,
-                 plan.details.get(write.key, ""), now, now),
+                 write.target, json.dumps(write_json(write)), plan.state.value, detail, now, now),
             )  # fmt: skip
-            new += cursor.rowcount
+            if cursor.rowcount:  # new: it is what was just written
+                new += 1
+                records.append(WriteRecord(
+                    write=write, task_id=plan.task_id, event_id=plan.event_id, state=plan.state,
+                    detail=detail, created_at=now, updated_at=now,
+                ))  # fmt: skip
+            elif (known := _by_key(conn, write.key)) is not None:
+                records.append(known)
         if new or not plan.writes:
             add_timeline(conn, plan.notes)
-        records = [_by_key(conn, write.key) for write in plan.writes]
-        found.append([record for record in records if record is not None])
+        found.append(records)
     return found
 
 
