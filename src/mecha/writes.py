@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -141,9 +141,19 @@ def marked_write(body: str) -> str:
 
 def write_json(write: Write) -> dict[str, Any]:
     """The write as the ledger stores it (and the API shows it)."""
-    data = asdict(write)
-    data["add"], data["remove"] = list(write.add), list(write.remove)
-    return data
+    # by hand: dataclasses.asdict deep-copies, and this runs for every planned write
+    place = write.place
+    return {
+        "key": write.key, "worker": write.worker, "action": write.action,
+        "place": {
+            "forge": place.forge, "repo": place.repo, "project_id": place.project_id,
+            "number": place.number, "kind": place.kind, "head_sha": place.head_sha,
+            "base_sha": place.base_sha, "installation_id": place.installation_id,
+        },
+        "body": write.body, "add": list(write.add), "remove": list(write.remove),
+        "state": write.state, "description": write.description, "context": write.context,
+        "diff": write.diff, "sticky": write.sticky,
+    }  # fmt: skip
 
 
 def write_from_json(data: Mapping[str, Any]) -> Write:

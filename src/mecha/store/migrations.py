@@ -143,8 +143,10 @@ MIGRATIONS: tuple[Migration, ...] = (
         name="write-back ledger",
         statements=(
             # one row per intended write; key = hash of (event, worker, action, target, head)
+            # seq: the rowid (no AUTOINCREMENT, which costs a write per insert; rows are
+            # never deleted, so it still grows in planning order)
             """CREATE TABLE writes (
-                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                seq INTEGER PRIMARY KEY,
                 key TEXT NOT NULL UNIQUE,
                 task_id TEXT NOT NULL,
                 event_id TEXT NOT NULL,
@@ -161,8 +163,8 @@ MIGRATIONS: tuple[Migration, ...] = (
                 updated_at REAL NOT NULL
             )""",
             "CREATE INDEX writes_due ON writes (state, next_at)",
+            # a task's writes are found through its event's (a task has one event)
             "CREATE INDEX writes_event ON writes (event_id, seq)",
-            "CREATE INDEX writes_task ON writes (task_id, seq)",
         ),
     ),
 )

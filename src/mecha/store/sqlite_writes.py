@@ -119,7 +119,11 @@ def list_writes(
 ) -> list[WriteRecord]:
     """One event's or one task's writes, in planning order."""
     if task_id is not None:
-        rows = conn.execute(f"{_SELECT} WHERE task_id = ? ORDER BY seq", (task_id,))
+        rows = conn.execute(
+            f"{_SELECT} WHERE event_id = (SELECT event_id FROM tasks WHERE id = ?) "  # noqa: S608
+            "AND task_id = ? ORDER BY seq",
+            (task_id, task_id),
+        )
     elif event_id is not None:
         rows = conn.execute(f"{_SELECT} WHERE event_id = ? ORDER BY seq", (event_id,))
     else:
