@@ -35,6 +35,7 @@ from mecha.duration import format_duration
 from mecha.engine.batcher import Batcher
 from mecha.engine.histogram import Histogram
 from mecha.engine.pacing import RETRY_BASE, RETRY_CAP, TokenBucket
+from mecha.engine.polling import poll_forever
 from mecha.engine.registry import WorkerRegistry
 from mecha.engine.targets import Target
 from mecha.engine.task_outcome import after_failure, completed
@@ -433,12 +434,12 @@ class Dispatcher:
     # --- what the store says ----------------------------------------------------------
 
     async def _poll_loop(self) -> None:
-        while not self._closing:
-            await asyncio.sleep(self.settings.poll_interval)
-            try:
-                await self._poll_once()
-            except MechaError as exc:
-                log.error("dispatcher: reading the store failed: %s", exc)
+        await poll_forever(
+            self.settings.poll_interval,
+            self._poll_once,
+            stopping=lambda: self._closing,
+            what="dispatcher",
+        )
 
     async def _poll_once(self) -> None:
         await self._refresh_targets()

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from mecha.duration import format_duration
 from mecha.engine.batcher import Batcher
 from mecha.engine.pacing import retry_delay
+from mecha.engine.polling import poll_forever
 from mecha.engine.registry import WorkerRegistry
 from mecha.errors import MechaError
 from mecha.event import Event
@@ -377,12 +378,12 @@ class WriteBack:
     # --- what the ledger says -----------------------------------------------------------
 
     async def _poll_loop(self) -> None:
-        while not self._closing:
-            await asyncio.sleep(self.settings.poll_interval)
-            try:
-                await self._poll_once()
-            except MechaError as exc:
-                log.error("write-back: reading the ledger failed: %s", exc)
+        await poll_forever(
+            self.settings.poll_interval,
+            self._poll_once,
+            stopping=lambda: self._closing,
+            what="write-back",
+        )
 
     async def _poll_once(self) -> None:
         loop = asyncio.get_running_loop()
