@@ -27,7 +27,7 @@ from mecha.engine.batcher import Batcher
 from mecha.engine.dispatcher import DispatchSettings
 from mecha.engine.matcher import EventMatcher
 from mecha.engine.registry import WorkerRegistry
-from mecha.engine.writeback import WriteBackSettings
+from mecha.engine.write_tries import WriteBackSettings
 from mecha.errors import ConfigError, MechaError, UsageError
 from mecha.event import Delivery, Event, EventState
 from mecha.forges.generic_webhook import parse_generic, verify_generic

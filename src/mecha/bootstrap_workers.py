@@ -22,7 +22,8 @@ from mecha.engine.batcher import Batcher
 from mecha.engine.dispatcher import Dispatcher, DispatchSettings
 from mecha.engine.registry import LoadedWorker, WorkerRegistry
 from mecha.engine.targets import Target
-from mecha.engine.writeback import WriteBack, WriteBackSettings
+from mecha.engine.write_tries import WriteBackSettings
+from mecha.engine.writeback import WriteBack
 from mecha.errors import MechaError
 from mecha.result import TaskResult
 from mecha.runtimes.http1 import Pool
