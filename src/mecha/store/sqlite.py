@@ -242,10 +242,9 @@ class SqliteStore(LedgerMixin):
             return sqlite_tasks.create_tasks(conn, tasks, time.time(), ids)
 
     def update_tasks(self, updates: Sequence[TaskUpdate]) -> list[Task | None]:
-        """Apply guarded task changes in one transaction; None where a guard refused.
+        """Guarded task changes (and their quiet write plans) in one unsynced transaction.
 
-        Not synced to disk before returning: after a power cut a task may be sent again
-        (delivery is at least once), while events are synced before they are acknowledged.
+        A power cut may forget them (the task is sent again: delivery is at least once).
         """
         now = time.time()
         with self._write("updating tasks", synced=False) as conn:
