@@ -253,3 +253,29 @@ def test_a_forged_marker_in_someone_elses_comment_is_never_edited(tmp_path: Path
     assert [(c.id, c.body) for c in comments if c.id == forged_id] == [(forged_id, forged)]
     [ours] = [c for c in comments if c.id != forged_id]
     assert ours.body.startswith("the real review") and ours.login == "mecha-bot"
+
+
+def test_a_dead_lettered_write_is_tried_again_by_hand(tmp_path: Path) -> None:
+    with ForgeEmulator(github_token=GITHUB_TOKEN) as forge, InstantWorker() as worker:
+        home = serve_home(tmp_path, forge)
+        worker.set(result={"comment": {"body": "late but once"}})
+        endpoint_worker(home, "reviewer", worker.url, extra="policy:\n  comment: {allow: true}\n")
+        forge.fail(COMMENTS + "$", 502, method="POST", times=5)  # GitHub is down for a while
+        with serve(home, forge) as server:
+            event_id = send_pr(server.url)
+            [dead] = writes_settled(server.url, event_id, timeout=30)["writes"]
+            retried = mecha_cli(home, "write", "retry", event_id[:8])
+            deadline = time.monotonic() + 20
+            while (shown := writes_settled(server.url, event_id))["writes"][0]["state"] != "done":
+                assert time.monotonic() < deadline, shown["writes"]
+                time.sleep(0.05)
+        nothing_left = mecha_cli(home, "write", "retry", event_id)
+        listed = httpx.get(
+            f"{forge.github_url}/repos/octo/app/issues/7/comments",
+            headers={"Authorization": f"Bearer {GITHUB_TOKEN}"},
+        ).json()
+    assert dead["state"] == "dead-letter"
+    assert retried.returncode == 0 and "will be tried again" in retried.stdout, retried.stderr
+    assert "tried again by hand" in " ".join(details(shown, "write retry"))
+    assert len(listed) == 1 and listed[0]["body"].startswith("late but once")
+    assert "no failed or dead-lettered writes" in nothing_left.stdout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,29 @@ def test_an_events_brief_holds_only_the_asked_attributes(store: SqliteStore) -> 
     assert brief.attrs == expected and "missing" not in brief.attrs
     assert brief.raw == b""
     assert store.get_event_brief("nope", keys=keys) is None
+
+
+def test_a_new_plan_opens_a_failed_or_dry_run_write_again_but_never_a_done_one(
+    store: SqliteStore,
+) -> None:
+    failed, done, dry = comment(event="f"), comment(event="d"), comment(event="r")
+    store.plan_writes([plan(failed, done)])
+    store.plan_writes([WritePlan(task_id="t1", event_id="ev1", writes=[dry],
+                                 state=WriteState.DRY_RUN)])  # fmt: skip
+    claims = [WriteUpdate(key=w.key, state=WriteState.CALLING, only_from=OPEN, start_attempt=True)
+              for w in (failed, done)]  # fmt: skip
+    store.update_writes(claims)
+    store.update_writes([
+        WriteUpdate(key=failed.key, state=WriteState.DEAD, only_from=CALLING, detail="502"),
+        WriteUpdate(key=done.key, state=WriteState.DONE, only_from=CALLING),
+    ])  # fmt: skip
+    again = [replace(w, body="new text") for w in (failed, done, dry)]
+    [records] = store.plan_writes([plan(*again)])
+    by_key = {r.key: r for r in records}
+    assert by_key[failed.key].state is WriteState.PLANNED
+    assert by_key[failed.key].attempts == 1  # tried before: looked for on the forge first
+    assert by_key[failed.key].write.body == "new text"
+    assert by_key[done.key].state is WriteState.DONE and by_key[done.key].write.body == "hello"
+    assert by_key[dry.key].state is WriteState.PLANNED and by_key[dry.key].attempts == 0
+    due = {r.key for r in store.due_writes(now=time.time())}
+    assert due == {failed.key, dry.key}

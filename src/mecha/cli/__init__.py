@@ -25,6 +25,7 @@ COMMANDS = {
     "task": "mecha.cli.task:task",
     "version": "mecha.cli:version",
     "demo": "mecha.cli.demo:demo",
+    "write": "mecha.cli.write:write",
 }
 HELP = {
     "worker": "Add, remove, list, check, start and stop workers.",
@@ -35,6 +36,7 @@ HELP = {
     "task": "List, show, retry and cancel tasks.",
     "version": "Print the version.",
     "demo": "Run one sample pull request through the whole pipeline on the embedded model.",
+    "write": "Try failed or dead-lettered writes to GitHub / GitLab again.",
 }
 
 

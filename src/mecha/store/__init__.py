@@ -164,6 +164,9 @@ class WriteUpdate:
     remote_id: str = ""
     #: an attempt starts: attempts + 1
     start_attempt: bool = False
+    #: tried again by hand: attempts back to at most 1 (the full budget again, while a
+    #: write tried before is still looked for on the forge first)
+    fresh_budget: bool = False
     next_at: float = 0.0
     #: the timeline step to record ("" = none); its detail is ``detail``
     step: str = ""

@@ -25,9 +25,16 @@ _COLUMNS = (
     "created_at, updated_at"
 )
 _SELECT = f"SELECT {_COLUMNS} FROM writes"  # noqa: S608  (constant column names)
+# A key already in the ledger is left as it stands, unless its write never reached the
+# forge for good (failed, dead-lettered, a dry run): a new plan for it opens it again,
+# keeping its attempts, so a write tried before is still looked for on the forge first.
 _INSERT = (
-    "INSERT OR IGNORE INTO writes (key, task_id, event_id, worker, action, target, spec, "
-    "state, detail, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO writes (key, task_id, event_id, worker, action, target, spec, "
+    "state, detail, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (key) DO UPDATE SET task_id = excluded.task_id, spec = excluded.spec, "
+    "state = excluded.state, detail = excluded.detail, next_at = 0, "
+    "updated_at = excluded.updated_at "
+    "WHERE writes.state IN ('failed', 'dead-letter', 'dry-run') RETURNING attempts"
 )
 _OPEN = (WriteState.PLANNED.value, WriteState.CALLING.value)
 
@@ -62,11 +69,12 @@ def plan_writes(
                 (write.key, plan.task_id, plan.event_id, write.worker, write.action,
                  write.target, json.dumps(write_json(write)), plan.state.value, detail, now, now),
             )  # fmt: skip
-            if cursor.rowcount:  # new: it is what was just written
+            planned = cursor.fetchone()
+            if planned is not None:  # new or opened again: it is what was just written
                 new += 1
                 records.append(WriteRecord(
                     write=write, task_id=plan.task_id, event_id=plan.event_id, state=plan.state,
-                    detail=detail, created_at=now, updated_at=now,
+                    attempts=planned[0], detail=detail, created_at=now, updated_at=now,
                 ))  # fmt: skip
             elif (known := _by_key(conn, write.key)) is not None:
                 records.append(known)
@@ -86,10 +94,12 @@ def update_writes(
         marks = ", ".join("?" * len(allowed))
         cursor = conn.execute(
             f"UPDATE writes SET state = ?, detail = ?, remote_id = CASE WHEN ? = '' "  # noqa: S608
-            f"THEN remote_id ELSE ? END, attempts = attempts + ?, next_at = ?, updated_at = ? "
+            f"THEN remote_id ELSE ? END, attempts = CASE WHEN ? THEN min(attempts, 1) "
+            f"ELSE attempts + ? END, next_at = ?, updated_at = ? "
             f"WHERE key = ? AND state IN ({marks})",
             (update.state.value, update.detail, update.remote_id, update.remote_id,
-             int(update.start_attempt), update.next_at, now, update.key, *allowed),
+             int(update.fresh_budget), int(update.start_attempt), update.next_at, now,
+             update.key, *allowed),
         )  # fmt: skip
         record = _by_key(conn, update.key) if cursor.rowcount else None
         if record is not None and update.step:
