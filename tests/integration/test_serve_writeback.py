@@ -279,3 +279,29 @@ def test_a_dead_lettered_write_is_tried_again_by_hand(tmp_path: Path) -> None:
     assert "tried again by hand" in " ".join(details(shown, "write retry"))
     assert len(listed) == 1 and listed[0]["body"].startswith("late but once")
     assert "no failed or dead-lettered writes" in nothing_left.stdout
+
+
+def test_a_commit_suggestion_becomes_a_review_on_the_lines_it_changes(tmp_path: Path) -> None:
+    from mecha.testing.forge_api import FileChange
+
+    with ForgeEmulator(github_token=GITHUB_TOKEN) as forge, InstantWorker() as worker:
+        home = make_home(tmp_path, config=FAST_WRITES, github_token=GITHUB_TOKEN)
+        patch = "@@ -1,3 +1,3 @@\n a = 1\n-b = 2\n+b = 3\n c = 4"
+        forge.add_pull("octo", "app", 7, base_sha=BASE, head_sha=HEAD,
+                       files=[FileChange("src/app.py", patch)])  # fmt: skip
+        diff = "--- a/src/app.py\n+++ b/src/app.py\n@@ -2 +2 @@\n-b = 3\n+b = 4\n"
+        worker.set(result={"commit": {"message": "b should be 4", "diff": diff}})
+        policy = "policy:\n  commit: {allow: true, blocked_paths: [.github/]}\n"
+        endpoint_worker(home, "reviewer", worker.url, extra=policy)
+        with serve(home, forge) as server:
+            shown = writes_settled(server.url, send_pr(server.url))
+        [review] = forge_writes(forge)
+    assert review.method == "POST" and review.path == "/github/repos/octo/app/pulls/7/reviews"
+    sent = body(review)
+    assert sent["commit_id"] == HEAD and sent["event"] == "COMMENT"
+    assert sent["body"].startswith("b should be 4") and marked_write(sent["body"])
+    assert sent["comments"] == [
+        {"path": "src/app.py", "line": 2, "side": "RIGHT", "body": "```suggestion\nb = 4\n```"}
+    ]
+    [write] = shown["writes"]
+    assert write["action"] == "suggestion" and write["state"] == "done"
