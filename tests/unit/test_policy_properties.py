@@ -291,7 +291,8 @@ PING = re.compile(r"(?<![A-Za-z0-9_])@[A-Za-z0-9]")
 
 def pings(text: str) -> list[str]:
     """Mentions a forge would notify, read off the rendered text outside code and links."""
-    markdown_it = pytest.importorskip("markdown_it")
+    import markdown_it  # a dev dependency
+
     found: list[str] = []
     for token in markdown_it.MarkdownIt("commonmark").enable("table").parse(text):
         if token.type != "inline":
