@@ -159,6 +159,11 @@ class DockerSpec(Section):
     lifecycle: Literal["persistent", "disposable"] = Field(
         "persistent", description="persistent: one long-lived container; disposable: one per task"
     )
+    pool: int = Field(
+        0, ge=0, le=32,
+        description="disposable only: containers kept started and healthy, so a task does not "
+        "wait for one to start",
+    )  # fmt: skip
     env: dict[str, Text] = Field(default_factory=dict, description="environment for the container")
     token: str = Field("", description="secrets.yml reference backend.name, e.g. claude.default")
     api_key: str = Field("", description="key the worker demands on POST /task; use ${VAR}")

@@ -76,6 +76,12 @@ def _docker_rules(docker: DockerSpec, doc: Document) -> Iterator[Problem]:
                 "list each once",
             )
         seen.add(name)
+    if docker.pool and docker.lifecycle != "disposable":
+        yield Problem(
+            doc.where(("docker", "pool"), key=True),
+            "docker.pool keeps spare containers for disposable workers only",
+            "set docker.lifecycle: disposable, or remove pool",
+        )
     if docker.expose and not docker.api_key:
         yield Problem(
             doc.where(("docker", "expose"), key=True),

@@ -456,3 +456,11 @@ def test_schema_timeout_is_a_duration_not_any_scalar() -> None:
     jsonschema.validate(0, timeout)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(True, timeout)
+
+
+def test_a_warm_pool_is_for_disposable_workers_only() -> None:
+    assert "docker.pool keeps spare containers for disposable workers only" in only(
+        MANAGED + "  pool: 2\n"
+    )
+    spec = parse(MANAGED + "  pool: 2\n  lifecycle: disposable\n").spec
+    assert spec.docker is not None and spec.docker.pool == 2

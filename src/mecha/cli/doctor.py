@@ -177,7 +177,18 @@ def _image_check(label: str, image: str, host: str) -> Finding:
         return Finding(Level.WARN, f"{label}: cannot check image {image}: {exc}")
     if present:
         return Finding(Level.OK, f"{label}: image {image} present")
-    return Finding(Level.WARN, f"{label}: image {image} not on this host; build or load it first")
+    return Finding(Level.WARN, f"{label}: image {image} not on this host; {_build_hint(image)}")
+
+
+def _build_hint(image: str) -> str:
+    """How to get ``image``: our own images are built with `mecha image build`."""
+    name = image.rsplit("/", 1)[-1].split(":", 1)[0]
+    for target in ("claude", "codex", "gemini", "base"):
+        if name == f"mecha-worker-{target}":
+            return f"build it with `mecha image build {target}`"
+    if name == "mecha-worker":
+        return "build it with `mecha image build claude` and use mecha-worker-claude"
+    return "build it (docker build) or load it (docker load) first: nothing is pulled"
 
 
 def _http_check(label: str, what: str, url: str) -> Finding:
