@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mecha.bootstrap_workers import WorkerRuntime
@@ -175,7 +176,9 @@ class Ingest:
         self.outcomes: Batcher[EventOutcome, list[Task]] = Batcher(
             self.store.record_outcomes, executor=self.writer, name="outcomes"
         )
-        self.registry = WorkerRegistry(store=self.store, environ=environ, home=settings.home)
+        # the user's home folder (workspace rules, credential folders), not Mecha's
+        user_home = Path(environ.get("HOME") or Path.home())
+        self.registry = WorkerRegistry(store=self.store, environ=environ, home=user_home)
         self.http: httpx.AsyncClient | None = None
         self.workers = WorkerRuntime(
             store=self.store, registry=self.registry, writer=self.writer, reads=self.reads,

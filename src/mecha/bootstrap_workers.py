@@ -36,6 +36,8 @@ from mecha.worker_kind import WorkerState
 if TYPE_CHECKING:
     import httpx
 
+    from mecha.runtimes.managed import Disposables
+
 log = logging.getLogger(__name__)
 PROBE_TIMEOUT = 5.0
 
@@ -63,6 +65,7 @@ class WorkerRuntime:
         self._adapters: dict[str, Callable[[], Awaitable[None]]] = {}
         self._client: httpx.AsyncClient | None = None  # health probes
         self._pool = Pool()  # task sends
+        self._disposables: Disposables | None = None  # made at start if a worker needs it
         self.updates: Batcher[TaskUpdate, Task | None] = Batcher(
             store.update_tasks, executor=writer, name="task-updates"
         )
@@ -101,6 +104,7 @@ class WorkerRuntime:
         workers = await loop.run_in_executor(self._reads, self.registry.refresh)
         adapters = [w for w in workers if w.spec is not None and w.spec.adapter is not None]
         await asyncio.gather(*(self._start_adapter(w) for w in adapters))
+        await self._start_disposables(workers)
         await self.dispatcher.start()
         await self.writeback.start()
 
@@ -115,6 +119,8 @@ class WorkerRuntime:
                 await close()
             await self._set_state(name, WorkerState.OFFLINE, endpoint="")
         self._adapters.clear()
+        if self._disposables is not None:
+            await self._disposables.close()
         await self.updates.close()
         await self.notes.close()
         await self.write_plans.close()
@@ -172,10 +178,42 @@ class WorkerRuntime:
     async def _send(self, target: Target, task: Task) -> TaskResult:
         from mecha.runtimes.endpoint import send_task
 
-        return await send_task(
-            self._pool, target.endpoint, task_id=task.id, prompt=task.prompt,
-            context=task.context, api_key=target.api_key, timeout=target.timeout,
-        )  # fmt: skip
+        async def send_to(endpoint: str, api_key: str) -> TaskResult:
+            return await send_task(
+                self._pool, endpoint, task_id=task.id, prompt=task.prompt,
+                context=task.context, api_key=api_key, timeout=target.timeout,
+            )  # fmt: skip
+
+        if not target.disposable:
+            return await send_to(target.endpoint, target.api_key)
+        loaded = self.registry.workers.get(target.name)
+        if loaded is None or loaded.spec is None:
+            from mecha.runtimes.endpoint import WorkerFailure
+
+            raise WorkerFailure(f"worker {target.name} is not loaded", transient=True)
+        return await self._disposables_for().run(target.name, loaded.spec, send_to)
+
+    def _disposables_for(self) -> Disposables:
+        if self._disposables is None:
+            from mecha.runtimes.managed import Disposables
+
+            self._disposables = Disposables(home=self.registry.home, secrets=lambda: self.secrets)
+        return self._disposables
+
+    async def _start_disposables(self, workers: Sequence[LoadedWorker]) -> None:
+        """Sweep what a crash left behind, then fill the warm pools."""
+        managed = [w for w in workers if w.spec is not None and w.spec.docker is not None]
+        if not managed:
+            return
+        disposables = self._disposables_for()
+        hosts = {w.spec.docker.host for w in managed if w.spec and w.spec.docker}
+        swept = await disposables.sweep(hosts)
+        if swept:
+            log.info("removed %d disposable containers left by an earlier run", swept)
+        for worker in managed:
+            assert worker.spec is not None and worker.spec.docker is not None
+            if worker.spec.docker.lifecycle == "disposable" and worker.spec.docker.pool:
+                disposables.fill_soon(worker.name, worker.spec)
 
     async def _probe(self, target: Target) -> str:
         from mecha.runtimes.endpoint import Health, probe

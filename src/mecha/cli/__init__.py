@@ -26,6 +26,7 @@ COMMANDS = {
     "version": "mecha.cli:version",
     "demo": "mecha.cli.demo:demo",
     "write": "mecha.cli.write:write",
+    "image": "mecha.cli.image:image",
 }
 HELP = {
     "worker": "Add, remove, list, check, start and stop workers.",
@@ -37,6 +38,7 @@ HELP = {
     "version": "Print the version.",
     "demo": "Run one sample pull request through the whole pipeline on the embedded model.",
     "write": "Try failed or dead-lettered writes to GitHub / GitLab again.",
+    "image": "Build the managed workers' images from the project's Dockerfiles.",
 }
 
 

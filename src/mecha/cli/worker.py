@@ -58,10 +58,15 @@ def validate(app: AppContext, path: Path) -> None:
 @click.argument("name")
 @pass_app
 def remove(app: AppContext, name: str) -> None:
-    """Unregister worker NAME (an adapter or unmanaged worker must be offline)."""
+    """Unregister worker NAME (a managed worker's container is removed first; an adapter or
+    unmanaged worker must be offline)."""
     store = app.store()
     record = store.get_worker(name)
     allowed = set(WorkerState) if record.kind is WorkerKind.MANAGED else {WorkerState.OFFLINE}
+    if record.kind is WorkerKind.MANAGED:
+        from mecha.cli.worker_managed import remove_container
+
+        remove_container(app, record)
     store.remove_worker(name, allowed_states=allowed)
     app.echo(f"removed {name}")
 
@@ -70,7 +75,7 @@ def remove(app: AppContext, name: str) -> None:
 @click.argument("name")
 @pass_app
 def start(app: AppContext, name: str) -> None:
-    """Check that unmanaged worker NAME answers GET /health, and mark it online."""
+    """Start worker NAME: a managed worker's container, or check an unmanaged one's health."""
     from mecha.cli.worker_lifecycle import start_worker
 
     start_worker(app, name)
@@ -80,10 +85,29 @@ def start(app: AppContext, name: str) -> None:
 @click.argument("name")
 @pass_app
 def stop(app: AppContext, name: str) -> None:
-    """Mark unmanaged worker NAME offline: its tasks wait until it is started again."""
+    """Stop worker NAME (a managed worker's container is removed); its tasks then wait."""
     from mecha.cli.worker_lifecycle import stop_worker
 
     stop_worker(app, name)
+
+
+@worker.command()
+@click.argument("name")
+@click.option("--tail", default=100, show_default=True, help="Lines from the end to show.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines (Ctrl-C stops).")
+@pass_app
+def logs(app: AppContext, name: str, tail: int, follow: bool) -> None:
+    """Show the container logs of managed worker NAME."""
+    from mecha.cli.worker_managed import show_logs
+    from mecha.errors import UsageError
+
+    record = app.store().get_worker(name)
+    if record.kind is not WorkerKind.MANAGED:
+        raise UsageError(
+            f"{name} is an {record.kind.value} worker; only managed workers have container logs",
+            hint="an adapter logs into mecha serve's output; an unmanaged worker into its own",
+        )
+    show_logs(app, record, tail=tail, follow=follow)
 
 
 @worker.command("ls")

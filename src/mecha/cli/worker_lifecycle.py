@@ -3,8 +3,8 @@
 An unmanaged worker is a service the user runs: starting it means checking that it
 answers ``GET /health`` with 200 and recording it online (a running `mecha serve` sends
 its waiting tasks within a second); stopping it means recording it offline, so new tasks
-wait. Adapter workers live inside `mecha serve`, which starts and stops them; managed
-(Docker) workers are not started by this release. Both are refused with the reason.
+wait. Adapter workers live inside `mecha serve`, which starts and stops them (refused
+here with the reason); managed (Docker) workers are handled by ``worker_managed``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,11 @@ def start_worker(app: AppContext, name: str) -> None:
     """Check an unmanaged worker's health and record it online (or error, and say why)."""
     store = app.store()
     record = store.get_worker(name)
+    if record.kind is WorkerKind.MANAGED:
+        from mecha.cli.worker_managed import start_managed
+
+        start_managed(app, record)
+        return
     _refuse_other_kinds(record, "start")
     if record.state is WorkerState.BUSY:
         app.echo(f"{name} is running already (busy with a task at {record.endpoint})")
@@ -55,6 +60,11 @@ def stop_worker(app: AppContext, name: str) -> None:
     """Record an unmanaged worker offline; its tasks wait until it is started again."""
     store = app.store()
     record = store.get_worker(name)
+    if record.kind is WorkerKind.MANAGED:
+        from mecha.cli.worker_managed import stop_managed
+
+        stop_managed(app, record)
+        return
     if record.state is WorkerState.OFFLINE:
         app.echo(f"{name} is offline already")
         return
@@ -75,11 +85,6 @@ def _refuse_other_kinds(record: WorkerRecord, doing: str) -> None:
         raise UsageError(
             f"{record.name} is an adapter worker, run by `mecha serve`",
             hint="it stops when mecha serve stops (Ctrl-C or SIGTERM)",
-        )
-    if record.kind is WorkerKind.MANAGED:
-        raise UsageError(
-            f"managed (Docker) workers are started by a later release; {record.name} is one",
-            hint="meanwhile, run its container yourself and register it with endpoint:",
         )
 
 

@@ -31,6 +31,8 @@ class Target:
     burst: int = 5
     #: why its tasks wait instead of going out ("" when they can go)
     waiting: str = ""
+    #: a disposable managed worker: each task gets a fresh container (its state is unused)
+    disposable: bool = False
 
 
 def build_targets(
@@ -59,11 +61,13 @@ def _target(record: WorkerRecord, worker: LoadedWorker | None, key: str) -> Targ
     endpoint = spec.endpoint if record.kind is WorkerKind.UNMANAGED else record.endpoint
     if not key and spec.docker is not None:
         key = spec.docker.api_key
+    disposable = spec.docker is not None and spec.docker.lifecycle == "disposable"
     return Target(
         name=record.name, kind=record.kind, state=record.state, endpoint=endpoint,
         api_key=key, timeout=spec.timeout_seconds, concurrency=spec.concurrency,
         max_retries=spec.max_retries, rate=spec.rate_limit.per_second,
-        burst=spec.rate_limit.burst, waiting=_waiting(record, endpoint),
+        burst=spec.rate_limit.burst, disposable=disposable,
+        waiting="" if disposable else _waiting(record, endpoint),
     )  # fmt: skip
 
 

@@ -1,0 +1,125 @@
+"""`mecha worker start|stop|remove|logs` for managed (Docker) workers.
+
+A persistent worker's container is created from its definition (checked again now, so
+newer safety rules apply), started, and waited for until ``GET /health`` answers; then
+the worker is recorded online with its endpoint and container id, and a running
+`mecha serve` sends its waiting tasks. Stopping removes the container and records the
+worker offline. A disposable worker needs no start: each task gets a fresh container.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mecha.cli.context import AppContext
+from mecha.errors import MechaError
+from mecha.store import WorkerRecord
+from mecha.worker_kind import WorkerState
+
+if TYPE_CHECKING:
+    from mecha.runtimes.docker import DockerRuntime
+    from mecha.worker import WorkerSpec
+
+STARTABLE = frozenset({WorkerState.OFFLINE, WorkerState.ONLINE, WorkerState.ERROR})
+
+
+def start_managed(app: AppContext, record: WorkerRecord) -> None:
+    """Create and start the worker's container, wait until it is healthy, record it online."""
+    from mecha.runtimes.managed import managed_spec
+
+    spec = _spec(app, record)
+    assert spec.docker is not None
+    if spec.docker.lifecycle == "disposable":
+        app.echo(f"{record.name} is disposable: each task gets a fresh container, no start needed")
+        return
+    store = app.store()
+    runtime = _runtime(spec)
+    try:
+        container = managed_spec(record.name, spec, secrets=app.secrets(), home=app.user_home)
+        started = runtime.start(container)
+    except MechaError as exc:
+        store.set_worker_state(
+            record.name, WorkerState.ERROR, error=app.redact(exc.message), endpoint="",
+            container_id="", only_from=STARTABLE | {WorkerState.BUSY},
+        )  # fmt: skip
+        raise
+    finally:
+        runtime.close()
+    store.set_worker_state(
+        record.name, WorkerState.ONLINE, endpoint=started.endpoint,
+        container_id=started.container_id, only_from=STARTABLE | {WorkerState.BUSY},
+    )  # fmt: skip
+    app.echo(
+        f"started {record.name}: container {started.name} healthy after "
+        f"{started.healthy_after:.1f}s at {started.endpoint}"
+    )
+    app.echo("a running mecha serve sends its waiting tasks within a second")
+
+
+def stop_managed(app: AppContext, record: WorkerRecord) -> None:
+    """Stop and remove the worker's container; record it offline."""
+    spec = _spec(app, record)
+    runtime = _runtime(spec)
+    try:
+        gone = _remove_container(runtime, record)
+    finally:
+        runtime.close()
+    app.store().set_worker_state(record.name, WorkerState.OFFLINE, endpoint="", container_id="")
+    what = "its container is stopped and removed" if gone else "it had no container"
+    app.echo(f"stopped {record.name}: {what}; its new tasks wait until mecha worker start")
+
+
+def remove_container(app: AppContext, record: WorkerRecord) -> None:
+    """Before unregistering: stop and remove the worker's container, if it has one."""
+    try:
+        spec = _spec(app, record)
+    except MechaError:
+        return  # a definition that no longer loads: nothing to find by it
+    runtime = _runtime(spec)
+    try:
+        if _remove_container(runtime, record):
+            app.echo(f"stopped and removed the container of {record.name}")
+    finally:
+        runtime.close()
+
+
+def show_logs(app: AppContext, record: WorkerRecord, *, tail: int, follow: bool) -> None:
+    """Print the container's last ``tail`` log lines (and new ones, with ``follow``)."""
+    from mecha.runtimes.managed import persistent_name
+
+    spec = _spec(app, record)
+    runtime = _runtime(spec)
+    name = record.container_id or persistent_name(record.name)
+    try:
+        if follow:
+            for line in runtime.follow_logs(name, tail=tail):
+                app.echo(app.redact(line))
+        else:
+            app.echo(app.redact(runtime.logs(name, tail=tail).rstrip("\n")))
+    finally:
+        runtime.close()
+
+
+def _remove_container(runtime: DockerRuntime, record: WorkerRecord) -> bool:
+    from mecha.runtimes.managed import persistent_name
+
+    found = False
+    for name in {record.container_id, persistent_name(record.name)} - {""}:
+        found = runtime.stop(name, timeout=5) or found
+        found = runtime.remove(name) or found
+    return found
+
+
+def _spec(app: AppContext, record: WorkerRecord) -> WorkerSpec:
+    from mecha.worker_files import from_record
+
+    spec = from_record(record, environ=app.environ, home=app.user_home).spec
+    if spec.docker is None:
+        raise MechaError(f"{record.name} is not a managed (docker:) worker")
+    return spec
+
+
+def _runtime(spec: WorkerSpec) -> DockerRuntime:
+    from mecha.runtimes.docker import DockerRuntime
+
+    return DockerRuntime(spec.docker.host if spec.docker else "")

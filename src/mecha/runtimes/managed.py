@@ -1,0 +1,169 @@
+"""Managed (Docker) workers: from a worker's definition to its container, and back.
+
+``managed_spec`` resolves what a container needs from this host (the workspace, the
+credential folders, the user to run as) and from secrets.yml (only the one token the
+worker names; every other secret is withheld and checked not to leak).
+
+``Disposables`` runs the tasks of ``lifecycle: disposable`` workers: each task gets a
+fresh container, started, sent the task, then always stopped and removed (also on a
+timeout, a crash of the worker, or a shutdown). With ``pool: N`` that many containers
+are kept started and healthy ahead of time, so a task does not wait for one to start.
+Leftovers of a crash carry the disposable label and are swept at the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import deque
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from mecha.errors import MechaError
+from mecha.result import TaskResult
+from mecha.runtimes.container_spec import ContainerSpec, container_spec, read_host
+from mecha.runtimes.docker import DockerRuntime, ImageMissing, Started
+from mecha.runtimes.endpoint import WorkerFailure
+from mecha.secrets import Secrets
+from mecha.worker import WorkerSpec
+
+log = logging.getLogger(__name__)
+
+#: sends a task to a started container: (endpoint, api key) → result
+SendTo = Callable[[str, str], Awaitable[TaskResult]]
+
+
+def persistent_name(worker: str) -> str:
+    """The container name of persistent worker ``worker``."""
+    return f"mecha-worker-{worker}"
+
+
+def managed_spec(
+    name: str, spec: WorkerSpec, *, secrets: Secrets, home: Path, disposable_id: str = ""
+) -> ContainerSpec:
+    """The container for worker ``name`` on this host; a MechaError saying what to fix."""
+    docker = spec.docker
+    if docker is None:
+        raise MechaError(f"worker {name} is not a managed (docker:) worker")
+    token = secrets.resolve(docker.token) if docker.token else None
+    host = read_host(docker, home=home, uid=os.getuid(), gid=os.getgid())
+    return container_spec(
+        name, docker, token_value=token, api_key=docker.api_key, host=host,
+        disposable_id=disposable_id, withheld=secrets.values(),
+    )  # fmt: skip
+
+
+class Disposables:
+    """Fresh containers per task for disposable workers, with optional warm pools."""
+
+    def __init__(self, *, home: Path, secrets: Callable[[], Secrets], threads: int = 8) -> None:
+        self._home = home
+        self._secrets = secrets
+        self._threads = ThreadPoolExecutor(threads, thread_name_prefix="mecha-docker")
+        self._runtimes: dict[str, DockerRuntime] = {}
+        self._pools: dict[str, deque[Started]] = {}
+        #: the engine each worker's containers run on ("" = DOCKER_HOST / the socket)
+        self._hosts: dict[str, str] = {}
+        self._cleanups: set[Future[None]] = set()
+        self._fills: set[asyncio.Task[None]] = set()
+        self._closing = False
+
+    async def run(self, name: str, spec: WorkerSpec, send: SendTo) -> TaskResult:
+        """Start (or take from the pool) a container, send it the task, then remove it."""
+        started = self._take(name) or await self._start(name, spec)
+        api_key = spec.docker.api_key if spec.docker else ""
+        try:
+            return await send(started.endpoint, api_key)
+        finally:
+            self._discard(spec, started)
+            self._refill(name, spec)
+
+    async def fill(self, name: str, spec: WorkerSpec) -> None:
+        """Bring worker ``name``'s warm pool up to its ``pool`` size."""
+        wanted = spec.docker.pool if spec.docker else 0
+        pool = self._pools.setdefault(name, deque())
+        while len(pool) < wanted and not self._closing:
+            try:
+                pool.append(await self._start(name, spec))
+            except WorkerFailure as failure:
+                log.error("worker %s: a pool container did not start: %s", name, failure.message)
+                return
+
+    async def sweep(self, hosts: set[str]) -> int:
+        """Remove disposable containers a crash left behind on these engines."""
+        loop = asyncio.get_running_loop()
+        swept = 0
+        for host in hosts:
+            try:
+                runtime = self._runtime(host)
+                swept += await loop.run_in_executor(self._threads, runtime.sweep_disposable)
+            except MechaError as exc:
+                where = host or "the default engine"
+                log.warning("disposable containers not swept on %s: %s", where, exc)
+        return swept
+
+    async def close(self) -> None:
+        """Remove the pools' containers and wait for every removal in progress."""
+        self._closing = True
+        for job in list(self._fills):
+            job.cancel()
+        await asyncio.gather(*self._fills, return_exceptions=True)
+        for name, pool in self._pools.items():
+            while pool:
+                started = pool.popleft()
+                host = self._hosts.get(name, "")
+                self._cleanups.add(self._threads.submit(self._remove_quietly, host, started))
+        await asyncio.get_running_loop().run_in_executor(None, self._threads.shutdown, True)
+        for runtime in self._runtimes.values():
+            runtime.close()
+
+    # --- containers -------------------------------------------------------------------
+
+    async def _start(self, name: str, spec: WorkerSpec) -> Started:
+        loop = asyncio.get_running_loop()
+        try:
+            built = managed_spec(name, spec, secrets=self._secrets(), home=self._home)
+            host = spec.docker.host if spec.docker else ""
+            self._hosts[name] = host
+            return await loop.run_in_executor(self._threads, self._runtime(host).start, built)
+        except ImageMissing as exc:
+            raise WorkerFailure(f"{exc.message} ({exc.hint})", transient=False) from None
+        except MechaError as exc:
+            text = exc.message + (f" ({exc.hint})" if exc.hint else "")
+            raise WorkerFailure(f"its container did not start: {text}", transient=True) from None
+
+    def _take(self, name: str) -> Started | None:
+        pool = self._pools.get(name)
+        return pool.popleft() if pool else None
+
+    def fill_soon(self, name: str, spec: WorkerSpec) -> None:
+        """Fill worker ``name``'s warm pool in the background."""
+        job = asyncio.get_running_loop().create_task(self.fill(name, spec))
+        self._fills.add(job)
+        job.add_done_callback(self._fills.discard)
+
+    def _refill(self, name: str, spec: WorkerSpec) -> None:
+        if spec.docker and spec.docker.pool and not self._closing:
+            self.fill_soon(name, spec)
+
+    def _discard(self, spec: WorkerSpec, started: Started) -> None:
+        """Stop and remove ``started`` in a thread: it happens even if the caller is cancelled."""
+        host = spec.docker.host if spec.docker else ""
+        future = self._threads.submit(self._remove_quietly, host, started)
+        self._cleanups.add(future)
+        future.add_done_callback(self._cleanups.discard)
+
+    def _remove_quietly(self, host: str, started: Started) -> None:
+        runtime = self._runtime(host)
+        try:
+            runtime.stop(started.container_id, timeout=5)
+            runtime.remove(started.container_id)
+        except MechaError as exc:
+            log.warning("disposable container %s not removed: %s", started.name, exc)
+
+    def _runtime(self, host: str) -> DockerRuntime:
+        if host not in self._runtimes:
+            self._runtimes[host] = DockerRuntime(host)
+        return self._runtimes[host]
