@@ -1,7 +1,8 @@
 """A tiny worker for the Docker runtime's tests: the worker contract, standard library only.
 
 GET /health answers 200 (or the status in MECHA_TEST_HEALTH); POST /task answers
-``{"output": "echo: <prompt>"}``. When WORKER_API_KEY is set, /task demands it as
+``{"output": "echo: <prompt>", "metadata": {"request": <the task>, "env": <its environment>}}``
+(a prompt "sleep N" answers after N seconds). When WORKER_API_KEY is set, /task demands it as
 ``Authorization: Bearer <key>`` or ``X-API-Key``. Runs as any user on port 8080.
 """
 
@@ -10,7 +11,9 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 PORT = 8080
 MAX_BODY = 1024 * 1024
@@ -43,7 +46,11 @@ class Handler(BaseHTTPRequestHandler):
         except (ValueError, KeyError, TypeError):
             self._answer(400, {"error": "invalid task"})
             return
-        self._answer(200, {"output": f"echo: {prompt}"})
+        if isinstance(prompt, str) and prompt.startswith("sleep "):
+            time.sleep(float(prompt.split()[1]))  # a slow model, for timeout tests
+        # what the worker was given, for tests that look for leaked secrets
+        seen = {"request": task, "env": dict(os.environ)}
+        self._answer(200, {"output": f"echo: {prompt}", "metadata": seen})
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         if self.path != "/health":  # health is polled often; its lines would bury the rest
@@ -57,7 +64,7 @@ class Handler(BaseHTTPRequestHandler):
         given = self.headers.get("X-API-Key") or bearer
         return hmac.compare_digest(given.encode(), key.encode())
 
-    def _answer(self, status: int, body: dict[str, str]) -> None:
+    def _answer(self, status: int, body: dict[str, Any]) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

@@ -14,6 +14,7 @@ Leftovers of a crash carry the disposable label and are swept at the next start.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 from collections import deque
@@ -107,8 +108,7 @@ class Disposables:
     async def close(self) -> None:
         """Remove the pools' containers and wait for every removal in progress."""
         self._closing = True
-        for job in list(self._fills):
-            job.cancel()
+        # a fill stops after the start in progress (not cancelled: its container would be lost)
         await asyncio.gather(*self._fills, return_exceptions=True)
         for name, pool in self._pools.items():
             while pool:
@@ -127,7 +127,11 @@ class Disposables:
             built = managed_spec(name, spec, secrets=self._secrets(), home=self._home)
             host = spec.docker.host if spec.docker else ""
             self._hosts[name] = host
-            return await loop.run_in_executor(self._threads, self._runtime(host).start, built)
+            runtime = self._runtime(host)
+            # a worker is not waited for longer to start than to answer a task
+            deadline = min(runtime.health_deadline, spec.timeout_seconds)
+            start = functools.partial(runtime.start, built, deadline=deadline)
+            return await loop.run_in_executor(self._threads, start)
         except ImageMissing as exc:
             raise WorkerFailure(f"{exc.message} ({exc.hint})", transient=False) from None
         except MechaError as exc:
