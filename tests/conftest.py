@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-#: real model servers (llama.cpp with SmolLM2, an Ollama-protocol proxy), one per session
-pytest_plugins = ["tests.llm_servers"]
+#: real model servers (llama.cpp with SmolLM2, an Ollama-protocol proxy), one per session;
+#: worker images and a model server worker containers can reach
+pytest_plugins = ["tests.llm_servers", "tests.worker_images"]
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples" / "workers"

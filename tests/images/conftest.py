@@ -34,10 +34,6 @@ START_TIMEOUT = 15.0
 _LISTENING = re.compile(r" on 127\.0\.0\.1:(\d+)")
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "docker: builds and runs a worker image (slow)")
-
-
 @dataclass
 class RunningWorker:
     """A worker process: its URL, its log lines and the fake CLIs' run records."""

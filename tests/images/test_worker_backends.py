@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 
@@ -162,25 +160,6 @@ def test_gemini_huge_prompt_is_read_from_stdin(start_worker: StartWorker) -> Non
     run = worker.runs()[0]
     assert run["argv"][-1] == "--prompt=Follow the instructions above."
     assert run["stdin"] == prompt
-
-
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write to any folder")
-def test_codex_gets_a_writable_home_when_dot_codex_is_read_only(
-    start_worker: StartWorker, tmp_path: Path
-) -> None:
-    dot_codex = tmp_path / "home" / ".codex"
-    dot_codex.mkdir(parents=True)
-    (dot_codex / "auth.json").write_text('{"OPENAI_API_KEY": null}')
-    dot_codex.chmod(0o555)
-    try:
-        start_worker("codex").answer("hello")
-    finally:
-        dot_codex.chmod(0o755)
-    with open(tmp_path / "runs.jsonl", encoding="utf-8") as runs:
-        run = json.loads(runs.readline())
-    copy = Path(run["env"]["CODEX_HOME"])
-    assert copy.name.startswith("mecha-codex-home-")
-    assert (copy / "auth.json").read_text() == '{"OPENAI_API_KEY": null}'
 
 
 def test_codex_turn_failed_is_a_failure(start_worker: StartWorker) -> None:

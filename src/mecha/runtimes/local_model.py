@@ -88,7 +88,7 @@ def alias_for(path: Path) -> str:
 
 def start_server(
     path: Path, *, port: int = 0, n_ctx: int = N_CTX, n_parallel: int = N_PARALLEL,
-    verbose: bool = False,
+    verbose: bool = False, host: str = "127.0.0.1",
 ) -> tuple[Any, str]:  # fmt: skip
     """Start llama.cpp's server on 127.0.0.1 (blocking until it serves): (server, base URL).
 
@@ -104,7 +104,7 @@ def start_server(
     params = xllamacpp.CommonParams()
     params.model.path = str(path)
     params.port = port
-    params.hostnames = ["127.0.0.1"]
+    params.hostnames = [host]
     params.model_alias = {alias_for(path)}
     params.n_ctx = n_ctx
     params.n_parallel = n_parallel
@@ -116,7 +116,7 @@ def start_server(
         raise LocalModelError(
             f"llama.cpp could not serve {path}: {exc}",
             hint="check that the file is a GGUF model and that port "
-            f"{port or '(any)'} on 127.0.0.1 is free",
+            f"{port or '(any)'} on {host} is free",
         ) from None
     url = str(server.listening_address).rstrip("/")
     _wait_healthy(url)
@@ -214,14 +214,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ctx", type=int, default=N_CTX, help="context tokens, all slots")
     parser.add_argument("--parallel", type=int, default=N_PARALLEL, help="requests at once")
     parser.add_argument("--verbose", action="store_true", help="show llama.cpp's log")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to serve on (e.g. the docker0 bridge's)"
+    )
     args = parser.parse_args(argv)
     stops = {signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, stops)  # the server's threads inherit the mask
     try:
         path = model_path(args.model)
         server, url = start_server(
-            path, port=args.port, n_ctx=args.ctx, n_parallel=args.parallel, verbose=args.verbose
-        )
+            path, port=args.port, n_ctx=args.ctx, n_parallel=args.parallel,
+            verbose=args.verbose, host=args.host,
+        )  # fmt: skip
     except MechaError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
