@@ -142,6 +142,10 @@ class Disposables:
         pool = self._pools.get(name)
         return pool.popleft() if pool else None
 
+    def ready(self, name: str) -> int:
+        """How many started, healthy containers worker ``name``'s pool holds now."""
+        return len(self._pools.get(name, ()))
+
     def fill_soon(self, name: str, spec: WorkerSpec) -> None:
         """Fill worker ``name``'s warm pool in the background."""
         job = asyncio.get_running_loop().create_task(self.fill(name, spec))
