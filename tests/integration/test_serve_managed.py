@@ -217,3 +217,23 @@ def test_a_warm_pool_has_a_container_ready_before_any_task(tmp_path: Path, sdk: 
     while containers(sdk, "warm") and time.monotonic() < deadline:
         time.sleep(0.05)
     assert containers(sdk, "warm") == []  # a stopping serve removes its pool
+
+
+def test_image_build_and_doctor_name_the_image_a_worker_needs(tmp_path: Path, sdk: Any) -> None:
+    home = worker_home(tmp_path, "needs", "")
+    missing = home / "missing.yml"
+    missing.write_text(
+        f"name: later\ndocker:\n  image: mecha-worker-gemini-nope:latest\nevents:\n{RULE}",
+        encoding="utf-8",
+    )
+    assert mecha_cli(home, "worker", "add", str(missing)).returncode == 0
+    built = mecha_cli(home, "image", "build", "base")
+    doctor = mecha_cli(home, "doctor")
+    wrong = mecha_cli(home, "image", "build", "cobol")
+    assert built.returncode == 0, built.stderr
+    assert "Step 1/" in built.stdout and "built mecha-worker-base" in built.stdout
+    assert sdk.images.get("mecha-worker-base:latest")
+    assert f"worker needs (managed): image {IMAGE} present" in doctor.stdout
+    assert "image mecha-worker-gemini-nope:latest not on this host" in doctor.stdout
+    assert "nothing is pulled" in doctor.stdout
+    assert wrong.returncode == 2 and "cobol" in wrong.stderr
