@@ -27,10 +27,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, NoReturn
+from typing import IO
 
 import httpx
 import pytest
+
+from tests.components import missing
 
 CTX = 2048
 PARALLEL = 2
@@ -47,13 +49,6 @@ class LlmServer:
     model: str
     #: tokens one request may use (0 if unknown)
     slot_ctx: int = 0
-
-
-def missing(reason: str) -> NoReturn:
-    """Skip the test (fail it under CI=true) because a component is not there."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true: every model test must run)", pytrace=False)
-    pytest.skip(reason)
 
 
 def require_local_model() -> None:

@@ -13,25 +13,18 @@ from __future__ import annotations
 
 import importlib.util
 import ipaddress
-import os
 import selectors
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 
+from tests.components import missing
+
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 START_TIMEOUT = 120.0
-
-
-def missing(reason: str) -> NoReturn:
-    """Skip; fail when CI=true (CI installs everything: nothing may go untested)."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true: the Docker tests must run)", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

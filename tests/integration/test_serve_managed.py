@@ -21,10 +21,10 @@ import pytest
 from mecha.store.sqlite import open_sqlite
 from mecha.testing.serve_process import ServeProcess
 from mecha.worker_kind import WorkerState
+from tests.components import require_docker
 from tests.conftest import REPO
 from tests.integration.dispatching import FAST, RULE, wait_task
 from tests.integration.serving import make_home, mecha_cli, post_github, pr_payload
-from tests.integration.test_cli_worker_lifecycle import require_docker
 
 IMAGE = "mecha-test-worker:latest"
 CANARY_GITHUB = "ghp_CANARYcanaryCANARYcanary0123456789"

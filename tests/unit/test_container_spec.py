@@ -18,8 +18,8 @@ from mecha.runtimes.container_spec import (
     read_host,
     run_as,
 )
-from mecha.secrets import GitHubSecrets, GitLabSecrets, Secrets
 from mecha.worker import DockerSpec
+from tests.canaries import canary_secrets
 
 HOME = PurePosixPath("/home/me")
 HOST = HostFacts(user="1000:1000", home=HOME)
@@ -255,17 +255,7 @@ def test_forge_tokens_never_go_into_the_environment(value: str) -> None:
         spec_of({"env": {"GH_TOKEN": value}})
 
 
-CANARIES = Secrets(
-    tokens={"claude": {"default": CLAUDE}, "codex": {"default": "sk-CANARYCODEX" + "9" * 20}},
-    github=GitHubSecrets(
-        token="ghp_CANARYGITHUB" + "1" * 26,
-        webhook_secrets=("canary-github-hook-1", "canary-github-hook-2"),
-    ),
-    gitlab=GitLabSecrets(token="glpat-CANARYGITLAB", webhook_secrets=("canary-gitlab-hook",)),
-    slack_signing_secret="canary-slack-signing",
-    telegram_secret_token="canary-telegram",
-    sources={"jenkins": {"secret": "canary-jenkins-source"}},
-)
+CANARIES = canary_secrets(CLAUDE)
 
 
 def canary_spec(**fields: Any) -> ContainerSpec:

@@ -85,7 +85,7 @@ def remove_container(app: AppContext, record: WorkerRecord) -> None:
 
 def show_logs(app: AppContext, record: WorkerRecord, *, tail: int, follow: bool) -> None:
     """Print the container's last ``tail`` log lines (and new ones, with ``follow``)."""
-    from mecha.runtimes.managed import persistent_name
+    from mecha.runtimes.container_spec import persistent_name
 
     spec = _spec(app, record)
     runtime = _runtime(spec)
@@ -101,7 +101,7 @@ def show_logs(app: AppContext, record: WorkerRecord, *, tail: int, follow: bool)
 
 
 def _remove_container(runtime: DockerRuntime, record: WorkerRecord) -> bool:
-    from mecha.runtimes.managed import persistent_name
+    from mecha.runtimes.container_spec import persistent_name
 
     found = False
     for name in {record.container_id, persistent_name(record.name)} - {""}:

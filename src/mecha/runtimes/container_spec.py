@@ -252,9 +252,14 @@ def _resolved_cwd(cwd: str, *, home: Path) -> Path:
     return resolved
 
 
+def persistent_name(worker: str) -> str:
+    """The container name of persistent worker ``worker``."""
+    return f"mecha-worker-{worker}"
+
+
 def _container_name(name: str, *, disposable: bool, disposable_id: str) -> str:
     if not disposable:
-        return f"mecha-worker-{name}"
+        return persistent_name(name)
     disposable_id = disposable_id or new_disposable_id()
     if not _DISPOSABLE_ID.fullmatch(disposable_id):
         raise ValueError(f"a disposable id is 16 lower-case hex digits, not {disposable_id!r}")

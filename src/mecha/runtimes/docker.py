@@ -314,6 +314,10 @@ class DockerRuntime:
                     hint=_UNREACHABLE_HINT,
                 ) from None
 
+    def client(self) -> DockerClient:
+        """The SDK client (for what this class does not wrap, e.g. image builds)."""
+        return self._docker()
+
     def _api(self) -> Any:
         return self._docker().api
 

@@ -24,6 +24,8 @@ from mecha.errors import MechaError
 #: what `mecha image build` knows, in build order
 TARGETS = ("base", "claude", "codex", "gemini")
 BASE_IMAGE = "debian:bookworm-slim"
+#: seconds one engine request of a build may take (a CLI layer downloads for a while)
+BUILD_TIMEOUT = 600.0
 
 
 class ImageBuildError(MechaError):
@@ -64,15 +66,18 @@ def build_images(
     progress: Callable[[str], None] = lambda line: None,
 ) -> list[str]:
     """Build ``which`` (and the base); the image tags built. ``progress`` gets each step."""
+    from mecha.runtimes.docker import DockerRuntime
+
     targets = plan(which)
-    client = _client(host)
+    runtime = DockerRuntime(host, timeout=BUILD_TIMEOUT)
     try:
+        client = runtime.client()
         _need_base(client)
         with _context(ca_bundle) as context:
             for target in targets:
                 _build(client, context, target, no_cache=no_cache, progress=progress)
     finally:
-        client.close()
+        runtime.close()
     return [f"mecha-worker-{target}" for target in targets]
 
 
@@ -135,19 +140,6 @@ def _context(ca_bundle: Path | None) -> Iterator[Path]:
         (context / "ca").mkdir(exist_ok=True)
         shutil.copyfile(ca_bundle, context / "ca" / "extra-ca.crt")
         yield context
-
-
-def _client(host: str) -> Any:
-    docker = _sdk()
-    try:
-        if host:
-            return docker.DockerClient(base_url=host, timeout=600)
-        return docker.from_env(timeout=600)
-    except docker.errors.DockerException as exc:
-        raise ImageBuildError(
-            f"the Docker engine does not answer: {exc}",
-            hint="start dockerd (or Docker Desktop), or point DOCKER_HOST at a running engine",
-        ) from None
 
 
 def _sdk() -> Any:

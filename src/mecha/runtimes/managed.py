@@ -36,11 +36,6 @@ log = logging.getLogger(__name__)
 SendTo = Callable[[str, str], Awaitable[TaskResult]]
 
 
-def persistent_name(worker: str) -> str:
-    """The container name of persistent worker ``worker``."""
-    return f"mecha-worker-{worker}"
-
-
 def managed_spec(
     name: str, spec: WorkerSpec, *, secrets: Secrets, home: Path, disposable_id: str = ""
 ) -> ContainerSpec:

@@ -161,13 +161,10 @@ class GitLabNotes:
         return json_reply(data, headers=page_headers(call, page))
 
     def _post_note(self, call: Call, project: Project, iid: int) -> Reply:
-        asked = self._asked(call, project, iid)
+        asked = self._asked_body(call, project, iid)
         if isinstance(asked, Reply):
             return asked
-        side, params = asked
-        body = params.get("body")
-        if not isinstance(body, str):
-            return bad_param("body is missing" if body is None else "body is invalid")
+        side, _, body = asked
         refused = note_refused(body)
         if refused is not None:
             return refused
@@ -228,13 +225,10 @@ class GitLabNotes:
         return json_reply(data, headers=page_headers(call, page))
 
     def _post_thread(self, call: Call, project: Project, iid: int) -> Reply:
-        asked = self._asked(call, project, iid)
+        asked = self._asked_body(call, project, iid)
         if isinstance(asked, Reply):
             return asked
-        side, params = asked
-        body = params.get("body")
-        if not isinstance(body, str):
-            return bad_param("body is missing" if body is None else "body is invalid")
+        side, params, body = asked
         position = None
         if "position" in params:
             position = checked_position(project.merge_requests[iid], params["position"])
@@ -278,6 +272,19 @@ class GitLabNotes:
             return side
         params = read_params(call)
         return params if isinstance(params, Reply) else (side, params)
+
+    def _asked_body(
+        self, call: Call, project: Project, iid: int
+    ) -> tuple[Noteable, dict[str, Any], str] | Reply:
+        """As ``_asked``, and the ``body`` a new note or thread must have."""
+        asked = self._asked(call, project, iid)
+        if isinstance(asked, Reply):
+            return asked
+        side, params = asked
+        body = params.get("body")
+        if not isinstance(body, str):
+            return bad_param("body is missing" if body is None else "body is invalid")
+        return side, params, body
 
     def _noteable_of(self, call: Call, project: Project, iid: int) -> Noteable | Reply:
         kind = "issue" if call.path.split("/")[5] == "issues" else "merge_request"
