@@ -62,7 +62,7 @@ def test_a_merge_request_is_written_back_to_gitlab(tmp_path: Path) -> None:
             endpoint_worker(home, "reviewer", worker.url, extra=POLICY, rules=RULE)
             env = {"GITHUB_API_URL": forge.github_url}
             with ServeProcess(home, env=env) as server:
-                event_id = replay_gitlab(server.url, "merge_request").json()["id"]
+                event_id = replay_gitlab(server.url, "merge_request.open").json()["id"]
                 shown = writes_settled(server.url, event_id, count=3)
         written = forge_writes(forge)
     assert not any(r.path.startswith("/github") for r in forge.requests)

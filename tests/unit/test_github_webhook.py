@@ -39,7 +39,7 @@ def test_githubs_documented_test_vector_verifies() -> None:
 
 
 def test_a_signed_sample_verifies() -> None:
-    body, headers = load_sample("github", "pull_request_opened")
+    body, headers = load_sample("github", "pull_request.opened")
     verify_github(body, {**headers, "x-hub-signature-256": sign(body)}, secrets=[SECRET])
 
 
@@ -61,7 +61,7 @@ def test_uppercase_hex_is_accepted() -> None:
 
 
 def test_a_wrong_digest_is_refused_without_showing_the_secret() -> None:
-    body, headers = load_sample("github", "issues_opened")
+    body, headers = load_sample("github", "issues.opened")
     error = refusal(body, {**headers, "x-hub-signature-256": sign(body, "not-it")}, [SECRET])
     assert error.status == 401
     assert error.message == "X-Hub-Signature-256 does not match any configured webhook secret"
@@ -70,7 +70,7 @@ def test_a_wrong_digest_is_refused_without_showing_the_secret() -> None:
 
 
 def test_a_changed_body_is_refused() -> None:
-    body, headers = load_sample("github", "issues_opened")
+    body, headers = load_sample("github", "issues.opened")
     signed = {**headers, "x-hub-signature-256": sign(body)}
     error = refusal(body.replace(b"Spelling", b"Spel1ing"), signed, [SECRET])
     assert "does not match" in error.message
@@ -136,7 +136,7 @@ COMMON = {"repo_owner": "Codertocat", "repo_name": "Hello-World", "sender": "Cod
     ("name", "kind", "delivery_id", "attrs"),
     [
         (
-            "pull_request_opened",
+            "pull_request.opened",
             "pull_request.opened",
             "72d3162e-cc78-11e3-81ab-4c9367dc0959",
             {
@@ -173,7 +173,7 @@ COMMON = {"repo_owner": "Codertocat", "repo_name": "Hello-World", "sender": "Cod
             },
         ),
         (
-            "issues_opened",
+            "issues.opened",
             "issues.opened",
             "72d3162e-cc78-11e3-81ab-4c9367dc0958",
             {
@@ -187,7 +187,7 @@ COMMON = {"repo_owner": "Codertocat", "repo_name": "Hello-World", "sender": "Cod
             },
         ),
         (
-            "issue_comment_created",
+            "issue_comment.created",
             "issue_comment.created",
             "72d3162e-cc78-11e3-81ab-4c9367dc095b",
             {
@@ -229,7 +229,7 @@ def test_each_sample_parses(
 
 
 def test_stored_headers_keep_facts_and_drop_secrets() -> None:
-    body, headers = load_sample("github", "pull_request_opened")
+    body, headers = load_sample("github", "pull_request.opened")
     sent = {
         **headers,
         "x-hub-signature-256": sign(body),
@@ -255,7 +255,7 @@ def reparse(name: str, change: dict[str, Any], **header_changes: str) -> dict[st
 
 
 def pull_request_with(**fields: Any) -> dict[str, Any]:
-    body, _ = load_sample("github", "pull_request_opened")
+    body, _ = load_sample("github", "pull_request.opened")
     pr: dict[str, Any] = json.loads(body)["pull_request"]
     pr.update(fields)
     return pr
@@ -268,7 +268,7 @@ def test_a_pull_request_from_a_fork() -> None:
         author_association="FIRST_TIME_CONTRIBUTOR",
     )
     pr["head"]["repo"]["full_name"] = "mallory/Hello-World"
-    attrs = reparse("pull_request_opened", {"pull_request": pr, "installation": {"id": 42}})
+    attrs = reparse("pull_request.opened", {"pull_request": pr, "installation": {"id": 42}})
     assert attrs["is_fork"] is True
     assert attrs["head_repo"] == "mallory/Hello-World"
     assert attrs["base_repo"] == "Codertocat/Hello-World"
@@ -281,13 +281,13 @@ def test_a_pull_request_from_a_fork() -> None:
 def test_a_deleted_fork_still_counts_as_a_fork() -> None:
     pr = pull_request_with()
     pr["head"]["repo"] = None
-    attrs = reparse("pull_request_opened", {"pull_request": pr})
+    attrs = reparse("pull_request.opened", {"pull_request": pr})
     assert attrs["is_fork"] is True
     assert attrs["head_repo"] == ""
 
 
 def test_null_text_becomes_empty() -> None:
-    attrs = reparse("pull_request_opened", {"pull_request": pull_request_with(body=None)})
+    attrs = reparse("pull_request.opened", {"pull_request": pull_request_with(body=None)})
     assert attrs["body"] == ""
     assert attrs["title"] == "Update the README with new information."
 
@@ -303,14 +303,14 @@ def test_push_commits_are_short_sha_and_first_line() -> None:
 
 
 def test_a_comment_on_a_pull_request_says_so() -> None:
-    body, _ = load_sample("github", "issue_comment_created")
+    body, _ = load_sample("github", "issue_comment.created")
     issue = json.loads(body)["issue"]
     issue["pull_request"] = {"url": "https://api.github.com/repos/Codertocat/Hello-World/pulls/1"}
-    assert reparse("issue_comment_created", {"issue": issue})["is_pull_request"] is True
+    assert reparse("issue_comment.created", {"issue": issue})["is_pull_request"] is True
 
 
 def test_a_review_comment_carries_the_pull_request_context() -> None:
-    body, headers = load_sample("github", "pull_request_opened")
+    body, headers = load_sample("github", "pull_request.opened")
     payload = json.loads(body)
     payload.update(action="created", comment={"body": "Nit: typo", "author_association": "NONE"})
     delivery = parse_github(
@@ -326,7 +326,7 @@ def test_a_review_comment_carries_the_pull_request_context() -> None:
 
 
 def test_a_review_carries_its_body_and_state() -> None:
-    body, headers = load_sample("github", "pull_request_opened")
+    body, headers = load_sample("github", "pull_request.opened")
     payload = json.loads(body)
     payload.update(action="submitted", review={"body": None, "state": "approved"})
     delivery = parse_github(
@@ -339,7 +339,7 @@ def test_a_review_carries_its_body_and_state() -> None:
 
 
 def test_an_action_that_is_not_text_is_not_part_of_the_type() -> None:
-    body, headers = load_sample("github", "pull_request_opened")
+    body, headers = load_sample("github", "pull_request.opened")
     payload = {**json.loads(body), "action": None}
     assert parse_github(json.dumps(payload).encode(), headers).type == "pull_request"
 

@@ -111,12 +111,12 @@ def test_the_standard_webhooks_reference_vector_verifies() -> None:
 
 
 def test_a_signed_sample_verifies() -> None:
-    body, headers = load_sample("gitlab", "merge_request")
+    body, headers = load_sample("gitlab", "merge_request.open")
     verify(body, {**headers, **standard_headers(body)}, signing=(SIGNING,))
 
 
 def test_the_second_signing_token_is_accepted_during_rotation() -> None:
-    body, headers = load_sample("gitlab", "merge_request")
+    body, headers = load_sample("gitlab", "merge_request.open")
     signed = {**headers, **standard_headers(body, NEXT_SIGNING)}
     verify(body, signed, signing=(SIGNING, NEXT_SIGNING))
     refusal(body, signed, signing=(SIGNING,))
@@ -251,7 +251,7 @@ def test_a_whsec_token_that_is_not_base64_never_matches() -> None:
     ("name", "kind", "delivery_id", "who", "attrs"),
     [
         (
-            "merge_request",
+            "merge_request.open",
             "merge_request.open",
             "1f0a54f0-0529-408d-a5b8-a2a98ff5f94a",
             ("root", "gitlabhq/gitlab-test"),  # actor, subject
@@ -292,7 +292,7 @@ def test_a_whsec_token_that_is_not_base64_never_matches() -> None:
             },
         ),
         (
-            "issue",
+            "issue.open",
             "issue.open",
             "a5461c4d-9c7f-4af9-add6-cddebe3c4271",
             ("root", "gitlabhq/gitlab-test"),  # actor, subject
@@ -325,7 +325,7 @@ def test_each_sample_parses(
 
 
 def test_the_merge_request_comment_sample_parses() -> None:
-    body, headers = load_sample("gitlab", "note_merge_request")
+    body, headers = load_sample("gitlab", "note")
     delivery = parse_gitlab(body, headers)
     assert delivery.type == "note"
     assert delivery.actor == "root"
@@ -362,7 +362,7 @@ def parse_changed(name: str, payload_change: dict[str, Any], **headers: str) -> 
 
 
 def merge_request_with(**fields: Any) -> dict[str, Any]:
-    body, _ = load_sample("gitlab", "merge_request")
+    body, _ = load_sample("gitlab", "merge_request.open")
     mr: dict[str, Any] = json.loads(body)["object_attributes"]
     mr.update(fields)
     return mr
@@ -379,14 +379,14 @@ def merge_request_with(**fields: Any) -> dict[str, Any]:
     ],
 )
 def test_event_names_are_normalised(event: str, kind: str) -> None:
-    sample = "push" if "Push" in event or "Pipeline" in event or "Wiki" in event else "issue"
+    sample = "push" if "Push" in event or "Pipeline" in event or "Wiki" in event else "issue.open"
     assert parse_changed(sample, {}, **{"x-gitlab-event": event}).type == kind
 
 
 def test_a_merge_request_event_without_an_action_is_just_merge_request() -> None:
     mr = merge_request_with()
     del mr["action"]
-    assert parse_changed("merge_request", {"object_attributes": mr}).type == "merge_request"
+    assert parse_changed("merge_request.open", {"object_attributes": mr}).type == "merge_request"
 
 
 def test_a_draft_fork_merge_request_with_diff_refs() -> None:
@@ -397,7 +397,7 @@ def test_a_draft_fork_merge_request_with_diff_refs() -> None:
         diff_refs={"base_sha": "95790bf891e76fee5e1747ab589903a6a1f80f22", "head_sha": "x"},
     )
     mr["source"]["path_with_namespace"] = "mallory/awesome_project"
-    attrs = parse_changed("merge_request", {"object_attributes": mr}).attrs
+    attrs = parse_changed("merge_request.open", {"object_attributes": mr}).attrs
     assert attrs["draft"] is True
     assert attrs["is_fork"] is True
     assert attrs["head_repo"] == "mallory/awesome_project"
@@ -416,12 +416,12 @@ def test_nested_groups_split_at_the_last_slash() -> None:
 
 
 def test_a_comment_on_an_issue() -> None:
-    body, _ = load_sample("gitlab", "note_merge_request")
+    body, _ = load_sample("gitlab", "note")
     payload = json.loads(body)
     note = {**payload["object_attributes"], "noteable_type": "Issue", "note": "Hello world"}
     issue = {"iid": 17, "title": "test", "labels": [{"title": "Afterpod"}]}
     delivery = parse_changed(
-        "note_merge_request", {"object_attributes": note, "issue": issue, "merge_request": None}
+        "note", {"object_attributes": note, "issue": issue, "merge_request": None}
     )
     assert delivery.type == "note"
     assert delivery.attrs["noteable_type"] == "Issue"
