@@ -5,10 +5,17 @@ PyYAML's ``safe_load`` forgets positions and silently keeps the last of two equa
 float, bool, None) and records the line and column of every key and value, so a later
 check can point at ``file:line:column``. Duplicate keys, several documents in one file,
 and non-string keys are mistakes here. Takes text, does no I/O.
+
+Positions are counted as editors and YAML 1.2 count them: a line ends at ``\r\n``,
+``\r`` or ``\n`` (PyYAML, a YAML 1.1 parser, also breaks at U+0085, U+2028 and U+2029,
+and libyaml reports an error at the end of the text one line past it), columns are
+characters from the line's start, and a leading byte order mark is not counted.
+Positions are taken from the parser's character offset, never from its line count.
 """
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import re
 from collections.abc import Sequence
@@ -68,47 +75,89 @@ class Document:
 
 def load_yaml(text: str, *, file: str) -> Document:
     """Parse one YAML document; raise FileError pointing at the first syntax mistake."""
+    text = text.removeprefix("\ufeff")  # libyaml leaves a BOM out of its offsets, PyYAML not
+    places = _Places(file, text)
     try:
         nodes = list(yaml.compose_all(text, Loader=_Loader))
     except yaml.MarkedYAMLError as exc:
-        raise _syntax_error(exc, file) from None
+        raise _syntax_error(exc, places) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow
+        raise _character_error(places, exc.position, exc.character) from None
+    except UnicodeEncodeError as exc:  # a lone surrogate: libyaml reads UTF-8
+        raise _character_error(places, exc.start, ord(text[exc.start])) from None
     except yaml.YAMLError as exc:
-        raise FileError([Problem(Location(file, 1, 1), f"not valid YAML: {exc}")]) from None
+        raise FileError([Problem(places.at(0), f"not valid YAML: {exc}")]) from None
     if len(nodes) > 1:
-        second = _location(file, nodes[1].start_mark)
+        second = places.mark(nodes[1].start_mark)
         raise FileError(
             [Problem(second, "a second YAML document ('---') in one file", "put one per file")]
         )
     if not nodes:
         return Document(data=None, file=file)
-    builder = _Builder(file)
+    builder = _Builder(places)
     try:
         data = builder.build(nodes[0], ())
     except yaml.MarkedYAMLError as exc:  # e.g. a tag no safe loader constructs: !!python/...
-        raise _syntax_error(exc, file) from None
+        raise _syntax_error(exc, places) from None
     if builder.problems:
         raise FileError(builder.problems)
     return Document(data=data, file=file, keys=builder.keys, values=builder.values)
 
 
-def _syntax_error(exc: yaml.MarkedYAMLError, file: str) -> FileError:
+#: where lines end, for editors and YAML 1.2 alike
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+class _Places:
+    """Character offsets in a text → 1-based line and column, as an editor shows them."""
+
+    def __init__(self, file: str, text: str) -> None:
+        self.file = file
+        self._text = text
+        self._starts = [0, *(found.end() for found in _LINE_BREAK.finditer(text))]
+
+    def at(self, index: int) -> Location:
+        """The place of the character at ``index`` (the end of the text at most)."""
+        index = min(max(index, 0), len(self._text))
+        if 0 < index < len(self._text) and self._text[index - 1 : index + 1] == "\r\n":
+            index -= 1  # inside a CRLF: the break starts at its CR
+        line = bisect.bisect_right(self._starts, index)
+        return Location(self.file, line, index - self._starts[line - 1] + 1)
+
+    def mark(self, mark: yaml.Mark) -> Location:
+        """Where a parser's mark points (its offset; its line count is YAML 1.1's)."""
+        return self.at(mark.index)
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError, places: _Places) -> FileError:
     mark = exc.problem_mark or exc.context_mark
-    spot = _location(file, mark) if mark else Location(file, 1, 1)
+    spot = places.mark(mark) if mark else places.at(0)
     what = exc.problem or exc.context or "not valid YAML"
     return FileError(
         [Problem(spot, f"YAML syntax error: {what}", "fix the YAML syntax at this spot")]
     )
 
 
-def _location(file: str, mark: yaml.Mark) -> Location:
-    return Location(file, mark.line + 1, mark.column + 1)
+def _character_error(places: _Places, index: int, code: int) -> FileError:
+    """A character YAML does not allow in a file (a control character, a lone surrogate)."""
+    return FileError(
+        [
+            Problem(
+                places.at(index),
+                f"the character U+{code:04X} is not allowed in YAML",
+                "remove it"
+                if 0xD800 <= code <= 0xDFFF  # half of a character: no escape writes it
+                else f'remove it, or write it as "\\u{code:04x}" inside a double-quoted string',
+            )
+        ]
+    )
 
 
 class _Builder:
     """Turns a node tree into plain values, noting positions and structural mistakes."""
 
-    def __init__(self, file: str) -> None:
-        self.file = file
+    def __init__(self, places: _Places) -> None:
+        self.places = places
         self.keys: dict[Path, Location] = {}
         self.values: dict[Path, Location] = {}
         self.problems: list[Problem] = []
@@ -116,7 +165,7 @@ class _Builder:
         self._depth = 0
 
     def build(self, node: yaml.Node, path: Path) -> Any:
-        self.values[path] = _location(self.file, node.start_mark)
+        self.values[path] = self.places.mark(node.start_mark)
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, path)
         if isinstance(node, yaml.SequenceNode):
@@ -127,7 +176,7 @@ class _Builder:
         self._loader.flatten_mapping(node)  # resolves '<<' merge keys in place
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            spot = _location(self.file, key_node.start_mark)
+            spot = self.places.mark(key_node.start_mark)
             key = self._loader.construct_object(key_node, deep=True)
             if not isinstance(key, str):
                 self.problems.append(

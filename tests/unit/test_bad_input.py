@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from mecha.errors import FileError, SecretsFileError, WorkerFileError
 from mecha.secrets import parse_secrets
+from mecha.worker_files import read_worker
 from mecha.worker_parser import parse_worker
 from mecha.yaml_doc import load_yaml
 
@@ -101,15 +105,22 @@ def _documents(keys: list[str]) -> st.SearchStrategy[Any]:
     )
 
 
+def editor_lines(text: str) -> list[str]:
+    """The lines an editor shows: broken at \r\n, \r and \n; a leading BOM hidden."""
+    return re.split(r"\r\n|\r|\n", text.removeprefix("\ufeff"))
+
+
 def _check_places(error: FileError, text: str) -> None:
-    lines = text.count("\n") + 2
+    """Every problem is at a place an editor can show: a line of the text, a column on it
+    (at most one past its end)."""
+    lines = editor_lines(text)
     for problem in error.problems:
-        assert 1 <= problem.location.line <= lines, problem
-        assert problem.location.column >= 1, problem
+        assert 1 <= problem.location.line <= len(lines), problem
+        assert 1 <= problem.location.column <= len(lines[problem.location.line - 1]) + 1, problem
         assert problem.message, problem
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400)
 @given(_documents(WORKER_KEYS))
 def test_any_structure_gives_a_worker_or_located_problems(data: Any) -> None:
     """Random shapes of worker keys and values: a spec, or WorkerFileError with places."""
@@ -122,8 +133,11 @@ def test_any_structure_gives_a_worker_or_located_problems(data: Any) -> None:
         _check_places(exc, text)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(st.text(max_size=200))
+@example("-\r0")  # libyaml said line 3 of a text an editor shows on 2
+@example("a: 1\x85b: [\u2028")  # line breaks to YAML 1.1, not to editors
+@example("\ufeffa: [")
 def test_any_text_gives_a_worker_or_located_problems(text: str) -> None:
     """Arbitrary characters, broken YAML included: only FileError, with places."""
     try:
@@ -132,7 +146,7 @@ def test_any_text_gives_a_worker_or_located_problems(text: str) -> None:
         _check_places(exc, text)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300)
 @given(_documents(SECRET_KEYS))
 def test_any_structure_gives_secrets_or_located_problems(data: Any) -> None:
     """Random shapes of secrets keys and values: Secrets, or SecretsFileError with places."""
@@ -141,3 +155,44 @@ def test_any_structure_gives_secrets_or_located_problems(data: Any) -> None:
         parse_secrets(text, file="s.yml")
     except SecretsFileError as exc:
         _check_places(exc, text)
+
+
+# ---------------------------------------------------------------- the same places as an editor
+
+#: each break an editor (and YAML 1.2) ends a line at
+NEWLINES = pytest.mark.parametrize("nl", ["\n", "\r\n", "\r"], ids=["LF", "CRLF", "CR"])
+#: a worker whose line 4 has a misspelt key at column 3 and line 5 a wrong type at column 10
+WORKER = ["name: w", "docker:", "  image: img", "  imgae: x", "timeout: [1]", ""]
+
+
+@NEWLINES
+def test_a_worker_problem_is_where_an_editor_shows_it(nl: str) -> None:
+    """parse_worker's places for LF, CRLF and CR files are the same line and column."""
+    with pytest.raises(WorkerFileError) as caught:
+        parse_worker(load_yaml(nl.join(WORKER), file="w.yml"), environ={})
+    assert [str(p.location) for p in caught.value.problems] == ["w.yml:4:3", "w.yml:5:10"]
+
+
+@NEWLINES
+def test_a_worker_file_problem_is_where_an_editor_shows_it(nl: str, tmp_path: Path) -> None:
+    """The same through the file as `mecha worker validate` reads it (bytes on disk)."""
+    path = tmp_path / "w.yml"
+    path.write_bytes(nl.join(WORKER).encode())
+    with pytest.raises(WorkerFileError) as caught:
+        read_worker(path, environ={}, home=tmp_path)
+    assert [p.location.line for p in caught.value.problems] == [4, 5]
+    path.write_bytes(f"-{nl}0".encode())  # what the property test found
+    with pytest.raises(WorkerFileError) as caught:
+        read_worker(path, environ={}, home=tmp_path)
+    assert f"{path}:2:2: YAML syntax error" in str(caught.value)
+
+
+@pytest.mark.parametrize("odd", ["\x85", "\u2028", "\u2029"], ids=["NEL", "LS", "PS"])
+def test_a_yaml_1_1_line_break_leaves_the_place_on_its_line(odd: str) -> None:
+    """PyYAML reads NEL, LS and PS as line breaks; an editor shows one line, and so do we."""
+    text = f"name: w{odd}docker: {{image: img, imgae: x}}\n"
+    with pytest.raises(WorkerFileError) as caught:
+        parse_worker(load_yaml(text, file="w.yml"), environ={})
+    [problem] = caught.value.problems
+    assert str(problem.location) == "w.yml:1:30"
+    assert editor_lines(text)[0][problem.location.column - 1 :].startswith("imgae")

@@ -82,3 +82,60 @@ def test_tags_a_safe_loader_cannot_build_are_located_problems(text: str) -> None
         load_yaml(text, file="w.yml")
     assert caught.value.problems[0].location.file == "w.yml"
     assert "could not determine a constructor" in caught.value.problems[0].message
+
+
+# ---------------------------------------------------------------- lines as editors count them
+
+NEWLINES = pytest.mark.parametrize("nl", ["\n", "\r\n", "\r"], ids=["LF", "CRLF", "CR"])
+
+
+@NEWLINES
+def test_lines_end_at_lf_crlf_or_cr(nl: str) -> None:
+    """Every editor breaks lines at \\n, \\r\\n and \\r; so does YAML; so do our positions."""
+    doc = load_yaml(nl.join(["name: a", "docker:", "  image: x", ""]), file="w.yml")
+    assert str(doc.where(("docker", "image"), key=True)) == "w.yml:3:3"
+    assert str(doc.where(("docker", "image"))) == "w.yml:3:10"
+    assert _problem(nl.join(["a: 1", "", "b: 2", "a: 3", ""])).startswith(
+        'w.yml:4:1: key "a" appears twice\n    hint: keep one; the first is at w.yml:1:1'
+    )
+
+
+@NEWLINES
+def test_an_error_at_the_end_of_the_text_is_on_its_last_line(nl: str) -> None:
+    """libyaml puts the end of a text without a final newline one line past it (the
+    property test found '-\\r0' reported at line 3): it is the end of the last line."""
+    assert _problem(f"-{nl}0").startswith("w.yml:2:2: YAML syntax error")
+    assert _problem(f"a: 1{nl}b: [").startswith("w.yml:2:5: YAML syntax error")
+    # after a final newline the end is the start of the (empty) next line, as editors show
+    assert _problem(f"-{nl}0{nl}").startswith("w.yml:3:1: YAML syntax error")
+
+
+def test_a_blank_line_of_lf_then_cr_is_two_breaks() -> None:
+    """\\n\\r is not one break (only \\r\\n is): an editor shows an empty line between."""
+    assert _problem("a: 1\n\rb: 2\n\rb: 3").startswith('w.yml:5:1: key "b" appears twice')
+
+
+@pytest.mark.parametrize("odd", ["\x85", "\u2028", "\u2029"], ids=["NEL", "LS", "PS"])
+def test_yaml_1_1_line_breaks_do_not_start_a_line(odd: str) -> None:
+    """PyYAML also breaks at NEL, LS and PS (YAML 1.1); YAML 1.2 and editors do not, so a
+    place after one is further along the same line."""
+    assert _problem(f"a: 1{odd}b: 2{odd}b: 3\n") == (
+        'w.yml:1:11: key "b" appears twice\n    hint: keep one; the first is at w.yml:1:6'
+    )
+    assert _problem(f'x: "{odd}"\nb: [').startswith("w.yml:2:5: YAML syntax error")
+
+
+def test_a_byte_order_mark_is_not_a_column() -> None:
+    """Editors hide a leading BOM; libyaml leaves it out of its offsets, PyYAML does not."""
+    assert _problem("\ufeffa: 1\na: 2\n").startswith('w.yml:2:1: key "a" appears twice')
+    assert str(load_yaml("\ufeffname: a\n", file="w.yml").where(("name",))) == "w.yml:1:7"
+
+
+@NEWLINES
+def test_a_character_yaml_refuses_is_located(nl: str) -> None:
+    """Control characters are named, with their place, instead of "not valid YAML"."""
+    assert _problem(f"a: 1{nl}b: x\x07{nl}") == (
+        "w.yml:2:5: the character U+0007 is not allowed in YAML\n"
+        '    hint: remove it, or write it as "\\u0007" inside a double-quoted string'
+    )
+    assert _problem("a: \ud800").startswith("w.yml:1:4: the character U+D800 is not allowed")
