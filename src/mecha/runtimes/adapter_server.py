@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import hmac
 import logging
 import math
@@ -41,6 +42,24 @@ if TYPE_CHECKING:
     from mecha.worker import AdapterSpec
 
 log = logging.getLogger(__name__)
+#: the adapter's name inside its own uvicorn task (see _LifecycleAtDebug)
+_ADAPTER_SERVER = contextvars.ContextVar("adapter_server", default="")
+
+
+class _LifecycleAtDebug(logging.Filter):
+    """uvicorn's INFO lines from an adapter's own server ("Started server process",
+    "Shutting down") become DEBUG lines: `mecha serve`'s own server says them once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        name = _ADAPTER_SERVER.get()
+        if not name or record.levelno != logging.INFO:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        record.msg = f"adapter {name.replace('%', '%%')}: {record.msg}"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
+_LIFECYCLE_AT_DEBUG = _LifecycleAtDebug()
 
 #: how long an upstream health answer is reused
 HEALTH_TTL = 3.0
@@ -241,6 +260,11 @@ async def _serve(app: Any, name: str) -> tuple[str, Callable[[], Awaitable[None]
         def capture_signals(self) -> Iterator[None]:  # ... and its signals
             yield
 
+        async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+            _ADAPTER_SERVER.set(name)  # this server's own task only
+            await super().serve(sockets)
+
+    logging.getLogger("uvicorn.error").addFilter(_LIFECYCLE_AT_DEBUG)  # no-op if there
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
