@@ -28,7 +28,7 @@ PLACE_KEYS = (
 
 #: where each forge's payload names the repository (``repo_owner``/``repo_name``)
 REPO_FIELDS = {"github": "repository.full_name", "gitlab": "project.path_with_namespace"}
-_FOR_ALL = "every write"
+_FOR_ALL = "anything"
 _FOR_PLACE = "a comment, labels or a suggestion"
 _FOR_STATUS = "a commit status"
 

@@ -1,4 +1,4 @@
-"""``mecha event``: ls, show, and send (a signed test delivery to the running server)."""
+"""``mecha event``: ls, show, send (a signed test delivery to the running server), samples."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ STATES = click.Choice([s.value for s in EventState])
 
 @click.group()
 def event() -> None:
-    """List and show stored events; send a signed test event."""
+    """List and show stored events; send a signed test event (a file or a sample)."""
 
 
 @event.command("ls")
@@ -103,27 +103,58 @@ def _describe(found: Event) -> str:
 
 
 @event.command("send")
-@click.argument("payload", type=click.Path(path_type=Path, exists=True, dir_okay=False))
-@click.option("--source", default="github", show_default=True, help="github, gitlab or generic.")
-@click.option("--event", "event_type", required=True, help="e.g. pull_request, push, Note Hook.")
+@click.argument(
+    "payload", required=False, type=click.Path(path_type=Path, exists=True, dir_okay=False)
+)
+@click.option(
+    "--sample",
+    metavar="NAME",
+    help="Send a sample shipped with Mecha instead of a file, e.g. pull_request.opened "
+    "(`mecha event samples` lists them).",
+)
+@click.option(
+    "--source",
+    help="github, gitlab or a generic source's name. Default: github, or for --sample the "
+    "forge that has it.",
+)
+@click.option(
+    "--event",
+    "event_type",
+    help="The event header, e.g. pull_request, push, Note Hook (a sample sends its own).",
+)
 @click.option("--addr", help="Server host:port (config.yml addr:, else 127.0.0.1:21212).")
 @click.option("--delivery-id", help="Delivery id to send (default: a new random one).")
 @pass_app
 def send(
     app: AppContext,
     *,
-    payload: Path,
-    source: str,
-    event_type: str,
+    payload: Path | None,
+    sample: str | None,
+    source: str | None,
+    event_type: str | None,
     addr: str | None,
     delivery_id: str | None,
 ) -> None:
-    """Sign PAYLOAD with the configured secret and post it to the running server."""
-    from mecha.cli.event_send import send_payload
+    """Sign PAYLOAD (or --sample NAME) with the configured secret and post it to the
+    running server."""
+    from mecha.cli import event_send
 
-    status, answer = send_payload(
-        app, payload, source=source, event_type=event_type, addr=addr, delivery_id=delivery_id
-    )
+    sending = event_send.outgoing(payload, sample=sample, source=source, event_type=event_type)
+    for warning in event_send.writeback_warnings(sending):
+        app.warn(warning)
+    status, answer = event_send.send(app, sending, addr=addr, delivery_id=delivery_id)
     app.echo(f"{status} {json.dumps(answer)}")
     if status >= 400:
         raise click.exceptions.Exit(1)
+    if isinstance(answer, dict) and answer.get("id"):
+        app.echo(f"see what happened: mecha event show {str(answer['id'])[:ID_WIDTH]}")
+
+
+@event.command("samples")
+@pass_app
+def list_samples(app: AppContext) -> None:
+    """The recorded GitHub and GitLab deliveries `mecha event send --sample` can send."""
+    from mecha.cli.event_send import sample_rows
+
+    app.echo(render_table(["SOURCE", "SAMPLE", "EVENT HEADER", "ABOUT"], sample_rows()))
+    app.echo("\nsend one: mecha event send --sample NAME [--source gitlab]")
