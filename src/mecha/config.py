@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from mecha.errors import ConfigError, SecretsError
@@ -30,6 +30,8 @@ class Settings:
     db_path: Path
     secrets_path: Path
     config_path: Path
+    #: the user's home folder (``$HOME``): where ``~`` points in what the user is shown
+    user_home: Path = field(default_factory=Path.home)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -47,7 +49,18 @@ class Settings:
             db_path=db_path,
             secrets_path=home / "secrets.yml",
             config_path=home / "config.yml",
+            user_home=Path(env.get("HOME") or Path.home()),
         )
+
+    def shown(self, path: Path) -> str:
+        """``path`` as hints name it: ``~/.mecha/…`` only when that is where it really is.
+
+        With ``MECHA_HOME`` (or ``MECHA_DB_PATH``) moving a file, its real, absolute path.
+        """
+        default = self.user_home.expanduser().absolute() / ".mecha"
+        if path.is_relative_to(default):
+            return str(PurePosixPath("~/.mecha") / path.relative_to(default).as_posix())
+        return str(path)
 
 
 def ensure_home(settings: Settings) -> None:
@@ -71,10 +84,11 @@ def load_secrets(settings: Settings) -> Secrets:
     from mecha.secrets import Secrets, check_secrets_mode, parse_secrets
 
     path = settings.secrets_path
+    shown = settings.shown(path)
     try:
         info = path.stat()
     except FileNotFoundError:
-        return Secrets.empty()
+        return Secrets(file=shown)
     except OSError as exc:
         raise SecretsError(
             f"cannot read {path}: {exc.strerror}", hint="check its permissions"
@@ -88,7 +102,7 @@ def load_secrets(settings: Settings) -> Secrets:
         raise SecretsError(
             f"cannot read {path}: {exc}", hint="it must be UTF-8 YAML text"
         ) from None
-    return parse_secrets(text, file=str(path))
+    return replace(parse_secrets(text, file=str(path)), file=shown)
 
 
 def load_server_config(settings: Settings, environ: Mapping[str, str]) -> ServerConfig:

@@ -43,6 +43,8 @@ _FIELDS: dict[str, dict[str, str]] = {
 _ATTR = {"webhook_secret": "webhook_secrets", "signing_token": "signing_tokens"}
 _KINDS: dict[type, str] = {bool: "true/false", int: "a number", float: "a number", str: "text"}
 _KINDS.update({list: "a list", dict: "a mapping"})
+#: the secrets file as hints name it when no other is known (``Settings.shown`` gives the real one)
+SECRETS_FILE = "~/.mecha/secrets.yml"
 _REF_HINT = "write it as backend.name, e.g. claude.default (a key under tokens: in secrets.yml)"
 _PREFIX_HINT = (
     "recognised prefixes: sk-ant-oat (CLAUDE_CODE_OAUTH_TOKEN), sk-ant- (ANTHROPIC_API_KEY), "
@@ -88,6 +90,8 @@ class Secrets:
     telegram_secret_token: str = ""
     #: ours: per generic webhook source name, its secrets (e.g. ``{secret: ...}``)
     sources: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: the file these came from (or would have), as hints name it
+    file: str = field(default=SECRETS_FILE, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tokens", _freeze(self.tokens))
@@ -115,12 +119,12 @@ class Secrets:
 
     def resolve(self, ref: str) -> str:
         """The token that ``backend.name`` refers to; SecretsError saying why not."""
-        backend, name = parse_reference(ref)
+        backend, name = parse_reference(ref, secrets_file=self.file)
         if not self.tokens:
             what = "no secrets are loaded" if not self.values() else "there is no tokens: section"
             raise SecretsError(
                 f"cannot resolve secret {_shown(ref)}: {what}",
-                hint="create ~/.mecha/secrets.yml (chmod 600) with a tokens: section, "
+                hint=f"create {self.file} (chmod 600) with a tokens: section, "
                 "e.g. tokens: {claude: {default: <your token>}}",
             )
         names = self.tokens.get(backend)
@@ -177,14 +181,13 @@ def check_secrets_mode(mode: int, *, path: str) -> None:
         )
 
 
-def parse_reference(ref: str) -> tuple[str, str]:
+def parse_reference(ref: str, *, secrets_file: str = SECRETS_FILE) -> tuple[str, str]:
     """``backend.name`` split at the first '.'; SecretsError if it is not one."""
     backend, dot, name = ref.partition(".")
     if not dot and _looks_secret(ref):
         raise SecretsError(
             "a secret reference holds what looks like a token itself (not shown)",
-            hint="put the token in ~/.mecha/secrets.yml under tokens: and "
-            f"refer to it here; {_REF_HINT}",
+            hint=f"put the token in {secrets_file} under tokens: and refer to it here; {_REF_HINT}",
         )
     if not dot or not backend or not name:
         raise SecretsError(

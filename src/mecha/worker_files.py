@@ -17,6 +17,7 @@ from typing import Any
 from mecha.errors import FileError, Location, Problem, UsageError, WorkerFileError
 from mecha.interpolation import has_reference
 from mecha.policy_schema import policy_problems
+from mecha.secrets import SECRETS_FILE
 from mecha.store import WorkerRecord
 from mecha.worker import CREDENTIAL_DIRS, WorkerSpec
 from mecha.worker_parser import SECRET_FIELDS, ParsedWorker, parse_worker
@@ -43,15 +44,19 @@ def worker_paths(path: Path) -> list[Path]:
 
 
 def read_workers(
-    paths: Iterable[Path], *, environ: Mapping[str, str], home: Path
-) -> list[ParsedWorker]:
-    """Check every file; WorkerFileError lists the mistakes of all of them at once."""
+    paths: Iterable[Path], *, environ: Mapping[str, str], home: Path,
+    secrets_file: str = SECRETS_FILE,
+) -> list[ParsedWorker]:  # fmt: skip
+    """Check every file; WorkerFileError lists the mistakes of all of them at once.
+
+    ``secrets_file``: the secrets file as hints name it (``Settings.shown``).
+    """
     parsed: list[ParsedWorker] = []
     problems: list[Problem] = []
     first_seen: dict[str, Location] = {}
     for path in paths:
         try:
-            worker, doc = read_worker(path, environ=environ, home=home)
+            worker, doc = read_worker(path, environ=environ, home=home, secrets_file=secrets_file)
         except FileError as exc:
             problems.extend(exc.problems)
             continue
@@ -72,20 +77,20 @@ def read_workers(
 
 
 def read_worker(
-    path: Path, *, environ: Mapping[str, str], home: Path
+    path: Path, *, environ: Mapping[str, str], home: Path, secrets_file: str = SECRETS_FILE
 ) -> tuple[ParsedWorker, Document]:
     """One worker file, checked as a file and against this host."""
     doc = _read_document(path)
-    parsed = _parse(doc, environ)
+    parsed = _parse(doc, environ, secrets_file)
     problems = host_problems(parsed.spec, doc, home=home)
     if problems:
         raise WorkerFileError(problems)
     return parsed, doc
 
 
-def _parse(doc: Document, environ: Mapping[str, str]) -> ParsedWorker:
+def _parse(doc: Document, environ: Mapping[str, str], secrets_file: str) -> ParsedWorker:
     """``parse_worker``, with the mistakes in its policy added to its warnings."""
-    parsed = parse_worker(doc, environ=environ)
+    parsed = parse_worker(doc, environ=environ, secrets_file=secrets_file)
     found = policy_warnings(parsed.spec.policy, doc)
     return dataclasses.replace(parsed, warnings=parsed.warnings + tuple(found)) if found else parsed
 
@@ -205,14 +210,17 @@ def to_record(parsed: ParsedWorker, *, source: Path) -> WorkerRecord:
     )
 
 
-def from_record(record: WorkerRecord, *, environ: Mapping[str, str], home: Path) -> ParsedWorker:
+def from_record(
+    record: WorkerRecord, *, environ: Mapping[str, str], home: Path,
+    secrets_file: str = SECRETS_FILE,
+) -> ParsedWorker:  # fmt: skip
     """A registered worker checked again now: variables substituted, withheld keys re-read."""
     written = copy.deepcopy(record.definition.get("worker", {}))
     withheld = record.definition.get("withheld", [])
     if withheld:
         _restore_withheld(written, withheld, record)
     doc = Document(data=written, file=f"{record.source or record.name} (registered)")
-    parsed = _parse(doc, environ)
+    parsed = _parse(doc, environ, secrets_file)
     problems = host_problems(parsed.spec, doc, home=home)
     if problems:
         raise WorkerFileError(problems)

@@ -4,13 +4,15 @@ Steps: substitute ``${VAR}`` in the fields where users put URLs, paths and keys;
 shape and types (pydantic, unknown keys refused with the closest valid key suggested);
 then the rules that join fields (exactly one kind, credentials vs token, expose needs
 api_key, reserved env keys). All mistakes are gathered into one WorkerFileError.
-Takes a Document and an environment mapping, does no I/O.
+Takes a Document and an environment mapping, does no I/O. Hints that name the secrets
+file are written with ``SECRETS_FILE``; ``parse_worker`` puts in the one really in use.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from mecha.errors import Problem, WorkerFileError
 from mecha.interpolation import expand, has_reference
+from mecha.secrets import SECRETS_FILE
 from mecha.worker import (
     RESERVED_ENV,
     AdapterSpec,
@@ -83,8 +86,13 @@ class ParsedWorker:
     warnings: tuple[Problem, ...] = ()
 
 
-def parse_worker(doc: Document, *, environ: Mapping[str, str]) -> ParsedWorker:
-    """Check ``doc`` as a worker file; WorkerFileError lists every mistake found."""
+def parse_worker(
+    doc: Document, *, environ: Mapping[str, str], secrets_file: str = SECRETS_FILE
+) -> ParsedWorker:
+    """Check ``doc`` as a worker file; WorkerFileError lists every mistake found.
+
+    ``secrets_file`` is the secrets file as hints should name it (``Settings.shown``).
+    """
     if not isinstance(doc.data, dict):
         got = "empty" if doc.data is None else f"a {type(doc.data).__name__}"
         raise WorkerFileError(
@@ -106,9 +114,20 @@ def parse_worker(doc: Document, *, environ: Mapping[str, str]) -> ParsedWorker:
         problems.extend(cross_field_rules(spec, doc))
     if problems:
         problems.sort(key=lambda p: (p.location.line, p.location.column))
-        raise WorkerFileError(problems)
+        raise WorkerFileError(_naming(problems, secrets_file))
     assert spec is not None
-    return ParsedWorker(spec=spec, written=doc.data, warnings=tuple(_warnings(doc)))
+    warnings = tuple(_naming(_warnings(doc), secrets_file))
+    return ParsedWorker(spec=spec, written=doc.data, warnings=warnings)
+
+
+def _naming(problems: Iterable[Problem], secrets_file: str) -> list[Problem]:
+    """``problems`` with their hints naming ``secrets_file`` instead of the default one."""
+    return [
+        dataclasses.replace(p, hint=p.hint.replace(SECRETS_FILE, secrets_file))
+        if SECRETS_FILE in p.hint
+        else p
+        for p in problems
+    ]
 
 
 def _expand_all(
@@ -216,7 +235,7 @@ def _warnings(doc: Document) -> list[Problem]:
                     f"{_dotted(path)} is written into the file itself; Mecha will not store it "
                     "and reads it from this file each time the worker starts",
                     f"prefer {section}.api_key: ${{VAR}} or {section}.token: backend.name "
-                    "from ~/.mecha/secrets.yml",
+                    f"from {SECRETS_FILE}",
                 )
             )
     env = _get(data, ("docker", "env"))

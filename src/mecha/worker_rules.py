@@ -12,6 +12,7 @@ from pathlib import PurePosixPath
 
 from mecha.errors import Problem
 from mecha.redaction import looks_like_token
+from mecha.secrets import SECRETS_FILE
 from mecha.worker import RESERVED_ENV, DockerSpec, WorkerSpec
 from mecha.yaml_doc import Document
 
@@ -108,7 +109,7 @@ def _env_rules(docker: DockerSpec, doc: Document) -> Iterator[Problem]:
             yield Problem(
                 doc.where(("docker", "env", key)),
                 f"docker.env.{key} holds a token written into the file",
-                "use docker.token: backend.name (from ~/.mecha/secrets.yml) or ${VAR}",
+                f"use docker.token: backend.name (from {SECRETS_FILE}) or ${{VAR}}",
             )
 
 

@@ -132,7 +132,7 @@ def test_sigterm_stops_the_server_cleanly(tmp_path: Path) -> None:
     server = ServeProcess(home)
     post_github(server.url, pr_payload())
     assert server.stop() == 0
-    assert "mecha serve: stopped" in server.log()
+    assert "INFO mecha.serve: stopped" in server.log()
     assert "Traceback" not in server.log()
 
 

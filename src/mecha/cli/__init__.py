@@ -91,6 +91,10 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
+        if isinstance(exc, click.UsageError):
+            from mecha.cli.did_you_mean import with_suggestion
+
+            exc = with_suggestion(exc, sys.argv[1:] if argv is None else argv)
         exc.show()
         sys.exit(exc.exit_code)
     except click.Abort:

@@ -1,11 +1,14 @@
 """``mecha config [NAME]``: registered workers as resolved YAML, secrets masked.
 
 The output is itself a valid worker file, defaults written out. Keys appear as the
-``${VAR}`` they were written as, or ``[REDACTED]`` if written literally.
+``${VAR}`` they were written as, or ``[REDACTED]`` if written literally. It is written
+for Mecha's YAML 1.2 reading (``mecha.yaml_doc``): only true/false are booleans, so the
+key ``on`` and texts like ``yes`` need no quotes (PyYAML's YAML 1.1 dumper adds them).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import click
@@ -24,12 +27,12 @@ from mecha.worker_parser import SECRET_FIELDS
 @pass_app
 def config(app: AppContext, name: str | None) -> None:
     """Show worker NAME (or every worker) as resolved YAML, secrets masked."""
-    import yaml
-
     store = app.store()
     records = [store.get_worker(name)] if name else store.list_workers()
     if not records:
-        app.echo("no workers registered")
+        from mecha.cli.display import NEXT_WORKER
+
+        app.echo(f"no workers registered\n{NEXT_WORKER}")
         return
     app.secrets()  # so secret values are masked if they appear anywhere
     docs, failed = [], 0
@@ -40,7 +43,7 @@ def config(app: AppContext, name: str | None) -> None:
             app.echo(f"error: worker {record.name}: {exc}", err=True)
             failed += 1
             continue
-        docs.append(yaml.safe_dump(data, sort_keys=False, indent=2, allow_unicode=True))
+        docs.append(to_yaml(data))
     if docs:
         app.echo("---\n".join(docs).rstrip("\n"))
     if failed:
@@ -49,7 +52,9 @@ def config(app: AppContext, name: str | None) -> None:
 
 def resolved(app: AppContext, record: WorkerRecord) -> dict[str, Any]:
     """The worker as Mecha will run it now, with secret fields masked."""
-    parsed = from_record(record, environ=app.environ, home=app.user_home)
+    parsed = from_record(
+        record, environ=app.environ, home=app.user_home, secrets_file=app.secrets_file
+    )
     data: dict[str, Any] = _prune(parsed.spec.model_dump(mode="json", exclude_none=True))
     written = parsed.written
     for section, key in SECRET_FIELDS:
@@ -62,6 +67,40 @@ def resolved(app: AppContext, record: WorkerRecord) -> dict[str, Any]:
         if isinstance(raw, str) and has_reference(raw):
             env[var] = raw
     return data
+
+
+def to_yaml(data: Any) -> str:
+    """``data`` as block YAML that Mecha's YAML 1.2 reading gives back unchanged."""
+    import yaml
+
+    return yaml.dump(data, Dumper=_dumper(), sort_keys=False, indent=2, allow_unicode=True)
+
+
+def _dumper() -> type:
+    """PyYAML's safe dumper with YAML 1.2 booleans (``on``/``yes``/``off`` are plain text),
+    lists indented under their key and multi-line texts as ``|`` blocks, as people write."""
+    import yaml
+
+    bool_tag = "tag:yaml.org,2002:bool"
+
+    class Yaml12Dumper(yaml.SafeDumper):
+        def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+            super().increase_indent(flow, False)
+
+    def text(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+        style = "|" if "\n" in data else None  # the emitter falls back if | cannot hold it
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+    Yaml12Dumper.add_representer(str, text)
+
+    Yaml12Dumper.yaml_implicit_resolvers = {  # its own table, without YAML 1.1's booleans
+        first: [(tag, rx) for tag, rx in resolvers if tag != bool_tag]
+        for first, resolvers in yaml.SafeDumper.yaml_implicit_resolvers.items()
+    }
+    Yaml12Dumper.add_implicit_resolver(
+        bool_tag, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+    )
+    return Yaml12Dumper
 
 
 def _prune(value: Any) -> Any:

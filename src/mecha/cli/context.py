@@ -1,10 +1,15 @@
 """The object every command gets: settings, the store and secrets opened on first use,
-and the redactor that all output to the user passes through."""
+the redactor that all output to the user passes through, and how log lines look.
+
+A command that only reads (``READ_ONLY``) never creates Mecha's folder or database: with
+no database yet it reads an empty one that lives in memory, and says "nothing yet".
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -17,6 +22,14 @@ from mecha.store import Store
 
 if TYPE_CHECKING:
     from mecha.secrets import Secrets
+
+#: commands that only read the store: they must not create the folder or the database
+READ_ONLY = frozenset(
+    {"worker ls", "worker logs", "config", "doctor", "event ls", "event show", "task ls",
+     "task show"}
+)  # fmt: skip
+#: loggers that log every request at INFO (httpx: each health probe): shown at DEBUG
+PER_REQUEST_LOGGERS = ("httpx", "httpcore")
 
 
 class AppContext:
@@ -36,13 +49,23 @@ class AppContext:
         """The user's home folder (credential folders, ~ in paths)."""
         return Path(self.environ.get("HOME") or Path.home())
 
+    @property
+    def secrets_file(self) -> str:
+        """The secrets file as hints name it (``~/.mecha/secrets.yml`` or the real path)."""
+        return self.settings.shown(self.settings.secrets_path)
+
     def store(self) -> Store:
-        """The database, created and migrated on first use."""
+        """The database, created and migrated on first use (read-only commands: see READ_ONLY)."""
         if self._store is None:
             from mecha.store.sqlite import open_sqlite
 
-            ensure_home(self.settings)
-            self._store = open_sqlite(self.settings.db_path)
+            reading = _command() in READ_ONLY
+            if reading and not self.settings.db_path.exists():
+                self._store = _empty_store(self.settings.db_path)
+            else:
+                if not reading:
+                    ensure_home(self.settings)
+                self._store = open_sqlite(self.settings.db_path)
         return self._store
 
     def secrets(self) -> Secrets:
@@ -71,15 +94,28 @@ class AppContext:
         self.echo(f"warning: {text}", err=True)
 
     def start_logging(self, stream: TextIO) -> None:
-        """Log to ``stream`` through the redactor; level from MECHA_LOG_LEVEL (WARNING)."""
+        """Log to ``stream`` through the redactor; level from MECHA_LOG_LEVEL (WARNING).
+
+        Each line: ``2026-12-06T22:41:58.123 INFO mecha.serve: …`` (local time). Lines that
+        a library writes per request at INFO are shown at DEBUG only.
+        """
         level = self.environ.get("MECHA_LOG_LEVEL", "WARNING").upper()
         handler = logging.StreamHandler(stream)
+        handler.addFilter(PerRequestAtDebug())
         handler.addFilter(self.log_filter)
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(LogFormatter())
         root = logging.getLogger()
         root.addHandler(handler)
         root.setLevel(level if level in logging.getLevelNamesMapping() else logging.WARNING)
         self._handler = handler
+
+    def announce(self, logger: str, text: str) -> None:
+        """An INFO log line shown whatever the level (``mecha serve``'s start and stop)."""
+        if self._handler is None:
+            self.echo(f"{logger}: {text}", err=True)
+            return
+        record = logging.LogRecord(logger, logging.INFO, __file__, 0, text, None, None)
+        self._handler.handle(record)
 
     def close(self) -> None:
         """Close what was opened and stop logging."""
@@ -92,3 +128,46 @@ class AppContext:
 
 
 pass_app = click.make_pass_decorator(AppContext)
+
+
+class LogFormatter(logging.Formatter):
+    """``<ISO-8601 local time with milliseconds> LEVEL logger: message``."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(record.created))
+        return f"{stamp}.{int(record.msecs):03d}"
+
+
+class PerRequestAtDebug(logging.Filter):
+    """INFO lines of PER_REQUEST_LOGGERS become DEBUG lines, dropped unless DEBUG is on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or record.name.split(".")[0] not in PER_REQUEST_LOGGERS:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
+def _command() -> str:
+    """The command running now, without the program name: "worker ls" ("" outside one)."""
+    ctx = click.get_current_context(silent=True)
+    names = []
+    while ctx is not None and ctx.parent is not None:
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    return " ".join(reversed(names))
+
+
+def _empty_store(path: Path) -> Store:
+    """A migrated store in memory: what a read finds before anything was stored."""
+    import sqlite3
+
+    from mecha.store.migrations import migrate
+    from mecha.store.sqlite import SqliteStore
+
+    conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    migrate(conn)
+    return SqliteStore(conn, path)

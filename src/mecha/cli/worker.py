@@ -122,7 +122,9 @@ def list_workers(app: AppContext, as_json: bool) -> None:
     if as_json:
         app.echo(json.dumps(rows, indent=2))
     elif not rows:
-        app.echo("no workers registered")
+        from mecha.cli.display import NEXT_WORKER
+
+        app.echo(f"no workers registered\n{NEXT_WORKER}")
     else:
         table = [
             [r["name"], r["type"], r["state"], r["endpoint"] or "-", r["health"]] for r in rows
@@ -144,7 +146,9 @@ def _read_checked(app: AppContext, path: Path) -> list[tuple[Path, ParsedWorker]
     from mecha.worker_files import read_workers, worker_paths
 
     paths = worker_paths(path)
-    parsed = read_workers(paths, environ=app.environ, home=app.user_home)
+    parsed = read_workers(
+        paths, environ=app.environ, home=app.user_home, secrets_file=app.secrets_file
+    )
     _report_warnings(app, parsed)
     return list(zip(paths, parsed, strict=True))
 
