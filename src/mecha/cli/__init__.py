@@ -69,6 +69,7 @@ def cli() -> None:
     """Mecha: forge events in, LLM tasks out, results written back under a policy.
 
     State lives in ~/.mecha (MECHA_HOME moves it; MECHA_DB_PATH moves the database).
+    MECHA_LOG_LEVEL=DEBUG shows debug log lines; MECHA_DEBUG=1 shows tracebacks.
     """
 
 
