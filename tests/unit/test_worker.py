@@ -8,7 +8,13 @@ import jsonschema
 import pytest
 import yaml
 
+from mecha import samples
 from mecha.errors import WorkerFileError
+from mecha.event import template_data
+from mecha.forges.github_webhook import parse_github
+from mecha.forges.gitlab_webhook import parse_gitlab
+from mecha.policy import PolicyKind, parse_policy
+from mecha.template import compile_template
 from mecha.worker import WorkerKind, WorkerSpec
 from mecha.worker_parser import ParsedWorker, parse_worker
 from mecha.yaml_doc import load_yaml
@@ -60,6 +66,41 @@ def test_adapter_guide_vllm_loads_with_its_key_from_the_environment() -> None:
     assert parsed.spec.adapter is not None and parsed.spec.adapter.api_key == "k-123"
     assert parsed.written["adapter"]["api_key"] == "${VLLM_API_KEY}"
     assert parsed.spec.timeout_seconds == 900
+
+
+def test_the_readme_first_worker_runs_on_the_embedded_model_with_a_policy() -> None:
+    """local-review.yml: the embedded model, both forges, a valid policy that keeps a small
+    model from passing checks or suggesting code."""
+    parsed = parse((EXAMPLES / "local-review.yml").read_text())
+    assert parsed.warnings == ()
+    spec = parsed.spec
+    assert spec.kind is WorkerKind.ADAPTER
+    assert spec.adapter is not None and spec.adapter.type == "local"
+    assert [(rule.source, rule.on) for rule in spec.events] == [
+        ("github", ["pull_request.opened", "pull_request.synchronize"]),
+        ("gitlab", ["merge_request.open", "merge_request.update"]),
+    ]
+    policy = parse_policy(spec.policy)
+    assert policy.kind is PolicyKind.RULES, policy
+    assert spec.policy["status"] == {"allow": False}
+    assert spec.policy["commit"] == {"allow": False}
+
+
+@pytest.mark.parametrize(("forge", "name"), [("github", "pull_request.opened"),
+                                             ("gitlab", "merge_request.open")])  # fmt: skip
+def test_the_first_worker_prompt_renders_for_the_readme_samples(forge: str, name: str) -> None:
+    """The samples the README sends make a prompt (no missing key), with the title in it;
+    a long diff is cut to its first 3000 characters."""
+    sample = samples.load(forge, name)
+    headers = {key.lower(): value for key, value in sample.headers.items()}
+    delivery = (parse_github if forge == "github" else parse_gitlab)(sample.body, headers)
+    spec = parse((EXAMPLES / "local-review.yml").read_text()).spec
+    [rule] = [rule for rule in spec.events if rule.source == forge]
+    template = compile_template(rule.prompt)
+    data = template_data(delivery)
+    assert str(delivery.attrs["title"]) in template.render(data)
+    with_diff = template.render({**data, "diff": "+" * 5000})
+    assert "+" * 3000 in with_diff and "+" * 3001 not in with_diff
 
 
 # ---------------------------------------------------------------- kinds and defaults
