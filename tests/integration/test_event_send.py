@@ -14,7 +14,7 @@ from mecha import samples
 from mecha.testing.instant_worker import InstantWorker
 from mecha.testing.serve_process import ServeProcess
 from tests.integration.dispatching import FAST, endpoint_worker
-from tests.integration.serving import make_home, mecha_cli
+from tests.integration.serving import GITLAB_SIGNING, make_home, mecha_cli
 from tests.integration.writing import details, writes_settled
 
 #: what a newcomer writes by hand after reading the README: no `repository`
@@ -75,6 +75,22 @@ def test_a_gitlab_only_sample_needs_no_source(served: tuple[Path, str]) -> None:
     assert sent.returncode == 0, sent.stderr
     event = stored(addr, sent.stdout)
     assert (event["source"], event["type"]) == ("gitlab", "merge_request.open")
+
+
+def test_gitlab_with_only_a_signing_token_is_signed_the_standard_webhooks_way(
+    tmp_path: Path,
+) -> None:
+    home = make_home(tmp_path)
+    secrets = home / "secrets.yml"
+    secrets.write_text(f"gitlab:\n  signing_token: {GITLAB_SIGNING}\n")
+    with ServeProcess(home) as server:
+        addr = server.url.removeprefix("http://")
+        sent = mecha_cli(home, "event", "send", "--sample", "note", "--addr", addr)
+        assert sent.returncode == 0, sent.stderr
+        event = stored(addr, sent.stdout)
+    assert (event["source"], event["type"]) == ("gitlab", "note")
+    headers = event["headers"]
+    assert isinstance(headers, dict) and headers["webhook-signature"].startswith("v1,")
 
 
 def test_an_unknown_sample_names_the_samples_there_are(tmp_path: Path) -> None:

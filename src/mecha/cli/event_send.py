@@ -9,6 +9,7 @@ server still stores and matches such an event, but cannot write a result back.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,13 @@ from mecha import samples
 from mecha.cli.context import AppContext
 from mecha.errors import SecretsError, ServerError, UsageError, WebhookError
 from mecha.event import Delivery
-from mecha.forges.signing import GITLAB_EVENTS, github_headers, gitlab_headers, hmac_sha256_hex
+from mecha.forges.signing import (
+    GITLAB_EVENTS,
+    github_headers,
+    gitlab_headers,
+    hmac_sha256_hex,
+    standard_webhook_headers,
+)
 
 TIMEOUT = 30.0
 #: headers a sample's recording carries that name one delivery (a new one is made per send)
@@ -204,7 +211,17 @@ def _headers(
         secret = _first(secrets.github.webhook_secrets, "github.webhook_secret")
         return github_headers(body, secret=secret, event=event, delivery_id=delivery)
     if source == "gitlab":
-        token = _first(secrets.gitlab.webhook_secrets, "gitlab.webhook_secret")
+        if secrets.gitlab.signing_tokens and not secrets.gitlab.webhook_secrets:
+            signing = secrets.gitlab.signing_tokens[0]
+            stamp = int(time.time())
+            made = gitlab_headers(token="", event=event, delivery_id=delivery)
+            del made["X-Gitlab-Token"]
+            made.update(standard_webhook_headers(body, secret=signing, message_id=delivery,
+                                                 timestamp=stamp))  # fmt: skip
+            return made
+        token = _first(
+            secrets.gitlab.webhook_secrets, "gitlab.webhook_secret (or gitlab.signing_token)"
+        )
         return gitlab_headers(token=token, event=event, delivery_id=delivery)
     return _generic_headers(app, body, source=source, event=event, delivery=delivery)
 
