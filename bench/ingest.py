@@ -38,7 +38,7 @@ from mecha.testing.serve_process import ServeProcess
 
 SECRET = "bench-webhook-secret"  # noqa: S105 - a benchmark's own secret
 REPO = Path(__file__).resolve().parent.parent
-SAMPLE = REPO / "tests" / "samples" / "github" / "pull_request_opened.json"
+SAMPLE = REPO / "src" / "mecha" / "samples" / "github" / "pull_request.opened.json"
 SIZE = 22 * 1024
 LUA = """
 local counter = 0
