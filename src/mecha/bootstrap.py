@@ -184,6 +184,7 @@ class Ingest:
             store=self.store, registry=self.registry, writer=self.writer, reads=self.reads,
             settings=dispatch_settings(config, environ), secrets=secrets,
             writeback=writeback_settings(config, dispatch_settings(config, environ)),
+            db_path=settings.db_path,
         )  # fmt: skip
         self.matcher = EventMatcher(
             registry=self.registry, outcomes=self.outcomes, reads=self.reads,

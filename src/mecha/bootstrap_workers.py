@@ -1,37 +1,37 @@
 """The worker side of `mecha serve`: adapters it runs, the client it sends with, the dispatcher.
 
 Built by ``mecha.bootstrap.Ingest``; started after the store writer, stopped before it (the
-drain writes the last task states through it). Adapters run in this process on loopback
-ports, each behind the worker contract with a key made for this run, so they show an
-endpoint and health in `mecha worker ls` like every other worker and nothing else on the
-machine can spend their model credentials.
+drain writes the last task states through it). Adapters run in this process
+(``mecha.adapter_host``); worker changes made while serve runs are applied by
+``mecha.worker_reload``. While it runs, serve holds the database's serve mark
+(``mecha.serve_mark``), so other commands know a serve is there to pick changes up.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
-import secrets as random_secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Executor
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mecha.adapter_host import PROBE_TIMEOUT, AdapterHost
 from mecha.engine.batcher import Batcher
 from mecha.engine.dispatcher import Dispatcher, DispatchSettings
 from mecha.engine.registry import LoadedWorker, WorkerRegistry
 from mecha.engine.targets import Target
 from mecha.engine.write_tries import WriteBackSettings
 from mecha.engine.writeback import WriteBack
-from mecha.errors import MechaError
 from mecha.result import TaskResult
 from mecha.runtimes.http1 import Pool
 from mecha.secrets import Secrets
+from mecha.serve_mark import ServeMark
 from mecha.store import Store, TaskUpdate, WritePlan, WriteRecord, WriteUpdate
 from mecha.task import Task
 from mecha.timeline import TimelineEntry
-from mecha.worker_kind import WorkerState
+from mecha.worker_reload import WorkerReload
 
 if TYPE_CHECKING:
     import httpx
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     from mecha.runtimes.managed import Disposables
 
 log = logging.getLogger(__name__)
-PROBE_TIMEOUT = 5.0
 
 
 class WorkerRuntime:
@@ -55,6 +54,7 @@ class WorkerRuntime:
         settings: DispatchSettings,
         secrets: Secrets,
         writeback: WriteBackSettings | None = None,
+        db_path: Path | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -62,7 +62,7 @@ class WorkerRuntime:
         self.keys: dict[str, str] = {}
         self._writer = writer
         self._reads = reads
-        self._adapters: dict[str, Callable[[], Awaitable[None]]] = {}
+        self._mark = ServeMark(db_path) if db_path is not None else None
         self._client: httpx.AsyncClient | None = None  # health probes
         self._pool = Pool()  # task sends
         self._disposables: Disposables | None = None  # made at start if a worker needs it
@@ -88,6 +88,15 @@ class WorkerRuntime:
             writer=writer, reads=reads, send=self._send, probe=self._probe,
             settings=settings, keys=self.keys, writeback=self.writeback,
         )  # fmt: skip
+        self.adapters = AdapterHost(
+            store=store, writer=writer, secrets=lambda: self.secrets, keys=self.keys,
+            client=self._probe_client,
+        )  # fmt: skip
+        self.reload = WorkerReload(
+            registry=registry, dispatcher=self.dispatcher, adapters=self.adapters,
+            disposables=self._pools, store=store, writer=writer, reads=reads,
+            secrets=lambda: self.secrets, notes=self.notes,
+        )  # fmt: skip
 
     async def start(self) -> None:
         """Client, adapters, then the dispatcher (which recovers and resumes tasks)."""
@@ -100,25 +109,26 @@ class WorkerRuntime:
         self._client = httpx.AsyncClient(
             timeout=PROBE_TIMEOUT, trust_env=False, follow_redirects=False,
         )  # fmt: skip
+        if self._mark is not None:
+            self._mark.take()
         loop = asyncio.get_running_loop()
         workers = await loop.run_in_executor(self._reads, self.registry.refresh)
         adapters = [w for w in workers if w.spec is not None and w.spec.adapter is not None]
-        await asyncio.gather(*(self._start_adapter(w) for w in adapters))
+        await asyncio.gather(*(self.adapters.start(w) for w in adapters))
         await self._start_disposables(workers)
+        self.reload.begin()
         await self.dispatcher.start()
         await self.writeback.start()
 
     async def stop(self, drain_timeout: float | None = None) -> None:
         """Drain the dispatcher, stop adapters (offline), close the client and the writer."""
+        self.reload.stopping()
         left = await self.dispatcher.drain(drain_timeout)
         if left:
             log.info("%d tasks were still in flight; they are sent again at the next start", left)
+        await self.reload.close()
         await self.writeback.drain()
-        for name, close in list(self._adapters.items()):
-            with contextlib.suppress(Exception):
-                await close()
-            await self._set_state(name, WorkerState.OFFLINE, endpoint="")
-        self._adapters.clear()
+        await self.adapters.stop_all()
         if self._disposables is not None:
             await self._disposables.close()
         await self.updates.close()
@@ -128,52 +138,16 @@ class WorkerRuntime:
         await self._pool.close()
         if self._client is not None:
             await self._client.aclose()
+        if self._mark is not None:
+            self._mark.release()
 
-    async def _start_adapter(self, worker: LoadedWorker) -> None:
-        from mecha.runtimes.adapter_server import start_adapter
-        from mecha.runtimes.endpoint import Health, probe
-
-        spec = worker.spec
-        assert spec is not None and spec.adapter is not None
-        adapter = spec.adapter
-        try:
-            upstream_key = (
-                self.secrets.resolve(adapter.token)
-                if adapter.token and not adapter.api_key
-                else None
-            )
-            shim_key = random_secrets.token_urlsafe(24)
-            running = await start_adapter(
-                worker.name, adapter, api_key=shim_key, concurrency=spec.concurrency,
-                upstream_key=upstream_key, timeout=spec.timeout_seconds,
-            )  # fmt: skip
-        except MechaError as exc:
-            log.error("adapter %s did not start: %s", worker.name, exc)
-            await self._set_state(worker.name, WorkerState.ERROR, error=str(exc), endpoint="")
-            return
-        self.keys[worker.name] = shim_key
-        self._adapters[worker.name] = running.close
+    def _probe_client(self) -> httpx.AsyncClient:
         assert self._client is not None
-        health = await probe(self._client, running.url, timeout=PROBE_TIMEOUT, api_key=shim_key)
-        if health is Health.OK:
-            await self._set_state(worker.name, WorkerState.ONLINE, endpoint=running.url)
-            log.info("adapter %s (%s) serves on %s", worker.name, adapter.type, running.url)
-        else:
-            why = f"the model API at {adapter.upstream or 'the embedded model'} is not answering"
-            log.error("adapter %s: %s; its tasks wait until it answers", worker.name, why)
-            await self._set_state(worker.name, WorkerState.ERROR, endpoint=running.url, error=why)
+        return self._client
 
-    async def _set_state(
-        self, name: str, state: WorkerState, *, endpoint: str, error: str = ""
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            await loop.run_in_executor(
-                self._writer,
-                lambda: self.store.set_worker_state(name, state, error=error, endpoint=endpoint),
-            )
-        except MechaError as exc:
-            log.error("worker %s: recording state %s failed: %s", name, state, exc)
+    def _pools(self, make: bool) -> Disposables | None:
+        """The warm pools and disposable runs; made now if ``make`` (else None until used)."""
+        return self._disposables_for() if make else self._disposables
 
     async def _send(self, target: Target, task: Task) -> TaskResult:
         from mecha.runtimes.endpoint import send_task

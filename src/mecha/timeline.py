@@ -34,6 +34,9 @@ class Step(StrEnum):
     WRITTEN = "written"  # a write reached the forge; detail says what it did
     WRITE_RETRY = "write retry"  # a transient forge failure; detail says when it goes again
     WRITE_FAILED = "write failed"  # the forge refused, or attempts ran out (dead-letter)
+    #: a worker was added, replaced or removed while serve ran, and what serve did about it
+    #: (a worker's own entry: no event, no task)
+    DEFINITION = "definition"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -58,17 +58,21 @@ def validate(app: AppContext, path: Path) -> None:
 @click.argument("name")
 @pass_app
 def remove(app: AppContext, name: str) -> None:
-    """Unregister worker NAME (a managed worker's container is removed first; an adapter or
-    unmanaged worker must be offline)."""
+    """Unregister worker NAME (a managed worker's container is removed first, a running
+    serve stops an adapter; an unmanaged worker must be offline)."""
     store = app.store()
     record = store.get_worker(name)
-    allowed = set(WorkerState) if record.kind is WorkerKind.MANAGED else {WorkerState.OFFLINE}
+    allowed = {WorkerState.OFFLINE} if record.kind is WorkerKind.UNMANAGED else set(WorkerState)
     if record.kind is WorkerKind.MANAGED:
         from mecha.cli.worker_managed import remove_container
 
         remove_container(app, record)
     store.remove_worker(name, allowed_states=allowed)
     app.echo(f"removed {name}")
+    if record.kind is WorkerKind.ADAPTER:
+        from mecha.cli.worker_lifecycle import adapter_removed
+
+        adapter_removed(app, record)
 
 
 @worker.command()

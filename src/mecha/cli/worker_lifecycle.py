@@ -3,8 +3,10 @@
 An unmanaged worker is a service the user runs: starting it means checking that it
 answers ``GET /health`` with 200 and recording it online (a running `mecha serve` sends
 its waiting tasks within a second); stopping it means recording it offline, so new tasks
-wait. Adapter workers live inside `mecha serve`, which starts and stops them (refused
-here with the reason); managed (Docker) workers are handled by ``worker_managed``.
+wait. Adapter workers live inside `mecha serve`, which starts and stops them: with a serve
+running on this database (its serve mark is held) `start` says where the adapter stands
+and that serve picks up changes within seconds; without one it says to start serve.
+Managed (Docker) workers are handled by ``worker_managed``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ def start_worker(app: AppContext, name: str) -> None:
         from mecha.cli.worker_managed import start_managed
 
         start_managed(app, record)
+        return
+    if record.kind is WorkerKind.ADAPTER and _serve_pid(app) is not None:
+        _adapter_in_serve(app, record)
         return
     _refuse_other_kinds(record, "start")
     if record.state is WorkerState.BUSY:
@@ -75,12 +80,55 @@ def stop_worker(app: AppContext, name: str) -> None:
         app.echo("the task it is running now is not interrupted")
 
 
+def adapter_removed(app: AppContext, record: WorkerRecord) -> None:
+    """After `worker remove` of an adapter: say whether a running serve stops it."""
+    pid = _serve_pid(app)
+    if pid is not None and record.state is not WorkerState.OFFLINE:
+        app.echo(
+            f"mecha serve{_pid_text(pid)} stops its adapter within a few seconds, once the "
+            "tasks it is running now are answered"
+        )
+
+
+def _serve_pid(app: AppContext) -> int | None:
+    from mecha.serve_mark import running_serve
+
+    return running_serve(app.settings.db_path)
+
+
+def _pid_text(pid: int) -> str:
+    return f" (pid {pid})" if pid else ""
+
+
+def _adapter_in_serve(app: AppContext, record: WorkerRecord) -> None:
+    """`worker start` of an adapter while a serve runs: where it stands, nothing to do."""
+    name, serve = record.name, f"mecha serve{_pid_text(_serve_pid(app) or 0)}"
+    if record.state in (WorkerState.ONLINE, WorkerState.BUSY):
+        app.echo(f"{name} is an adapter running inside {serve} at {record.endpoint}")
+    elif record.state is WorkerState.ERROR and record.endpoint:
+        app.echo(f"{name} is an adapter running inside {serve}, in error: {record.error}")
+        app.echo("serve asks its model API again every few seconds and sends its tasks then")
+    elif record.state is WorkerState.ERROR:
+        app.echo(f"{name} is an adapter that {serve} could not start: {record.error}")
+        app.echo("fix its file and add it again with --replace: serve then starts it")
+    else:
+        app.echo(
+            f"{name} is an adapter: {serve} is running and starts it within a few seconds "
+            "(adapters need no mecha worker start)"
+        )
+    app.echo(
+        f"see its state with `mecha worker ls`; after editing its file, `mecha worker add "
+        f"--replace {record.source or 'FILE'}` and serve restarts it with the new definition"
+    )
+
+
 def _refuse_other_kinds(record: WorkerRecord, doing: str) -> None:
     if record.kind is WorkerKind.ADAPTER:
         if doing == "start":
             raise UsageError(
                 "adapter workers run inside `mecha serve`, which starts them itself",
-                hint="start mecha serve",
+                hint="start mecha serve: it starts every adapter worker, and any added "
+                "later within seconds",
             )
         raise UsageError(
             f"{record.name} is an adapter worker, run by `mecha serve`",

@@ -82,6 +82,8 @@ class Lane:
     checking: bool = False
     #: queued since the lane last said why it waits (each task is told once)
     unnoted: list[Task] = field(default_factory=list)
+    #: told when nothing is in flight any more (``Dispatcher.settled``)
+    idle: list[asyncio.Future[None]] = field(default_factory=list)
 
 
 class Dispatcher:
@@ -205,6 +207,28 @@ class Dispatcher:
         """Tasks being sent right now."""
         return len(self._flights)
 
+    # --- holding a worker while serve restarts it -------------------------------------
+
+    def hold(self, name: str, why: str) -> int:
+        """Send none of worker ``name``'s tasks until ``release``; they wait saying ``why``.
+
+        Returns the hold, for ``release``.
+        """
+        return self._view.hold(name, why)
+
+    async def release(self, name: str, hold: int) -> None:
+        """Read the workers again (new endpoints, keys) and end ``hold`` of worker ``name``."""
+        await self._view.refresh(release={name: hold})
+        self._wake.set()
+
+    async def settled(self, name: str) -> None:
+        """Return once none of worker ``name``'s tasks is in flight."""
+        lane = self._lanes.get(name)
+        while lane is not None and lane.running:
+            waiter = asyncio.get_running_loop().create_future()
+            lane.idle.append(waiter)
+            await waiter
+
     def stats(self) -> dict[str, int]:
         """Figures for /health: tasks queued and in flight, and counts since the start."""
         figures = {"tasks_queued": self.queued(), "tasks_in_flight": self.in_flight()}
@@ -290,12 +314,13 @@ class Dispatcher:
 
     async def _run(self, lane: Lane, target: Target, task: Task) -> None:
         keep = False
+        where = f"{target.endpoint or 'a fresh container'} (definition {target.definition})"
         try:
             claimed = await self._updates.add(
                 TaskUpdate(
                     task_id=task.id, state=TaskState.RUNNING, only_from=_PENDING,
                     start_attempt=True, step=Step.DISPATCHED,
-                    detail=f"attempt {task.attempts + 1} to {target.endpoint}",
+                    detail=f"attempt {task.attempts + 1} to {where}",
                 )
             )  # fmt: skip
             if claimed is None:  # cancelled, or handled elsewhere meanwhile
@@ -321,6 +346,8 @@ class Dispatcher:
             )
         finally:
             lane.running -= 1
+            if lane.idle and not lane.running:
+                _tell(lane.idle)
             self._aborted.discard(task.id)
             if not keep:
                 self._known.discard(task.id)
@@ -488,3 +515,10 @@ class Dispatcher:
     async def _on(self, executor: Executor, call: Callable[..., Any], /, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(executor, functools.partial(call, **kwargs))
+
+
+def _tell(waiters: list[asyncio.Future[None]]) -> None:
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_result(None)
+    waiters.clear()

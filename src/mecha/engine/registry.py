@@ -5,14 +5,21 @@ version number that every such change bumps. ``refresh`` compares it and reloads
 so a running server picks up worker changes without a restart and without re-reading every
 definition for every event. A definition that no longer checks out (its file is gone, a
 variable it uses is unset) is kept as a broken entry: events it would take say why not.
+
+After the first load, every reload that added, replaced (with a different definition) or
+removed a worker is reported to ``on_change`` as a ``RegistryChange``, from the thread that
+reloaded: serve restarts adapters and refills warm pools from it. A state change (online,
+busy) is not a change of definition and is not reported.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mecha.errors import MechaError
@@ -36,11 +43,49 @@ class LoadedWorker:
     #: why the definition cannot be used, "" if it can
     broken: str = ""
     updated_at: float = 0.0
+    #: when the name was registered: a worker removed and added again is a new worker
+    created_at: float = 0.0
+    #: a short hash of the stored definition, to tell one version from the next
+    fingerprint: str = ""
 
     @property
     def candidate(self) -> Candidate:
         """What matching looks at."""
         return Candidate(name=self.name, rules=self.spec.events if self.spec else ())
+
+    def same_as(self, other: LoadedWorker) -> bool:
+        """Whether ``other`` is this worker with the same definition (its state aside)."""
+        return self is other or (
+            self.created_at == other.created_at
+            and self.fingerprint == other.fingerprint
+            and self.broken == other.broken
+            and self.spec == other.spec
+        )
+
+
+@dataclass(frozen=True)
+class RegistryChange:
+    """What one reload changed, by worker name."""
+
+    #: the changed and removed workers as they were
+    before: Mapping[str, LoadedWorker]
+    #: the added and changed workers as they are now
+    after: Mapping[str, LoadedWorker]
+
+    @property
+    def added(self) -> list[str]:
+        """Names registered since the last load."""
+        return sorted(self.after.keys() - self.before.keys())
+
+    @property
+    def changed(self) -> list[str]:
+        """Names whose definition changed (replaced, or now broken or fixed)."""
+        return sorted(self.after.keys() & self.before.keys())
+
+    @property
+    def removed(self) -> list[str]:
+        """Names no longer registered."""
+        return sorted(self.before.keys() - self.after.keys())
 
 
 @dataclass
@@ -52,6 +97,8 @@ class WorkerRegistry:
     home: Path
     version: int = -1
     workers: dict[str, LoadedWorker] = field(default_factory=dict)
+    #: told of every change after the first load (called with the lock held: be quick)
+    on_change: Callable[[RegistryChange], None] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def refresh(self) -> list[LoadedWorker]:
@@ -71,16 +118,44 @@ class WorkerRegistry:
             else:
                 loaded[record.name] = self._load(record)
         log.info("worker registry: version %d, %d workers", version, len(loaded))
+        before, first = self.workers, self.version == -1
         self.workers = loaded
         self.version = version
+        change = _difference(before, loaded)
+        if not first and self.on_change is not None and (change.before or change.after):
+            self.on_change(change)
 
     def _load(self, record: WorkerRecord) -> LoadedWorker:
         name = record.name
+        base = LoadedWorker(
+            name=name, updated_at=record.updated_at, created_at=record.created_at,
+            fingerprint=fingerprint(record),
+        )  # fmt: skip
         try:
             spec = from_record(record, environ=self.environ, home=self.home).spec
             prompts = tuple(compile_template(rule.prompt) for rule in spec.events)
         except MechaError as exc:
             why = str(exc).replace("\n", " ")
             log.warning("worker %s cannot be used: %s", name, why)
-            return LoadedWorker(name=name, broken=why, updated_at=record.updated_at)
-        return LoadedWorker(name=name, spec=spec, prompts=prompts, updated_at=record.updated_at)
+            return replace(base, broken=why)
+        return replace(base, spec=spec, prompts=prompts)
+
+
+def fingerprint(record: WorkerRecord) -> str:
+    """Eight hex digits that change when the stored definition (or its kind) does."""
+    text = json.dumps([record.kind.value, record.definition], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def _difference(
+    before: Mapping[str, LoadedWorker], after: Mapping[str, LoadedWorker]
+) -> RegistryChange:
+    was, now = {}, {}
+    for name, old in before.items():
+        new = after.get(name)
+        if new is None:
+            was[name] = old
+        elif not old.same_as(new):
+            was[name], now[name] = old, new
+    now.update({name: new for name, new in after.items() if name not in before})
+    return RegistryChange(before=was, after=now)

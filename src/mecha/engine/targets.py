@@ -2,13 +2,14 @@
 
 The dispatcher asks this every second (and whenever the registry changes): a worker file
 edited with ``mecha worker add --replace`` or a worker started in another process takes
-effect without a restart.
+effect without a restart. A worker serve is restarting (an adapter, a persistent
+container, after a change of definition) is *held*: its tasks wait, saying why.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mecha.engine.registry import LoadedWorker
 from mecha.store import WorkerRecord
@@ -33,6 +34,8 @@ class Target:
     waiting: str = ""
     #: a disposable managed worker: each task gets a fresh container (its state is unused)
     disposable: bool = False
+    #: the definition's fingerprint, named on each send's timeline entry
+    definition: str = ""
 
 
 def build_targets(
@@ -40,13 +43,17 @@ def build_targets(
     records: Sequence[WorkerRecord],
     *,
     keys: Mapping[str, str],
+    held: Mapping[str, str] | None = None,
 ) -> dict[str, Target]:
-    """Every registered worker's target; ``keys`` holds keys known only at run time."""
+    """Every registered worker's target; ``keys`` holds keys known only at run time,
+    ``held`` why a worker's tasks wait while serve restarts it."""
     by_name = {w.name: w for w in loaded}
     targets = {}
     for record in records:
         worker = by_name.get(record.name)
-        targets[record.name] = _target(record, worker, keys.get(record.name, ""))
+        target = _target(record, worker, keys.get(record.name, ""))
+        why = held.get(record.name, "") if held else ""
+        targets[record.name] = replace(target, waiting=why) if why else target
     return targets
 
 
@@ -66,7 +73,7 @@ def _target(record: WorkerRecord, worker: LoadedWorker | None, key: str) -> Targ
         name=record.name, kind=record.kind, state=record.state, endpoint=endpoint,
         api_key=key, timeout=spec.timeout_seconds, concurrency=spec.concurrency,
         max_retries=spec.max_retries, rate=spec.rate_limit.per_second,
-        burst=spec.rate_limit.burst, disposable=disposable,
+        burst=spec.rate_limit.burst, disposable=disposable, definition=worker.fingerprint,
         waiting="" if disposable else _waiting(record, endpoint),
     )  # fmt: skip
 

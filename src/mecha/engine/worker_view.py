@@ -5,6 +5,11 @@ have started or stopped a worker); ``check`` asks a worker's ``/health`` and rec
 ``error`` or ``online``; ``sync_busy`` persists busy ⇄ online as the dispatcher's lanes
 fill and empty, so `mecha worker ls` in another process sees it. Every state change is
 guarded by the states it may come from, so a concurrent `mecha worker stop` wins.
+
+``hold`` makes a worker's tasks wait (serve is applying its new definition) until
+``refresh(release=...)`` reads its new endpoint and lets them go; a release names the hold
+it ends, so it cannot end a newer hold of the same worker. Refreshes take turns, so one
+that read the store before a restart cannot overwrite what a later one read.
 """
 
 from __future__ import annotations
@@ -52,13 +57,33 @@ class WorkerView:
         self.targets: dict[str, Target] = {}
         #: whether the workers were read at least once
         self.loaded = False
+        #: workers whose tasks wait while serve applies their new definition, and why
+        self.held: dict[str, str] = {}
+        self._holds: dict[str, int] = {}
+        self._serial = 0
+        self._reading = asyncio.Lock()
 
-    async def refresh(self) -> None:
-        """Read definitions and states again."""
-        loaded = await self._on(self._reads, self._registry.refresh)
-        records = await self._on(self._reads, self._store.list_workers)
-        self.targets = build_targets(loaded, records, keys=self._keys)
-        self.loaded = True
+    async def refresh(self, *, release: Mapping[str, int] | None = None) -> None:
+        """Read definitions and states again; end the holds in ``release`` (name → hold)."""
+        async with self._reading:
+            for name, hold in (release or {}).items():
+                if self._holds.get(name) == hold:
+                    del self._holds[name]
+                    self.held.pop(name, None)
+            loaded = await self._on(self._reads, self._registry.refresh)
+            records = await self._on(self._reads, self._store.list_workers)
+            self.targets = build_targets(loaded, records, keys=self._keys, held=self.held)
+            self.loaded = True
+
+    def hold(self, name: str, why: str) -> int:
+        """Make worker ``name``'s tasks wait, saying ``why``; the hold, to end it with."""
+        self._serial += 1
+        self._holds[name] = self._serial
+        self.held[name] = why
+        target = self.targets.get(name)
+        if target is not None:
+            self.targets[name] = replace(target, waiting=why)
+        return self._serial
 
     async def sync_busy(self, running: Mapping[str, int]) -> None:
         """Record busy for workers with tasks in flight, online for the others."""
@@ -72,7 +97,9 @@ class WorkerView:
     async def check_all(self, running: Mapping[str, int]) -> bool:
         """Ask every started worker's /health; True if one came back from error."""
         watched = [
-            t for t in self.targets.values() if t.state is not WorkerState.OFFLINE and t.endpoint
+            t
+            for t in self.targets.values()
+            if t.state is not WorkerState.OFFLINE and t.endpoint and t.name not in self.held
         ]
         found = await asyncio.gather(
             *(self.check(t, running.get(t.name, 0)) for t in watched), return_exceptions=True
@@ -83,6 +110,8 @@ class WorkerView:
         """Ask one worker's /health and record what it says; True if it came back."""
         why = await self._probe(target)
         current = self.targets.get(target.name, target)
+        if current.endpoint != target.endpoint or target.name in self.held:
+            return False  # restarted (or restarting) meanwhile: this answer is about the old one
         if why and current.state in _UP:
             await self.set_state(current, WorkerState.ERROR, set(_UP), error=why)
         elif not why and current.state is WorkerState.ERROR:
@@ -108,8 +137,12 @@ class WorkerView:
         if state is not target.state:
             log.info("worker %s: %s → %s%s", target.name, target.state, state,
                      f" ({error})" if error else "")  # fmt: skip
+        current = self.targets.get(target.name)
+        if current is None or current.endpoint != target.endpoint:
+            return  # restarted meanwhile: the next refresh reads its state
         waiting = "" if state is not WorkerState.ERROR else f"worker is in error ({error})"
-        self.targets[target.name] = replace(target, state=state, waiting=waiting)
+        waiting = self.held.get(target.name, waiting)
+        self.targets[target.name] = replace(current, state=state, waiting=waiting)
 
     async def _on(self, executor: Executor, call: Callable[..., Any]) -> Any:
         return await asyncio.get_running_loop().run_in_executor(executor, call)
