@@ -35,7 +35,10 @@ def list_events(app: AppContext, state: str | None, limit: int, as_json: bool) -
         app.echo(json.dumps([event_json(e) for e in events], indent=2))
         return
     if not events:
-        app.echo("no events yet (send one with `mecha event send` or point a webhook here)")
+        app.echo(
+            "no events yet (try `mecha event send --sample pull_request.opened`, or point a "
+            "webhook here)"
+        )
         return
     rows = [
         [e.id[:ID_WIDTH], e.source, e.type, e.subject, e.state.value, age(e.created_at)]
