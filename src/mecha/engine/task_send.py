@@ -1,0 +1,124 @@
+"""One attempt at a task: claim it, send it, record the answer or the failure.
+
+The dispatcher owns the lanes and what is in flight; ``TaskSender.attempt`` owns what one
+send does. The claim is a guarded update (pending → running), so a `mecha task cancel`
+made meanwhile wins and nothing is sent. An answer is settled by write-back (its writes
+recorded, synced, before the task is completed); a failure becomes a retry (the task
+waits, still the dispatcher's) or a failed task.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, replace
+
+from mecha.engine.batcher import Batcher
+from mecha.engine.histogram import Histogram
+from mecha.engine.targets import Target
+from mecha.engine.task_outcome import after_failure, completed
+from mecha.engine.writeback import Settled, WriteBack
+from mecha.result import TaskResult
+from mecha.runtimes.endpoint import WorkerFailure
+from mecha.store import TaskUpdate
+from mecha.task import Task, TaskState
+from mecha.timeline import Step
+
+log = logging.getLogger(__name__)
+
+#: sends one task to the worker it names; raises WorkerFailure
+Send = Callable[[Target, Task], Awaitable[TaskResult]]
+
+_PENDING = frozenset({TaskState.PENDING})
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """A task that waits ``delay`` seconds before it is queued again."""
+
+    task: Task
+    delay: float
+
+
+class TaskSender:
+    """Claims, sends and settles tasks; counts what happened."""
+
+    def __init__(
+        self,
+        *,
+        updates: Batcher[TaskUpdate, Task | None],
+        send: Send,
+        writeback: WriteBack | None,
+        retry_base: float,
+        retry_cap: float,
+        counts: MutableMapping[str, int],
+        latency: Histogram,
+        unreachable: Callable[[Target], None],
+    ) -> None:
+        self._updates = updates
+        self._send = send
+        self._writeback = writeback
+        self._retry_base = retry_base
+        self._retry_cap = retry_cap
+        self._counts = counts
+        self._latency = latency
+        #: told when a worker did not answer at all (its health is checked soon)
+        self._unreachable = unreachable
+
+    async def attempt(self, target: Target, task: Task) -> Retry | None:
+        """Send ``task`` once; a Retry if it waits to go again, else None (done with it)."""
+        where = f"{target.endpoint or 'a fresh container'} (definition {target.definition})"
+        claimed = await self._updates.add(
+            TaskUpdate(
+                task_id=task.id, state=TaskState.RUNNING, only_from=_PENDING,
+                start_attempt=True, step=Step.DISPATCHED,
+                detail=f"attempt {task.attempts + 1} to {where}",
+            )
+        )  # fmt: skip
+        if claimed is None:  # cancelled, or handled elsewhere meanwhile
+            return None
+        self._counts["sent"] += 1
+        ready = max(claimed.created_at, claimed.next_retry_at)
+        self._latency.observe(max(0.0, (claimed.dispatched_at - ready) * 1000))
+        try:
+            result = await self._send(target, claimed)
+        except WorkerFailure as failure:
+            return await self._failed(target, claimed, failure)
+        await self._completed(claimed, result)
+        return None
+
+    async def _completed(self, task: Task, result: TaskResult) -> None:
+        # the writes are recorded (synced) before the task is completed: a crash between
+        # the two sends the task again, and its writes are planned under the same keys
+        settled = await self._writeback.settle(task, result) if self._writeback else Settled()
+        update = replace(completed(task, result), plan=settled.quiet)
+        writes = settled.records
+        if await self._updates.add(update) is None:
+            log.info("task %s was cancelled while it ran; its result is dropped", task.id)
+            if self._writeback and writes:
+                await self._writeback.abandon(writes, "the task was cancelled while it ran")
+        else:
+            self._counts["completed"] += 1
+            if self._writeback and writes:
+                self._writeback.launch(writes)
+
+    async def _failed(self, target: Target, task: Task, failure: WorkerFailure) -> Retry | None:
+        """Record a failed send; a Retry if the task waits for another attempt."""
+        if failure.status == 0 and failure.transient:
+            self._unreachable(target)
+        then = after_failure(
+            task, failure, max_retries=target.max_retries, now=time.time(),
+            retry_base=self._retry_base, retry_cap=self._retry_cap,
+        )  # fmt: skip
+        stored = await self._updates.add(then.update)
+        if then.retry_in is None:
+            log.warning("task %s for %s failed: %s", task.id, target.name, then.update.error)
+            self._counts["failed"] += 1
+            self._counts["dead_lettered"] += then.dead_letter
+            return None
+        if stored is None:  # cancelled meanwhile
+            return None
+        self._counts["retried"] += 1
+        log.info("task %s for %s: %s", task.id, target.name, then.update.detail)
+        return Retry(stored, then.retry_in)
