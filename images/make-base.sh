@@ -11,8 +11,13 @@ if docker image inspect "$tag" >/dev/null 2>&1; then
 fi
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 root="$(mktemp -d)"
-trap 'rm -rf "$root"' EXIT
-debootstrap --variant=minbase bookworm "$root" "$mirror" >/dev/null
+log="$(mktemp)"
+trap 'rm -rf "$root" "$log"' EXIT
+if ! debootstrap --variant=minbase bookworm "$root" "$mirror" >"$log" 2>&1; then
+  reason="$(grep -m1 '^E:' "$log" || tail -n1 "$log")"
+  echo "debootstrap failed: ${reason:-no output} (mirror $mirror; DEBIAN_MIRROR sets another)" >&2
+  exit 1
+fi
 cat > "$root/etc/apt/sources.list" <<LIST
 deb $mirror bookworm main
 deb $mirror bookworm-updates main

@@ -1,5 +1,8 @@
 """Parts of the machine some tests need (a Docker engine, a model): skip without them,
-fail under CI=true, where everything is installed and nothing may go untested."""
+fail under CI=true, where everything is installed and nothing may go untested.
+
+Services the test run can set up itself (the Docker engine) are in tests/services.py.
+"""
 
 from __future__ import annotations
 
@@ -17,14 +20,7 @@ def missing(reason: str) -> NoReturn:
 
 
 def require_docker() -> None:
-    """A Docker engine answers (else missing())."""
-    from mecha.errors import MechaError
-    from mecha.runtimes.docker import DockerRuntime
+    """A Docker engine with the base image (tests.services.docker_engine), else missing()."""
+    from tests.services import docker_engine
 
-    runtime = DockerRuntime()
-    try:
-        runtime.version()
-    except MechaError as exc:
-        missing(f"no Docker engine: {exc}")
-    finally:
-        runtime.close()
+    docker_engine()

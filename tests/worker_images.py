@@ -6,7 +6,9 @@
 * ``bridge_model``: llama.cpp's server with SmolLM2 on the docker0 bridge's address, so
   worker containers (on the default bridge) reach it; nothing outside the host does.
 
-Without Docker or the model the tests that need them skip, and fail under CI=true.
+The Docker engine and its base image come from tests/services.py (started or made where
+the test run can); without them or the model the tests that need them skip, and fail
+under CI=true.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.components import missing
+from tests.services import docker_engine
 
 HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
 START_TIMEOUT = 120.0
@@ -37,6 +40,7 @@ def worker_image() -> Callable[[str], str]:
 
     def need(target: str) -> str:
         if target not in built:
+            docker_engine()  # the base image the worker images build on: nothing is pulled
             try:
                 ca = HOST_CA if HOST_CA.is_file() else None
                 [*_, tag] = build_images(target, ca_bundle=ca)
@@ -75,16 +79,19 @@ def bridge_model() -> Iterator[str]:
 
 def _bridge_gateway() -> str:
     """The default bridge network's gateway: the host as containers see it."""
-    import docker  # type: ignore[import-untyped]
+    from mecha.errors import MechaError
+    from mecha.runtimes.docker import DockerRuntime
 
+    docker_engine()
+    # DockerRuntime, not docker.from_env(): the SDK leaks its socket when the engine is
+    # gone (the unclosed AF_UNIX socket pytest reported at the end of a run without one)
+    runtime = DockerRuntime(timeout=30)
     try:
-        client = docker.from_env(timeout=30)
-    except docker.errors.DockerException as exc:
+        [config] = runtime.client().networks.get("bridge").attrs["IPAM"]["Config"]
+    except MechaError as exc:
         missing(f"no Docker engine: {exc}")
-    try:
-        [config] = client.networks.get("bridge").attrs["IPAM"]["Config"]
-        if config.get("Gateway"):
-            return str(config["Gateway"])
-        return str(ipaddress.ip_network(config["Subnet"])[1])  # docker0 takes the first
     finally:
-        client.close()
+        runtime.close()
+    if config.get("Gateway"):
+        return str(config["Gateway"])
+    return str(ipaddress.ip_network(config["Subnet"])[1])  # docker0 takes the first

@@ -1,38 +1,32 @@
 """images/base builds with the real Docker engine and serves the worker contract.
 
-Skipped when Docker is not reachable or the local ``debian:bookworm-slim`` is missing
-(``images/make-base.sh`` makes it); under CI=true those are failures instead.
+Needs a Docker engine with the local ``debian:bookworm-slim`` (tests/services.py starts
+the engine and runs ``images/make-base.sh`` where it can) and the docker command. Skipped
+without them; under CI=true those are failures instead.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import httpx
 import pytest
 
 from mecha.result import failure_of
+from tests.components import missing
 from tests.images.conftest import REPO, contract
+from tests.services import docker_engine
 
 pytestmark = pytest.mark.docker
 
 IMAGE = "mecha-worker-base:pytest"
-BASE = "debian:bookworm-slim"
 KEY = "image-test-key-0123456789"
-HEALTH_TIMEOUT = 30.0
-
-
-def _missing(reason: str) -> NoReturn:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (CI=true: the image test must run)", pytrace=False)
-    pytest.skip(reason)
+HEALTH_TIMEOUT = 60.0
 
 
 def _docker(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
@@ -44,12 +38,9 @@ def _docker(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[st
 @pytest.fixture(scope="module")
 def base_image() -> str:
     """Build images/base (tagged IMAGE) and return its name."""
+    docker_engine()
     if shutil.which("docker") is None:
-        _missing("the docker command is not installed")
-    if _docker("info", timeout=30).returncode != 0:
-        _missing("the Docker engine is not reachable (docker info failed)")
-    if _docker("image", "inspect", BASE).returncode != 0:
-        _missing(f"the image {BASE} is missing: make it with images/make-base.sh")
+        missing("the docker command is not installed: apt-get install docker.io")
     context = REPO / "images"
     built = _docker(
         "build", "-f", str(context / "base" / "Dockerfile"), "-t", IMAGE, str(context),

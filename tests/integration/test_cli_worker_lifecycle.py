@@ -15,9 +15,9 @@ from mecha.store.sqlite import open_sqlite
 from mecha.testing.instant_worker import InstantWorker
 from mecha.testing.serve_process import ServeProcess
 from mecha.worker_kind import WorkerState
-from tests.components import require_docker
 from tests.conftest import EXAMPLES
 from tests.integration.serving import make_home, mecha_cli, post_github, pr_payload, settled
+from tests.services import docker_engine
 
 
 @pytest.fixture
@@ -170,7 +170,7 @@ def test_an_adapter_worker_is_started_by_serve_not_by_hand(mecha_home: Path) -> 
 
 
 def test_a_managed_worker_whose_image_is_missing_says_how_to_build_it(mecha_home: Path) -> None:
-    require_docker()
+    docker_engine()
     path = mecha_home / "boxed.yml"
     path.write_text("name: boxed\ndocker:\n  image: mecha-worker-nope:latest\n", encoding="utf-8")
     assert mecha_cli(mecha_home, "worker", "add", str(path)).returncode == 0

@@ -1,8 +1,9 @@
 """The Docker runtime against the real engine: start, health, hardening, secrets, cleanup.
 
-Needs a Docker engine with a local ``debian:bookworm-slim`` (nothing is pulled). Without
-one these tests skip, except under CI=true, where they fail. The test worker image
-(tests/docker_image) is built once per session.
+Needs a Docker engine with a local ``debian:bookworm-slim`` (nothing is pulled), which
+tests/services.py starts or makes where it can; else these tests skip, except under
+CI=true, where they fail. The test worker image (tests/docker_image) is built once per
+session.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import docker  # type: ignore[import-untyped]
 import pytest
 
 from mecha.result import TaskResult
@@ -41,11 +41,10 @@ from mecha.runtimes.endpoint import WorkerFailure, send_task
 from mecha.runtimes.http1 import Pool
 from mecha.worker import DockerSpec
 from tests.canaries import canary_secrets
-from tests.components import missing
 from tests.conftest import REPO
+from tests.services import docker_engine
 
 IMAGE = "mecha-test-worker:latest"
-BASE_IMAGE = "debian:bookworm-slim"
 #: every container these tests make carries it, so the session can clean up after itself
 TEST_LABEL = "mecha-test"
 Make = Callable[..., ContainerSpec]
@@ -54,12 +53,8 @@ Make = Callable[..., ContainerSpec]
 @pytest.fixture(scope="session")
 def engine() -> Iterator[DockerRuntime]:
     """The runtime under test; skips (fails under CI=true) when no engine answers."""
+    docker_engine()
     runtime = DockerRuntime(health_deadline=30)
-    try:
-        runtime.version()
-    except DockerError as exc:
-        runtime.close()
-        missing(f"no Docker engine: {exc.message}")
     yield runtime
     runtime.close()
 
@@ -67,22 +62,19 @@ def engine() -> Iterator[DockerRuntime]:
 @pytest.fixture(scope="session")
 def sdk(engine: DockerRuntime) -> Iterator[Any]:
     """A plain SDK client, to look at what the runtime made (as `docker inspect` would)."""
-    client = docker.from_env(timeout=60)
+    looker = DockerRuntime(timeout=60)  # its client leaves no socket if the engine goes
+    client = looker.client()
     try:
         yield client
     finally:
         for row in client.api.containers(all=True, filters={"label": TEST_LABEL}):
             client.api.remove_container(row["Id"], force=True)
-        client.close()
+        looker.close()
 
 
 @pytest.fixture(scope="session")
 def image(sdk: Any) -> str:
     """The test worker image, built once per session (layers cached between sessions)."""
-    try:
-        sdk.images.get(BASE_IMAGE)
-    except docker.errors.ImageNotFound:
-        missing(f"{BASE_IMAGE} is not on the engine (see docs: docker-here.md)")
     sdk.images.build(path=str(REPO / "tests" / "docker_image"), tag=IMAGE, rm=True, forcerm=True)
     return IMAGE
 
