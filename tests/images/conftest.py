@@ -30,7 +30,7 @@ from mecha.result import TaskResult, parse_result
 REPO = Path(__file__).resolve().parents[2]
 WORKER_DIR = REPO / "images" / "worker"
 FAKE_CLI = Path(__file__).with_name("fake_cli.py")
-START_TIMEOUT = 15.0
+START_TIMEOUT = 60.0
 _LISTENING = re.compile(r" on 127\.0\.0\.1:(\d+)")
 
 

@@ -78,7 +78,7 @@ def test_claude_image_answers_a_task_with_the_real_cli(model_url: str) -> None:
         _docker("rm", "-f", name)
 
 
-def _wait_healthy(url: str, timeout: float = 30.0) -> None:
+def _wait_healthy(url: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

@@ -105,7 +105,7 @@ def test_second_task_while_one_runs_is_429_and_health_says_busy(
         busy = worker.post({"prompt": "second"})
         health = worker.health()
     finally:
-        slow.join(timeout=20)
+        slow.join(timeout=60)
     assert busy.status_code == 429
     assert busy.json() == {"error": "worker busy"}
     assert health.status_code == 503
@@ -169,7 +169,7 @@ def test_bad_setting_stops_the_worker_with_a_message(tmp_path: Path, name: str, 
     assert f"{name}={value!r}" in done.stderr
 
 
-def _wait_for_run(record: Path, timeout: float = 10.0) -> None:
+def _wait_for_run(record: Path, timeout: float = 60.0) -> None:
     """Until the fake CLI has recorded its start."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -48,7 +48,7 @@ def set_state(home: Path, name: str, state: WorkerState) -> None:
 
 def wait_task(
     url: str, event_id: str, *, states: tuple[str, ...] = ("completed", "failed"),
-    count: int = 1, timeout: float = 20.0,
+    count: int = 1, timeout: float = 60.0,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """The event's tasks once ``count`` of them are in one of ``states``."""
     deadline = time.monotonic() + timeout

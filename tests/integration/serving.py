@@ -107,7 +107,7 @@ def count_events(home: Path) -> int:
         return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
 
 
-def settled(url: str, event_id: str, timeout: float = 15.0) -> dict[str, Any]:
+def settled(url: str, event_id: str, timeout: float = 60.0) -> dict[str, Any]:
     """The event once matching has run (its state left `received`)."""
     deadline = time.monotonic() + timeout
     while True:

@@ -15,16 +15,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import docker  # type: ignore[import-untyped]
+import httpx
 import pytest
 
+from mecha.runtimes.docker import DockerRuntime
 from mecha.store.sqlite import open_sqlite
 from mecha.testing.serve_process import ServeProcess
 from mecha.worker_kind import WorkerState
-from tests.components import require_docker
 from tests.conftest import REPO
 from tests.integration.dispatching import FAST, RULE, wait_task
 from tests.integration.serving import make_home, mecha_cli, post_github, pr_payload
+from tests.services import docker_engine
 
 IMAGE = "mecha-test-worker:latest"
 CANARY_GITHUB = "ghp_CANARYcanaryCANARYcanary0123456789"
@@ -34,11 +35,14 @@ CLAUDE_TOKEN = "sk-ant-api03-test-token-for-the-container-only"
 
 @pytest.fixture(scope="module")
 def sdk() -> Iterator[Any]:
-    require_docker()
-    client = docker.from_env(timeout=60)
-    client.images.build(path=str(REPO / "tests" / "docker_image"), tag=IMAGE, rm=True)
-    yield client
-    client.close()
+    docker_engine()  # with the base image the test image builds on: nothing is pulled
+    runtime = DockerRuntime(timeout=60)  # its client leaves no socket if the engine goes
+    try:
+        client = runtime.client()
+        client.images.build(path=str(REPO / "tests" / "docker_image"), tag=IMAGE, rm=True)
+        yield client
+    finally:
+        runtime.close()
 
 
 def worker_home(tmp_path: Path, name: str, docker_lines: str, *, timeout: str = "20s") -> Path:
@@ -77,6 +81,21 @@ class Box:
 def containers(sdk: Any, worker: str) -> list[Box]:
     rows = sdk.api.containers(all=True, filters={"label": f"mecha.worker={worker}"})
     return [Box(row) for row in rows]
+
+
+def answers_health(sdk: Any, container_id: str) -> None:
+    """Wait until the container answers GET /health with 200 on its published port."""
+    ports = sdk.api.inspect_container(container_id)["NetworkSettings"]["Ports"]
+    url = f"http://127.0.0.1:{ports['8080/tcp'][0]['HostPort']}/health"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(url, timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, f"{url} never answered 200"
+        time.sleep(0.05)
 
 
 def send(url: str, number: int = 7) -> str:
@@ -129,7 +148,7 @@ def test_a_disposable_worker_gets_a_fresh_container_per_task(tmp_path: Path, sdk
     home = worker_home(tmp_path, "once", "  lifecycle: disposable\n")
     with serve(home) as server:
         tasks = [wait_task(server.url, send(server.url, n))[0] for n in (1, 2)]
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60
         while containers(sdk, "once") and time.monotonic() < deadline:
             time.sleep(0.05)
         left = containers(sdk, "once")
@@ -158,7 +177,7 @@ def test_disposable_containers_are_removed_after_a_failed_start_and_a_timeout(
     assert mecha_cli(home, "worker", "add", "--replace", str(slow)).returncode == 0
     with serve(home) as server:
         tasks = wait_task(server.url, send(server.url), count=2, timeout=60)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 60
         while (containers(sdk, "flaky") or containers(sdk, "sick")) and time.monotonic() < deadline:
             time.sleep(0.1)
         left = containers(sdk, "flaky") + containers(sdk, "sick")
@@ -192,7 +211,7 @@ def test_what_a_killed_serve_leaves_is_swept_at_the_next_start(tmp_path: Path, s
         # the requeued task gets a new container; the orphan is swept at the start
         remaining = {c.id for c in containers(sdk, "orphan")}
     assert orphan.id not in remaining
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 60
     while containers(sdk, "orphan") and time.monotonic() < deadline:
         time.sleep(0.1)
     assert containers(sdk, "orphan") == []  # the graceful stop removed the new one too
@@ -201,19 +220,20 @@ def test_what_a_killed_serve_leaves_is_swept_at_the_next_start(tmp_path: Path, s
 def test_a_warm_pool_has_a_container_ready_before_any_task(tmp_path: Path, sdk: Any) -> None:
     home = worker_home(tmp_path, "warm", "  lifecycle: disposable\n  pool: 1\n")
     with serve(home) as server:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while not containers(sdk, "warm"):
             assert time.monotonic() < deadline, "the pool was never filled"
             time.sleep(0.05)
         [ready] = containers(sdk, "warm")
-        time.sleep(1.5)  # listed once created; in the pool once healthy
+        answers_health(sdk, ready.id)  # listed once created; in the pool once healthy,
+        time.sleep(1.0)  # which serve checks every 20 ms: a margin for a busy machine
         [task] = wait_task(server.url, send(server.url))
         assert task["result"]["metadata"]["env"]["HOSTNAME"] == ready.id[:12]
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while not [c for c in containers(sdk, "warm") if c.id != ready.id]:
             assert time.monotonic() < deadline, "the pool was not refilled"
             time.sleep(0.05)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while containers(sdk, "warm") and time.monotonic() < deadline:
         time.sleep(0.05)
     assert containers(sdk, "warm") == []  # a stopping serve removes its pool

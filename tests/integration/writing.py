@@ -28,7 +28,7 @@ _OPEN = {"planned", "calling"}
 
 
 def writes_settled(
-    url: str, event_id: str, *, count: int = 1, timeout: float = 20.0
+    url: str, event_id: str, *, count: int = 1, timeout: float = 60.0
 ) -> dict[str, Any]:
     """The event once its task is final and ``count`` writes are, none still open."""
     deadline = time.monotonic() + timeout

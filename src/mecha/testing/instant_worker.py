@@ -171,7 +171,7 @@ class InstantWorker:
         with self._changed:
             self._script.extend(items)
 
-    def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
+    def wait_for(self, count: int, timeout: float = 60.0) -> list[Received]:
         """Block until ``count`` tasks were received; AssertionError after ``timeout`` s."""
         deadline = time.monotonic() + timeout
         with self._changed:
