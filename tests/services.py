@@ -53,17 +53,18 @@ _verdicts: dict[str, str] = {}
 
 def docker_engine() -> str:
     """The engine's address (e.g. unix:///var/run/docker.sock), set up if need be."""
-    if "docker" not in _verdicts:
-        with _lock("docker"):
-            _verdicts["docker"] = _ready_docker()
-    if _verdicts["docker"]:
-        missing(_verdicts["docker"])
-    return docker_host()
-
-
-def _ready_docker() -> str:
-    """Empty once an engine answers and holds BASE_IMAGE, else what is missing."""
     host = docker_host()
+    key = f"docker at {host}"
+    if key not in _verdicts:
+        with _lock("docker"):
+            _verdicts[key] = _ready_docker(host)
+    if _verdicts[key]:
+        missing(_verdicts[key])
+    return host
+
+
+def _ready_docker(host: str) -> str:
+    """Empty once an engine answers and holds BASE_IMAGE, else what is missing."""
     if not _answers(host):
         why = _start_dockerd(host)
         if why:
