@@ -27,6 +27,7 @@ The dispatcher's ``dispatched`` entries name the definition each task was sent w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -108,8 +109,9 @@ class WorkerReload:
 
     def _from_any_thread(self, change: RegistryChange) -> None:
         loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self.changed, change)
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: serve has stopped
+                loop.call_soon_threadsafe(self.changed, change)
 
     def changed(self, change: RegistryChange) -> None:
         """Hold each added or changed worker at once; handle each change in its job.
