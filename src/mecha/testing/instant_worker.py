@@ -279,11 +279,17 @@ class InstantWorker:
         self._in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self._in_flight)
         self._arrived(received)
+
+        def answer(reply: _Reply) -> bool:
+            # finished before the answer leaves: the client may look the moment it arrives
+            received.finished_at = time.time()
+            return _answer(writer, reply, keep)
+
         try:
             if self.api_key and headers.get("authorization") != f"Bearer {self.api_key}":
-                return _answer(writer, _Reply(401, b'{"error":"unauthorized"}'), keep)
+                return answer(_Reply(401, b'{"error":"unauthorized"}'))
             if not received.prompt:
-                return _answer(writer, _Reply(400, b'{"error":"missing prompt"}'), keep)
+                return answer(_Reply(400, b'{"error":"missing prompt"}'))
             behaviour = self._next()
             if behaviour.delay > 0:
                 await asyncio.sleep(behaviour.delay)
@@ -293,9 +299,10 @@ class InstantWorker:
                 return False
             if behaviour.close:
                 return False
-            return _answer(writer, _reply(behaviour, received.prompt), keep)
+            return answer(_reply(behaviour, received.prompt))
         finally:
-            received.finished_at = time.time()
+            if received.finished_at is None:
+                received.finished_at = time.time()
             self._in_flight -= 1
 
     def _arrived(self, received: Received) -> None:
