@@ -14,6 +14,13 @@ that uses it and counted: ``LocalModel.release`` drops it only when the last use
 shim and HTTP client are already closed) lets go. The command line below never drops
 it: on SIGTERM or SIGINT it ends the process at once.
 
+Speed. llama.cpp's own defaults suit a machine given to the model; ``mecha serve`` shares
+its machine. The model gets half the CPUs (at least one): on two cores shared with
+other work, two llama.cpp threads that spin-wait on each other took 3 to 20 s for the
+demo's answer, one thread 2 to 3 s. Fitting the parameters to free device memory
+(``fit_params``, a trial load before the real one) is skipped when every device is the
+CPU, where there is nothing to fit: 0.2 s of each start.
+
 ``python -m mecha.runtimes.local_model [--port N] [--model PATH]`` prints the base URL
 and serves until killed (tests use it to keep their own process light).
 """
@@ -86,13 +93,33 @@ def alias_for(path: Path) -> str:
     return DEFAULT_ALIAS if path.name == MODEL_FILE else path.stem
 
 
+def default_threads() -> int:
+    """Half the CPUs this process may run on, at least one (see the module doc)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on this platform
+        cpus = os.cpu_count() or 1
+    return max(1, cpus // 2)
+
+
+def _cpu_only(xllamacpp: Any) -> bool:
+    """Whether llama.cpp sees no device but the CPU (then there is nothing to fit)."""
+    try:
+        devices = xllamacpp.get_device_info()
+        cpu = xllamacpp.ggml_backend_dev_type.GGML_BACKEND_DEVICE_TYPE_CPU
+        return all(device.get("type") == cpu for device in devices)
+    except Exception:  # an older or different build: keep llama.cpp's default
+        return False
+
+
 def start_server(
     path: Path, *, port: int = 0, n_ctx: int = N_CTX, n_parallel: int = N_PARALLEL,
-    verbose: bool = False, host: str = "127.0.0.1",
+    verbose: bool = False, host: str = "127.0.0.1", threads: int = 0,
 ) -> tuple[Any, str]:  # fmt: skip
     """Start llama.cpp's server on 127.0.0.1 (blocking until it serves): (server, base URL).
 
     Keep the server object referenced for as long as it should serve (see the module doc).
+    ``threads`` 0 means ``default_threads()``.
     """
     try:
         xllamacpp = importlib.import_module("xllamacpp")
@@ -110,6 +137,9 @@ def start_server(
     params.n_parallel = n_parallel
     params.use_jinja = True
     params.verbosity = 3 if verbose else 0
+    params.cpuparams.n_threads = params.cpuparams_batch.n_threads = threads or default_threads()
+    if _cpu_only(xllamacpp):
+        params.fit_params = False
     try:
         server = xllamacpp.Server(params)
     except RuntimeError as exc:
@@ -213,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="", help="GGUF file (default: SmolLM2)")
     parser.add_argument("--ctx", type=int, default=N_CTX, help="context tokens, all slots")
     parser.add_argument("--parallel", type=int, default=N_PARALLEL, help="requests at once")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (default: half)")
     parser.add_argument("--verbose", action="store_true", help="show llama.cpp's log")
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to serve on (e.g. the docker0 bridge's)"
@@ -224,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         path = model_path(args.model)
         server, url = start_server(
             path, port=args.port, n_ctx=args.ctx, n_parallel=args.parallel,
-            verbose=args.verbose, host=args.host,
+            verbose=args.verbose, host=args.host, threads=args.threads,
         )  # fmt: skip
     except MechaError as exc:
         print(f"error: {exc}", file=sys.stderr)
