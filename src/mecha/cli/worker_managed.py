@@ -25,7 +25,7 @@ STARTABLE = frozenset({WorkerState.OFFLINE, WorkerState.ONLINE, WorkerState.ERRO
 
 def start_managed(app: AppContext, record: WorkerRecord) -> None:
     """Create and start the worker's container, wait until it is healthy, record it online."""
-    from mecha.runtimes.managed import managed_spec
+    from mecha.runtimes.managed import start_persistent
 
     spec = _spec(app, record)
     assert spec.docker is not None
@@ -33,18 +33,14 @@ def start_managed(app: AppContext, record: WorkerRecord) -> None:
         app.echo(f"{record.name} is disposable: each task gets a fresh container, no start needed")
         return
     store = app.store()
-    runtime = _runtime(spec)
     try:
-        container = managed_spec(record.name, spec, secrets=app.secrets(), home=app.user_home)
-        started = runtime.start(container)
+        started = start_persistent(record.name, spec, secrets=app.secrets(), home=app.user_home)
     except MechaError as exc:
         store.set_worker_state(
             record.name, WorkerState.ERROR, error=app.redact(exc.message), endpoint="",
             container_id="", only_from=STARTABLE | {WorkerState.BUSY},
         )  # fmt: skip
         raise
-    finally:
-        runtime.close()
     store.set_worker_state(
         record.name, WorkerState.ONLINE, endpoint=started.endpoint,
         container_id=started.container_id, only_from=STARTABLE | {WorkerState.BUSY},
@@ -58,12 +54,7 @@ def start_managed(app: AppContext, record: WorkerRecord) -> None:
 
 def stop_managed(app: AppContext, record: WorkerRecord) -> None:
     """Stop and remove the worker's container; record it offline."""
-    spec = _spec(app, record)
-    runtime = _runtime(spec)
-    try:
-        gone = _remove_container(runtime, record)
-    finally:
-        runtime.close()
+    gone = _remove_container(_spec(app, record), record)
     app.store().set_worker_state(record.name, WorkerState.OFFLINE, endpoint="", container_id="")
     what = "its container is stopped and removed" if gone else "it had no container"
     app.echo(f"stopped {record.name}: {what}; its new tasks wait until mecha worker start")
@@ -75,12 +66,8 @@ def remove_container(app: AppContext, record: WorkerRecord) -> None:
         spec = _spec(app, record)
     except MechaError:
         return  # a definition that no longer loads: nothing to find by it
-    runtime = _runtime(spec)
-    try:
-        if _remove_container(runtime, record):
-            app.echo(f"stopped and removed the container of {record.name}")
-    finally:
-        runtime.close()
+    if _remove_container(spec, record):
+        app.echo(f"stopped and removed the container of {record.name}")
 
 
 def show_logs(app: AppContext, record: WorkerRecord, *, tail: int, follow: bool) -> None:
@@ -100,14 +87,11 @@ def show_logs(app: AppContext, record: WorkerRecord, *, tail: int, follow: bool)
         runtime.close()
 
 
-def _remove_container(runtime: DockerRuntime, record: WorkerRecord) -> bool:
-    from mecha.runtimes.container_spec import persistent_name
+def _remove_container(spec: WorkerSpec, record: WorkerRecord) -> bool:
+    from mecha.runtimes.managed import remove_persistent
 
-    found = False
-    for name in {record.container_id, persistent_name(record.name)} - {""}:
-        found = runtime.stop(name, timeout=5) or found
-        found = runtime.remove(name) or found
-    return found
+    host = spec.docker.host if spec.docker else ""
+    return remove_persistent(record.name, host=host, container_id=record.container_id)
 
 
 def _spec(app: AppContext, record: WorkerRecord) -> WorkerSpec:
