@@ -163,8 +163,12 @@ def test_an_adapter_added_replaced_and_removed_while_serve_runs(
     assert "stops its adapter" in removed.stdout
     assert record(home, "gpt") is None
     assert after_removal["state"] == "skipped" and after_removal["tasks"] == []
-    done = step_at(home, second["id"], "completed").at
-    print(f"\nadd --replace → next task completed on the new adapter: {done - replaced_at:.2f}s")
+    restarted = definition_steps(home, "gpt")[1].at
+    sent = step_at(home, second["id"], "dispatched").at
+    print(
+        f"\nadd --replace returned → adapter restarted {restarted - replaced_at:.2f}s, "
+        f"next task sent to it {sent - replaced_at:.2f}s"
+    )
 
 
 def test_an_adapter_changed_mid_task_finishes_it_then_runs_the_next_on_the_new_one(
@@ -339,6 +343,7 @@ def test_a_running_persistent_container_is_made_again_from_the_new_definition(
         first = one_task(server.url, 1)
 
         register(home, "keep", managed("persistent", "two"), replace=True)
+        replaced_at = time.time()
         second = one_task(server.url, 2)  # sent at once: waits for the new container
         after = record(home, "keep")
         [new_box] = boxes(sdk, "keep")
@@ -355,3 +360,5 @@ def test_a_running_persistent_container_is_made_again_from_the_new_definition(
     [changed] = [e.detail for e in definition_steps(home, "keep")][1:2]
     assert changed.endswith("; container restarted")
     assert removed.returncode == 0 and left == []
+    sent = step_at(home, second["id"], "dispatched").at
+    print(f"\nadd --replace → next task sent to the new container {sent - replaced_at:.2f}s")
