@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from mecha.adapter_host import PROBE_TIMEOUT, AdapterHost
 from mecha.engine.batcher import Batcher
 from mecha.engine.dispatcher import Dispatcher, DispatchSettings
+from mecha.engine.progress import ProgressWriter
 from mecha.engine.registry import LoadedWorker, WorkerRegistry
 from mecha.engine.targets import Target
 from mecha.engine.write_tries import WriteBackSettings
@@ -78,6 +79,7 @@ class WorkerRuntime:
         self.write_updates: Batcher[WriteUpdate, WriteRecord | None] = Batcher(
             store.update_writes, executor=writer, name="write-updates"
         )
+        self.progress = ProgressWriter(store, writer=writer)  # streamed tokens → the store
         self.writeback = WriteBack(
             store=store, registry=registry, writers={}, previews={}, plans=self.write_plans,
             updates=self.write_updates, reads=reads,
@@ -106,6 +108,7 @@ class WorkerRuntime:
         self.notes.start()
         self.write_plans.start()
         self.write_updates.start()
+        self.progress.start()
         self._client = httpx.AsyncClient(
             timeout=PROBE_TIMEOUT, trust_env=False, follow_redirects=False,
         )  # fmt: skip
@@ -135,6 +138,7 @@ class WorkerRuntime:
         await self.notes.close()
         await self.write_plans.close()
         await self.write_updates.close()
+        await self.progress.close()
         await self._pool.close()
         if self._client is not None:
             await self._client.aclose()

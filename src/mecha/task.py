@@ -8,11 +8,13 @@ pending with a retry time when a transient failure allows another attempt.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from mecha.duration import format_duration
 from mecha.event import timestamp
 
 #: event attributes a worker receives in the task's context (upstream §6), when present
@@ -65,6 +67,10 @@ class Task:
     #: when the last send started / when it reached a final state (0 = not yet)
     dispatched_at: float = 0.0
     finished_at: float = 0.0
+    #: the seconds the last send may take (0 = unknown: not sent yet)
+    timeout: float = 0.0
+    #: tokens of the answer received so far in the last send (0 = none, or not streamed)
+    tokens: int = 0
 
     @property
     def final(self) -> bool:
@@ -99,8 +105,8 @@ def task_context(
     return context
 
 
-def task_json(task: Task) -> dict[str, Any]:
-    """The task as the API and ``mecha event show --json`` show it."""
+def task_json(task: Task, *, now: float | None = None) -> dict[str, Any]:
+    """The task as the API and ``mecha event show --json`` show it (``now``: unix time)."""
     return {
         "id": task.id,
         "worker": task.worker,
@@ -117,4 +123,47 @@ def task_json(task: Task) -> dict[str, Any]:
         "updated_at": timestamp(task.updated_at),
         "dispatched_at": timestamp(task.dispatched_at) if task.dispatched_at else None,
         "finished_at": timestamp(task.finished_at) if task.finished_at else None,
+        "timeout": task.timeout or None,
+        "progress": progress_json(task, now=now),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """How far a running task has come: time against its limit, tokens where they stream."""
+
+    elapsed: float
+    #: the attempt's time limit in seconds (0 = unknown)
+    timeout: float = 0.0
+    #: tokens of the answer so far (0 = none yet, or the worker does not stream)
+    tokens: int = 0
+
+    def text(self) -> str:
+        """``1m12s of 10m, 42 tokens``: whole seconds; the parts that are known."""
+        shown = format_duration(max(0, int(self.elapsed)))
+        if self.timeout:
+            shown += f" of {format_duration(self.timeout)}"
+        if self.tokens:
+            shown += f", {self.tokens} token{'s' if self.tokens != 1 else ''}"
+        return shown
+
+
+def progress_of(task: Task, *, now: float) -> Progress | None:
+    """The progress of a running task (None for any other state)."""
+    if task.state is not TaskState.RUNNING or not task.dispatched_at:
+        return None
+    return Progress(elapsed=max(0.0, now - task.dispatched_at), timeout=task.timeout,
+                    tokens=task.tokens)  # fmt: skip
+
+
+def progress_json(task: Task, *, now: float | None = None) -> dict[str, Any] | None:
+    """``{"elapsed", "timeout", "tokens", "text"}`` for a running task, else None."""
+    progress = progress_of(task, now=time.time() if now is None else now)
+    if progress is None:
+        return None
+    return {
+        "elapsed": round(progress.elapsed, 1),
+        "timeout": progress.timeout or None,
+        "tokens": progress.tokens,
+        "text": progress.text(),
     }

@@ -220,7 +220,9 @@ class AdapterSpec(Section):
     )
     api_key: str = Field("", description="API key; prefer ${VAR} or token: (never stored)")
     token: str = Field("", description="secrets.yml reference backend.name, e.g. openai.default")
-    stream: bool = Field(False, description="read the answer as a stream (first byte sooner)")
+    stream: bool = Field(
+        True, description="read the answer as a stream (tokens show as they come); false: whole"
+    )
     max_tokens: int = Field(1024, ge=1, le=1_000_000, description="most tokens the model writes")
     temperature: float | None = Field(None, ge=0, le=2, description="sampling temperature")
 

@@ -8,6 +8,7 @@ A running server picks a retried task up within a second (it polls the store).
 from __future__ import annotations
 
 import json
+import time
 
 import click
 
@@ -63,11 +64,14 @@ def list_tasks(
             else "no tasks yet (matched events make them, and POST /task on mecha serve)"
         )
         return
+    from mecha.cli.task_show import state_text
+
+    now = time.time()
     rows = [
         [
             t.id[:ID_WIDTH],
             t.worker,
-            t.state.value,
+            state_text(t, now=now),
             str(t.attempts),
             t.event_id[:ID_WIDTH] or "-",
             age(t.created_at),

@@ -8,10 +8,16 @@ from typing import Any
 
 from mecha.cli.display import short
 from mecha.event import timestamp
-from mecha.task import Task, TaskState
+from mecha.task import Task, TaskState, progress_of
 
 #: result fields in the order they are shown (the result contract, upstream §6.1)
 RESULT_ORDER = ("output", "comment", "labels", "status", "commit", "metadata", "error")
+
+
+def state_text(task: Task, *, now: float | None = None) -> str:
+    """``running 1m12s of 10m, 42 tokens`` for a running task, else just its state."""
+    progress = progress_of(task, now=time.time() if now is None else now)
+    return f"{task.state.value} {progress.text()}" if progress else task.state.value
 
 
 def describe_task(task: Task, *, now: float | None = None) -> str:
@@ -19,7 +25,7 @@ def describe_task(task: Task, *, now: float | None = None) -> str:
     lines = [
         f"task {task.id}",
         f"  worker:     {task.worker}",
-        f"  state:      {task.state.value}",
+        f"  state:      {state_text(task, now=now)}",
         f"  event:      {task.event_id or '- (sent through the API)'}",
         f"  attempts:   {task.attempts}",
         f"  created:    {timestamp(task.created_at)}",

@@ -72,7 +72,7 @@ class TaskSender:
         claimed = await self._updates.add(
             TaskUpdate(
                 task_id=task.id, state=TaskState.RUNNING, only_from=_PENDING,
-                start_attempt=True, step=Step.DISPATCHED,
+                start_attempt=True, timeout=target.timeout, step=Step.DISPATCHED,
                 detail=f"attempt {task.attempts + 1} to {where}",
             )
         )  # fmt: skip

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from mecha.result import TaskResult
+from mecha.runtimes.model_api import OnTokens
 from mecha.runtimes.ollama import ollama_chat, ollama_health
 from mecha.runtimes.openai import openai_chat, openai_health
 
@@ -53,9 +54,17 @@ def target_for(
 
 
 async def call_model(
-    client: httpx.AsyncClient, target: ModelTarget, prompt: str, *, timeout: float
+    client: httpx.AsyncClient,
+    target: ModelTarget,
+    prompt: str,
+    *,
+    timeout: float,
+    on_tokens: OnTokens | None = None,
 ) -> TaskResult:
-    """Send ``prompt`` to ``target``; WorkerFailure (transient or not) if it fails."""
+    """Send ``prompt`` to ``target``; WorkerFailure (transient or not) if it fails.
+
+    ``on_tokens`` hears the running token count while a streamed answer comes in.
+    """
     chat = ollama_chat if target.api == "ollama" else openai_chat
     return await chat(
         client,
@@ -67,6 +76,7 @@ async def call_model(
         stream=target.stream,
         max_tokens=target.max_tokens,
         temperature=target.temperature,
+        on_tokens=on_tokens,
     )
 
 

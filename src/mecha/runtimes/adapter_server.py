@@ -8,6 +8,8 @@
   concurrency cap (429 ``{"error": "worker busy"}``), answers 200 with the result
   contract, 503 (with ``Retry-After`` when known) on a transient failure and 500 on a
   permanent one; with a key configured, ``Authorization: Bearer <key>`` is required (401).
+  While a streamed answer comes in, its token count so far is kept under the task's
+  ``id`` in ``counts`` (``mecha.runtimes.token_counts``), where `mecha serve` reads it.
 
 so ``mecha worker ls`` and the dispatch engine treat an adapter like any other worker.
 """
@@ -32,6 +34,7 @@ from mecha.errors import MechaError
 from mecha.result import result_json
 from mecha.runtimes.adapter_call import ModelTarget, call_model, check_model, target_for
 from mecha.runtimes.endpoint import WorkerFailure
+from mecha.runtimes.token_counts import COUNTS, TokenCounts
 
 if TYPE_CHECKING:
     import httpx
@@ -90,6 +93,7 @@ class _Shim:
     api_key: str
     concurrency: int
     timeout: float
+    counts: TokenCounts = field(default_factory=lambda: COUNTS)
     active: int = 0
     health: tuple[float, str] = field(default=(-math.inf, ""))
 
@@ -113,8 +117,11 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-async def _prompt(request: Request) -> str | Response:
-    """The task's prompt, or the 4xx answer that says what is wrong with the request."""
+async def _read_task(request: Request) -> tuple[str, str] | Response:
+    """The task's (prompt, id), or the 4xx answer that says what is wrong with the request.
+
+    The id (sent by Mecha's dispatcher) is optional: "" when absent or not text.
+    """
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_TASK_BYTES:
         return _error(413, f"the task is larger than {MAX_TASK_BYTES // (1024 * 1024)} MB")
@@ -132,7 +139,8 @@ async def _prompt(request: Request) -> str | Response:
     prompt = data.get("prompt") if isinstance(data, dict) else None
     if not isinstance(prompt, str) or not prompt.strip():
         return _error(400, 'the task has no "prompt" (a non-empty string)')
-    return prompt
+    task_id = data.get("id")
+    return prompt, task_id if isinstance(task_id, str) else ""
 
 
 def _app(shim: _Shim) -> Starlette:
@@ -150,14 +158,18 @@ def _app(shim: _Shim) -> Starlette:
     async def task(request: Request) -> Response:
         if not shim.authorized(request):
             return _error(401, "missing or wrong API key (Authorization: Bearer <key>)")
-        prompt = await _prompt(request)
-        if not isinstance(prompt, str):
-            return prompt
+        read = await _read_task(request)
+        if not isinstance(read, tuple):
+            return read
+        prompt, task_id = read
         if shim.active >= shim.concurrency:
             return _error(429, "worker busy")
         shim.active += 1
+        on_tokens = shim.counts.reporter(task_id) if task_id else None
         try:
-            result = await call_model(shim.client, shim.target, prompt, timeout=shim.timeout)
+            result = await call_model(
+                shim.client, shim.target, prompt, timeout=shim.timeout, on_tokens=on_tokens
+            )
         except WorkerFailure as exc:
             return _failure(exc)
         except Exception as exc:  # a bug must not take the shim down
@@ -165,6 +177,8 @@ def _app(shim: _Shim) -> Starlette:
             return _error(500, f"internal error in the adapter: {type(exc).__name__}: {exc}")
         finally:
             shim.active -= 1
+            if task_id:
+                shim.counts.finish(task_id)
         return JSONResponse(result_json(result))
 
     return Starlette(
@@ -190,13 +204,15 @@ async def start_adapter(
     client: httpx.AsyncClient | None = None,
     upstream_key: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
+    counts: TokenCounts = COUNTS,
 ) -> RunningAdapter:
     """Serve adapter ``name`` on 127.0.0.1; ``api_key`` is the key the shim demands.
 
     ``upstream_key`` (a resolved ``token:``) replaces ``spec.api_key`` for the model API;
-    ``timeout`` bounds each task. A ``type: local`` adapter starts (or shares) the
-    embedded model first; other types must pass the SSRF check. A client passed in is
-    left open on close; one made here is closed.
+    ``timeout`` bounds each task; ``counts`` hears streamed answers' token counts by task
+    id. A ``type: local`` adapter starts (or shares) the embedded model first; other types
+    must pass the SSRF check. A client passed in is left open on close; one made here is
+    closed.
     """
     import httpx
 
@@ -215,7 +231,7 @@ async def start_adapter(
         if client is None:
             client = httpx.AsyncClient(trust_env=False)
             cleanup.append(client.aclose)
-        shim = _Shim(target, client, api_key, max(1, concurrency), timeout)
+        shim = _Shim(target, client, api_key, max(1, concurrency), timeout, counts)
         url, stop = await _serve(_app(shim), name)
         cleanup.append(stop)
     except BaseException:

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     import httpx
 
 T = TypeVar("T")
+#: told the number of tokens (chunks of text) received so far, as a streamed answer grows
+OnTokens = Callable[[int], None]
 
 #: the most of a model API's answer an adapter reads
 MAX_BODY_BYTES = 10 * 1024 * 1024

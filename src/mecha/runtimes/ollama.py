@@ -3,7 +3,8 @@
 Health is ``GET <upstream>/`` ("Ollama is running"). The answer's last object
 (``done: true``) carries ``prompt_eval_count``, ``eval_count`` and ``done_reason``; an
 ``{"error": "..."}`` object, before or during a stream, is a failure. A stream that ends
-before ``done: true`` is transient. Failures are ``WorkerFailure`` (see model_api).
+before ``done: true`` is transient; ``on_tokens`` is told the count of objects with text
+so far (one token each). Failures are ``WorkerFailure`` (see model_api).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from mecha.runtimes.endpoint import WorkerFailure
 from mecha.runtimes.model_api import (
     MAX_BODY_BYTES,
     Answer,
+    OnTokens,
     bearer,
     check_health,
     decode,
@@ -57,6 +59,7 @@ async def ollama_chat(
     stream: bool,
     max_tokens: int,
     temperature: float | None,
+    on_tokens: OnTokens | None = None,
 ) -> TaskResult:
     """Send ``prompt`` as one user message; the reply and its counts as a TaskResult."""
     url = ollama_base(upstream) + "/api/chat"
@@ -78,7 +81,7 @@ async def ollama_chat(
                 raw = await read_body(response, where)
                 raise http_failure(where, response.status_code, response.headers, raw)
             if stream:
-                return await _read_lines(response, where, model)
+                return await _read_lines(response, where, model, on_tokens)
             data = decode(await read_body(response, where), where)
             state = _Reply(where, model)
             state.add(data)
@@ -92,12 +95,13 @@ async def ollama_chat(
 class _Reply:
     """What the objects of a chat reply add up to."""
 
-    def __init__(self, where: str, model: str) -> None:
+    def __init__(self, where: str, model: str, on_tokens: OnTokens | None = None) -> None:
         self.where = where
         self.model = model
         self.parts: list[str] = []
         self.done = False
         self.last: Mapping[str, Any] = {}
+        self.on_tokens = on_tokens
 
     def add(self, data: Any) -> None:
         if not isinstance(data, Mapping):
@@ -110,6 +114,8 @@ class _Reply:
             raise malformed(self.where, "has a message.content that is not text", data)
         if content:
             self.parts.append(content)
+            if self.on_tokens is not None:
+                self.on_tokens(len(self.parts))
         self.model = str(data.get("model") or self.model)
         if data.get("done") is True:
             self.done = True
@@ -125,9 +131,11 @@ class _Reply:
         )
 
 
-async def _read_lines(response: httpx.Response, where: str, model: str) -> Answer:
+async def _read_lines(
+    response: httpx.Response, where: str, model: str, on_tokens: OnTokens | None
+) -> Answer:
     """NDJSON objects up to the one with ``done: true``."""
-    state = _Reply(where, model)
+    state = _Reply(where, model, on_tokens)
     size = 0
     async for line in response.aiter_lines():
         size += len(line)

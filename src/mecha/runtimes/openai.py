@@ -3,7 +3,9 @@
 Works with OpenAI and the servers that copy its API (llama.cpp, vLLM, LM Studio, …).
 ``upstream`` is the base URL with or without ``/v1``. A streamed answer asks for usage
 (``stream_options.include_usage``) and must end with ``data: [DONE]``; a stream that
-stops before it is a transient failure. Failures are ``WorkerFailure`` (see model_api).
+stops before it is a transient failure. It adds up to the same result as a whole one;
+``on_tokens`` is told the count of chunks with text so far (about one token each).
+Failures are ``WorkerFailure`` (see model_api).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from mecha.runtimes.endpoint import WorkerFailure
 from mecha.runtimes.model_api import (
     MAX_BODY_BYTES,
     Answer,
+    OnTokens,
     bearer,
     check_health,
     decode,
@@ -57,6 +60,7 @@ async def openai_chat(
     stream: bool,
     max_tokens: int,
     temperature: float | None,
+    on_tokens: OnTokens | None = None,
 ) -> TaskResult:
     """Send ``prompt`` as one user message; the reply and its usage as a TaskResult."""
     url = openai_base(upstream) + "/chat/completions"
@@ -80,7 +84,7 @@ async def openai_chat(
                 raise http_failure(where, response.status_code, response.headers, raw)
             kind = response.headers.get("content-type", "")
             if stream and "text/event-stream" in kind:
-                return await _read_events(response, where, model)
+                return await _read_events(response, where, model, on_tokens)
             return _completion(decode(await read_body(response, where), where), where, model)
 
     return to_result(await run_call(where, timeout, call), started)
@@ -110,12 +114,13 @@ def _completion(data: Any, where: str, asked: str) -> Answer:
 class _Stream:
     """What the chunks of a streamed completion add up to."""
 
-    def __init__(self, where: str, model: str) -> None:
+    def __init__(self, where: str, model: str, on_tokens: OnTokens | None = None) -> None:
         self.where = where
         self.model = model
         self.parts: list[str] = []
         self.usage: Mapping[str, Any] = {}
         self.finish_reason = ""
+        self.on_tokens = on_tokens
 
     def add(self, payload: str) -> None:
         chunk = decode(payload, self.where)
@@ -132,8 +137,10 @@ class _Stream:
                 continue
             delta = choice.get("delta")
             text = delta.get("content") if isinstance(delta, Mapping) else None
-            if isinstance(text, str):
+            if isinstance(text, str) and text:
                 self.parts.append(text)
+                if self.on_tokens is not None:
+                    self.on_tokens(len(self.parts))
             if choice.get("finish_reason"):
                 self.finish_reason = str(choice["finish_reason"])
 
@@ -147,9 +154,11 @@ class _Stream:
         )
 
 
-async def _read_events(response: httpx.Response, where: str, model: str) -> Answer:
+async def _read_events(
+    response: httpx.Response, where: str, model: str, on_tokens: OnTokens | None
+) -> Answer:
     """Server-sent events up to ``data: [DONE]``."""
-    state = _Stream(where, model)
+    state = _Stream(where, model, on_tokens)
     data: list[str] = []
     size = 0
     async for line in response.aiter_lines():

@@ -91,8 +91,10 @@ class TaskUpdate:
     result: dict[str, Any] | None = None
     #: pending only: not before this unix time (0 = at once)
     next_retry_at: float = 0.0
-    #: a send starts: attempts + 1 and dispatched_at = now
+    #: a send starts: attempts + 1, dispatched_at = now, its ``timeout``, no tokens yet
     start_attempt: bool = False
+    #: with ``start_attempt``: the seconds this attempt may take (0 = unknown)
+    timeout: float = 0.0
     #: back to zero attempts (a retry by hand gets the full budget again)
     reset_attempts: bool = False
     #: the timeline step to record ("" = none) and its detail
@@ -296,6 +298,13 @@ class Store(Protocol):
 
     def task_states(self, task_ids: Collection[str]) -> dict[str, TaskState]:
         """The current state of each of these tasks (unknown ids are left out)."""
+        ...
+
+    def set_task_tokens(self, counts: Sequence[tuple[str, int]]) -> None:
+        """Record (task id, tokens so far) of running tasks, unsynced, in one transaction.
+
+        Tasks that are no longer running are left as they are.
+        """
         ...
 
     def due_tasks(self, *, now: float, limit: int = 1000, skip: Collection[str] = ()) -> list[Task]:

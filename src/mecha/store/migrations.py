@@ -167,6 +167,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX writes_event ON writes (event_id, seq)",
         ),
     ),
+    Migration(
+        version=5,
+        name="task progress",
+        statements=(
+            # the running attempt's time limit in seconds (set when it starts; 0 = unknown)
+            "ALTER TABLE tasks ADD COLUMN timeout REAL NOT NULL DEFAULT 0",
+            # tokens of the answer received so far, where the worker's answer streams
+            "ALTER TABLE tasks ADD COLUMN tokens INTEGER NOT NULL DEFAULT 0",
+        ),
+    ),
 )
 
 #: the version a database is at once every migration here is applied

@@ -23,7 +23,7 @@ from mecha.worker_kind import WorkerState
 
 TASK_COLUMNS = (
     "id, worker, event_id, dedup_key, prompt, context, state, error, attempts, "
-    "created_at, updated_at, result, next_retry_at, dispatched_at, finished_at"
+    "created_at, updated_at, result, next_retry_at, dispatched_at, finished_at, timeout, tokens"
 )
 _FINAL = tuple(state.value for state in FINAL_STATES)
 _INSERT_TIMELINE = (
@@ -34,13 +34,14 @@ _INSERT_TIMELINE = (
 def task_from_row(row: Sequence[Any]) -> Task:
     """A Task from a row of ``TASK_COLUMNS``."""
     (task_id, worker, event_id, dedup_key, prompt, context, state, error, attempts,
-     created, updated, result, next_retry_at, dispatched_at, finished_at) = row  # fmt: skip
+     created, updated, result, next_retry_at, dispatched_at, finished_at, timeout,
+     tokens) = row  # fmt: skip
     return Task(
         id=task_id, worker=worker, event_id=event_id, dedup_key=dedup_key, prompt=prompt,
         context=json.loads(context), state=TaskState(state), error=error, attempts=attempts,
         result=json.loads(result) if result else {}, next_retry_at=next_retry_at,
         created_at=created, updated_at=updated, dispatched_at=dispatched_at,
-        finished_at=finished_at,
+        finished_at=finished_at, timeout=timeout, tokens=tokens,
     )  # fmt: skip
 
 
@@ -114,7 +115,8 @@ def insert_task(conn: sqlite3.Connection, task: Task) -> bool:
     """Insert a new pending task; False if its dedup key is taken."""
     cursor = conn.execute(
         f"INSERT INTO tasks ({TASK_COLUMNS}) "  # noqa: S608
-        "VALUES (?, ?, ?, ?, ?, ?, ?, '', 0, ?, ?, '', 0, 0, 0) ON CONFLICT (dedup_key) DO NOTHING",
+        "VALUES (?, ?, ?, ?, ?, ?, ?, '', 0, ?, ?, '', 0, 0, 0, 0, 0) "
+        "ON CONFLICT (dedup_key) DO NOTHING",
         (task.id, task.worker, task.event_id, task.dedup_key, task.prompt,
          _json(task.context), task.state.value, task.created_at, task.updated_at),
     )  # fmt: skip
@@ -183,8 +185,8 @@ def _apply(conn: sqlite3.Connection, update: TaskUpdate, now: float) -> tuple[An
     if update.reset_attempts:
         sets.append("attempts = 0")
     if update.start_attempt:
-        sets.extend(["attempts = attempts + 1", "dispatched_at = ?"])
-        params.append(now)
+        sets.extend(["attempts = attempts + 1", "dispatched_at = ?", "timeout = ?", "tokens = 0"])
+        params.extend([now, update.timeout])
     sets.append("finished_at = ?")
     params.append(now if update.state in FINAL_STATES else 0)
     guard = ", ".join("?" for _ in update.only_from)
