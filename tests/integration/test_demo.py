@@ -7,9 +7,12 @@ policy, and a dry-run write-back; nothing of the user's own ~/.mecha is touched.
 from __future__ import annotations
 
 import os
+import pty
 import re
+import selectors
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -27,6 +30,39 @@ def run_demo(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+def run_demo_on_a_terminal(tmp_path: Path, *args: str) -> tuple[int, str]:
+    """The demo as a user runs it: the venv's `mecha` script, from the venv's parent
+    folder, with the venv not on PATH, its output on a terminal. (exit code, output)."""
+    script = Path(sys.executable).parent / "mecha"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MECHA_")}
+    env.update(MECHA_HOME=str(tmp_path / "users-own-home"), TMPDIR=str(tmp_path),
+               PATH=f"/usr/bin{os.pathsep}/bin", TERM="dumb")  # fmt: skip
+    terminal, child_end = pty.openpty()
+    proc = subprocess.Popen(
+        [str(script), "demo", *args], env=env, cwd=script.parent.parent.parent,
+        stdin=subprocess.DEVNULL, stdout=child_end, stderr=child_end,
+    )  # fmt: skip
+    os.close(child_end)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + 240
+    with selectors.DefaultSelector() as selector:
+        selector.register(terminal, selectors.EVENT_READ)
+        while time.monotonic() < deadline:
+            if not selector.select(timeout=1):
+                continue
+            try:
+                data = os.read(terminal, 65536)
+            except OSError:  # EIO: the demo closed its end
+                break
+            if not data:
+                break
+            chunks.append(data)
+    os.close(terminal)
+    if proc.poll() is None:
+        proc.kill()
+    return proc.wait(30), b"".join(chunks).decode("utf-8", errors="replace")
+
+
 def test_the_demo_shows_an_event_become_a_dry_run_comment(tmp_path: Path) -> None:
     done = run_demo(tmp_path)
     out = done.stdout
@@ -37,14 +73,21 @@ def test_the_demo_shows_an_event_become_a_dry_run_comment(tmp_path: Path) -> Non
     answer = out.split("The model's answer:\n", 1)[1].split("\n\nWrite-back", 1)[0]
     assert len(answer.strip()) > 20  # the model really wrote something
     assert "    | " in out  # the comment that would have been posted is shown
+    # MECHA_HOME is set: the hint names the user's real secrets file, not ~/.mecha's
+    secrets = tmp_path / "users-own-home" / "secrets.yml"
+    assert f"add github.token (or a GitHub App) to {secrets}. " in out
     assert not (tmp_path / "users-own-home").exists()
     assert not list(tmp_path.glob("mecha-demo-*"))  # the scratch home is removed
 
 
 def test_the_demo_can_keep_its_scratch_home(tmp_path: Path) -> None:
-    done = run_demo(tmp_path, "--keep")
-    assert done.returncode == 0, done.stdout + done.stderr
+    code, out = run_demo_on_a_terminal(tmp_path, "--keep")
+    assert code == 0, out
     [home] = tmp_path.glob("mecha-demo-*")
     assert (home / "mecha.db").exists()
-    assert f"MECHA_HOME={home} mecha event show " in done.stdout
+    # the venv is not on PATH: the command names its script, as run from this folder
+    venv = Path(sys.executable).parent.parent
+    assert f"MECHA_HOME={home} {venv.name}/bin/mecha event show " in out
     assert oct((home / "secrets.yml").stat().st_mode & 0o777) == "0o600"
+    # while the model works, one line shows its progress against the worker's timeout
+    assert re.search(r"\r\x1b\[K +the model is writing its review … \d+s of 2m", out), out

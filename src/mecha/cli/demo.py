@@ -4,8 +4,9 @@ In a scratch home it writes a secrets.yml with a fresh webhook secret (and no fo
 token), registers the example worker (the embedded SmolLM2 model), starts a real
 `mecha serve`, and sends a recorded pull request event through the real webhook path
 (`mecha event send`). It then follows the event's timeline as it happens: matched, sent
-to the model, the model's answer, each policy decision, and the write-back that would
-have been made (a dry run: without a token nothing is sent). Then it stops the server.
+to the model (with its progress: time against the worker's timeout, tokens so far),
+the model's answer, each policy decision, and the write-back that would have been made
+(a dry run: without a token nothing is sent). Then it stops the server.
 """
 
 from __future__ import annotations
@@ -22,17 +23,22 @@ import threading
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from mecha.cli.context import AppContext, pass_app
 from mecha.errors import MechaError, UsageError
 
+if TYPE_CHECKING:
+    import httpx
+
 _LISTENING = re.compile(r"listening on (http://[^ ]+)")
 _FINAL_EVENT = {"completed", "failed"}
 _OPEN_WRITES = {"planned", "calling"}
 WORKER = "demo-reviewer"
+#: how often the event is read while it runs
+POLL_SECONDS = 0.1
 
 
 @click.command()
@@ -49,8 +55,11 @@ def demo(app: AppContext, keep: bool, timeout: float) -> None:
     finally:
         run.stop()
         if keep:
+            from mecha.cli.program import program
+
+            mecha = program(app.environ)
             app.echo(
-                f"\nThe scratch home is kept: MECHA_HOME={home} mecha event show {run.event_id}"
+                f"\nThe scratch home is kept: MECHA_HOME={home} {mecha} event show {run.event_id}"
             )
         else:
             shutil.rmtree(home, ignore_errors=True)
@@ -78,10 +87,13 @@ class _Demo:
         self.event_id = ""
         self.url = ""
         self._proc: subprocess.Popen[str] | None = None
+        self._client: httpx.Client | None = None
         self._log: list[str] = []
         self._tty = sys.stdout.isatty()
         #: tens of seconds of model work already reported (when not on a terminal)
         self._told = 0
+        #: the progress line on the terminal now
+        self._line = ""
 
     # --- steps --------------------------------------------------------------------------
 
@@ -172,14 +184,15 @@ class _Demo:
         import httpx
 
         shown = 0
-        waiting_since = 0.0
+        working = False
+        self._client = httpx.Client(trust_env=False, timeout=5)
         while time.monotonic() < self.deadline:
-            event = httpx.get(f"{self.url}/event/{self.event_id}", timeout=5).json()
+            event = self._client.get(f"{self.url}/event/{self.event_id}").json()
             steps = event.get("timeline", [])
             for entry in steps[shown:]:
                 self._clear()
                 self.step(f"{entry['step']:<10} {entry['detail']}")
-                waiting_since = time.monotonic() if entry["step"] == "dispatched" else 0.0
+                working = entry["step"] == "dispatched"
             shown = len(steps)
             writes = event.get("writes", [])
             if event.get("state") in _FINAL_EVENT and not any(
@@ -187,9 +200,10 @@ class _Demo:
             ):
                 self._clear()
                 return dict(event)
-            if waiting_since:
-                self._working(time.monotonic() - waiting_since)
-            time.sleep(0.25)
+            progress = _progress(event)
+            if working and progress:
+                self._working(progress)
+            time.sleep(POLL_SECONDS)
         self._clear()
         raise MechaError(
             f"the event did not finish in time; the server said:\n{''.join(self._log[-15:])}",
@@ -211,11 +225,13 @@ class _Demo:
                 if write["action"] == "comment" and body:
                     self.say(_indent(body, "    | "))
         self.say(
-            "\nTo send it for real, add github.token (or a GitHub App) to ~/.mecha/secrets.yml. "
-            "Next: README.md, docs/workers.md and docs/policy.md."
+            f"\nTo send it for real, add github.token (or a GitHub App) to "
+            f"{self.app.secrets_file}. Next: README.md, docs/workers.md and docs/policy.md."
         )
 
     def stop(self) -> None:
+        if self._client is not None:
+            self._client.close()
         if self._proc is not None and self._proc.poll() is None:
             self._proc.send_signal(signal.SIGTERM)
             try:
@@ -233,18 +249,32 @@ class _Demo:
         elapsed = time.monotonic() - self.started
         self.app.echo(f"[{elapsed:5.1f}s] {text}")
 
-    def _working(self, seconds: float) -> None:
+    def _working(self, progress: dict[str, Any]) -> None:
+        """The progress line: time against the timeout, tokens so far (see task_json)."""
+        text = str(progress.get("text", ""))
         if self._tty:
-            sys.stdout.write(f"\r         the model is writing its review … {seconds:4.0f}s")
-            sys.stdout.flush()
-        elif int(seconds // 10) > self._told:
-            self._told = int(seconds // 10)
-            self.step(f"the model is still writing ({self._told * 10}s)")
+            line = f"         the model is writing its review … {text}"
+            if line != self._line:
+                self._line = line
+                sys.stdout.write(f"\r\x1b[K{line}")
+                sys.stdout.flush()
+        elif int(float(progress.get("elapsed") or 0) // 10) > self._told:
+            self._told = int(float(progress.get("elapsed") or 0) // 10)
+            self.step(f"the model is still writing ({text})")
 
     def _clear(self) -> None:
+        self._line = ""
         if self._tty:
             sys.stdout.write("\r\x1b[K")
             sys.stdout.flush()
+
+
+def _progress(event: dict[str, Any]) -> dict[str, Any] | None:
+    """The running task's progress (``task_json``'s), if one of the event's tasks runs."""
+    for task in event.get("tasks", []):
+        if isinstance(task, dict) and isinstance(task.get("progress"), dict):
+            return dict(task["progress"])
+    return None
 
 
 def _data(name: str) -> str:
