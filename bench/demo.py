@@ -4,8 +4,9 @@
    comes; each line is stamped on arrival. The phases, from the lines the demo prints:
 
    prepare    start → "starting mecha serve" (the demo's imports, the scratch home)
-   serve      → "mecha serve is listening" (a real `mecha serve` up and answering
-              /health: imports, the embedded llama.cpp server, the adapter's probe)
+   serve      → "mecha serve is listening" (a real `mecha serve` up, answering /health,
+              the demo's worker online: serve's imports, while the demo registers
+              the worker; the embedded llama.cpp server; the adapter's probe)
    webhook    → "dispatched" (the signed webhook, storing, matching, the send)
    model      → "completed" (SmolLM2 writing its review)
    report     → the last line (the policy, the dry-run write-back, the report)

@@ -88,6 +88,7 @@ class _Demo:
         self.url = ""
         self._proc: subprocess.Popen[str] | None = None
         self._client: httpx.Client | None = None
+        self._listening = threading.Event()
         self._log: list[str] = []
         self._tty = sys.stdout.isatty()
         #: tens of seconds of model work already reported (when not on a terminal)
@@ -102,15 +103,20 @@ class _Demo:
         self.say(f"  scratch home  {self.home}")
         self.say(f"  worker        {WORKER}: the embedded SmolLM2 model (llama.cpp, CPU)")
         self.say("  write-back    dry run: no GitHub token is configured, so nothing is sent\n")
-        self._prepare()
+        self._write_files()
         self.step("starting mecha serve")
-        self._start_server()
+        self._spawn_server()
+        # registering the worker (its model takes a third of a second to import) runs while
+        # serve imports its own; serve starts the adapter when it reads the registry, or
+        # as soon as it sees the worker if it read it first
+        self._register()
+        self._wait_ready()
         self.step(f"mecha serve is listening on {self.url}")
         self._send()
         final = self._follow()
         self._report(final)
 
-    def _prepare(self) -> None:
+    def _write_files(self) -> None:
         self.home.chmod(0o700)
         secret = random_secrets.token_hex(20)
         secrets_file = self.home / "secrets.yml"
@@ -119,8 +125,11 @@ class _Demo:
         worker_file = self.home / "demo-reviewer.yml"
         worker_file.write_text(_data("reviewer.yml"), encoding="utf-8")
         (self.home / "pull_request.json").write_text(_data("pull_request.json"), encoding="utf-8")
+
+    def _register(self) -> None:
         from mecha.worker_files import read_workers, to_record
 
+        worker_file = self.home / "demo-reviewer.yml"
         scratch = self._context()
         [parsed] = read_workers([worker_file], environ=scratch.environ, home=scratch.user_home)
         scratch.store().add_workers([to_record(parsed, source=worker_file)])
@@ -131,20 +140,24 @@ class _Demo:
         environ["MECHA_HOME"] = str(self.home)
         return AppContext(environ)
 
-    def _start_server(self) -> None:
+    def _spawn_server(self) -> None:
         environ = dict(self._context().environ, PYTHONUNBUFFERED="1")
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "mecha", "serve", "--addr", "127.0.0.1:0"], env=environ,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
-        found = threading.Event()
-        threading.Thread(target=self._read_log, args=(found,), daemon=True).start()
-        if not found.wait(max(1.0, self.deadline - time.monotonic())) or not self.url:
+        threading.Thread(target=self._read_log, args=(self._listening,), daemon=True).start()
+
+    def _wait_ready(self) -> None:
+        """Until serve answers /health and the demo's worker is online."""
+        found = self._listening.wait(max(1.0, self.deadline - time.monotonic()))
+        if not found or not self.url:
             raise MechaError(
                 "mecha serve did not start:\n" + "".join(self._log[-20:]),
                 hint="run `mecha doctor`, and see the lines above",
             )
         self._wait_healthy()
+        self._wait_online()
 
     def _read_log(self, found: threading.Event) -> None:
         assert self._proc is not None and self._proc.stderr is not None
@@ -159,13 +172,36 @@ class _Demo:
     def _wait_healthy(self) -> None:
         import httpx
 
-        while time.monotonic() < self.deadline:
+        # one connection pool for every read; mecha serve answers plain HTTP on loopback
+        # here, so no TLS context (tens of milliseconds to load) is made
+        self._client = httpx.Client(trust_env=False, verify=False, timeout=5)  # noqa: S501
+        while time.monotonic() < self.deadline and not self._exited():
             try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                if self._client.get(f"{self.url}/health").status_code == 200:
                     return
             except httpx.HTTPError:
                 time.sleep(0.05)
         raise MechaError("mecha serve never answered /health:\n" + "".join(self._log[-20:]))
+
+    def _wait_online(self) -> None:
+        """Until the worker is online (its adapter and the embedded model are up)."""
+        assert self._client is not None
+        while time.monotonic() < self.deadline and not self._exited():
+            workers = self._client.get(f"{self.url}/workers").json()
+            mine: dict[str, Any] = next((w for w in workers if w.get("name") == WORKER), {})
+            if mine.get("state") == "online":
+                return
+            if mine.get("state") == "error":
+                raise MechaError(
+                    f"the demo's worker could not start: {mine.get('error')}\n"
+                    + "".join(self._log[-20:]),
+                    hint="run `mecha doctor`, and see the lines above",
+                )
+            time.sleep(0.05)
+        raise MechaError("the demo's worker never came online:\n" + "".join(self._log[-20:]))
+
+    def _exited(self) -> bool:
+        return self._proc is not None and self._proc.poll() is not None
 
     def _send(self) -> None:
         from mecha.cli.event_send import send_payload
@@ -181,11 +217,9 @@ class _Demo:
         self.step(f"{status} {answer.get('status')}: event {self.event_id} is stored")
 
     def _follow(self) -> dict[str, Any]:
-        import httpx
-
+        assert self._client is not None
         shown = 0
         working = False
-        self._client = httpx.Client(trust_env=False, timeout=5)
         while time.monotonic() < self.deadline:
             event = self._client.get(f"{self.url}/event/{self.event_id}").json()
             steps = event.get("timeline", [])

@@ -229,7 +229,9 @@ async def start_adapter(
             await check_upstream_async(spec.upstream)
             target = target_for(spec, api_key=upstream_key)
         if client is None:
-            client = httpx.AsyncClient(trust_env=False)
+            # the embedded model answers plain HTTP on loopback: no TLS context to load
+            verify = spec.type != "local"
+            client = httpx.AsyncClient(trust_env=False, verify=verify)
             cleanup.append(client.aclose)
         shim = _Shim(target, client, api_key, max(1, concurrency), timeout, counts)
         url, stop = await _serve(_app(shim), name)
