@@ -38,7 +38,15 @@ settings.register_profile(
 settings.register_profile(
     "explore", max_examples=2000, deadline=None, print_blob=True, suppress_health_check=_QUIET
 )
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or "repeatable")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Load the Hypothesis profile (before test modules are imported and their settings
+    made)."""
+    name = os.environ.get("HYPOTHESIS_PROFILE") or "repeatable"
+    if name not in ("repeatable", "explore"):
+        raise pytest.UsageError(f"HYPOTHESIS_PROFILE={name}: use repeatable (default) or explore")
+    settings.load_profile(name)
 
 
 @pytest.fixture
