@@ -11,6 +11,7 @@
    model      → "completed" (SmolLM2 writing its review)
    report     → the last line (the policy, the dry-run write-back, the report)
    shutdown   → the demo's exit (SIGTERM to serve, its drain and exit)
+   tokens     how many tokens the model wrote (the answer's length varies; 128 at most)
 
 2. The serve start, split: ``--serve-runs`` (3) times `mecha serve` in a kept demo home,
    timed from its log: imports → "listening", the embedded model and the adapter
@@ -43,6 +44,7 @@ _MARKS = (
     ("model", re.compile(r"\] (completed|failed) ")),
 )
 _KEPT = re.compile(r"MECHA_HOME=(\S+) ")
+_WRITTEN = re.compile(r"\] completed .*tokens input \d+, output (\d+)")
 
 
 def demo_env() -> dict[str, str]:
@@ -62,6 +64,7 @@ def one_demo(keep: bool = False) -> tuple[dict[str, float], str]:
     stamps: dict[str, float] = {}
     last = began
     home = ""
+    tokens = 0
     lines = []
     for line in proc.stdout:
         now = time.monotonic()
@@ -74,6 +77,9 @@ def one_demo(keep: bool = False) -> tuple[dict[str, float], str]:
         kept = _KEPT.search(line)
         if kept:
             home = kept[1]
+        written = _WRITTEN.search(line)
+        if written:
+            tokens = int(written[1])
     code = proc.wait()
     ended = time.monotonic()
     if code != 0 or len(stamps) < len(_MARKS):
@@ -85,6 +91,7 @@ def one_demo(keep: bool = False) -> tuple[dict[str, float], str]:
     phases["report"] = last - before
     phases["shutdown"] = ended - last
     phases["total"] = ended - began
+    phases["tokens"] = tokens
     return phases, home
 
 
@@ -145,9 +152,13 @@ def table(title: str, rows: list[dict[str, float]]) -> None:
     print(f"\n{title}")
     print("  " + " ".join(f"{name:>14}" for name in ["run", *names]))
     for n, row in enumerate(rows, 1):
-        print("  " + " ".join([f"{n:>14}", *(f"{row[name]:>13.2f}s" for name in names)]))
-    medians = [statistics.median(row[name] for row in rows) for name in names]
-    print("  " + " ".join([f"{'median':>14}", *(f"{value:>13.2f}s" for value in medians)]))
+        print("  " + " ".join([f"{n:>14}", *(_cell(name, row[name]) for name in names)]))
+    medians = {name: statistics.median(row[name] for row in rows) for name in names}
+    print("  " + " ".join([f"{'median':>14}", *(_cell(n, v) for n, v in medians.items())]))
+
+
+def _cell(name: str, value: float) -> str:
+    return f"{value:>14.0f}" if name == "tokens" else f"{value:>13.2f}s"
 
 
 def main() -> None:

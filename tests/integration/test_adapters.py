@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from mecha.result import TaskResult
+from mecha.result import TaskResult, result_json
 from mecha.runtimes.endpoint import WorkerFailure
 from mecha.runtimes.ollama import ollama_chat, ollama_health
 from mecha.runtimes.openai import openai_chat, openai_health
@@ -123,3 +123,33 @@ def test_ollama_overflow_through_the_proxy_is_permanent(ollama_server: LlmServer
         chat("ollama", ollama_server, prompt="word " * (ollama_server.slot_ctx + 200))
     assert not caught.value.transient
     assert "too long for the model's context" in caught.value.message
+
+
+def without_duration(result: TaskResult) -> dict[str, Any]:
+    shown = result_json(result)
+    del shown["metadata"]["duration_ms"]
+    return shown
+
+
+def test_a_streamed_answer_is_the_whole_answer_and_counts_its_tokens(
+    llama_server: LlmServer,
+) -> None:
+    """What the adapter returns does not depend on streaming; only streaming is counted."""
+    heard: list[int] = []
+    whole = chat("openai", llama_server, max_tokens=40)
+    streamed = chat("openai", llama_server, stream=True, max_tokens=40, on_tokens=heard.append)
+    assert without_duration(streamed) == without_duration(whole)
+    # llama.cpp sends one token per chunk: the last count is the usage it reports
+    assert heard == list(range(1, len(heard) + 1))
+    assert heard[-1] == streamed.metadata["output_tokens"]
+    unheard: list[int] = []
+    chat("openai", llama_server, max_tokens=40, on_tokens=unheard.append)
+    assert unheard == []  # a whole answer has nothing to count along the way
+
+
+def test_an_ollama_stream_counts_its_chunks(ollama_server: LlmServer) -> None:
+    heard: list[int] = []
+    whole = chat("ollama", ollama_server, max_tokens=40)
+    streamed = chat("ollama", ollama_server, stream=True, max_tokens=40, on_tokens=heard.append)
+    assert streamed.output == whole.output
+    assert heard and heard == list(range(1, len(heard) + 1))
