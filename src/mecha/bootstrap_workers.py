@@ -64,6 +64,8 @@ class WorkerRuntime:
         self._writer = writer
         self._reads = reads
         self._mark = ServeMark(db_path) if db_path is not None else None
+        #: marks this serve's disposable containers, so it sweeps no other Mecha's
+        self._owner = str(db_path.resolve()) if db_path is not None else ""
         self._client: httpx.AsyncClient | None = None  # health probes
         self._pool = Pool()  # task sends
         self._disposables: Disposables | None = None  # made at start if a worker needs it
@@ -173,9 +175,13 @@ class WorkerRuntime:
 
     def _disposables_for(self) -> Disposables:
         if self._disposables is None:
+            from mecha.runtimes.container_spec import owner_label
             from mecha.runtimes.managed import Disposables
 
-            self._disposables = Disposables(home=self.registry.home, secrets=lambda: self.secrets)
+            owner = owner_label(self._owner) if self._owner else ""
+            self._disposables = Disposables(
+                home=self.registry.home, secrets=lambda: self.secrets, owner=owner
+            )
         return self._disposables
 
     async def _start_disposables(self, workers: Sequence[LoadedWorker]) -> None:

@@ -23,9 +23,11 @@ import pytest
 
 from mecha.result import TaskResult
 from mecha.runtimes.container_spec import (
+    LABEL_OWNER,
     ContainerSpec,
     ContainerSpecError,
     container_spec,
+    owner_label,
     read_host,
 )
 from mecha.runtimes.docker import (
@@ -366,18 +368,24 @@ def test_logs_and_following_them(
 
 
 def test_sweep_removes_disposable_leftovers(engine: DockerRuntime, make: Make, sdk: Any) -> None:
-    """Every mecha.lifecycle=disposable container goes, running or not; others stay."""
-    left = [make({"lifecycle": "disposable"}) for _ in range(2)]
+    """This Mecha's disposable containers go, running or not, and those no Mecha claims;
+    another Mecha's (another home on the same engine) and persistent ones stay."""
+    mine, other = owner_label("/srv/a/mecha.db"), owner_label("/srv/b/mecha.db")
+    left = [make({"lifecycle": "disposable"}, owner=mine) for _ in range(2)]
+    unclaimed = make({"lifecycle": "disposable"})
+    theirs = make({"lifecycle": "disposable"}, owner=other)
     persistent = make()
-    for spec in [*left, persistent]:
+    for spec in [*left, unclaimed, theirs, persistent]:
         sdk.containers.create(**spec.create_kwargs())
     sdk.containers.get(left[0].name).start()
     try:
-        assert engine.sweep_disposable() >= 2
-        assert all(engine.find(spec.worker) == [] for spec in left)
+        assert engine.sweep_disposable(mine) >= 3
+        assert all(engine.find(spec.worker) == [] for spec in [*left, unclaimed])
+        assert [c.labels[LABEL_OWNER] for c in engine.find(theirs.worker)] == [other]
         assert len(engine.find(persistent.worker)) == 1
     finally:
         engine.remove(persistent.name)
+        engine.remove(theirs.name)
 
 
 def test_a_missing_image_says_to_build_it(engine: DockerRuntime, make: Make) -> None:

@@ -207,9 +207,21 @@ def test_what_a_killed_serve_leaves_is_swept_at_the_next_start(tmp_path: Path, s
     server.kill()
     [orphan] = running
     assert orphan.id in {c.id for c in containers(sdk, "orphan")}  # left behind by the crash
-    with serve(home):
-        # the requeued task gets a new container; the orphan is swept at the start
-        remaining = {c.id for c in containers(sdk, "orphan")}
+    # another Mecha's disposable container on the same engine (another home, another test
+    # session) is in use: this serve's sweep leaves it alone
+    owner = sdk.api.inspect_container(orphan.id)["Config"]["Labels"]["mecha.owner"]
+    alien = sdk.containers.create(
+        IMAGE, name=f"mecha-disposable-alien-{time.time_ns() % 10**16:016d}",
+        labels={"mecha.worker": "alien", "mecha.lifecycle": "disposable",
+                "mecha.owner": "0" * 16 if owner != "0" * 16 else "1" * 16},
+    )  # fmt: skip
+    try:
+        with serve(home):
+            # the requeued task gets a new container; the orphan is swept at the start
+            remaining = {c.id for c in containers(sdk, "orphan")}
+            assert [c.id for c in containers(sdk, "alien")] == [alien.id]
+    finally:
+        alien.remove(force=True)
     assert orphan.id not in remaining
     deadline = time.monotonic() + 60
     while containers(sdk, "orphan") and time.monotonic() < deadline:

@@ -15,6 +15,7 @@ from mecha.runtimes.container_spec import (
     HostFacts,
     container_spec,
     memory_bytes,
+    owner_label,
     read_host,
     run_as,
 )
@@ -58,6 +59,16 @@ def test_disposable_container_gets_a_random_suffix_and_lifecycle_label() -> None
     assert first.labels["mecha.lifecycle"] == "disposable"
     given = spec_of({"lifecycle": "disposable"}, disposable_id="0123456789abcdef")
     assert given.name == "mecha-disposable-reviewer-0123456789abcdef"
+
+
+def test_a_disposable_container_names_the_mecha_that_owns_it() -> None:
+    """mecha.owner: one value per database, so a serve sweeps only its own leftovers."""
+    owner = owner_label("/home/a/.mecha/mecha.db")
+    assert re.fullmatch(r"[0-9a-f]{16}", owner)
+    assert owner != owner_label("/home/b/.mecha/mecha.db")
+    assert spec_of({"lifecycle": "disposable"}, owner=owner).labels["mecha.owner"] == owner
+    assert "mecha.owner" not in spec_of(owner=owner).labels  # persistent: by its name
+    assert "mecha.owner" not in spec_of({"lifecycle": "disposable"}).labels
 
 
 def test_user_labels_are_kept_but_may_not_use_the_mecha_prefix() -> None:

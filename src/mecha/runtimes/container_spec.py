@@ -17,6 +17,7 @@ What a container gets, and nothing more:
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from collections.abc import Collection, Mapping
@@ -37,6 +38,8 @@ WORKER_HOME = "/home/worker"
 NOBODY = "65534:65534"
 LABEL_WORKER = "mecha.worker"
 LABEL_LIFECYCLE = "mecha.lifecycle"
+#: which Mecha made a disposable container (``owner_label``): a serve sweeps only its own
+LABEL_OWNER = "mecha.owner"
 DISPOSABLE = "disposable"
 #: tokens for forges and chat platforms: they stay in Mecha, never in a worker
 FORGE_TOKEN_PREFIXES = (
@@ -151,12 +154,14 @@ def container_spec(
     host: HostFacts,
     disposable_id: str = "",
     withheld: Collection[str] = (),
+    owner: str = "",
 ) -> ContainerSpec:
     """The container for worker ``name``; ContainerSpecError saying what to change if none.
 
     ``token_value`` is ``docker.token`` resolved from the secrets file. ``withheld`` holds
     every other secret value Mecha knows (``Secrets.values()``): none may reach the
-    container. A disposable worker without ``disposable_id`` gets a fresh random one.
+    container. A disposable worker without ``disposable_id`` gets a fresh random one;
+    ``owner`` (``owner_label``) marks it as this Mecha's, for the sweep after a crash.
     """
     if not re.fullmatch(NAME_PATTERN, name):
         raise ContainerSpecError(f'"{name}" is not a worker name', hint="letters, digits, _ . -")
@@ -178,7 +183,7 @@ def container_spec(
         image=docker.image,
         user=host.user,
         env=_environment(name, docker, token_value=token_value, api_key=api_key),
-        labels=_labels(name, docker.labels, disposable=disposable),
+        labels=_labels(name, docker.labels, disposable=disposable, owner=owner),
         host_ip="0.0.0.0" if docker.expose else "127.0.0.1",  # noqa: S104
         mounts=_mounts(name, docker, host),
         pids_limit=docker.resources.pids or DEFAULT_PIDS,
@@ -266,7 +271,14 @@ def _container_name(name: str, *, disposable: bool, disposable_id: str) -> str:
     return f"mecha-disposable-{name}-{disposable_id}"
 
 
-def _labels(name: str, extra: Mapping[str, str], *, disposable: bool) -> dict[str, str]:
+def owner_label(database: str) -> str:
+    """The ``mecha.owner`` value of the Mecha whose database is at ``database`` (resolved)."""
+    return hashlib.sha256(database.encode()).hexdigest()[:16]
+
+
+def _labels(
+    name: str, extra: Mapping[str, str], *, disposable: bool, owner: str = ""
+) -> dict[str, str]:
     labels = {}
     for key, value in extra.items():
         if key.lower().startswith("mecha."):
@@ -279,6 +291,8 @@ def _labels(name: str, extra: Mapping[str, str], *, disposable: bool) -> dict[st
     labels[LABEL_WORKER] = name
     if disposable:
         labels[LABEL_LIFECYCLE] = DISPOSABLE
+        if owner:
+            labels[LABEL_OWNER] = owner
     return labels
 
 

@@ -29,6 +29,7 @@ from mecha.runtimes.container_spec import (
     CONTAINER_PORT,
     DISPOSABLE,
     LABEL_LIFECYCLE,
+    LABEL_OWNER,
     LABEL_WORKER,
     ContainerSpec,
 )
@@ -228,9 +229,16 @@ class DockerRuntime:
         """Every container (running or not) labelled as worker ``worker``'s."""
         return self._list(f"{LABEL_WORKER}={worker}")
 
-    def sweep_disposable(self) -> int:
-        """Remove every disposable worker container (orphans after a crash); how many."""
-        return sum(self.remove(found.container_id) for found in self._list(_DISPOSABLE_LABEL))
+    def sweep_disposable(self, owner: str = "") -> int:
+        """Remove disposable worker containers (orphans after a crash); how many.
+
+        With ``owner``, only that Mecha's (``mecha.owner``) and those no Mecha claims (made
+        before the label existed): another Mecha's on the same engine are in use.
+        """
+        found = self._list(_DISPOSABLE_LABEL)
+        if owner:
+            found = [c for c in found if c.labels.get(LABEL_OWNER, owner) == owner]
+        return sum(self.remove(c.container_id) for c in found)
 
     def _list(self, label: str) -> list[ContainerInfo]:
         with self._engine("list containers"):

@@ -49,7 +49,13 @@ Pooled = tuple[WorkerSpec, Started]
 
 
 def managed_spec(
-    name: str, spec: WorkerSpec, *, secrets: Secrets, home: Path, disposable_id: str = ""
+    name: str,
+    spec: WorkerSpec,
+    *,
+    secrets: Secrets,
+    home: Path,
+    disposable_id: str = "",
+    owner: str = "",
 ) -> ContainerSpec:
     """The container for worker ``name`` on this host; a MechaError saying what to fix."""
     docker = spec.docker
@@ -59,7 +65,7 @@ def managed_spec(
     host = read_host(docker, home=home, uid=os.getuid(), gid=os.getgid())
     return container_spec(
         name, docker, token_value=token, api_key=docker.api_key, host=host,
-        disposable_id=disposable_id, withheld=secrets.values(),
+        disposable_id=disposable_id, withheld=secrets.values(), owner=owner,
     )  # fmt: skip
 
 
@@ -91,8 +97,12 @@ def remove_persistent(name: str, *, host: str, container_id: str = "") -> bool:
 class Disposables:
     """Fresh containers per task for disposable workers, with optional warm pools."""
 
-    def __init__(self, *, home: Path, secrets: Callable[[], Secrets], threads: int = 8) -> None:
+    def __init__(
+        self, *, home: Path, secrets: Callable[[], Secrets], owner: str = "", threads: int = 8
+    ) -> None:
         self._home = home
+        #: this Mecha's ``mecha.owner`` label: its containers, and the only ones it sweeps
+        self._owner = owner
         self._secrets = secrets
         self._threads = ThreadPoolExecutor(threads, thread_name_prefix="mecha-docker")
         self._runtimes: dict[str, DockerRuntime] = {}
@@ -164,7 +174,9 @@ class Disposables:
         for host in hosts:
             try:
                 runtime = self._runtime(host)
-                swept += await loop.run_in_executor(self._threads, runtime.sweep_disposable)
+                swept += await loop.run_in_executor(
+                    self._threads, runtime.sweep_disposable, self._owner
+                )
             except MechaError as exc:
                 where = host or "the default engine"
                 log.warning("disposable containers not swept on %s: %s", where, exc)
@@ -189,7 +201,9 @@ class Disposables:
     async def _start(self, name: str, spec: WorkerSpec) -> Started:
         loop = asyncio.get_running_loop()
         try:
-            built = managed_spec(name, spec, secrets=self._secrets(), home=self._home)
+            built = managed_spec(
+                name, spec, secrets=self._secrets(), home=self._home, owner=self._owner
+            )
             host = spec.docker.host if spec.docker else ""
             self._hosts[name] = host
             runtime = self._runtime(host)
