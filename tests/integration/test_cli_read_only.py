@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO
 from tests.integration.console import run_mecha
 
 READS = [
@@ -63,4 +64,8 @@ def test_empty_registry_names_the_next_step(home: Path) -> None:
         assert out[0] == "no workers registered"
         assert out[1].startswith("next: mecha worker add examples/workers/")
         assert "mecha worker validate" in out[1]
+        # the example named works as it is: a file of the repository, on the embedded model
+        named = REPO / out[1].split()[4]
+        validated = run_mecha(home, "worker", "validate", str(named))
+        assert validated.returncode == 0 and "type: local" in named.read_text()
     assert json.loads(run_mecha(home, "worker", "ls", "--json").stdout) == []

@@ -16,8 +16,9 @@ from mecha.timeline import TimelineEntry
 ID_WIDTH = 12
 #: what to do when no worker is registered yet
 NEXT_WORKER = (
-    "next: mecha worker add examples/workers/local-ollama.yml  "
-    "(or your own file; check it first with mecha worker validate FILE)"
+    "next: mecha worker add examples/workers/local-review.yml  "
+    "(the embedded model, nothing else to run; or your own file: check it first with "
+    "mecha worker validate FILE)"
 )
 
 
