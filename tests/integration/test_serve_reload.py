@@ -73,10 +73,11 @@ def definition_steps(home: Path, name: str) -> list[TimelineEntry]:
     """Worker ``name``'s own timeline entries (no event, no task): what serve did."""
     store = open_sqlite(home / "mecha.db")
     try:
-        entries = store.list_timeline(event_id="")
+        entries = store.list_timeline(worker=name)
     finally:
         store.close()
-    return [e for e in entries if e.step == "definition" and e.worker == name and not e.task_id]
+    assert all(e.worker == name and not e.event_id and not e.task_id for e in entries)
+    return [e for e in entries if e.step == "definition"]
 
 
 def task_steps(home: Path, task_id: str) -> list[TimelineEntry]:
@@ -246,6 +247,8 @@ def test_an_unmanaged_worker_follows_its_new_endpoint_and_timeout(tmp_path: Path
         two.set(delay=5)
         register(home, "ep", f"endpoint: {two.url}\nmax_retries: 0\ntimeout: 1s\n", replace=True)
         third = one_task(server.url, 3)
+        wait_until("both changes recorded", lambda: len(definition_steps(home, "ep")) == 3)
+        shown = mecha_cli(home, "worker", "show", "ep")
 
         assert mecha_cli(home, "worker", "stop", "ep").returncode == 0
         assert mecha_cli(home, "worker", "remove", "ep").returncode == 0
@@ -261,6 +264,12 @@ def test_an_unmanaged_worker_follows_its_new_endpoint_and_timeout(tmp_path: Path
         "added", "definition changed", "definition changed", "removed",
     ]  # fmt: skip
     assert steps[1].endswith("; the next task uses it")
+    # `mecha worker show` lists what serve did, in order, beside the worker's state
+    assert shown.returncode == 0, shown.stderr
+    assert "state:    online" in shown.stdout and two.url in shown.stdout
+    rows = [line.split(None, 4) for line in shown.stdout.splitlines()]
+    listed = [row[4].split(" (")[0] for row in rows if row[1:3] == ["definition", "ep"]]
+    assert listed == ["added", "definition changed", "definition changed"], shown.stdout
     assert after_removal["state"] == "skipped"
 
 

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 
 #: commands that only read the store: they must not create the folder or the database
 READ_ONLY = frozenset(
-    {"worker ls", "worker logs", "config", "doctor", "event ls", "event show", "task ls",
-     "task show"}
+    {"worker ls", "worker show", "worker logs", "config", "doctor", "event ls", "event show",
+     "task ls", "task show"}
 )  # fmt: skip
 #: loggers that log every request at INFO (httpx: each health probe): shown at DEBUG
 PER_REQUEST_LOGGERS = ("httpx", "httpcore")

@@ -1,4 +1,4 @@
-"""``mecha worker``: add, remove, ls, validate, schema, start, stop."""
+"""``mecha worker``: add, remove, ls, show, validate, schema, start, stop."""
 
 from __future__ import annotations
 
@@ -137,6 +137,38 @@ def list_workers(app: AppContext, as_json: bool) -> None:
 
 
 @worker.command()
+@click.argument("name")
+@click.option("--limit", default=50, show_default=True, help="Most recent changes to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@pass_app
+def show(app: AppContext, name: str, limit: int, as_json: bool) -> None:
+    """One worker: kind, state, file, and what serve did with each change of its definition."""
+    from mecha.cli.display import timeline_table
+    from mecha.event import timestamp
+
+    store = app.store()
+    record = store.get_worker(name)
+    steps = store.list_timeline(worker=record.name, limit=limit)
+    row = _row("-", record, _endpoint(app, record))
+    if as_json:
+        changes = [{"at": e.at, "step": e.step, "detail": e.detail} for e in steps]
+        app.echo(json.dumps({**row, "changes": changes}, indent=2))
+        return
+    started = timestamp(record.started_at) if record.started_at else "-"
+    for label, value in (
+        ("name", record.name), ("type", row["type"]), ("state", row["state"]),
+        ("endpoint", row["endpoint"] or "-"), ("error", record.error or "-"),
+        ("file", record.source or "-"), ("added", timestamp(record.created_at)),
+        ("started", started),
+    ):  # fmt: skip
+        app.echo(f"{label + ':':<10}{value}")
+    if steps:
+        app.echo(f"changes seen by mecha serve:\n{timeline_table(steps)}")
+    else:
+        app.echo("changes seen by mecha serve: none yet (a running serve records each one)")
+
+
+@worker.command()
 @pass_app
 def schema(app: AppContext) -> None:
     """Print the JSON Schema of worker files (for yaml-language-server and editors)."""
@@ -178,13 +210,16 @@ def _report_warnings(app: AppContext, parsed: list[ParsedWorker]) -> None:
 
 
 def _endpoint(app: AppContext, record: WorkerRecord) -> str:
-    if record.endpoint:
-        return record.endpoint
+    """Where tasks go: an unmanaged worker's definition (as the dispatcher reads it, so an
+    endpoint replaced while it runs shows at once), else where its runtime answers."""
     written = str(record.definition.get("worker", {}).get("endpoint", ""))
     try:
-        return expand(written, app.environ)
-    except ValueError:
-        return written
+        defined = expand(written, app.environ).rstrip("/")
+    except ValueError:  # a variable this shell lacks: where `worker start` found it
+        defined = ""
+    if record.kind is WorkerKind.UNMANAGED and defined:
+        return defined
+    return record.endpoint or defined or written
 
 
 def _probe(

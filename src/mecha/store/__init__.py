@@ -323,9 +323,16 @@ class Store(Protocol):
         ...
 
     def list_timeline(
-        self, *, event_id: str | None = None, task_id: str | None = None, limit: int = 10_000
+        self,
+        *,
+        event_id: str | None = None,
+        task_id: str | None = None,
+        worker: str | None = None,
+        limit: int = 10_000,
     ) -> list[TimelineEntry]:
-        """Steps of one event (its tasks' steps included) or of one task, oldest first."""
+        """Steps of one event (its tasks' steps included), of one task, or a worker's own
+        (no event, no task: what serve did with its definition; the newest ``limit``),
+        oldest first."""
         ...
 
     def plan_writes(self, plans: Sequence[WritePlan]) -> list[list[WriteRecord]]:

@@ -275,12 +275,11 @@ class SqliteStore(LedgerMixin, ProgressMixin):
         with self._write("recording the timeline", synced=False) as conn:
             sqlite_tasks.add_timeline(conn, entries)
 
-    def list_timeline(
-        self, *, event_id: str | None = None, task_id: str | None = None, limit: int = 10_000
-    ) -> list[TimelineEntry]:
-        """Steps of one event or one task, oldest first."""
+    def list_timeline(self, *, limit: int = 10_000, **whose: str | None) -> list[TimelineEntry]:
+        """Steps of one event, one task, or a worker's own (``event_id=``, ``task_id=``,
+        ``worker=``); oldest first."""
         with self._use("reading the timeline") as conn:
-            return sqlite_tasks.list_timeline(conn, event_id=event_id, task_id=task_id, limit=limit)
+            return sqlite_tasks.list_timeline(conn, limit=limit, **whose)
 
     def registry_version(self) -> int:
         """A number that changes whenever a worker is added, replaced or removed."""

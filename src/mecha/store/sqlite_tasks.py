@@ -54,9 +54,17 @@ def add_timeline(conn: sqlite3.Connection, entries: Sequence[TimelineEntry]) -> 
 
 
 def list_timeline(
-    conn: sqlite3.Connection, *, event_id: str | None, task_id: str | None, limit: int
+    conn: sqlite3.Connection,
+    *,
+    event_id: str | None = None,
+    task_id: str | None = None,
+    worker: str | None = None,
+    limit: int,
 ) -> list[TimelineEntry]:
-    """One event's or one task's steps, oldest first (insertion order breaks ties)."""
+    """One event's, one task's or one worker's own steps, oldest first (insertion order
+    breaks ties)."""
+    if worker is not None:
+        return _worker_timeline(conn, worker, limit=limit)
     if event_id is not None:
         where, key = "event_id = ?", event_id
     elif task_id is not None:
@@ -71,6 +79,22 @@ def list_timeline(
     return [
         TimelineEntry(at=at, step=step, event_id=e, task_id=t, worker=w, detail=d)
         for at, step, e, t, w, d in rows
+    ]
+
+
+def _worker_timeline(conn: sqlite3.Connection, worker: str, *, limit: int) -> list[TimelineEntry]:
+    """Worker ``worker``'s own steps (no event, no task), the newest ``limit``, oldest first.
+
+    Found through the event index: only entries without an event have ``event_id = ''``.
+    """
+    rows = conn.execute(
+        "SELECT at, step, event_id, task_id, worker, detail FROM timeline "
+        "WHERE event_id = '' AND task_id = '' AND worker = ? ORDER BY id DESC LIMIT ?",
+        (worker, limit),
+    ).fetchall()
+    return [
+        TimelineEntry(at=at, step=step, event_id=e, task_id=t, worker=w, detail=d)
+        for at, step, e, t, w, d in reversed(rows)
     ]
 
 
