@@ -72,6 +72,9 @@ class StatusRule:
 
     allow: bool = True
     states: tuple[str, ...] = STATUS_STATES
+    #: contexts besides the worker's own ``mecha/<worker>`` a status may go on: exact names
+    #: or ``fnmatch`` globs, case-sensitive
+    contexts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +151,9 @@ def parse_policy(mapping: Mapping[str, Any] | None) -> Policy:
             labels.get("max"),
         ),
         status=StatusRule(
-            _allow(status), tuple(s.lower() for s in status.get("states", STATUS_STATES))
+            _allow(status),
+            tuple(s.lower() for s in status.get("states", STATUS_STATES)),
+            tuple(status.get("contexts", ())),
         ),
         commit=CommitRule(
             _allow(commit),
@@ -163,8 +168,12 @@ def parse_policy(mapping: Mapping[str, Any] | None) -> Policy:
     )
 
 
-def apply_policy(policy: Policy, result: TaskResult) -> Verdict:
-    """The result filtered by ``policy``: what may be written, and every decision."""
+def apply_policy(policy: Policy, result: TaskResult, *, worker: str) -> Verdict:
+    """The result filtered by ``policy``: what may be written, and every decision.
+
+    ``worker`` names the worker whose result it is: its status goes on ``mecha/<worker>``
+    (``own_context``) unless the policy's ``status.contexts`` allows the one it names.
+    """
     decisions = _Decisions(policy)
     if policy.kind is PolicyKind.NONE:
         decisions.allow("policy: none set; every action allowed")
@@ -178,7 +187,7 @@ def apply_policy(policy: Policy, result: TaskResult) -> Verdict:
         comment=_comment(policy, result, decisions),
         sticky=policy.comment.sticky,
         labels=_labels(policy.labels, result.labels, decisions),
-        status=_status(policy, result.status, decisions),
+        status=_status(policy, result.status, decisions, own_context(worker)),
         commit=_commit(policy, result.commit, decisions),
         metadata=_metadata(policy, result.metadata, decisions),
         output=result.output,
@@ -265,7 +274,14 @@ def _labels(rule: LabelRule, labels: Labels | None, decisions: _Decisions) -> La
     return Labels(add=tuple(kept["add"]), remove=tuple(kept["remove"]))
 
 
-def _status(policy: Policy, status: Status | None, decisions: _Decisions) -> Status | None:
+def own_context(worker: str) -> str:
+    """The status context a worker's results go on unless they name another."""
+    return f"mecha/{worker}"
+
+
+def _status(
+    policy: Policy, status: Status | None, decisions: _Decisions, own: str
+) -> Status | None:
     if status is None or not decisions.permitted("status", policy.status.allow):
         return None
     state = status.state.lower()
@@ -275,9 +291,25 @@ def _status(policy: Policy, status: Status | None, decisions: _Decisions) -> Sta
     if state not in policy.status.states:
         decisions.deny(f"status: state {_quoted(state)} not allowed")
         return None
+    refusal = _context_refusal(policy.status.contexts, status.context, own)
+    if refusal:
+        decisions.deny(f"status context {_quoted(status.context)}: {refusal}")
+        return None
     description = decisions.prose("status description", status.description)
     decisions.allow(f"status: {state}")
     return Status(state=state, description=description, context=status.context)
+
+
+def _context_refusal(contexts: tuple[str, ...], context: str, own: str) -> str:
+    """Why a status may not go on ``context`` ("": the worker's own), "" if it may."""
+    if not context or context == own:
+        return ""
+    if any(fnmatchcase(context, pattern) for pattern in contexts):
+        return ""
+    if contexts:
+        return "not in contexts"
+    unless = "unless status.contexts lists others"
+    return f"not in contexts (a worker's statuses go on {_quoted(own)} {unless})"
 
 
 def _commit(

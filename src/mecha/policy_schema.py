@@ -20,7 +20,7 @@ from mecha.result import STATUS_STATES, kind_of
 SECTIONS: dict[str, tuple[str, ...]] = {
     "comment": ("allow", "max_length", "sticky"),
     "labels": ("allow", "allowed", "blocked", "max"),
-    "status": ("allow", "states"),
+    "status": ("allow", "states", "contexts"),
     "commit": ("allow", "max_size", "max", "blocked_paths"),
     "metadata": ("allow",),
 }
@@ -35,12 +35,13 @@ _EXPECTED = {
     "labels": "a list of label names",
     "states": f"a list of commit states ({', '.join(sorted(STATUS_STATES))})",
     "paths": "a list of paths or patterns",
+    "contexts": "a list of status context names or patterns",
     "domains": "a list of domain names",
 }
 _KIND_OF = {
     "allow": "switch", "sticky": "switch", "max_length": "count", "max_size": "count",
     "max": "count", "allowed": "labels", "blocked": "labels", "states": "states",
-    "blocked_paths": "paths", "allowed_domains": "domains",
+    "contexts": "contexts", "blocked_paths": "paths", "allowed_domains": "domains",
     **dict.fromkeys(SWITCHES, "switch"),
 }  # fmt: skip
 _DOMAIN = re.compile(r"[^\s/:@\\?#]+")
@@ -156,6 +157,7 @@ def _item_words(kind: str) -> str:
         "labels": "a label name",
         "states": "one of " + ", ".join(sorted(STATUS_STATES)),
         "paths": "a path or pattern",
+        "contexts": "a status context name or pattern such as ci/*",
         "domains": "a domain name such as github.com",
     }[kind]
 

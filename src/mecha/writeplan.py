@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mecha.event import Event
-from mecha.policy import Verdict
+from mecha.policy import Verdict, own_context
 from mecha.writes import Place, Write, ledger_key
 
 #: the forges Mecha writes back to
@@ -180,7 +180,7 @@ def _write(action: str, verdict: Verdict, place: Place, event_id: str, worker: s
         fields = {"add": verdict.labels.add, "remove": verdict.labels.remove}
     elif action == "status" and verdict.status is not None:
         status = verdict.status
-        context = status.context or f"mecha/{worker}"
+        context = status.context or own_context(worker)
         fields = {"state": status.state, "description": status.description, "context": context}
     elif action == "suggestion" and verdict.commit is not None:
         fields = {"body": verdict.commit.message, "diff": verdict.commit.diff}

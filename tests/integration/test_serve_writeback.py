@@ -120,6 +120,33 @@ def test_output_alone_becomes_the_comment(tmp_path: Path) -> None:
     assert details(shown, "policy") == ["allowed: comment: from the worker's output; comment"]
 
 
+def test_a_status_on_a_context_outside_the_policy_never_reaches_github(tmp_path: Path) -> None:
+    """A result naming a required check is denied it; its comment and own status still go."""
+    policy = "policy:\n  comment: {allow: true}\n  status: {allow: true, contexts: [review/*]}\n"
+    with ForgeEmulator(github_token=GITHUB_TOKEN) as forge, InstantWorker() as worker:
+        home = serve_home(tmp_path, forge)
+        worker.set(
+            result={
+                "comment": {"body": "fine"},
+                "status": {"state": "success", "context": "ci/required-check"},
+            }
+        )
+        endpoint_worker(home, "reviewer", worker.url, extra=policy)
+        with serve(home, forge) as server:
+            shown = writes_settled(server.url, send_pr(server.url))
+            worker.set(result={"status": {"state": "failure", "context": "review/style"}})
+            allowed = writes_settled(server.url, send_pr(server.url, number=8))
+        written = forge_writes(forge)
+    assert [(r.method, r.path) for r in written] == [
+        ("POST", COMMENTS), ("POST", f"/github/repos/octo/app/statuses/{HEAD}"),
+    ]  # fmt: skip
+    assert body(written[1])["context"] == "review/style"
+    denial = 'denied: status context "ci/required-check": not in contexts'
+    assert denial in details(shown, "policy")
+    assert [w["action"] for w in shown["writes"]] == ["comment"]
+    assert [w["action"] for w in allowed["writes"]] == ["status"]
+
+
 def test_without_a_token_the_writes_are_a_dry_run(tmp_path: Path) -> None:
     with ForgeEmulator() as forge, InstantWorker() as worker:
         home = serve_home(tmp_path, forge, token="")

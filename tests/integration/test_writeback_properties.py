@@ -3,7 +3,8 @@
 Each example runs the real write path (policy → plan → GitHubWriter) against the forge
 emulator over HTTP, on a pull request of its own, and checks what the emulator received
 against the policy as written (not against the verdict): lengths and counts within their
-limits, no blocked label or path, nothing of a section that is not allowed.
+limits, no blocked label or path, no status on a context the policy does not allow (the
+worker's own mecha/w or status.contexts), nothing of a section that is not allowed.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import itertools
 import json
 import re
 from collections.abc import Iterator
+from fnmatch import fnmatchcase
 from typing import Any
 
 import httpx
@@ -34,6 +36,8 @@ TOKEN = "ghp_property_token"
 LABELS = ["bug", "Bug", "docs", "security", "wip", "needs-tests"]
 PATHS = ["src/app.py", ".github/workflows/ci.yml", "docs/readme.md", "Makefile"]
 STATES = ["success", "failure", "pending", "error", "approved"]
+#: "" goes on the worker's own mecha/w; the others only if the policy's contexts allow them
+CONTEXTS = ["", "mecha/w", "mecha/other", "ci/required-check", "ci/lint", "deploy"]
 PATCH = "@@ -1,3 +1,3 @@\n a = 1\n-b = 2\n+b = 3\n c = 4"
 _NUMBERS = itertools.count(1)
 _CODE_SPAN = re.compile(r"`[^`\n]*`")
@@ -60,7 +64,10 @@ results = st.builds(
         Labels, add=st.lists(st.sampled_from(LABELS), max_size=5).map(tuple),
         remove=st.lists(st.sampled_from(LABELS), max_size=3).map(tuple),
     ),
-    status=st.none() | st.builds(Status, state=st.sampled_from(STATES), description=texts),
+    status=st.none() | st.builds(
+        Status, state=st.sampled_from(STATES), description=texts,
+        context=st.sampled_from(CONTEXTS),
+    ),
     commit=st.none() | st.builds(
         CommitSuggestion, diff=st.lists(st.sampled_from(PATHS), min_size=1, max_size=3, unique=True)
         .map(lambda paths: "".join(diff_for(p) for p in paths)), message=texts,
@@ -82,7 +89,10 @@ policies = st.fixed_dictionaries(
             allowed=st.lists(st.sampled_from(LABELS), max_size=3),
             blocked=st.lists(st.sampled_from(LABELS), max_size=2), max=st.integers(1, 3),
         ),
-        "status": section(states=st.lists(st.sampled_from(STATES[:4]), min_size=1, max_size=3)),
+        "status": section(
+            states=st.lists(st.sampled_from(STATES[:4]), min_size=1, max_size=3),
+            contexts=st.sampled_from([["ci/lint"], ["ci/*"], ["deploy", "mecha/*"]]),
+        ),
         "commit": section(
             max_size=st.integers(10, 200),
             blocked_paths=st.sampled_from([[".github/"], ["Makefile"]]),
@@ -108,7 +118,7 @@ def test_no_write_outside_the_policy_reaches_github(
         attrs={"repo_owner": "octo", "repo_name": "app", "number": number, "head_sha": head},
     )  # fmt: skip
     before = len(forge.requests)
-    verdict = apply_policy(parse_policy(policy), result)
+    verdict = apply_policy(parse_policy(policy), result, worker="w")
     planned = plan_writes(verdict, event=event, worker="w")
     asyncio.run(_write_all(forge, planned.writes))
     sent = [r for r in forge.requests[before:] if r.method != "GET"]
@@ -152,6 +162,10 @@ def _check(policy: dict[str, Any], sent: list[Recorded], head: str) -> None:
     for request in statuses:
         assert ok and request.path.endswith(head)
         assert _body(request)["state"] in rules.get("states", STATES[:4])
+        context = _body(request)["context"]
+        assert context == "mecha/w" or any(
+            fnmatchcase(context, pattern) for pattern in rules.get("contexts", [])
+        ), context
     ok, rules = _rule(policy, "commit")
     for request in reviews + suggestion_comments:
         assert ok, request

@@ -31,7 +31,9 @@ EVERYTHING = {
 
 def verdict(policy: Any, answer: dict[str, Any] | None = None) -> Verdict:
     """The verdict of ``policy`` (a mapping) on a worker's answer (FULL by default)."""
-    return apply_policy(parse_policy(policy), parse_result(FULL if answer is None else answer))
+    return apply_policy(
+        parse_policy(policy), parse_result(FULL if answer is None else answer), worker="w"
+    )
 
 
 def diff_of(*paths: str, hunks: int = 1) -> str:
@@ -267,7 +269,9 @@ def test_the_decision_is_recorded_as_upstream_writes_it() -> None:
 
 def test_apply_policy_accepts_a_hand_built_policy() -> None:
     """A Policy value built directly is applied like a parsed one."""
-    result = apply_policy(Policy(PolicyKind.RULES), TaskResult(comment=Comment(body="x")))
+    result = apply_policy(
+        Policy(PolicyKind.RULES), TaskResult(comment=Comment(body="x")), worker="w"
+    )
     assert result.comment == "x"
     assert result.denied == ()
 
@@ -453,8 +457,79 @@ def test_a_status_denied_by_allow_false_is_not_also_invalid() -> None:
 
 def test_status_state_check_works_on_a_hand_built_result() -> None:
     """States are compared lowercased even if the result was not parsed."""
-    result = apply_policy(parse_policy(None), TaskResult(status=Status(state="PENDING")))
+    result = apply_policy(
+        parse_policy(None), TaskResult(status=Status(state="PENDING")), worker="w"
+    )
     assert result.status == Status(state="pending")
+
+
+REQUIRED = {"status": {"state": "success", "context": "ci/required-check"}, "output": "hi"}
+
+
+@pytest.mark.parametrize(
+    "policy", [None, {}, {"status": {"allow": True, "states": ["success", "failure"]}}]
+)
+def test_a_status_on_a_foreign_context_is_denied_by_default(policy: Any) -> None:
+    """A prompt-injected result cannot satisfy (or block) a required check; the rest goes."""
+    result = verdict(policy, REQUIRED)
+    assert result.status is None
+    assert result.denied == (
+        'status context "ci/required-check": not in contexts (a worker\'s statuses go on '
+        '"mecha/w" unless status.contexts lists others)',
+    )
+    assert result.comment == "hi"
+
+
+def test_a_status_without_a_context_or_on_its_own_goes_through() -> None:
+    """No context: the write plan puts it on mecha/<worker>; naming that one is the same."""
+    policy = {"status": {"allow": True}}
+    assert verdict(policy, {"status": {"state": "success"}}).status == Status(state="success")
+    own = verdict(policy, {"status": {"state": "success", "context": "mecha/w"}})
+    assert own.status == Status(state="success", context="mecha/w")
+    other = verdict(policy, {"status": {"state": "success", "context": "mecha/other"}})
+    assert other.status is None
+
+
+@pytest.mark.parametrize(
+    ("contexts", "context", "allowed"),
+    [
+        (["ci/lint"], "ci/lint", True),
+        (["ci/lint"], "ci/lint2", False),
+        (["ci/*"], "ci/required-check", True),
+        (["ci/*"], "CI/required-check", False),
+        (["review/?"], "review/1", True),
+        (["review/?"], "ci/required-check", False),
+    ],
+)
+def test_contexts_allow_exact_names_and_globs(
+    contexts: list[str], context: str, allowed: bool
+) -> None:
+    """Case-sensitive fnmatch; anything else is denied with the reason."""
+    policy = {"status": {"allow": True, "contexts": contexts}}
+    result = verdict(policy, {"status": {"state": "failure", "context": context}})
+    if allowed:
+        assert result.status == Status(state="failure", context=context)
+        assert result.denied == ()
+    else:
+        assert result.status is None
+        assert result.denied == (f'status context "{context}": not in contexts',)
+
+
+@pytest.mark.parametrize(
+    ("contexts", "problem"),
+    [
+        ("ci/*", "policy.status.contexts: expected a list of status context names or patterns"),
+        (["ci/*", ""], "policy.status.contexts[1]: expected a status context name or pattern"),
+        ([3], "policy.status.contexts[0]: expected a status context name or pattern"),
+    ],
+)
+def test_a_malformed_contexts_is_a_located_fatal_problem(contexts: Any, problem: str) -> None:
+    """Like the other keys: located, and the policy denies everything."""
+    [found] = policy_problems({"status": {"allow": True, "contexts": contexts}})
+    assert str(found).startswith(problem)
+    assert found.fatal
+    assert found.keys[:3] == ("policy", "status", "contexts")
+    assert verdict({"status": {"allow": True, "contexts": contexts}}).status is None
 
 
 # ------------------------------------------------------------------ commit
@@ -627,6 +702,6 @@ def test_each_text_change_is_recorded_per_field() -> None:
 def test_a_hand_built_result_without_metadata_records_nothing_for_it() -> None:
     """Empty metadata is not an action: no decision either way."""
     policy = {"metadata": {"allow": False}}
-    result = apply_policy(parse_policy(policy), TaskResult(labels=Labels(add=("a",))))
+    result = apply_policy(parse_policy(policy), TaskResult(labels=Labels(add=("a",))), worker="w")
     assert result.metadata == {}
     assert result.denied == ()

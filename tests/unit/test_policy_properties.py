@@ -180,7 +180,7 @@ def prose_of(verdict: Verdict) -> list[str]:
 def test_limits_hold_for_any_result(policy: dict[str, Any], result: TaskResult) -> None:
     """Length, label, size, hunk, path and state limits are never exceeded."""
     assert policy_problems(policy) == []
-    verdict = apply_policy(parse_policy(policy), result)
+    verdict = apply_policy(parse_policy(policy), result, worker="w")
     comment, labels, commit = (
         policy.get("comment", {}),
         policy.get("labels", {}),
@@ -210,7 +210,7 @@ def test_allow_false_lets_nothing_of_its_kind_through(
     policy: dict[str, Any], result: TaskResult
 ) -> None:
     """A present section without ``allow: true`` passes nothing of its kind."""
-    verdict = apply_policy(parse_policy(policy), result)
+    verdict = apply_policy(parse_policy(policy), result, worker="w")
     if not allowed(policy, "comment"):
         assert verdict.comment is None
     if not allowed(policy, "labels"):
@@ -230,7 +230,7 @@ def test_strip_hidden_leaves_nothing_hidden(policy: dict[str, Any], result: Task
     """No invisible characters, escapes or HTML comments in any prose, nor hidden characters
     or escapes in the diff."""
     policy = {**policy, "strip_hidden": True}
-    verdict = apply_policy(parse_policy(policy), result)
+    verdict = apply_policy(parse_policy(policy), result, worker="w")
     for text in prose_of(verdict):
         assert not INVISIBLE.search(text)
         assert "\x1b" not in text
@@ -248,7 +248,7 @@ def test_neutralized_mentions_leave_no_bare_at_name(
 ) -> None:
     """Every ``@name`` left in prose sits in a code span the sanitiser made or found."""
     policy = {**policy, "neutralize_mentions": True}
-    verdict = apply_policy(parse_policy(policy), result)
+    verdict = apply_policy(parse_policy(policy), result, worker="w")
     for text in prose_of(verdict):
         assert neutralize_mentions(text) == (text, 0)
 
@@ -270,7 +270,7 @@ def test_any_policy_mapping_is_applied_without_raising(
 ) -> None:
     """Whatever the YAML held, the gate answers; a fatal problem denies every action."""
     problems = policy_problems(policy)
-    verdict = apply_policy(parse_policy(policy), result)
+    verdict = apply_policy(parse_policy(policy), result, worker="w")
     if any(problem.fatal for problem in problems):
         assert (verdict.comment, verdict.labels, verdict.status, verdict.commit) == (None,) * 4
         assert verdict.metadata == {}

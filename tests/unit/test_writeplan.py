@@ -42,7 +42,7 @@ def gitlab(payload: dict[str, Any], event: str = "Merge Request Hook") -> Event:
 
 
 def skipped(event: Event | None) -> list[str]:
-    verdict = apply_policy(parse_policy(None), RESULT)
+    verdict = apply_policy(parse_policy(None), RESULT, worker="w")
     return list(plan_writes(verdict, event=event, worker="w").skipped)
 
 
@@ -125,6 +125,8 @@ def test_every_shipped_sample_can_be_written_back(forge: str, name: str) -> None
     """`mecha event send --sample` sends events whose results have somewhere to go."""
     event = sample_event(forge, name)
     assert writeback_gaps(event.source, event.type, event.attrs) == ()
-    planned = plan_writes(apply_policy(parse_policy(None), RESULT), event=event, worker="w")
+    planned = plan_writes(
+        apply_policy(parse_policy(None), RESULT, worker="w"), event=event, worker="w"
+    )
     actions = [write.action for write in planned.writes]
     assert actions[:1] == (["status"] if name == "push" else ["comment"]), planned.skipped

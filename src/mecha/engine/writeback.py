@@ -155,7 +155,7 @@ class WriteBack:
         policy = parse_policy(loaded.spec.policy if loaded and loaded.spec else None)
         managed = bool(loaded and loaded.spec and loaded.spec.kind is WorkerKind.MANAGED)
         self._warn_once(task.worker, policy, managed=managed)
-        verdict = apply_policy(policy, result)
+        verdict = apply_policy(policy, result, worker=task.worker)
         planned = plan_writes(verdict, event=event, worker=task.worker)
         forge = planned.writes[0].place.forge if planned.writes else ""
         dry = bool(planned.writes) and (verdict.dry_run or self._writers.get(forge) is None)
