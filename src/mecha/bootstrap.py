@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from mecha.bootstrap_workers import WorkerRuntime
 from mecha.config import Settings
-from mecha.config_file import DEFAULT_ADDR, ServerConfig
+from mecha.config_file import API_KEY_HINT, DEFAULT_ADDR, ServerConfig, api_key_problem
 from mecha.duration import parse_duration
 from mecha.engine.batcher import Batcher
 from mecha.engine.dispatcher import DispatchSettings
@@ -66,7 +66,8 @@ class Listen:
 def resolve_listen(
     *, addr: str | None, api_key: str | None, insecure: bool, config: ServerConfig
 ) -> Listen:
-    """Flag > config.yml > default; refuse a non-loopback address without a key."""
+    """Flag > config.yml > default; refuse a non-loopback address without a key, and a weak
+    ``--api-key`` (config.yml's ``api_key`` was checked when it was read)."""
     text = addr or config.addr or DEFAULT_ADDR
     host, sep, port_text = text.rpartition(":")
     if not sep or not port_text.isdigit() or not 0 <= int(port_text) < 65536:
@@ -74,6 +75,8 @@ def resolve_listen(
             f'address "{text}" is not host:port', hint="e.g. 127.0.0.1:21212 or :21212"
         )
     host = host.strip("[]") or "0.0.0.0"  # noqa: S104 - ":port" means every interface
+    if api_key is not None and (problem := api_key_problem(api_key)):
+        raise UsageError(f"--api-key {problem}", hint=API_KEY_HINT)
     key = api_key if api_key is not None else config.api_key
     if not key and not insecure and not _is_loopback(host):
         raise UsageError(

@@ -116,4 +116,13 @@ def load_server_config(settings: Settings, environ: Mapping[str, str]) -> Server
         return ServerConfig()
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}", hint="it must be UTF-8 YAML text") from None
-    return parse_config(text, file=str(path), environ=environ)
+    config = parse_config(text, file=str(path), environ=environ)
+    if config.api_key_literal:
+        from mecha.secrets import check_secrets_mode
+
+        check_secrets_mode(
+            stat.S_IMODE(path.stat().st_mode), path=str(path),
+            what="a config.yml that holds a literal api_key",
+            other_fix="write api_key: ${MECHA_API_KEY} and keep the key in the environment",
+        )  # fmt: skip
+    return config

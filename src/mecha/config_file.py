@@ -3,7 +3,8 @@
 ::
 
     addr: 127.0.0.1:21212          # where `mecha serve` listens (flag > file > default)
-    api_key: ${MECHA_API_KEY}      # required to bind beyond loopback; ${VAR} is expanded
+    api_key: ${MECHA_API_KEY}      # required to bind beyond loopback; ${VAR} is expanded;
+                                   # at least 16 characters (MIN_API_KEY)
     github_api_url: https://api.github.com   # GitHub Enterprise: https://HOST/api/v3
     max_diff: 500KB                # hydrated diffs are cut here (bytes, KB or MB)
     sources:                       # generic webhook sources (see mecha.sources)
@@ -63,12 +64,32 @@ class ConfigFileError(FileError, ConfigError):
     """config.yml has mistakes."""
 
 
+#: the fewest characters an API key may have: a shorter one can be guessed by trying
+MIN_API_KEY = 16
+API_KEY_HINT = "generate one with: openssl rand -hex 24"
+
+
+def api_key_problem(key: str) -> str:
+    """What is wrong with ``key`` as the server's API key ("" if nothing), without showing it."""
+    if not key.strip():
+        return "is blank"
+    if len(key) < MIN_API_KEY:
+        return (
+            f"is {len(key)} characters; an API key needs at least {MIN_API_KEY} so that it "
+            "cannot be guessed by trying keys against the API"
+        )
+    return ""
+
+
 @dataclass(frozen=True, kw_only=True)
 class ServerConfig:
     """What config.yml says; every field has a default, so an absent file is fine."""
 
     addr: str = ""
     api_key: str = field(default="", repr=False)
+    #: the file's own text holds (part of) the key, not only ${VAR} references: the file
+    #: must then be private, as secrets.yml is
+    api_key_literal: bool = False
     github_api_url: str = DEFAULT_GITHUB_API_URL
     max_diff: int = DEFAULT_MAX_DIFF
     sources: Mapping[str, GenericSource] = field(default_factory=dict)
@@ -88,9 +109,11 @@ def parse_config(text: str, *, file: str, environ: Mapping[str, str]) -> ServerC
         check.add((), "config.yml must be a mapping of key: value lines", "e.g. addr: :21212")
         raise ConfigFileError(check.problems)
     data = check.known((), doc.data, _KEYS)
+    api_key = check.api_key(data.get("api_key"))
     config = ServerConfig(
         addr=check.text(("addr",), data.get("addr", "")),
-        api_key=check.text(("api_key",), data.get("api_key", ""), expand_vars=True),
+        api_key=api_key,
+        api_key_literal=bool(api_key) and _literal(data.get("api_key")),
         github_api_url=check.url(("github_api_url",), data.get("github_api_url")),
         max_diff=check.size(("max_diff",), data.get("max_diff", DEFAULT_MAX_DIFF)),
         sources=check.sources(data.get("sources")),
@@ -100,6 +123,15 @@ def parse_config(text: str, *, file: str, environ: Mapping[str, str]) -> ServerC
     if check.problems:
         raise ConfigFileError(check.problems)
     return config
+
+
+def _literal(value: Any) -> bool:
+    """Whether ``api_key``'s text gives a key without the environment (a literal or a
+    ``${VAR:-fallback}``), so that whoever reads the file reads the key."""
+    try:
+        return isinstance(value, str) and bool(expand(value, {}))
+    except (UnsetVariable, ValueError):
+        return False
 
 
 def _seconds(value: Any) -> float | None:
@@ -155,6 +187,17 @@ class _Checker:
         except ValueError as exc:
             self.add(path, f"{path[-1]}: {exc}", "write ${NAME}, ${NAME:-fallback} or $$")
         return ""
+
+    def api_key(self, value: Any) -> str:
+        """``api_key``, expanded; "" (no key) if absent or empty; a blank or short key is a
+        problem."""
+        key = self.text(("api_key",), value, expand_vars=True)
+        problem = api_key_problem(key) if key else ""  # empty: no key, as if absent
+        if problem:
+            expanded = " (after expanding ${...})" if "$" in str(value) else ""
+            self.add(("api_key",), f"api_key{expanded} {problem}", API_KEY_HINT)
+            return ""
+        return key
 
     def url(self, path: Path, value: Any) -> str:
         url = self.text(path, value).rstrip("/")

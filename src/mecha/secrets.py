@@ -171,13 +171,19 @@ def parse_secrets(text: str, *, file: str) -> Secrets:
     )
 
 
-def check_secrets_mode(mode: int, *, path: str) -> None:
-    """Refuse a secrets file that its group or other users may read, write or run."""
+def check_secrets_mode(
+    mode: int, *, path: str, what: str = "the secrets file", other_fix: str = ""
+) -> None:
+    """Refuse a file holding secrets that its group or other users may read, write or run.
+
+    ``what`` names the file in the message (``config.yml`` holding a literal ``api_key``);
+    ``other_fix`` is a way out besides ``chmod 600``, for the hint.
+    """
     if mode & 0o077:
         raise SecretsError(
             f"{path} is open to other users (mode {stat.S_IMODE(mode):04o}); "
-            "the secrets file must be readable by its owner only",
-            hint=f"chmod 600 {shlex.quote(path)}",
+            f"{what} must be readable by its owner only",
+            hint=f"chmod 600 {shlex.quote(path)}" + (f", or {other_fix}" if other_fix else ""),
         )
 
 

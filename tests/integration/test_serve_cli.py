@@ -6,6 +6,7 @@ import socket
 from pathlib import Path
 
 import httpx
+import pytest
 
 from mecha.testing.serve_process import ServeProcess
 from tests.integration.serving import make_home, mecha_cli
@@ -16,6 +17,64 @@ def test_a_public_address_without_an_api_key_is_refused(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "refusing to listen on 0.0.0.0 without an API key" in done.stderr
     assert "--insecure" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("key", "words"),
+    [(" ", "--api-key is blank"), ("", "--api-key is blank"),
+     ("abc123", "--api-key is 6 characters; an API key needs at least 16")],
+)  # fmt: skip
+def test_a_blank_or_short_api_key_is_refused(tmp_path: Path, key: str, words: str) -> None:
+    home = make_home(tmp_path)
+    done = mecha_cli(home, "serve", "--addr", "0.0.0.0:0", "--api-key", key)
+    assert done.returncode == 2
+    assert words in done.stderr and "openssl rand -hex 24" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_short_api_key_from_the_environment_is_refused_where_it_is_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = make_home(tmp_path, config="addr: 0.0.0.0:0\napi_key: ${SHORT_KEY}\n")
+    monkeypatch.setenv("SHORT_KEY", "tiny")
+    done = mecha_cli(home, "serve")
+    assert done.returncode == 1
+    assert "config.yml:2:10" in done.stderr
+    assert "api_key (after expanding ${...}) is 4 characters" in done.stderr
+    assert "at least 16" in done.stderr and "tiny" not in done.stderr
+
+
+def test_a_config_yml_others_can_read_is_refused_when_it_holds_the_key(tmp_path: Path) -> None:
+    home = make_home(tmp_path, config="api_key: k3y-for-tests-0123456789\n")
+    config = home / "config.yml"
+    config.chmod(0o644)
+    done = mecha_cli(home, "serve")
+    assert done.returncode == 1
+    assert f"{config} is open to other users (mode 0644)" in done.stderr
+    assert "a config.yml that holds a literal api_key must be readable by its owner only" in (
+        done.stderr
+    )
+    assert "chmod 600" in done.stderr and "${MECHA_API_KEY}" in done.stderr
+    assert "k3y-for-tests" not in done.stderr
+
+
+def test_a_config_yml_that_takes_the_key_from_the_environment_may_be_readable(
+    tmp_path: Path,
+) -> None:
+    home = make_home(tmp_path, config="api_key: ${SERVE_KEY}\n")
+    (home / "config.yml").chmod(0o644)
+    with ServeProcess(home, env={"SERVE_KEY": "env-key-0123456789abcdef"}) as server:
+        assert httpx.get(f"{server.url}/events").status_code == 401
+        bearer = {"Authorization": "Bearer env-key-0123456789abcdef"}
+        assert httpx.get(f"{server.url}/events", headers=bearer).status_code == 200
+
+
+def test_a_private_config_yml_may_hold_the_key(tmp_path: Path) -> None:
+    home = make_home(tmp_path, config="api_key: k3y-for-tests-0123456789\n")
+    (home / "config.yml").chmod(0o600)
+    with ServeProcess(home) as server:
+        bearer = {"Authorization": "Bearer k3y-for-tests-0123456789"}
+        assert httpx.get(f"{server.url}/events", headers=bearer).status_code == 200
 
 
 def test_the_config_file_address_is_checked_too(tmp_path: Path) -> None:
@@ -49,17 +108,21 @@ def test_a_malformed_address_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_with_an_api_key_the_api_needs_it_but_health_and_webhooks_do_not(tmp_path: Path) -> None:
-    with ServeProcess(make_home(tmp_path), args=["--api-key", "k3y-for-tests"]) as server:
+    with ServeProcess(
+        make_home(tmp_path), args=["--api-key", "k3y-for-tests-0123456789"]
+    ) as server:
         assert httpx.get(f"{server.url}/health").status_code == 200
         refused = httpx.get(f"{server.url}/events")
         assert refused.status_code == 401
         assert "API key" in refused.json()["error"]
         assert httpx.get(f"{server.url}/events", headers={"X-API-Key": "wrong"}).status_code == 401
-        ok = httpx.get(f"{server.url}/events", headers={"Authorization": "Bearer k3y-for-tests"})
+        ok = httpx.get(
+            f"{server.url}/events", headers={"Authorization": "Bearer k3y-for-tests-0123456789"}
+        )
         assert ok.status_code == 200
         # GitHub signs its own deliveries: the route is open, the signature is what counts
         assert httpx.post(f"{server.url}/webhook/github", content=b"{}").status_code == 401
-        assert "k3y-for-tests" not in server.log()
+        assert "k3y-for-tests-0123456789" not in server.log()
 
 
 def test_unknown_routes_and_methods_answer_json(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from mecha.testing.serve_process import ServeProcess
 from mecha.worker_kind import WorkerKind, WorkerState
 from tests.integration.serving import make_home, mecha_cli, post_github, pr_payload, settled
 
-KEY = "t4sks-api-key"
+KEY = "t4sks-api-key-0123456789"
 DEAD = "http://127.0.0.1:9"
 TOKEN_SHAPED = "ghp_" + "a1b2c3d4e5" * 4
 RULE = "events:\n  - source: github\n    on: [pull_request.opened]\n    prompt: Review {{.title}}\n"

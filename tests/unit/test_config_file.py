@@ -6,8 +6,10 @@ import pytest
 
 from mecha.config_file import (
     DEFAULT_MAX_DIFF,
+    MIN_API_KEY,
     ConfigFileError,
     ServerConfig,
+    api_key_problem,
     parse_config,
     parse_size,
 )
@@ -26,9 +28,13 @@ def test_addr_api_key_and_sources_are_read() -> None:
     config = parse(
         "addr: 0.0.0.0:9000\napi_key: ${KEY}\nmax_diff: 2MB\n"
         "sources:\n  alerts:\n    auth: api_key\n    delivery_header: X-Request-Id\n",
-        KEY="s3cret",
+        KEY="s3cret-0123456789abc",
     )
-    assert (config.addr, config.api_key, config.max_diff) == ("0.0.0.0:9000", "s3cret", 2_000_000)
+    assert (config.addr, config.api_key, config.max_diff) == (
+        "0.0.0.0:9000",
+        "s3cret-0123456789abc",
+        2_000_000,
+    )
     assert config.sources == {
         "alerts": GenericSource(
             name="alerts", auth=SourceAuth.API_KEY, delivery_header="X-Request-Id"
@@ -42,7 +48,54 @@ def test_a_source_with_no_settings_takes_the_defaults() -> None:
 
 
 def test_the_api_key_never_shows_in_the_repr() -> None:
-    assert "s3cret" not in repr(parse("api_key: s3cret\n"))
+    assert "s3cret-0123456789abc" not in repr(parse("api_key: s3cret-0123456789abc\n"))
+
+
+@pytest.mark.parametrize(
+    ("text", "environ", "words"),
+    [
+        ("api_key: ' '\n", {}, "api_key is blank"),
+        ("api_key: short-key\n", {}, "api_key is 9 characters; an API key needs at least 16"),
+        ("api_key: ${KEY}\n", {"KEY": "abc"}, "api_key (after expanding ${...}) is 3 characters"),
+        ("api_key: ${KEY}\n", {"KEY": "   "}, "api_key (after expanding ${...}) is blank"),
+    ],
+)
+def test_a_blank_or_short_api_key_is_located(
+    text: str, environ: dict[str, str], words: str
+) -> None:
+    with pytest.raises(ConfigFileError) as caught:
+        parse(text, **environ)
+    message = str(caught.value)
+    assert "config.yml:1:10" in message and words in message
+    assert "openssl rand -hex 24" in message
+    if key := environ.get("KEY", "short-key").strip():
+        assert key not in message  # the key itself is never shown
+
+
+def test_an_empty_api_key_is_no_key() -> None:
+    """As if absent: a loopback server needs none (a public one is refused without)."""
+    assert parse("api_key: ''\n").api_key == ""
+    assert parse("api_key: ${KEY:-}\n").api_key == ""
+
+
+def test_api_key_problem_names_the_minimum_and_accepts_it() -> None:
+    assert api_key_problem("x" * MIN_API_KEY) == ""
+    assert "at least 16" in api_key_problem("x" * (MIN_API_KEY - 1))
+    assert api_key_problem("\t \n") == "is blank"
+
+
+@pytest.mark.parametrize(
+    ("text", "literal"),
+    [
+        ("api_key: k3y-0123456789abcdef\n", True),
+        ("api_key: ${KEY}\n", False),
+        ("api_key: ${NOT_SET:-k3y-0123456789abcdef}\n", True),
+        ("api_key: ${KEY:-}\n", False),
+        ("addr: ':0'\n", False),
+    ],
+)
+def test_whether_the_file_itself_holds_the_key(text: str, literal: bool) -> None:
+    assert parse(text, KEY="env-key-0123456789abc").api_key_literal is literal
 
 
 @pytest.mark.parametrize(
