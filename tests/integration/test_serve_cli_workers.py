@@ -80,7 +80,7 @@ docker:
     CLAUDE_MODEL: smollm2
     CLAUDE_BARE: "true"
     CLAUDE_SYSTEM_PROMPT: Answer in one short sentence.
-    CLAUDE_CODE_MAX_OUTPUT_TOKENS: "200"
+    CLAUDE_CODE_MAX_OUTPUT_TOKENS: "1024"
 """
     done = run_once(tmp_path, worker)
     result = done["task"]["result"]
