@@ -37,7 +37,7 @@ from mecha.forges.gitlab_webhook import parse_gitlab, verify_gitlab
 from mecha.forges.hydration import Hydration
 from mecha.redaction import Redactor
 from mecha.secrets import Secrets
-from mecha.sources import GenericSource
+from mecha.sources import GenericSource, SourceAuth
 from mecha.store import EventOutcome, Store
 from mecha.store.sqlite import open_sqlite
 from mecha.task import Task
@@ -61,13 +61,16 @@ class Listen:
     host: str
     port: int
     api_key: str
+    #: a non-loopback address without a key (and without --insecure): the webhooks and
+    #: /health answer, every API route answers 403
+    api_closed: bool = False
 
 
 def resolve_listen(
     *, addr: str | None, api_key: str | None, insecure: bool, config: ServerConfig
 ) -> Listen:
-    """Flag > config.yml > default; refuse a non-loopback address without a key, and a weak
-    ``--api-key`` (config.yml's ``api_key`` was checked when it was read)."""
+    """Flag > config.yml > default; refuse a weak ``--api-key`` (config.yml's ``api_key`` was
+    checked when it was read). A non-loopback address without a key closes the API."""
     text = addr or config.addr or DEFAULT_ADDR
     host, sep, port_text = text.rpartition(":")
     if not sep or not port_text.isdigit() or not 0 <= int(port_text) < 65536:
@@ -78,14 +81,16 @@ def resolve_listen(
     if api_key is not None and (problem := api_key_problem(api_key)):
         raise UsageError(f"--api-key {problem}", hint=API_KEY_HINT)
     key = api_key if api_key is not None else config.api_key
-    if not key and not insecure and not _is_loopback(host):
+    closed = not key and not insecure and not _is_loopback(host)
+    keyed = sorted(n for n, s in config.sources.items() if s.auth is SourceAuth.API_KEY)
+    if closed and keyed:
         raise UsageError(
-            f"refusing to listen on {host} without an API key: anyone who can reach it could "
-            "read events and send tasks",
+            f"refusing to listen on {host} without an API key: source {keyed[0]!r} uses "
+            "auth: api_key, so anyone who can reach it could send it events",
             hint="set --api-key (or api_key: in config.yml), listen on 127.0.0.1, "
             "or pass --insecure if a proxy in front of Mecha checks callers",
         )
-    return Listen(host=host, port=int(port_text), api_key=key)
+    return Listen(host=host, port=int(port_text), api_key=key, api_closed=closed)
 
 
 def _is_loopback(host: str) -> bool:
@@ -166,6 +171,7 @@ class Ingest:
         secrets: Secrets,
         environ: Mapping[str, str],
         api_key: str,
+        api_closed: bool = False,
         store: Store | None = None,
         reload_secrets: Callable[[], Secrets] | None = None,
     ) -> None:
@@ -200,6 +206,7 @@ class Ingest:
         )
         self.sources = build_sources(secrets, config, api_key=api_key)
         self.api_key = api_key
+        self.api_closed = api_closed
         self._hydrator: ForgeHydrator | None = None
         self._state: AppState | None = None
 
@@ -210,7 +217,8 @@ class Ingest:
 
         state = AppState(
             store=self.store, events=self.events, matcher=self.matcher, sources=self.sources,
-            reads=self.reads, api_key=self.api_key, dispatch=self.workers.dispatcher.submit,
+            reads=self.reads, api_key=self.api_key, api_closed=self.api_closed,
+            dispatch=self.workers.dispatcher.submit,
             redactor=Redactor(self.secrets.values()),
             dispatch_stats=lambda: {
                 **self.workers.dispatcher.stats(), **self.workers.writeback.stats()

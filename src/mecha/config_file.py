@@ -3,7 +3,7 @@
 ::
 
     addr: 127.0.0.1:21212          # where `mecha serve` listens (flag > file > default)
-    api_key: ${MECHA_API_KEY}      # required to bind beyond loopback; ${VAR} is expanded;
+    api_key: ${MECHA_API_KEY}      # opens the API beyond loopback; ${VAR} is expanded;
                                    # at least 16 characters (MIN_API_KEY)
     github_api_url: https://api.github.com   # GitHub Enterprise: https://HOST/api/v3
     max_diff: 500KB                # hydrated diffs are cut here (bytes, KB or MB)

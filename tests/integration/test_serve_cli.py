@@ -1,4 +1,5 @@
-"""`mecha serve` refusing to start, with reasons: exposure without a key, bad config, taken port."""
+"""`mecha serve` refusing to start, with reasons (bad config, weak key, taken port), and a
+public address without a key: webhooks open, API closed."""
 
 from __future__ import annotations
 
@@ -9,14 +10,58 @@ import httpx
 import pytest
 
 from mecha.testing.serve_process import ServeProcess
-from tests.integration.serving import make_home, mecha_cli
+from tests.integration.serving import count_events, make_home, mecha_cli, post_github, pr_payload
+
+API_ROUTES = [("GET", "/events"), ("GET", "/event/1"), ("GET", "/tasks"), ("GET", "/task/1"),
+              ("GET", "/workers"), ("GET", "/metrics"), ("POST", "/task")]  # fmt: skip
 
 
-def test_a_public_address_without_an_api_key_is_refused(tmp_path: Path) -> None:
-    done = mecha_cli(make_home(tmp_path), "serve", "--addr", "0.0.0.0:0")
+def test_a_public_address_without_an_api_key_serves_webhooks_and_closes_the_api(
+    tmp_path: Path,
+) -> None:
+    home = make_home(tmp_path)
+    with ServeProcess(home, args=["--addr", "0.0.0.0:0"]) as server:
+        assert server.url.startswith("http://127.0.0.1:")
+        assert httpx.get(f"{server.url}/health").status_code == 200
+        received = post_github(server.url, pr_payload())
+        assert received.status_code == 202, received.text
+        for method, path in API_ROUTES:
+            refused = httpx.request(method, f"{server.url}{path}", json={"prompt": "hi"})
+            assert refused.status_code == 403, (path, refused.text)
+            shown = refused.json()
+            assert "the API is closed" in shown["error"]
+            assert "--api-key" in shown["hint"] and "api_key:" in shown["hint"]
+        log = server.log()
+    assert count_events(home) == 1
+    started = [line for line in log.splitlines() if "API closed" in line]
+    assert len(started) == 1
+    assert "webhooks open, API closed: 0.0.0.0 is beyond loopback" in started[0]
+    assert "--api-key" in started[0]
+
+
+def test_insecure_opens_the_api_on_a_public_address(tmp_path: Path) -> None:
+    with ServeProcess(make_home(tmp_path), args=["--addr", "0.0.0.0:0", "--insecure"]) as server:
+        for path in ("/events", "/tasks", "/workers", "/metrics"):
+            assert httpx.get(f"{server.url}{path}").status_code == 200, path
+        log = server.log()
+    assert "API closed" not in log
+
+
+def test_a_public_address_with_a_key_asks_for_it_instead_of_closing(tmp_path: Path) -> None:
+    key = "k3y-for-tests-0123456789"
+    with ServeProcess(make_home(tmp_path), args=["--addr", "0.0.0.0:0", "--api-key", key]) as srv:
+        assert httpx.get(f"{srv.url}/events").status_code == 401
+        assert httpx.get(f"{srv.url}/events", headers={"X-API-Key": key}).status_code == 200
+        log = srv.log()
+    assert "API closed" not in log
+
+
+def test_a_source_that_takes_the_api_key_is_refused_without_one(tmp_path: Path) -> None:
+    home = make_home(tmp_path, config="addr: 0.0.0.0:0\nsources:\n  hooks:\n    auth: api_key\n")
+    done = mecha_cli(home, "serve")
     assert done.returncode == 2
-    assert "refusing to listen on 0.0.0.0 without an API key" in done.stderr
-    assert "--insecure" in done.stderr
+    assert "source 'hooks' uses auth: api_key" in done.stderr
+    assert "--api-key" in done.stderr
 
 
 @pytest.mark.parametrize(
@@ -75,12 +120,6 @@ def test_a_private_config_yml_may_hold_the_key(tmp_path: Path) -> None:
     with ServeProcess(home) as server:
         bearer = {"Authorization": "Bearer k3y-for-tests-0123456789"}
         assert httpx.get(f"{server.url}/events", headers=bearer).status_code == 200
-
-
-def test_the_config_file_address_is_checked_too(tmp_path: Path) -> None:
-    done = mecha_cli(make_home(tmp_path, config="addr: ':0'\n"), "serve")
-    assert done.returncode == 2
-    assert "refusing to listen" in done.stderr
 
 
 def test_a_mistake_in_config_yml_is_located(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ log = logging.getLogger("mecha.serve")
 @click.command()
 @click.option("--addr", help="host:port to listen on (config.yml addr:, else 127.0.0.1:21212).")
 @click.option("--api-key", help="Key API callers must send (config.yml api_key:).")
-@click.option("--insecure", is_flag=True, help="Allow a non-loopback address without an API key.")
+@click.option("--insecure", is_flag=True, help="Open the API beyond loopback without an API key.")
 @pass_app
 def serve(app: AppContext, addr: str | None, api_key: str | None, insecure: bool) -> None:
     """Receive webhooks, store them durably, and match them to workers."""
@@ -41,7 +41,8 @@ def serve(app: AppContext, addr: str | None, api_key: str | None, insecure: bool
     secrets = app.secrets()
     ingest = Ingest(
         settings=app.settings, config=config, secrets=secrets, environ=app.environ,
-        api_key=listen.api_key, store=app.store(), reload_secrets=app.reload_secrets,
+        api_key=listen.api_key, api_closed=listen.api_closed, store=app.store(),
+        reload_secrets=app.reload_secrets,
     )  # fmt: skip
     sock = _bind(listen.host, listen.port)
     host, port = sock.getsockname()[:2]
@@ -52,6 +53,8 @@ def serve(app: AppContext, addr: str | None, api_key: str | None, insecure: bool
     )  # fmt: skip
     server = _GracefulServer(uv)
     app.announce(log.name, f"listening on http://{_shown(host)}:{port} ({sources})")
+    if listen.api_closed:
+        app.announce(log.name, _closed_line(host))
     server.run(sockets=[sock])
     if not server.started:
         raise ServerError("the server did not start", hint="see the log lines above")
@@ -92,6 +95,16 @@ def _bind(host: str, port: int) -> socket.socket:
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
+
+
+def _closed_line(host: str) -> str:
+    from mecha.server.state import OPEN_API_HINT
+
+    return (
+        f"webhooks open, API closed: {_shown(host)} is beyond loopback and there is no API key, "
+        f"so /events, /event, /task, /tasks, /workers and /metrics answer 403; to open it, "
+        f"{OPEN_API_HINT}"
+    )
 
 
 def _shown(host: str) -> str:

@@ -2,7 +2,8 @@
 and what every API route shares: ``requires_key`` and ``store_call``.
 
 ``/health`` is always open; the rest need the API key when one is set
-(``Authorization: Bearer <key>`` or ``X-API-Key``), compared in constant time.
+(``Authorization: Bearer <key>`` or ``X-API-Key``), compared in constant time, and answer
+403 when the API is closed (a non-loopback address without a key: ``closed_api``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,13 @@ from starlette.responses import JSONResponse, Response
 from mecha import __version__
 from mecha.errors import EventNotFound, StoreError
 from mecha.event import EventState, event_json
-from mecha.server.state import AppState, error_response, key_matches, presented_key
+from mecha.server.state import (
+    AppState,
+    closed_api,
+    error_response,
+    key_matches,
+    presented_key,
+)
 from mecha.task import task_json
 from mecha.timeline import timeline_json
 
@@ -28,11 +35,14 @@ MAX_LIMIT = 1000
 
 
 def requires_key(endpoint: Endpoint) -> Endpoint:
-    """Refuse with 401 unless the request carries the server's API key (if it has one)."""
+    """Refuse with 403 while the API is closed, and with 401 unless the request carries the
+    server's API key (if it has one)."""
 
     @functools.wraps(endpoint)
     async def checked(request: Request) -> Response:
         state: AppState = request.app.state.mecha
+        if (closed := closed_api(state)) is not None:
+            return closed
         if not key_matches(state.api_key, presented_key(request)):
             return error_response(
                 401,

@@ -1,12 +1,13 @@
-"""``GET /metrics``: Prometheus text, always open like ``/health`` (upstream's names where
-they mean the same thing)."""
+"""``GET /metrics``: Prometheus text (upstream's names where they mean the same thing), open
+without the API key like ``/health``, but 403 while the API is closed (a non-loopback
+address without a key): the counts tell a stranger what the server does."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from mecha.server.state import AppState
+from mecha.server.state import AppState, closed_api
 
 #: dispatcher figure → (metric name, help, type)
 _DISPATCH = {
@@ -35,6 +36,8 @@ _DISPATCH = {
 async def metrics(request: Request) -> Response:
     """Counters and gauges since this server started, and the dispatch latency histogram."""
     state: AppState = request.app.state.mecha
+    if (closed := closed_api(state)) is not None:
+        return closed
     lines: list[str] = []
 
     def put(name: str, help_text: str, kind: str, value: float) -> None:

@@ -35,6 +35,8 @@ class AppState:
     #: runs blocking store reads off the event loop
     reads: Executor
     api_key: str = ""
+    #: serve listens beyond loopback without a key: every API route (and /metrics) is 403
+    api_closed: bool = False
     #: hands tasks just created to the dispatcher, so they go out at once (None: the
     #: dispatcher's poll of the store finds them)
     dispatch: Callable[[Sequence[Task]], None] | None = None
@@ -52,6 +54,26 @@ def error_response(status: int, message: str, hint: str = "") -> JSONResponse:
     """``{"error": message, "hint": hint}`` with ``status``."""
     body = {"error": message, "hint": hint} if hint else {"error": message}
     return JSONResponse(body, status_code=status)
+
+
+#: how to open a closed API (``closed_api``'s hint, and serve's start line)
+OPEN_API_HINT = (
+    "start mecha serve with --api-key KEY or api_key: ${MECHA_API_KEY} in config.yml "
+    "(generate one with: openssl rand -hex 24), or listen on 127.0.0.1"
+)
+
+
+def closed_api(state: AppState) -> JSONResponse | None:
+    """The 403 every API route answers while the API is closed (serve listens beyond
+    loopback without a key), else None. The webhooks and ``/health`` never ask."""
+    if not state.api_closed:
+        return None
+    return error_response(
+        403,
+        "the API is closed: this server listens beyond loopback without an API key "
+        "(webhooks and /health stay open)",
+        OPEN_API_HINT,
+    )
 
 
 def presented_key(request: Request) -> str:

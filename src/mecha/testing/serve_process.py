@@ -57,7 +57,8 @@ class ServeProcess:
             self._lines.append(line)
             match = _LISTENING.search(line)
             if match and not self.url:
-                self.url = match[1]
+                # a serve on every interface is reached through loopback
+                self.url = match[1].replace("//0.0.0.0:", "//127.0.0.1:")
                 self._found.set()
         self._found.set()
 
