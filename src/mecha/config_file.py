@@ -12,14 +12,14 @@
     dispatch:                      # sending tasks to workers (all optional)
       concurrency: 16              # tasks in flight at once, over all workers
       retry_base: 30s              # first retry after a transient failure; doubles each time
-      retry_cap: 30m               # longest wait between retries
+      retry_cap: 30m               # longest wait between retries (Retry-After too)
       health_interval: 15s         # how often running workers' /health is asked
       poll_interval: 1s            # how often the store is read for tasks made elsewhere
       drain_timeout: 10m           # how long a stop waits for tasks in flight
     writeback:                     # writing results to GitHub / GitLab (all optional)
       attempts: 5                  # tries of one write before it is dead-lettered
       retry_base: 2s               # first retry after a 5xx / 429 / rate limit; doubles
-      retry_cap: 10m               # longest wait between tries (a longer Retry-After wins)
+      retry_cap: 10m               # longest wait between tries (Retry-After too)
       concurrency: 4               # forge calls in flight at once
 
 Every mistake is reported at once, at file:line:column, with what to do.

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from mecha.store.sqlite import open_sqlite
+from mecha.task import TaskState
 from mecha.testing.instant_worker import Behaviour, InstantWorker
 from mecha.testing.serve_process import ServeProcess
 from mecha.worker_kind import WorkerState
@@ -161,6 +162,54 @@ def test_retry_after_from_a_busy_worker_is_honoured(tmp_path: Path) -> None:
         first, second = (r.received_at for r in worker.requests)
     assert task["state"] == "completed"
     assert second - first >= 0.95
+
+
+def test_a_retry_after_longer_than_the_cap_waits_only_the_cap(tmp_path: Path) -> None:
+    # a worker asking for an hour parks its task for retry_cap (30 m), not the hour
+    home = make_home(tmp_path, config=FAST.replace("retry_cap: 2s", "retry_cap: 30m"))
+    with InstantWorker() as worker:
+        worker.script([Behaviour(status=503, retry_after="3600")])
+        endpoint_worker(home, "slow", worker.url)
+        with ServeProcess(home) as server:
+            [event_id] = send_prs(server.url, 1)
+            retry = wait_step(server.url, event_id, "retry")
+            store = open_sqlite(home / "mecha.db")
+            try:
+                [stored] = [
+                    store.get_task(t["id"]) for t in server_event(server.url, event_id)["tasks"]
+                ]
+            finally:
+                store.close()
+    assert stored.state is TaskState.PENDING and stored.attempts == 1
+    assert stored.next_retry_at <= stored.updated_at + 1800
+    assert stored.next_retry_at > stored.updated_at + 1700  # the wait asked for, capped
+    assert "in 30m (asked to wait 3600 s; at most 30m)" in retry["detail"]
+
+
+def test_a_worker_asking_to_wait_for_ever_is_dead_lettered(tmp_path: Path) -> None:
+    home = make_home(tmp_path, config=FAST)  # retry_cap: 2s
+    with InstantWorker() as worker:
+        worker.set(status=503, retry_after="99999999999")
+        endpoint_worker(home, "stuck", worker.url, extra="max_retries: 1\n")
+        with ServeProcess(home) as server:
+            [event_id] = send_prs(server.url, 1)
+            [task] = wait_task(server.url, event_id)
+        assert len(worker.requests) == 2
+    assert task["state"] == "failed"
+    assert task["error"].startswith("dead-letter after 2 attempts: ")
+    assert task["error"].endswith("(asked to wait 99999999999 s; at most 2s)")
+
+
+def wait_step(url: str, event_id: str, step: str, timeout: float = 60.0) -> dict[str, Any]:
+    """The event's first timeline entry of ``step``, once there is one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [e for e in timeline(url, event_id) if e["step"] == step]
+        if found:
+            return found[0]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {step} step for {event_id}")
+        time.sleep(0.03)
 
 
 def test_a_worker_reporting_failure_fails_the_task_at_once(tmp_path: Path) -> None:

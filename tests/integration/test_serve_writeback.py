@@ -212,6 +212,31 @@ def test_a_forge_that_keeps_failing_dead_letters_the_write(tmp_path: Path) -> No
     assert GITHUB_TOKEN not in shown_cli.stdout
 
 
+def test_a_forge_asking_to_wait_for_ever_is_retried_at_the_cap_then_dead_lettered(
+    tmp_path: Path,
+) -> None:
+    # without the cap the first 429 would park the write for 3000 years, never applied
+    # and never dead-lettered; with retry_cap: 1s each ask is one more attempt
+    with ForgeEmulator(github_token=GITHUB_TOKEN) as forge, InstantWorker() as worker:
+        home = serve_home(tmp_path, forge)
+        worker.set(result={"comment": {"body": "hello"}})
+        endpoint_worker(home, "reviewer", worker.url, extra="policy:\n  comment: {allow: true}\n")
+        forever = {"Retry-After": "99999999999"}
+        forge.fail(COMMENTS + "$", 429, method="POST", headers=forever, times=None)
+        with serve(home, forge) as server:
+            event_id = send_pr(server.url)
+            shown = writes_settled(server.url, event_id, timeout=60)
+        posts = [r for r in forge.requests if r.method == "POST" and r.path == COMMENTS]
+    [write] = shown["writes"]
+    assert write["state"] == "dead-letter" and write["attempts"] == 5
+    assert len(posts) == 5
+    assert "dead-letter after 5 attempts: " in write["detail"]
+    assert write["detail"].endswith("(asked to wait 99999999999 s; at most 1s)")
+    retries = details(shown, "write retry")
+    assert len(retries) == 4
+    assert all("in 1s (asked to wait 99999999999 s; at most 1s)" in r for r in retries), retries
+
+
 def test_a_kill_between_the_forge_write_and_the_ledger_never_duplicates(tmp_path: Path) -> None:
     with ForgeEmulator(github_token=GITHUB_TOKEN) as forge, InstantWorker() as worker:
         home = serve_home(tmp_path, forge)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mecha.engine.pacing import TokenBucket, retry_delay
+from mecha.engine.pacing import TokenBucket, over_cap, retry_delay
 
 
 def test_backoff_doubles_from_the_base_and_stops_at_the_cap() -> None:
@@ -21,7 +21,29 @@ def test_backoff_defaults_are_30s_and_30min() -> None:
 def test_retry_after_wins_only_when_longer() -> None:
     assert retry_delay(1, base=1, cap=10, retry_after=7) == 7
     assert retry_delay(3, base=1, cap=10, retry_after=2) == 4
-    assert retry_delay(1, base=1, cap=10, retry_after=3600) == 3600  # the worker asked
+
+
+def test_no_wait_a_server_asks_for_passes_the_cap() -> None:
+    assert retry_delay(1, base=1, cap=10, retry_after=3600) == 10
+    assert retry_delay(1, retry_after=99999999999) == 1800
+    assert retry_delay(1, base=1, cap=10, retry_after=10) == 10
+
+
+@pytest.mark.parametrize("nonsense", [float("inf"), float("nan"), -5.0, float("-inf")])
+def test_a_non_finite_or_negative_ask_is_ignored(nonsense: float) -> None:
+    assert retry_delay(2, base=1, cap=10, retry_after=nonsense) == 2
+    assert over_cap(nonsense, 10) == ""
+
+
+def test_an_absurd_finite_ask_is_capped() -> None:
+    assert retry_delay(1, base=1, cap=10, retry_after=1e300) == 10
+
+
+def test_over_cap_says_what_was_asked_and_the_cap() -> None:
+    assert over_cap(99999999999, 1800) == " (asked to wait 99999999999 s; at most 30m)"
+    assert over_cap(3600.5, 600) == " (asked to wait 3601 s; at most 10m)"
+    assert over_cap(1800, 1800) == ""
+    assert over_cap(None, 1800) == ""
 
 
 def test_bucket_allows_a_burst_then_the_rate() -> None:

@@ -33,6 +33,25 @@ def test_retry_after_longer_than_the_backoff_wins() -> None:
     assert then.retry_in == 120
 
 
+def test_retry_after_longer_than_the_cap_waits_the_cap_and_says_so() -> None:
+    then = decide(1, WorkerFailure("worker answered 503: busy", transient=True, retry_after=3600))
+    assert then.retry_in == 1800
+    assert then.update.next_retry_at == NOW + 1800
+    assert then.update.detail == (
+        "worker answered 503: busy; attempt 2 of 4 in 30m (asked to wait 3600 s; at most 30m)"
+    )
+
+
+def test_asking_to_wait_for_ever_ends_in_a_dead_letter_that_says_why() -> None:
+    forever = WorkerFailure("429", transient=True, retry_after=99999999999)
+    assert decide(3, forever).retry_in == 1800  # every capped wait is one more attempt
+    then = decide(4, forever)
+    assert then.dead_letter and then.update.state is TaskState.FAILED
+    assert then.update.error == (
+        "dead-letter after 4 attempts: 429 (asked to wait 99999999999 s; at most 30m)"
+    )
+
+
 def test_out_of_attempts_is_a_dead_letter_with_the_last_error() -> None:
     then = decide(4, WorkerFailure("no answer", transient=True))
     assert then.retry_in is None and then.dead_letter

@@ -5,7 +5,11 @@ Both take the time as an argument, so tests drive them with any clock.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+from mecha.duration import format_duration
+from mecha.waits import sane_wait
 
 #: retry backoff defaults: 30 s * 2^n, at most 30 min
 RETRY_BASE = 30.0
@@ -21,14 +25,25 @@ def retry_delay(
 ) -> float:
     """Seconds to wait after the ``attempts``-th failed send (1 → base, 2 → 2 * base, …).
 
-    A worker's own ``Retry-After`` wins when it asks for longer; never more than ``cap``
-    unless the worker asked for it.
+    A server's own wait (``Retry-After``, a rate-limit reset) wins when it asks for longer,
+    but no wait is ever more than ``cap``: a worker or forge asking for an hour, or for
+    ever, is tried again after ``cap`` (and the try counts, so asking for ever ends in a
+    dead letter). A non-finite or negative ask is ignored.
     """
     exponent = max(0, attempts - 1)
     delay = cap if exponent >= 64 else min(cap, base * (2**exponent))
-    if retry_after is not None and retry_after > delay:
-        return retry_after
+    asked = sane_wait(retry_after)
+    if asked is not None and asked > delay:
+        return min(asked, cap)
     return delay
+
+
+def over_cap(retry_after: float | None, cap: float = RETRY_CAP) -> str:
+    """`` (asked to wait N s; at most CAP)`` when a server asked for more than ``cap``; else ""."""
+    asked = sane_wait(retry_after)
+    if asked is None or asked <= cap:
+        return ""
+    return f" (asked to wait {math.ceil(asked)} s; at most {format_duration(cap)})"
 
 
 @dataclass

@@ -1,9 +1,9 @@
 """What a worker's answer or failure does to its task: the update to record (pure).
 
 A completed send records the result; a transient failure with attempts left goes back to
-pending with the time of the next attempt (backoff, or the worker's longer Retry-After);
-out of attempts it is dead-lettered; any other failure fails the task at once, keeping
-what the worker said.
+pending with the time of the next attempt (backoff, or the worker's longer Retry-After,
+never past the retry cap); out of attempts it is dead-lettered; any other failure fails
+the task at once, keeping what the worker said.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mecha.duration import format_duration
-from mecha.engine.pacing import retry_delay
+from mecha.engine.pacing import over_cap, retry_delay
 from mecha.result import TaskResult, result_json
 from mecha.runtimes.endpoint import WorkerFailure
 from mecha.store import TaskUpdate
@@ -54,7 +54,8 @@ def after_failure(
             task.attempts, base=retry_base, cap=retry_cap, retry_after=failure.retry_after
         )
         detail = (
-            f"{failure.message}; attempt {task.attempts + 1} of {tries} in {format_duration(delay)}"
+            f"{failure.message}; attempt {task.attempts + 1} of {tries} in "
+            f"{format_duration(delay)}{over_cap(failure.retry_after, retry_cap)}"
         )
         update = TaskUpdate(
             task_id=task.id, state=TaskState.PENDING, only_from=_RUNNING,
@@ -63,7 +64,10 @@ def after_failure(
         return AfterFailure(update, delay)
     message = failure.message
     if failure.transient:
-        message = f"dead-letter after {task.attempts} attempts: {failure.message}"
+        message = (
+            f"dead-letter after {task.attempts} attempts: {failure.message}"
+            f"{over_cap(failure.retry_after, retry_cap)}"
+        )
     stored = result_json(failure.result) if failure.result is not None else None
     update = TaskUpdate(
         task_id=task.id, state=TaskState.FAILED, only_from=_RUNNING, error=message,

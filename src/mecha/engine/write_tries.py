@@ -3,9 +3,9 @@
 Each write is marked ``calling`` (synced) before its forge is called and ``done``
 (synced) after. A write tried before, or found ``calling`` after a stop, is
 ``uncertain``: the writer looks on the forge first. Transient failures go back to
-``planned`` with the time of the next try (a longer ``Retry-After`` wins); after
-``attempts`` tries the write is dead-lettered; other refusals fail it. Writes to one
-pull request or issue go one at a time; ``concurrency`` bounds forge calls in all.
+``planned`` with the time of the next try (a longer ``Retry-After`` wins, but never past
+``retry_cap``); after ``attempts`` tries the write is dead-lettered; other refusals fail
+it. Writes to one pull request or issue go one at a time; ``concurrency`` bounds forge calls in all.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from mecha.duration import format_duration
 from mecha.engine.batcher import Batcher
-from mecha.engine.pacing import retry_delay
+from mecha.engine.pacing import over_cap, retry_delay
 from mecha.engine.polling import poll_forever
 from mecha.errors import MechaError
 from mecha.forges.writer import WriteFailure, Writer
@@ -151,6 +151,7 @@ class WriteTries:
             detail = (
                 f"{write.action}: {failure.message}; attempt {record.attempts + 1} of {tries} "
                 f"in {format_duration(delay)}"
+                f"{over_cap(failure.retry_after, self.settings.retry_cap)}"
             )
             self.counts["retried"] += 1
             update = WriteUpdate(
@@ -160,15 +161,17 @@ class WriteTries:
             if await self._updates.add(update) is not None:
                 self._later(write.key, delay)
             return
+        note = ""
         if failure.transient:
             state, message = WriteState.DEAD, f"dead-letter after {record.attempts} attempts: "
+            note = over_cap(failure.retry_after, self.settings.retry_cap)
             self.counts["dead_lettered"] += 1
         else:
             state, message = WriteState.FAILED, ""
         self.counts["failed"] += 1
         await self._updates.add(
             WriteUpdate(key=write.key, state=state, only_from=_CALLING, step=Step.WRITE_FAILED,
-                        detail=f"{write.action}: {message}{failure.message}")
+                        detail=f"{write.action}: {message}{failure.message}{note}")
         )  # fmt: skip
 
     def _later(self, key: str, delay: float) -> None:

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import re
 import time
-from email.utils import parsedate_to_datetime
 from typing import Any
 
+from mecha import waits
 from mecha.forges.fetch import FetchError, scrub
 from mecha.forges.writer import WriteFailure
 from mecha.writes import Write, marked_body
@@ -68,18 +68,13 @@ def failure(exc: FetchError, secrets: list[str], *, now: float | None = None) ->
 
 def retry_after(headers: Any, now: float) -> float | None:
     """Seconds to wait: ``Retry-After`` (seconds or a date), else until ``X-RateLimit-Reset``
-    when ``X-RateLimit-Remaining`` is 0; None when the answer says neither."""
-    value = str(headers.get("retry-after", "")).strip()
-    if value.isdigit():
-        return float(value)
-    if value:
-        try:
-            return max(0.0, parsedate_to_datetime(value).timestamp() - now)
-        except (TypeError, ValueError):
-            pass
-    reset = str(headers.get("x-ratelimit-reset", "")).strip()
-    if headers.get("x-ratelimit-remaining") == "0" and reset.isdigit():
-        return max(0.0, float(reset) - now)
+    when ``X-RateLimit-Remaining`` is 0; None when the answer says neither (or nonsense).
+    The write-back caps it at its ``retry_cap``."""
+    said = waits.retry_after(str(headers.get("retry-after", "")), now)
+    if said is not None:
+        return said
+    if headers.get("x-ratelimit-remaining") == "0":
+        return waits.reset_wait(str(headers.get("x-ratelimit-reset", "")), now)
     return None
 
 

@@ -20,12 +20,12 @@ import re
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from mecha import waits
 from mecha.forges.fetch import Answer, FetchError, fetch, scrub
 from mecha.forges.writer import WriteFailure
 from mecha.writes import Place, Write, marked_body
@@ -187,17 +187,13 @@ def _failure(exc: FetchError, token: str) -> WriteFailure:
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait: ``Retry-After`` (seconds or a date), else ``RateLimit-Reset``."""
-    said = headers.get("retry-after", "").strip()
-    if said.isdigit():
-        return float(said)
-    if said:
-        try:
-            return max(0.0, parsedate_to_datetime(said).timestamp() - time.time())
-        except (TypeError, ValueError):
-            pass
-    reset = headers.get("ratelimit-reset", "").strip()
-    return max(0.0, int(reset) - time.time()) if reset.isdigit() else None
+    """Seconds to wait: ``Retry-After`` (seconds or a date), else ``RateLimit-Reset``; None
+    when neither says something sane (the write-back caps it at its ``retry_cap``)."""
+    now = time.time()
+    said = waits.retry_after(headers.get("retry-after", ""), now)
+    if said is not None:
+        return said
+    return waits.reset_wait(headers.get("ratelimit-reset", ""), now)
 
 
 def _readable(message: str) -> str:

@@ -35,6 +35,7 @@ from mecha.result import result_json
 from mecha.runtimes.adapter_call import ModelTarget, call_model, check_model, target_for
 from mecha.runtimes.endpoint import WorkerFailure
 from mecha.runtimes.token_counts import COUNTS, TokenCounts
+from mecha.waits import sane_wait
 
 if TYPE_CHECKING:
     import httpx
@@ -190,8 +191,9 @@ def _failure(exc: WorkerFailure) -> Response:
     if not exc.transient:
         return _error(500, exc.message)
     headers = {}
-    if exc.retry_after is not None:
-        headers["Retry-After"] = str(math.ceil(exc.retry_after))
+    wait = sane_wait(exc.retry_after)  # an adapter's own inf or nan must not crash the answer
+    if wait is not None:
+        headers["Retry-After"] = str(math.ceil(wait))
     return _error(503, exc.message, headers)
 
 

@@ -9,8 +9,6 @@ talk to a worker stay fast to start.
 from __future__ import annotations
 
 import asyncio
-import datetime
-import email.utils
 import errno
 import re
 import socket
@@ -22,6 +20,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from mecha import waits
 from mecha.duration import format_duration
 from mecha.errors import MechaError
 from mecha.result import ResultError, TaskResult, failure_of, parse_result, quote
@@ -280,14 +279,6 @@ def _text(raw: bytes) -> str:
 
 
 def retry_after(value: str, *, now: float | None = None) -> float | None:
-    """Seconds a ``Retry-After`` value asks for: delta-seconds or an HTTP-date; None if garbage."""
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:  # "-0000": RFC 9110 dates are GMT anyway
-        when = when.replace(tzinfo=datetime.UTC)
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    """Seconds a ``Retry-After`` value asks for: delta-seconds or an HTTP-date; None if garbage
+    (or not finite); the dispatcher caps it at its ``retry_cap``."""
+    return waits.retry_after(value, time.time() if now is None else now)
