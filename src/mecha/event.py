@@ -9,11 +9,14 @@ upstream's Go code did (``fmt.Sprint``), which is what filters compare and templ
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+
+from mecha.errors import WebhookError
 
 #: attribute value types a forge parser may produce
 AttrValue = str | int | bool | None
@@ -22,6 +25,14 @@ AttrValue = str | int | bool | None
 SECRET_HEADERS = frozenset(
     {"authorization", "cookie", "x-api-key", "x-gitlab-token", "proxy-authorization"}
 )
+#: request headers every source keeps with its events (besides its own, see ``stored_headers``)
+COMMON_HEADERS = ("content-type", "user-agent")
+#: the longest header value stored with an event (characters); a longer one is cut
+MAX_STORED_HEADER = 1024
+#: the longest delivery id accepted (characters)
+MAX_DELIVERY_ID = 128
+#: what a delivery id may be made of
+_DELIVERY_ID = re.compile(r"[A-Za-z0-9._:-]+")
 
 
 class EventState(StrEnum):
@@ -52,7 +63,8 @@ class Delivery:
     attrs: Mapping[str, AttrValue] = field(default_factory=dict)
     #: the exact bytes received
     raw: bytes = b""
-    #: request headers, lowercase names, with SECRET_HEADERS removed
+    #: the request headers the source keeps (``stored_headers``): lowercase names, values cut
+    #: at MAX_STORED_HEADER, never one of SECRET_HEADERS
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -76,14 +88,40 @@ class Event:
     updated_at: float = 0.0
 
 
-def public_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """``headers`` with lowercase names and without the ones that carry secrets."""
+def stored_headers(headers: Mapping[str, str], names: Iterable[str]) -> dict[str, str]:
+    """The headers of ``names`` (and COMMON_HEADERS) that ``headers`` has, lowercase, each cut
+    at MAX_STORED_HEADER characters; SECRET_HEADERS are never kept, whatever ``names`` says.
+
+    An allowlist: a header a source does not use (a proxy's, a sender's own) is not stored."""
     kept = {}
-    for name, value in headers.items():
+    lowered = {name.lower(): value for name, value in headers.items()}
+    for name in (*COMMON_HEADERS, *names):
         low = name.lower()
-        if low not in SECRET_HEADERS:
-            kept[low] = value
+        if low in SECRET_HEADERS or low not in lowered or low in kept:
+            continue
+        kept[low] = lowered[low][:MAX_STORED_HEADER]
     return kept
+
+
+def checked_delivery_id(value: str, header: str) -> str:
+    """``value`` (a delivery id read from ``header``) if it is a sane dedupe key: at most
+    MAX_DELIVERY_ID characters of ``A-Z a-z 0-9 . _ : -``; else ``WebhookError`` 400."""
+    if len(value) > MAX_DELIVERY_ID:
+        raise WebhookError(
+            400,
+            f"the {header} header is {len(value)} characters long; at most "
+            f"{MAX_DELIVERY_ID} are accepted",
+            hint=f"{header} is the delivery id Mecha deduplicates on; send a short id "
+            "such as a UUID",
+        )
+    if not _DELIVERY_ID.fullmatch(value):
+        raise WebhookError(
+            400,
+            f"the {header} header has a character other than letters, digits and . _ : -",
+            hint=f"{header} is the delivery id Mecha deduplicates on; send a short id "
+            "such as a UUID",
+        )
+    return value
 
 
 def render_value(value: Any) -> str:

@@ -24,7 +24,7 @@ import hmac
 from collections.abc import Mapping, Sequence
 
 from mecha.errors import WebhookError
-from mecha.event import AttrValue, Delivery, public_headers
+from mecha.event import AttrValue, Delivery, checked_delivery_id, stored_headers
 from mecha.forges.payload import check_hmac_signature, load_json_object, required_header, text_at
 from mecha.sources import GenericSource, SourceAuth
 
@@ -125,21 +125,32 @@ def parse_generic(source: GenericSource, body: bytes, headers: Mapping[str, str]
         subject=text_at(payload, "subject"),
         attrs=attrs,
         raw=body,
-        headers=public_headers(headers),
+        headers=stored_headers(headers, _stored_names(source)),
     )
+
+
+def _stored_names(source: GenericSource) -> tuple[str, ...]:
+    """The headers a generic source keeps: its type, delivery id and signature headers."""
+    names = [source.type_header]
+    if source.delivery_header:
+        names.append(source.delivery_header)
+    if source.auth is SourceAuth.HMAC:
+        names.append(source.signature_header)
+    return tuple(names)
 
 
 def _generic_delivery_id(
     source: GenericSource, kind: str, body: bytes, headers: Mapping[str, str]
 ) -> str:
     if source.delivery_header:
-        return required_header(
+        value = required_header(
             headers,
             source.delivery_header,
             hint=f"source {source.name!r} deduplicates on {source.delivery_header} "
             "(delivery_header in config.yml); send it, or remove delivery_header to "
             "deduplicate on a hash of type and body",
         )
+        return checked_delivery_id(value, source.delivery_header)
     digest = hashlib.sha256(kind.encode() + b":" + body).hexdigest()
     return digest[:HASH_ID_LENGTH]
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from mecha.errors import WebhookError
-from mecha.event import AttrValue, Delivery, public_headers
+from mecha.event import AttrValue, Delivery, checked_delivery_id, stored_headers
 from mecha.forges.payload import (
     bool_at,
     check_hmac_signature,
@@ -37,6 +37,15 @@ from mecha.forges.payload import (
 SOURCE = "github"
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 SIGNATURE_PREFIX = "sha256="
+#: the request headers kept with a GitHub event (besides content-type and user-agent)
+STORED_HEADERS = (
+    "x-github-event",
+    "x-github-delivery",
+    "x-github-hook-id",
+    "x-github-hook-installation-target-id",
+    "x-github-hook-installation-target-type",
+    SIGNATURE_HEADER,
+)
 
 Attrs = dict[str, AttrValue]
 
@@ -88,8 +97,13 @@ def parse_github(body: bytes, headers: Mapping[str, str]) -> Delivery:
     event = required_header(
         headers, "X-GitHub-Event", hint="GitHub sends it with every delivery; is this GitHub?"
     )
-    delivery_id = required_header(
-        headers, "X-GitHub-Delivery", hint="GitHub sends it with every delivery; is this GitHub?"
+    delivery_id = checked_delivery_id(
+        required_header(
+            headers,
+            "X-GitHub-Delivery",
+            hint="GitHub sends it with every delivery; is this GitHub?",
+        ),
+        "X-GitHub-Delivery",
     )
     if headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         raise WebhookError(
@@ -112,7 +126,7 @@ def parse_github(body: bytes, headers: Mapping[str, str]) -> Delivery:
         subject=text_at(payload, "repository", "full_name"),
         attrs=attrs,
         raw=body,
-        headers=public_headers(headers),
+        headers=stored_headers(headers, STORED_HEADERS),
     )
 
 

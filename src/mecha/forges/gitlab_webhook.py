@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mecha.errors import WebhookError
-from mecha.event import AttrValue, Delivery, public_headers
+from mecha.event import AttrValue, Delivery, checked_delivery_id, stored_headers
 from mecha.forges.payload import (
     bool_at,
     commit_lines,
@@ -51,6 +51,21 @@ SOURCE = "gitlab"
 #: how far ``webhook-timestamp`` may be from the server's clock, either way (seconds)
 TIMESTAMP_TOLERANCE = 5 * 60
 WHSEC_PREFIX = "whsec_"
+#: the request headers kept with a GitLab event (besides content-type and user-agent); never
+#: X-Gitlab-Token, which is the secret itself
+STORED_HEADERS = (
+    "x-gitlab-event",
+    "idempotency-key",
+    "x-gitlab-event-uuid",
+    "x-gitlab-webhook-uuid",
+    "x-gitlab-instance",
+    "x-request-id",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+)
+#: the longest X-Gitlab-Instance accepted as part of a delivery id (characters)
+MAX_INSTANCE = 256
 
 Attrs = dict[str, AttrValue]
 
@@ -256,19 +271,26 @@ def parse_gitlab(body: bytes, headers: Mapping[str, str]) -> Delivery:
         subject=text_at(payload, "project", "path_with_namespace"),
         attrs=attrs,
         raw=body,
-        headers=public_headers(headers),
+        headers=stored_headers(headers, STORED_HEADERS),
     )
 
 
 def _delivery_id(headers: Mapping[str, str]) -> str:
-    for name in ("idempotency-key", "x-gitlab-event-uuid", "x-gitlab-webhook-uuid"):
-        value = headers.get(name, "").strip()
+    for name in ("Idempotency-Key", "X-Gitlab-Event-UUID", "X-Gitlab-Webhook-UUID"):
+        value = headers.get(name.lower(), "").strip()
         if value:
-            return value
+            return checked_delivery_id(value, name)
     instance = headers.get("x-gitlab-instance", "").strip()
     request = headers.get("x-request-id", "").strip()
     if instance and request:
-        return f"{instance}/{request}"
+        if len(instance) > MAX_INSTANCE or not instance.isprintable() or not instance.isascii():
+            raise WebhookError(
+                400,
+                f"the X-Gitlab-Instance header is not a URL of at most {MAX_INSTANCE} "
+                "characters, so it cannot be part of the delivery id",
+                hint="GitLab sends the instance's URL; check that no proxy rewrites it",
+            )
+        return f"{instance}/{checked_delivery_id(request, 'X-Request-Id')}"
     raise WebhookError(
         400,
         "the GitLab delivery has no id: none of Idempotency-Key, X-Gitlab-Event-UUID, "

@@ -4,8 +4,9 @@ Order matters and is the point of this module: the body is read with a size cap,
 source's signature is checked on the raw bytes **before** any JSON is parsed or anything is
 written, and ``202`` is sent only after the event's row is committed to disk (in a group
 commit shared with concurrent requests). Refusals write nothing and answer JSON
-``{"error": ..., "hint": ...}``: 404 unknown source, 413 too large, 401 bad signature,
-400 malformed. A repeated delivery answers ``200 {"status": "duplicate"}``.
+``{"error": ..., "hint": ...}``: 431 headers over 64 KB, 404 unknown source, 413 too large,
+401 bad signature, 400 malformed (a delivery id too long or of unsafe characters too). A
+repeated delivery answers ``200 {"status": "duplicate"}``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 
 from mecha.errors import StoreError, WebhookError
 from mecha.event import Delivery
+from mecha.server.header_limit import TOO_LARGE_HINT, TOO_LARGE_MESSAGE, too_large
 from mecha.server.state import AppState, error_response, read_body
 
 #: verifies and parses one delivery; WebhookError when it is refused
@@ -30,6 +32,8 @@ log = logging.getLogger(__name__)
 
 async def receive_webhook(request: Request) -> Response:
     """The webhook route."""
+    if too_large(request.scope["headers"]):
+        return error_response(431, TOO_LARGE_MESSAGE, TOO_LARGE_HINT)
     state: AppState = request.app.state.mecha
     source = request.path_params["source"]
     handler = state.sources.get(source)
