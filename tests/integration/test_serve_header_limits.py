@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -84,6 +85,23 @@ def test_a_1_mib_header_gets_431_and_the_server_stays_up(url: str, home: Path) -
     assert httpx.get(f"{url}/health").status_code == 200  # still serving
     assert post_github(url, pr_payload()).status_code == 202
     assert count_events(home) == before + 1
+
+
+def test_a_head_that_never_ends_is_refused_at_the_cap_on_any_route(url: str) -> None:
+    """The protocol itself refuses once the head passes the cap, without waiting for its
+    end (which never comes here, so no route could) and without reading the rest."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=60) as sock:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # refused meanwhile
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * 98304)
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):  # an uncapped server never answers: timeout
+                answer += chunk
+        except ConnectionResetError:
+            pass
+    assert answer.startswith(b"HTTP/1.1 431 Request Header Fields Too Large"), answer[:300]
+    assert httpx.get(f"{url}/health").status_code == 200
 
 
 def test_headers_just_under_the_cap_are_served(url: str) -> None:

@@ -47,12 +47,12 @@ def serve(app: AppContext, addr: str | None, api_key: str | None, insecure: bool
     sock = _bind(listen.host, listen.port)
     host, port = sock.getsockname()[:2]
     sources = ", ".join(f"/webhook/{name}" for name in sorted(ingest.sources))
-    from mecha.server.header_limit import MAX_HEADER_BYTES, HeaderCappedH11
+    from mecha.server.header_limit import HeaderCappedHttpTools
 
     uv = uvicorn.Config(
         ingest.app(), log_config=None, access_log=False, lifespan="on",
         timeout_graceful_shutdown=30, server_header=False,
-        http=HeaderCappedH11, h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+        http=HeaderCappedHttpTools,
     )  # fmt: skip
     server = _GracefulServer(uv)
     app.announce(log.name, f"listening on http://{_shown(host)}:{port} ({sources})")

@@ -1,12 +1,12 @@
 """A cap on the size of a request's headers, at the HTTP protocol and again in the app.
 
 uvicorn's default protocol with ``uvicorn[standard]`` is httptools, which sets no limit on
-header size: a 100 MiB header is read whole before any route sees the request. ``mecha
-serve`` runs uvicorn's h11 protocol instead, with h11's ``max_incomplete_event_size`` at
-``MAX_HEADER_BYTES``: once the request line and headers received so far pass that size, h11
-stops with its "431" hint. uvicorn answers every h11 protocol error with a plain ``400`` and
-closes the connection; ``HeaderCappedH11`` answers this one ``431`` with Mecha's JSON error
-instead, and closes the connection all the same (the rest of the request is never read).
+header size: a 100 MiB header is read whole before any route sees the request.
+``HeaderCappedHttpTools`` keeps httptools (h11, uvicorn's other protocol, can cap headers
+but costs the webhook path about a tenth of its throughput and collapses its paced latency:
+``bench/ingest.py``) and feeds the parser at most ``MAX_HEADER_BYTES`` of a request's head:
+a request whose head is not complete by then is answered ``431`` with Mecha's JSON error
+and its connection closed; the rest is never read.
 
 ``too_large`` is the same limit in the app (the sum of the header names' and values' lengths),
 so it holds whatever server runs it.
@@ -14,11 +14,11 @@ so it holds whatever server runs it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable
 
-import h11
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 #: the most a request's headers may take (bytes): request line and headers for h11, names
 #: and values for ``too_large``
@@ -38,26 +38,50 @@ def too_large(headers: Iterable[tuple[bytes, bytes]]) -> bool:
     return False
 
 
-class HeaderCappedH11(H11Protocol):
-    """uvicorn's h11 protocol, answering ``431`` (JSON) to headers over h11's size limit."""
+class HeaderCappedHttpTools(HttpToolsProtocol):
+    """uvicorn's httptools protocol, answering ``431`` (JSON) to a head over MAX_HEADER_BYTES.
 
-    def send_400_response(self, msg: str) -> None:
-        pending, _ = self.conn.trailing_data
-        limit = self.config.h11_max_incomplete_event_size
-        if self.conn.their_state is not h11.ERROR or limit is None or len(pending) <= limit:
-            super().send_400_response(msg)
-            return
-        self.logger.warning("request refused: its headers are larger than %d bytes", limit)
-        body = json.dumps({"error": TOO_LARGE_MESSAGE, "hint": TOO_LARGE_HINT}).encode()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close"),
-        ]
-        answer = h11.Response(
-            status_code=431, headers=headers, reason=b"Request Header Fields Too Large"
+    Only bytes that arrive while a request's head is incomplete are counted; they are fed
+    to the parser in slices that never pass the cap, so it never holds more than that.
+    """
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._head_bytes = 0
+        self._in_head = True
+        super().connection_made(transport)
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._head_bytes = 0  # the next request's head starts
+        self._in_head = True
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        super().on_headers_complete()
+
+    def data_received(self, data: bytes) -> None:
+        while self._in_head and data:
+            room = MAX_HEADER_BYTES - self._head_bytes
+            if room <= 0:
+                self._refuse()
+                return
+            piece, data = data[:room], data[room:]
+            self._head_bytes += len(piece)
+            super().data_received(piece)
+            if self.transport.is_closing():
+                return
+        if data:
+            super().data_received(data)
+
+    def _refuse(self) -> None:
+        self.logger.warning(
+            "request refused: its headers are larger than %d bytes", MAX_HEADER_BYTES
         )
-        self.transport.write(self.conn.send(answer) or b"")
-        self.transport.write(self.conn.send(h11.Data(data=body)) or b"")
-        self.transport.write(self.conn.send(h11.EndOfMessage()) or b"")
+        body = json.dumps({"error": TOO_LARGE_MESSAGE, "hint": TOO_LARGE_HINT}).encode()
+        self.transport.write(
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+            b"content-type: application/json\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\n"
+            b"connection: close\r\n\r\n" + body
+        )
         self.transport.close()
