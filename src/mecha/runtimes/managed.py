@@ -19,6 +19,7 @@ are swept at the next start.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -46,6 +47,10 @@ log = logging.getLogger(__name__)
 SendTo = Callable[[str, str], Awaitable[TaskResult]]
 #: a warm container and the definition it was started from
 Pooled = tuple[WorkerSpec, Started]
+#: after a pool container fails to start, the next try waits this long, doubled each
+#: failure up to POOL_RETRY_MAX (a transient failure must not leave the pool empty)
+POOL_RETRY_FIRST = 2.0
+POOL_RETRY_MAX = 120.0
 
 
 def managed_spec(
@@ -115,7 +120,10 @@ class Disposables:
         self._hosts: dict[str, str] = {}
         self._cleanups: set[Future[None]] = set()
         self._fills: set[asyncio.Task[None]] = set()
+        #: how long the next pool start waits after failures, by worker
+        self._backoff: dict[str, float] = {}
         self._closing = False
+        self._closed = asyncio.Event()
 
     async def run(self, name: str, spec: WorkerSpec, send: SendTo) -> TaskResult:
         """Start (or take from the pool) a container, send it the task, then remove it."""
@@ -140,9 +148,12 @@ class Disposables:
                 started = await self._start(name, spec)
             except WorkerFailure as failure:
                 log.error("worker %s: a pool container did not start: %s", name, failure.message)
+                if failure.transient:
+                    self._retry_later(name, spec)
                 return
             finally:
                 self._starting[name] -= 1
+            self._backoff.pop(name, None)
             if self._wanted.get(name) != spec:  # the definition changed meanwhile
                 self._discard(spec, started)
                 return
@@ -154,6 +165,7 @@ class Disposables:
         Pooled containers of another definition are removed; the pool is filled again from
         ``spec`` in the background. Returns how many containers were removed.
         """
+        self._backoff.pop(name, None)  # a new definition gets a fresh start
         pool = self._pools.setdefault(name, deque())
         stale = [entry for entry in pool if entry[0] != spec]
         kept = [entry for entry in pool if entry[0] == spec]
@@ -185,6 +197,7 @@ class Disposables:
     async def close(self) -> None:
         """Remove the pools' containers and wait for every removal in progress."""
         self._closing = True
+        self._closed.set()
         # a fill stops after the start in progress (not cancelled: its container would be lost)
         await asyncio.gather(*self._fills, return_exceptions=True)
         for name, pool in self._pools.items():
@@ -235,6 +248,22 @@ class Disposables:
         """Fill worker ``name``'s warm pool from ``spec`` in the background."""
         self._wanted[name] = spec
         job = asyncio.get_running_loop().create_task(self.fill(name, spec))
+        self._fills.add(job)
+        job.add_done_callback(self._fills.discard)
+
+    def _retry_later(self, name: str, spec: WorkerSpec) -> None:
+        """Fill worker ``name``'s pool again after a growing wait (unless closed or changed)."""
+        wait = self._backoff.get(name, POOL_RETRY_FIRST)
+        self._backoff[name] = min(wait * 2, POOL_RETRY_MAX)
+        log.info("worker %s: the pool tries again in %.0f s", name, wait)
+
+        async def later() -> None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closed.wait(), wait)
+            if not self._closing and self._wanted.get(name) == spec:
+                await self.fill(name, spec)
+
+        job = asyncio.get_running_loop().create_task(later())
         self._fills.add(job)
         job.add_done_callback(self._fills.discard)
 

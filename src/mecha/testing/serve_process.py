@@ -118,3 +118,5 @@ class ServeProcess:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+        if kind is not None:  # pytest shows it with the failure: what serve did meanwhile
+            sys.stderr.write(f"--- mecha serve's log ---\n{self.log()}")
