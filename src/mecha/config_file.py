@@ -7,6 +7,7 @@
                                    # at least 16 characters (MIN_API_KEY)
     github_api_url: https://api.github.com   # GitHub Enterprise: https://HOST/api/v3
     max_diff: 500KB                # hydrated diffs are cut here (bytes, KB or MB)
+    max_result: 1MB                # a task's stored result is cut here (at least 10KB)
     sources:                       # generic webhook sources (see mecha.sources)
       alerts: {type_header: X-Event-Type, auth: hmac, signature_header: X-Signature}
     dispatch:                      # sending tasks to workers (all optional)
@@ -21,6 +22,12 @@
       retry_base: 2s               # first retry after a 5xx / 429 / rate limit; doubles
       retry_cap: 10m               # longest wait between tries (Retry-After too)
       concurrency: 4               # forge calls in flight at once
+    retention:                     # how long finished work is kept (days; 12h or 30d;
+      events: 30                   # off or 0 = for ever); `retention: off` keeps all,
+      tasks: 30                    # `retention: 7` keeps 7 days of each
+      timeline: 30
+      writes: 30
+      interval: 10m                # how often serve prunes (in small batches)
 
 Every mistake is reported at once, at file:line:column, with what to do.
 """
@@ -35,13 +42,18 @@ from typing import Any
 from mecha.duration import parse_duration
 from mecha.errors import ConfigError, FileError, Problem
 from mecha.interpolation import UnsetVariable, expand
+from mecha.result_cap import DEFAULT_MAX_RESULT, MIN_MAX_RESULT
+from mecha.retention import KEEP_HINT, RETENTION_KINDS, Retention, keep_seconds
 from mecha.sources import RESERVED_SOURCES, GenericSource, SourceAuth
 from mecha.yaml_doc import Document, Path, load_yaml, suggest_key
 
 DEFAULT_ADDR = "127.0.0.1:21212"
 DEFAULT_MAX_DIFF = 500_000
 DEFAULT_GITHUB_API_URL = "https://api.github.com"
-_KEYS = ("addr", "api_key", "github_api_url", "max_diff", "sources", "dispatch", "writeback")
+_KEYS = (
+    "addr", "api_key", "github_api_url", "max_diff", "max_result", "sources", "dispatch",
+    "writeback", "retention",
+)  # fmt: skip
 #: dispatch settings: durations, except concurrency (a count)
 DISPATCH_KEYS = (
     "concurrency",
@@ -92,11 +104,14 @@ class ServerConfig:
     api_key_literal: bool = False
     github_api_url: str = DEFAULT_GITHUB_API_URL
     max_diff: int = DEFAULT_MAX_DIFF
+    #: the most bytes of a task's result that are stored
+    max_result: int = DEFAULT_MAX_RESULT
     sources: Mapping[str, GenericSource] = field(default_factory=dict)
     #: dispatch settings given (seconds, or a count for concurrency); absent ones default
     dispatch: Mapping[str, float] = field(default_factory=dict)
     #: write-back settings given, likewise
     writeback: Mapping[str, float] = field(default_factory=dict)
+    retention: Retention = field(default_factory=Retention)
 
 
 def parse_config(text: str, *, file: str, environ: Mapping[str, str]) -> ServerConfig:
@@ -116,9 +131,11 @@ def parse_config(text: str, *, file: str, environ: Mapping[str, str]) -> ServerC
         api_key_literal=bool(api_key) and _literal(data.get("api_key")),
         github_api_url=check.url(("github_api_url",), data.get("github_api_url")),
         max_diff=check.size(("max_diff",), data.get("max_diff", DEFAULT_MAX_DIFF)),
+        max_result=check.max_result(data.get("max_result", DEFAULT_MAX_RESULT)),
         sources=check.sources(data.get("sources")),
         dispatch=check.settings("dispatch", data.get("dispatch"), DISPATCH_KEYS),
         writeback=check.settings("writeback", data.get("writeback"), WRITEBACK_KEYS),
+        retention=check.retention(data.get("retention", {})),
     )
     if check.problems:
         raise ConfigFileError(check.problems)
@@ -214,6 +231,58 @@ class _Checker:
             self.add(path, f"{path[-1]} must be a positive size", "e.g. 500KB or 2MB")
             return DEFAULT_MAX_DIFF
         return size
+
+    def max_result(self, value: Any) -> int:
+        try:
+            size = -1 if isinstance(value, bool) else parse_size(value)
+        except ValueError:
+            size = -1
+        if size < MIN_MAX_RESULT:
+            shown = f"{value!r}" if isinstance(value, str) else str(value)
+            self.add(
+                ("max_result",), f"max_result is {shown}; it must be a size of at least 10KB",
+                "e.g. max_result: 1MB (a stored result is cut to this many bytes)",
+            )  # fmt: skip
+            return DEFAULT_MAX_RESULT
+        return size
+
+    def retention(self, value: Any) -> Retention:
+        """``retention:``: off, a number of days for every kind, or a mapping of kinds."""
+        if value is None or value == {}:
+            return Retention()
+        if isinstance(value, list):
+            self.add(
+                ("retention",), "retention is a list; it must be off, a number of days, or a "
+                f"mapping of {', '.join(RETENTION_KINDS)} and interval",
+                "e.g. retention: {events: 30, timeline: 7}",
+            )  # fmt: skip
+            return Retention()
+        if not isinstance(value, dict):
+            keep = self.keep(("retention",), value, "retention")
+            return Retention(**dict.fromkeys(RETENTION_KINDS, keep))
+        data = self.known(("retention",), value, (*RETENTION_KINDS, "interval"))
+        found: dict[str, Any] = {
+            kind: self.keep(("retention", kind), data[kind], f"retention.{kind}")
+            for kind in RETENTION_KINDS
+            if kind in data
+        }
+        if "interval" in data:
+            seconds = _seconds(data["interval"])
+            if seconds is None or seconds < 1:
+                self.add(
+                    ("retention", "interval"),
+                    f"retention.interval is {data['interval']!r}; it must be a duration of "
+                    "at least 1s", "e.g. interval: 10m (how often serve prunes)",
+                )  # fmt: skip
+            else:
+                found["interval"] = seconds
+        return Retention(**found)
+
+    def keep(self, path: Path, value: Any, name: str) -> float | None:
+        seconds, problem = keep_seconds(value)
+        if problem:
+            self.add(path, f"{name} {problem}", KEEP_HINT)
+        return seconds
 
     def settings(self, name: str, value: Any, keys: tuple[str, ...]) -> dict[str, float]:
         if value is None:

@@ -37,6 +37,7 @@ from mecha.engine.task_send import Retry, Send, TaskSender
 from mecha.engine.worker_view import Probe, WorkerView
 from mecha.engine.writeback import WriteBack
 from mecha.errors import MechaError
+from mecha.result_cap import DEFAULT_MAX_RESULT
 from mecha.store import Store, TaskUpdate
 from mecha.task import Task, TaskState
 from mecha.timeline import Step, TimelineEntry
@@ -57,6 +58,8 @@ class DispatchSettings:
     poll_interval: float = 1.0
     health_interval: float = 15.0
     drain_timeout: float = 600.0
+    #: the most bytes of a task's result that are stored (config.yml ``max_result``)
+    max_result: int = DEFAULT_MAX_RESULT
 
 
 class Dispatcher:
@@ -105,7 +108,7 @@ class Dispatcher:
         self._sender = TaskSender(
             updates=updates, send=send, writeback=writeback, retry_base=settings.retry_base,
             retry_cap=settings.retry_cap, counts=self.counts, latency=self.latency,
-            unreachable=self._check_soon,
+            unreachable=self._check_soon, max_result=settings.max_result,
         )  # fmt: skip
 
     # --- life cycle -------------------------------------------------------------------

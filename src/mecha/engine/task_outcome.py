@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from mecha.duration import format_duration
 from mecha.engine.pacing import over_cap, retry_delay
 from mecha.result import TaskResult, result_json
+from mecha.result_cap import DEFAULT_MAX_RESULT, cap_result
 from mecha.runtimes.endpoint import WorkerFailure
 from mecha.store import TaskUpdate
 from mecha.task import Task, TaskState
@@ -30,11 +31,14 @@ class AfterFailure:
     dead_letter: bool = False
 
 
-def completed(task: Task, result: TaskResult) -> TaskUpdate:
-    """Running → completed, with the result."""
+def completed(
+    task: Task, result: TaskResult, *, max_result: int = DEFAULT_MAX_RESULT
+) -> TaskUpdate:
+    """Running → completed, with the result cut to ``max_result`` bytes (``result_cap``)."""
     return TaskUpdate(
         task_id=task.id, state=TaskState.COMPLETED, only_from=_RUNNING,
-        result=result_json(result), error="", step=Step.COMPLETED, detail=summary(result),
+        result=cap_result(result_json(result), max_result), error="", step=Step.COMPLETED,
+        detail=summary(result),
     )  # fmt: skip
 
 
@@ -46,8 +50,12 @@ def after_failure(
     now: float,
     retry_base: float,
     retry_cap: float,
+    max_result: int = DEFAULT_MAX_RESULT,
 ) -> AfterFailure:
-    """Running → pending again (a retry) or failed; ``task.attempts`` counts this send."""
+    """Running → pending again (a retry) or failed; ``task.attempts`` counts this send.
+
+    A failed task keeps what the worker answered, cut to ``max_result`` bytes.
+    """
     tries = max_retries + 1
     if failure.transient and task.attempts < tries:
         delay = retry_delay(
@@ -68,7 +76,8 @@ def after_failure(
             f"dead-letter after {task.attempts} attempts: {failure.message}"
             f"{over_cap(failure.retry_after, retry_cap)}"
         )
-    stored = result_json(failure.result) if failure.result is not None else None
+    answer = failure.result
+    stored = cap_result(result_json(answer), max_result) if answer is not None else None
     update = TaskUpdate(
         task_id=task.id, state=TaskState.FAILED, only_from=_RUNNING, error=message,
         result=stored, step=Step.FAILED, detail=message,

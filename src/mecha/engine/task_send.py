@@ -20,6 +20,7 @@ from mecha.engine.targets import Target
 from mecha.engine.task_outcome import after_failure, completed
 from mecha.engine.writeback import Settled, WriteBack
 from mecha.result import TaskResult
+from mecha.result_cap import DEFAULT_MAX_RESULT
 from mecha.runtimes.endpoint import WorkerFailure
 from mecha.store import TaskUpdate
 from mecha.task import Task, TaskState
@@ -55,6 +56,7 @@ class TaskSender:
         counts: MutableMapping[str, int],
         latency: Histogram,
         unreachable: Callable[[Target], None],
+        max_result: int = DEFAULT_MAX_RESULT,
     ) -> None:
         self._updates = updates
         self._send = send
@@ -65,6 +67,8 @@ class TaskSender:
         self._latency = latency
         #: told when a worker did not answer at all (its health is checked soon)
         self._unreachable = unreachable
+        #: the most bytes of a result the store keeps (the policy sees all of it)
+        self._max_result = max_result
 
     async def attempt(self, target: Target, task: Task) -> Retry | None:
         """Send ``task`` once; a Retry if it waits to go again, else None (done with it)."""
@@ -92,7 +96,7 @@ class TaskSender:
         # the writes are recorded (synced) before the task is completed: a crash between
         # the two sends the task again, and its writes are planned under the same keys
         settled = await self._writeback.settle(task, result) if self._writeback else Settled()
-        update = replace(completed(task, result), plan=settled.quiet)
+        update = replace(completed(task, result, max_result=self._max_result), plan=settled.quiet)
         writes = settled.records
         if await self._updates.add(update) is None:
             log.info("task %s was cancelled while it ran; its result is dropped", task.id)
@@ -109,7 +113,7 @@ class TaskSender:
             self._unreachable(target)
         then = after_failure(
             task, failure, max_retries=target.max_retries, now=time.time(),
-            retry_base=self._retry_base, retry_cap=self._retry_cap,
+            retry_base=self._retry_base, retry_cap=self._retry_cap, max_result=self._max_result,
         )  # fmt: skip
         stored = await self._updates.add(then.update)
         if then.retry_in is None:

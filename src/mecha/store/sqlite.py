@@ -36,6 +36,7 @@ from mecha.store import (
 from mecha.store.migrations import current_version, migrate
 from mecha.store.sqlite_file import configure, make_file, make_folder, rollback, translated
 from mecha.store.sqlite_progress import ProgressMixin
+from mecha.store.sqlite_prune import PruneMixin
 from mecha.store.sqlite_writes import LedgerMixin
 from mecha.task import NewTask, Task, TaskState
 from mecha.timeline import TimelineEntry
@@ -79,7 +80,7 @@ def open_sqlite(path: Path, *, busy_timeout: float = BUSY_TIMEOUT) -> SqliteStor
     return SqliteStore(conn, path)
 
 
-class SqliteStore(LedgerMixin, ProgressMixin):
+class SqliteStore(LedgerMixin, ProgressMixin, PruneMixin):
     """The Store on one SQLite connection; calls from several threads take turns."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:

@@ -1,0 +1,188 @@
+"""Pruning in SQLite: ``PruneMixin`` gives SqliteStore the ``PruneStore`` methods.
+
+One ``prune`` call is one short transaction removing at most ``limit`` rows: writes,
+then timeline entries, then tasks, then events (whose match records go with them), so an
+event's tasks are gone before the event is looked at. What may go is one SQL condition
+per kind (``_conditions``), shared by the dry run's counts, and it keeps what is still in
+use (see ``PruneStore``).
+
+No index is added for this. Tasks and events are found through their ``(state,
+created_at)`` indexes (a task finishes after it is made, so ``created_at`` before the cut
+is necessary); timeline entries and writes are numbered in the order they were made, so
+the first one made after the cut bounds the rows to look at, found by reading only the old
+rows, and each batch reads little more than what it removes. The rowid of a write
+(``seq``) may be used again after the newest write is removed; nothing refers to it.
+
+Space: SQLite reuses the pages of removed rows for new ones, so the file stops growing
+once rows leave as fast as they come. ``reclaim`` checkpoints the write-ahead log and
+truncates it (``PRAGMA wal_checkpoint(TRUNCATE)``), which otherwise stays as large as the
+most it ever held.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mecha.event import EventState
+from mecha.store import PRUNED_KINDS, DiskUsage, PruneCounts
+from mecha.task import FINAL_STATES, TaskState
+from mecha.writes import FINAL_WRITE_STATES, WriteState
+
+
+def _states(states: Any) -> str:
+    """``('a', 'b')`` from our own enum values, for an IN list (never from input)."""
+    return "(" + ", ".join(f"'{state.value}'" for state in sorted(states)) + ")"
+
+
+_FINAL_TASKS = _states(FINAL_STATES)
+_OPEN_TASKS = _states({TaskState.PENDING, TaskState.RUNNING})
+_FINAL_EVENTS = _states({EventState.COMPLETED, EventState.FAILED, EventState.SKIPPED})
+_FINAL_WRITES = _states(FINAL_WRITE_STATES)
+_OPEN_WRITES = _states({WriteState.PLANNED, WriteState.CALLING})
+_NO_BOUND = 2**62
+
+# the conditions are built from our own enum values only, never from input
+_TASK = (
+    f"t.state IN {_FINAL_TASKS} AND t.created_at < :tasks "  # noqa: S608
+    "AND t.finished_at < :tasks "
+    "AND NOT EXISTS (SELECT 1 FROM writes ow WHERE ow.event_id = t.event_id "
+    f"AND ow.task_id = t.id AND ow.state IN {_OPEN_WRITES})"
+)
+_UNFINISHED_TASK = f"SELECT 1 FROM tasks u WHERE u.id = {{}} AND u.state IN {_OPEN_TASKS}"  # noqa: S608
+_CONDITIONS = {
+    "writes": (
+        f"w.seq < :writes_bound AND w.state IN {_FINAL_WRITES} AND w.updated_at < :writes "
+        f"AND NOT EXISTS ({_UNFINISHED_TASK.format('w.task_id')})"
+    ),
+    "timeline": (
+        "l.id < :timeline_bound AND l.at < :timeline "
+        f"AND NOT EXISTS ({_UNFINISHED_TASK.format('l.task_id')})"
+    ),
+    "tasks": _TASK,
+    "events": (
+        f"e.state IN {_FINAL_EVENTS} AND e.created_at < :events "  # noqa: S608
+        "AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.event_id = e.id{kept}) "
+        "AND NOT EXISTS (SELECT 1 FROM writes ow WHERE ow.event_id = e.id "
+        f"AND ow.state IN {_OPEN_WRITES})"
+    ),
+}
+#: each kind: (table, alias, its row key, how its rows are ordered)
+_TABLES = {
+    "writes": ("writes", "w", "seq", "ORDER BY w.seq"),
+    "timeline": ("timeline", "l", "id", "ORDER BY l.id"),
+    "tasks": ("tasks", "t", "rowid", ""),
+    "events": ("events", "e", "rowid", ""),
+}
+#: the first row made at or after the cut, for the kinds numbered in order
+_BOUNDS = {
+    "writes": "SELECT seq FROM writes WHERE created_at >= ? ORDER BY seq LIMIT 1",
+    "timeline": "SELECT id FROM timeline WHERE at >= ? ORDER BY id LIMIT 1",
+}
+
+
+def _condition(kind: str, before: Mapping[str, float]) -> str:
+    condition = _CONDITIONS[kind]
+    if kind == "events":  # an event goes only once none of its tasks is kept
+        kept = f" AND NOT ({_TASK})" if "tasks" in before else ""
+        condition = condition.replace("{kept}", kept)
+    return condition
+
+
+def _params(conn: sqlite3.Connection, before: Mapping[str, float]) -> dict[str, float]:
+    params = {kind: float(before.get(kind, 0.0)) for kind in PRUNED_KINDS}
+    for kind, query in _BOUNDS.items():
+        row = conn.execute(query, (params[kind],)).fetchone() if kind in before else None
+        params[f"{kind}_bound"] = row[0] if row is not None else _NO_BOUND
+    return params
+
+
+def prune(conn: sqlite3.Connection, before: Mapping[str, float], limit: int) -> PruneCounts:
+    """Delete at most ``limit`` prunable rows, in ``PRUNED_KINDS`` order."""
+    params: dict[str, Any] = _params(conn, before)
+    removed: dict[str, int] = {}
+    left = limit
+    for kind in PRUNED_KINDS:
+        if kind not in before or left <= 0:
+            continue
+        table, alias, key, order = _TABLES[kind]
+        params["left"] = left
+        cursor = conn.execute(
+            f"DELETE FROM {table} WHERE {key} IN (SELECT {alias}.{key} FROM {table} {alias} "  # noqa: S608
+            f"WHERE {_condition(kind, before)} {order} LIMIT :left)",
+            params,
+        )  # (constant names and conditions; the values are parameters)
+        removed[kind] = cursor.rowcount
+        left -= cursor.rowcount
+    return PruneCounts(**removed)
+
+
+def count_prunable(conn: sqlite3.Connection, before: Mapping[str, float]) -> PruneCounts:
+    """How many rows of each kind ``prune`` would remove now."""
+    params = _params(conn, before)
+    found: dict[str, int] = {}
+    for kind in PRUNED_KINDS:
+        if kind in before:
+            table, alias, _, _ = _TABLES[kind]
+            row = conn.execute(
+                f"SELECT count(*) FROM {table} {alias} WHERE {_condition(kind, before)}",  # noqa: S608
+                params,
+            ).fetchone()
+            found[kind] = int(row[0])
+    return PruneCounts(**found)
+
+
+def disk_usage(conn: sqlite3.Connection, path: Path) -> DiskUsage:
+    """The database file's size, its log's, and the free room inside the file."""
+    pages = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+    size = int(conn.execute("PRAGMA page_size").fetchone()[0])
+    return DiskUsage(
+        database=_size(path), wal=_size(path.with_name(path.name + "-wal")), free=pages * size
+    )
+
+
+def _size(path: Path) -> int:
+    with contextlib.suppress(FileNotFoundError):
+        return os.stat(path).st_size
+    return 0
+
+
+class PruneMixin:
+    """SqliteStore's pruning methods; the class provides ``path``, ``_write`` and ``_use``."""
+
+    path: Path
+
+    def _write(
+        self, doing: str, *, synced: bool = True
+    ) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        raise NotImplementedError
+
+    def _use(self, doing: str) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        raise NotImplementedError
+
+    def prune(self, before: Mapping[str, float], *, limit: int = 500) -> PruneCounts:
+        """Remove at most ``limit`` finished rows older than ``before`` (one transaction)."""
+        if not before or limit <= 0:
+            return PruneCounts()
+        with self._write("removing old rows", synced=False) as conn:
+            return prune(conn, before, limit)
+
+    def count_prunable(self, before: Mapping[str, float]) -> PruneCounts:
+        """How many rows ``prune`` would remove."""
+        with self._use("counting old rows") as conn:
+            return count_prunable(conn, before)
+
+    def reclaim(self) -> DiskUsage:
+        """Checkpoint the write-ahead log and truncate it; the sizes after."""
+        with self._use("checkpointing the write-ahead log") as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            return disk_usage(conn, self.path)
+
+    def disk_usage(self) -> DiskUsage:
+        """The room the database takes now."""
+        with self._use("reading the database's size") as conn:
+            return disk_usage(conn, self.path)
