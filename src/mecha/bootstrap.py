@@ -28,6 +28,7 @@ from mecha.engine.batcher import Batcher
 from mecha.engine.dispatcher import DispatchSettings
 from mecha.engine.matcher import EventMatcher
 from mecha.engine.registry import WorkerRegistry
+from mecha.engine.retention import Pruner
 from mecha.engine.write_tries import WriteBackSettings
 from mecha.errors import ConfigError, MechaError, UsageError
 from mecha.event import Delivery, Event, EventState
@@ -35,10 +36,11 @@ from mecha.forges.generic_webhook import parse_generic, verify_generic
 from mecha.forges.github_webhook import parse_github, verify_github
 from mecha.forges.gitlab_webhook import parse_gitlab, verify_gitlab
 from mecha.forges.hydration import Hydration
-from mecha.redaction import Redactor
+from mecha.known_secrets import KnownSecrets
 from mecha.secrets import Secrets
 from mecha.sources import GenericSource, SourceAuth
 from mecha.store import EventOutcome, Store
+from mecha.store.redacting import RedactingStore
 from mecha.store.sqlite import open_sqlite
 from mecha.task import Task
 
@@ -148,6 +150,7 @@ def dispatch_settings(config: ServerConfig, environ: Mapping[str, str]) -> Dispa
             ) from None
     if "concurrency" in given:
         given["concurrency"] = int(given["concurrency"])
+    given["max_result"] = config.max_result
     return DispatchSettings(**given)  # type: ignore[arg-type]
 
 
@@ -174,8 +177,17 @@ class Ingest:
         api_closed: bool = False,
         store: Store | None = None,
         reload_secrets: Callable[[], Secrets] | None = None,
+        known: KnownSecrets | None = None,
     ) -> None:
-        self.store = store if store is not None else open_sqlite(settings.db_path)
+        #: every secret value this serve holds (the log's, the store's and the API's)
+        self.known = known if known is not None else KnownSecrets()
+        self.known.add({*secrets.values(), api_key})
+        inner = store if store is not None else open_sqlite(settings.db_path)
+        # nothing from outside is stored before it is redacted
+        self.store: Store = (
+            inner if isinstance(inner, RedactingStore) and inner.known is self.known
+            else RedactingStore(inner, self.known)
+        )  # fmt: skip
         self._reload_secrets = reload_secrets
         self.config = config
         self.secrets = secrets
@@ -187,7 +199,9 @@ class Ingest:
         )
         # the user's home folder (workspace rules, credential folders), not Mecha's
         user_home = Path(environ.get("HOME") or Path.home())
-        self.registry = WorkerRegistry(store=self.store, environ=environ, home=user_home)
+        self.registry = WorkerRegistry(
+            store=self.store, environ=environ, home=user_home, known=self.known
+        )
         self.http: httpx.AsyncClient | None = None
         self.workers = WorkerRuntime(
             store=self.store, registry=self.registry, writer=self.writer, reads=self.reads,
@@ -209,6 +223,10 @@ class Ingest:
         self.api_closed = api_closed
         self._hydrator: ForgeHydrator | None = None
         self._state: AppState | None = None
+        # finished work past config.yml's retention: goes, on the pruner's own connection
+        self.pruner = Pruner(
+            open_store=lambda: open_sqlite(settings.db_path), retention=config.retention
+        )
 
     def app(self) -> Starlette:
         """The ASGI app over this ingest."""
@@ -219,7 +237,7 @@ class Ingest:
             store=self.store, events=self.events, matcher=self.matcher, sources=self.sources,
             reads=self.reads, api_key=self.api_key, api_closed=self.api_closed,
             dispatch=self.workers.dispatcher.submit,
-            redactor=Redactor(self.secrets.values()),
+            redactor=self.known,
             dispatch_stats=lambda: {
                 **self.workers.dispatcher.stats(), **self.workers.writeback.stats()
             },
@@ -242,6 +260,7 @@ class Ingest:
         )
         self._build_writers()
         await self.workers.start()
+        await self.pruner.start()
         pending = self.store.list_events(
             state=EventState.RECEIVED, limit=RECOVER_LIMIT, oldest_first=True
         )
@@ -267,12 +286,12 @@ class Ingest:
         except MechaError as exc:
             log.error("SIGHUP: secrets.yml not reloaded, the old secrets stay: %s", exc)
             return
+        self.known.add(secrets.values())  # before anything could quote them
         self.secrets = secrets
         self.workers.secrets = secrets
         self.sources = build_sources(secrets, self.config, api_key=self.api_key)
         if self._state is not None:
             self._state.sources = self.sources
-            self._state.redactor = self._state.redactor.with_values(secrets.values())
         if self.http is not None:
             self._hydrator = build_hydrator(
                 self.http, secrets=secrets, config=self.config, environ=self.environ
@@ -282,6 +301,7 @@ class Ingest:
 
     async def shutdown(self) -> None:
         """Finish matching, drain tasks in flight, then every queued commit; close the store."""
+        await self.pruner.stop()
         await self.matcher.close()
         await self.workers.stop()
         await self.outcomes.close()

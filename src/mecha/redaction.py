@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
+from typing import Protocol
 
 REDACTED = "[REDACTED]"
 #: values shorter than this are not masked: they would turn ordinary words into noise
@@ -41,6 +42,14 @@ TOKEN_PREFIXES = (*_PREFIXED, "sk-", "AIza")
 
 #: stands in for a masked value until the end, so no later value or shape matches inside
 _MARK = "\ue000"
+
+
+class Redacts(Protocol):
+    """Anything that masks secrets in a text (a ``Redactor``, a ``KnownSecrets``)."""
+
+    def redact(self, text: str) -> str:
+        """``text`` with every secret masked."""
+        ...
 
 
 class Redactor:

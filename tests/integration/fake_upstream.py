@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,3 +169,34 @@ async def _send(writer: asyncio.StreamWriter, reply: Reply) -> None:
     if not reply.cut:
         writer.write(b"0\r\n\r\n")
         await writer.drain()
+
+
+class ThreadedUpstream:
+    """A FakeUpstream on its own event loop in a thread, for a server in another process:
+    ``with ThreadedUpstream({...}) as server:`` then point the worker at ``server.url``."""
+
+    def __init__(self, routes: Mapping[str, Route]) -> None:
+        self.upstream = FakeUpstream(routes)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        """Where it listens."""
+        return self.upstream.url
+
+    @property
+    def seen(self) -> list[Seen]:
+        """The requests received so far."""
+        return self.upstream.seen
+
+    def __enter__(self) -> ThreadedUpstream:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.upstream.__aenter__(), self._loop).result(60)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.upstream.close(), self._loop).result(60)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(60)
+        self._loop.close()

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, TextIO
 import click
 
 from mecha.config import Settings, ensure_home, load_secrets
+from mecha.errors import MechaError
+from mecha.known_secrets import KnownSecrets
 from mecha.redaction import RedactingFilter, Redactor
 from mecha.store import Store
 
@@ -38,8 +40,10 @@ class AppContext:
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
         self.settings = Settings.from_env(self.environ)
-        self.redactor = Redactor()
-        self.log_filter = RedactingFilter(self.redactor)
+        #: every secret value known: secrets.yml's, the API key, the workers' keys
+        self.known = KnownSecrets()
+        self.log_filter = RedactingFilter()
+        self.known.attach(self.log_filter)
         self._handler: logging.Handler | None = None
         self._store: Store | None = None
         self._secrets: Secrets | None = None
@@ -66,14 +70,34 @@ class AppContext:
                 if not reading:
                     ensure_home(self.settings)
                 self._store = open_sqlite(self.settings.db_path)
+            from mecha.store.redacting import RedactingStore
+
+            self._store = RedactingStore(self._store, self.known)
+            self._learn_worker_keys(self._store)
         return self._store
+
+    @property
+    def redactor(self) -> Redactor:
+        """The redactor over every secret value known now."""
+        return self.known.redactor
+
+    def _learn_worker_keys(self, store: Store) -> None:
+        """Know the registered workers' keys (literal or ${VAR}), so output never shows one."""
+        from mecha.known_secrets import worker_secret_values
+        from mecha.worker_files import from_record
+
+        for record in store.list_workers():
+            try:
+                spec = from_record(record, environ=self.environ, home=self.user_home).spec
+            except MechaError:
+                continue  # a broken definition resolves no key
+            self.known.add(worker_secret_values(spec))
 
     def secrets(self) -> Secrets:
         """The secrets file (empty if absent); its values are masked in all output."""
         if self._secrets is None:
             self._secrets = load_secrets(self.settings)
-            self.redactor = self.redactor.with_values(self._secrets.values())
-            self.log_filter.redactor = self.redactor
+            self.known.add(self._secrets.values())
         return self._secrets
 
     def reload_secrets(self) -> Secrets:

@@ -35,14 +35,12 @@ def serve(app: AppContext, addr: str | None, api_key: str | None, insecure: bool
     ensure_home(app.settings)
     config = load_server_config(app.settings, app.environ)
     listen = resolve_listen(addr=addr, api_key=api_key, insecure=insecure, config=config)
-    if listen.api_key:
-        app.redactor = app.redactor.with_values({listen.api_key})
-        app.log_filter.redactor = app.redactor
+    app.known.add({listen.api_key})
     secrets = app.secrets()
     ingest = Ingest(
         settings=app.settings, config=config, secrets=secrets, environ=app.environ,
         api_key=listen.api_key, api_closed=listen.api_closed, store=app.store(),
-        reload_secrets=app.reload_secrets,
+        reload_secrets=app.reload_secrets, known=app.known,
     )  # fmt: skip
     sock = _bind(listen.host, listen.port)
     host, port = sock.getsockname()[:2]

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mecha.errors import MechaError
+from mecha.known_secrets import KnownSecrets, worker_secret_values
 from mecha.matching import Candidate
 from mecha.store import Store, WorkerRecord
 from mecha.template import PromptTemplate, compile_template
@@ -99,6 +100,8 @@ class WorkerRegistry:
     workers: dict[str, LoadedWorker] = field(default_factory=dict)
     #: told of every change after the first load (called with the lock held: be quick)
     on_change: Callable[[RegistryChange], None] | None = None
+    #: learns each loaded worker's keys, so no text from outside keeps one
+    known: KnownSecrets | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def refresh(self) -> list[LoadedWorker]:
@@ -138,6 +141,8 @@ class WorkerRegistry:
             why = str(exc).replace("\n", " ")
             log.warning("worker %s cannot be used: %s", name, why)
             return replace(base, broken=why)
+        if self.known is not None:
+            self.known.add(worker_secret_values(spec))
         return replace(base, spec=spec, prompts=prompts)
 
 

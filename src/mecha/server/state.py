@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 
-from mecha.redaction import Redactor
+from mecha.redaction import Redactor, Redacts
 
 if TYPE_CHECKING:
     from mecha.engine.batcher import Batcher
@@ -41,7 +41,7 @@ class AppState:
     #: dispatcher's poll of the store finds them)
     dispatch: Callable[[Sequence[Task]], None] | None = None
     #: masks secret values and token shapes in what the API shows (worker definitions)
-    redactor: Redactor = field(default_factory=Redactor)
+    redactor: Redacts = field(default_factory=Redactor)
     #: the worker `POST /task` without a worker picked last (round robin by name)
     last_picked: str = ""
     #: the dispatcher's figures for /health (queued, in flight, sent, retried, ...)

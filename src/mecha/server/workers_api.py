@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from mecha.event import timestamp
-from mecha.redaction import Redactor
+from mecha.redaction import Redacts
 from mecha.server.api import requires_key, store_call
 from mecha.server.state import AppState
 from mecha.store import WorkerRecord
@@ -36,7 +36,7 @@ async def list_workers(request: Request) -> Response:
     return JSONResponse([worker_json(w, state.redactor) for w in workers])
 
 
-def worker_json(record: WorkerRecord, redactor: Redactor) -> dict[str, Any]:
+def worker_json(record: WorkerRecord, redactor: Redacts) -> dict[str, Any]:
     """One worker as `GET /workers` shows it."""
     return {
         "name": record.name,
@@ -50,7 +50,7 @@ def worker_json(record: WorkerRecord, redactor: Redactor) -> dict[str, Any]:
     }
 
 
-def masked(value: Any, redactor: Redactor) -> Any:
+def masked(value: Any, redactor: Redacts) -> Any:
     """``value`` with every api_key masked and every other text redacted (tokens kept)."""
     if isinstance(value, dict):
         out: dict[str, Any] = {}
