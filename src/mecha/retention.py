@@ -24,7 +24,8 @@ DEFAULT_RETENTION_DAYS = 30
 #: seconds between two prune passes of a running serve
 DEFAULT_PRUNE_INTERVAL = 600.0
 KEEP_HINT = "write a number of days (30), a duration (12h, 30d), or off to keep them for ever"
-_DAYS = re.compile(r"(\d+(?:\.\d+)?)\s*d(?:ays?)?", re.IGNORECASE)
+#: a number of days: ``30``, ``1.5d``, ``7 days`` (a sign is read, to refuse it clearly)
+_DAYS = re.compile(r"([+-]?\d+(?:\.\d+)?)\s*(?:d|days?)?", re.IGNORECASE)
 _DEFAULT = DEFAULT_RETENTION_DAYS * DAY
 
 

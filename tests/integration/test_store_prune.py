@@ -113,10 +113,10 @@ def test_old_finished_work_goes_and_what_is_in_use_stays(store: SqliteStore) -> 
     assert [w.state for w in store.list_writes(event_id=open_id)] == [WriteState.PLANNED]
     assert store.list_writes(event_id=sent_id) == []  # a dry run is settled: it goes
     assert rows(store, "event_matches", f"event_id = '{done_id}'") == 0  # with its event
-    # the timeline of unfinished tasks stays whole; every other entry was old enough
-    assert rows(store, "timeline") == rows(
-        store, "timeline", f"task_id IN ('{half_pending.id}', '{busy.id}')"
-    )
+    # the timeline of unfinished events and tasks stays whole; every other entry was old
+    unfinished = f"event_id IN ('{half_id}', '{busy_id}', '{received.id}')"
+    assert rows(store, "timeline") == rows(store, "timeline", unfinished) > 0
+    assert rows(store, "timeline", f"event_id = '{done_id}'") == 0
     assert [e.step for e in store.list_timeline(task_id=busy.id)] == [Step.DISPATCHED]
     assert removed.events == 3 and removed.tasks == 5 and removed.writes == 1
     assert store.prune(later(), limit=10_000) == PruneCounts()  # nothing more is due

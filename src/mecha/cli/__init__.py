@@ -27,6 +27,7 @@ COMMANDS = {
     "demo": "mecha.cli.demo:demo",
     "write": "mecha.cli.write:write",
     "image": "mecha.cli.image:image",
+    "prune": "mecha.cli.prune:prune",
 }
 HELP = {
     "worker": "Add, remove, list, check, start and stop workers.",
@@ -39,6 +40,7 @@ HELP = {
     "demo": "Run one sample pull request through the whole pipeline on the embedded model.",
     "write": "Try failed or dead-lettered writes to GitHub / GitLab again.",
     "image": "Build the managed workers' images from the project's Dockerfiles.",
+    "prune": "Remove finished events, tasks, timeline entries and writes past their retention.",
 }
 
 

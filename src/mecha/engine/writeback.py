@@ -16,6 +16,11 @@ pull request or issue go one at a time, so a sticky comment is never made twice 
 
 With ``dry_run`` in the policy, or no credentials for the event's forge, writes are
 recorded as ``dry-run`` with the requests they would have made, and never sent.
+
+A write is recorded as it will be sent (``as_written``): a comment longer than its forge
+takes is cut, with the forge client's note, before it is recorded, so the ledger never
+keeps more of a worker's answer than reaches the forge (a 5 MB comment is recorded as the
+65,536 characters GitHub is sent).
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ from mecha.engine.registry import WorkerRegistry
 from mecha.engine.write_tries import WriteBackSettings, WriteTries
 from mecha.errors import MechaError
 from mecha.event import Event
+from mecha.forges.github_limits import fitted_body
+from mecha.forges.gitlab_api import note_body
 from mecha.forges.writer import Writer
 from mecha.policy import Policy, PolicyKind, Verdict, apply_policy, parse_policy
 from mecha.result import TaskResult
@@ -43,7 +50,7 @@ from mecha.task import Task
 from mecha.timeline import Step, TimelineEntry
 from mecha.worker_kind import WorkerKind
 from mecha.writeplan import PLACE_KEYS, plan_writes
-from mecha.writes import Write, WriteState
+from mecha.writes import Write, WriteState, marked_body
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +164,7 @@ class WriteBack:
         self._warn_once(task.worker, policy, managed=managed)
         verdict = apply_policy(policy, result, worker=task.worker)
         planned = plan_writes(verdict, event=event, worker=task.worker)
+        planned = replace(planned, writes=tuple(as_written(w) for w in planned.writes))
         forge = planned.writes[0].place.forge if planned.writes else ""
         dry = bool(planned.writes) and (verdict.dry_run or self._writers.get(forge) is None)
         notes = self._notes(task, verdict, planned.skipped)
@@ -246,3 +254,22 @@ class WriteBack:
         except MechaError as exc:
             log.warning("task %s: its event cannot be read (%s); nothing is written", task.id, exc)
             return None
+
+
+def as_written(write: Write) -> Write:
+    """``write`` with a comment's body as its forge client will send it (pure).
+
+    The client cuts a body its forge would refuse (GitHub: 65,536 characters with the
+    hidden markers; GitLab: 1,000,000) and says so at the end; done here, the ledger
+    records that text, and the client, finding it fits, sends it unchanged.
+    """
+    if write.action != "comment":
+        return write
+    fit = {"github": fitted_body, "gitlab": note_body}.get(write.place.forge)
+    if fit is None:
+        return write
+    sent = fit(write, write.body)
+    markers = marked_body(write, "")
+    if sent == marked_body(write, write.body) or not sent.endswith(markers):
+        return write
+    return replace(write, body=sent[: len(sent) - len(markers)])

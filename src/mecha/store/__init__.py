@@ -419,7 +419,7 @@ class PruneStore(Protocol):
     (pending, waiting for a retry, running) or that has a write still open; a write that is
     open (planned, being tried) or whose task is not finished; an event that is not
     finished (received, matched, dispatched), that has a task that is kept or an open
-    write. Timeline entries of unfinished tasks are kept too.
+    write. The timeline entries of an unfinished task or event are kept too.
     """
 
     def prune(self, before: Mapping[str, float], *, limit: int = 500) -> PruneCounts:

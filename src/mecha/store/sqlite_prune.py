@@ -60,8 +60,10 @@ _CONDITIONS = {
         f"AND NOT EXISTS ({_UNFINISHED_TASK.format('w.task_id')})"
     ),
     "timeline": (
-        "l.id < :timeline_bound AND l.at < :timeline "
-        f"AND NOT EXISTS ({_UNFINISHED_TASK.format('l.task_id')})"
+        "l.id < :timeline_bound AND l.at < :timeline "  # noqa: S608
+        f"AND NOT EXISTS ({_UNFINISHED_TASK.format('l.task_id')}) "
+        "AND NOT EXISTS (SELECT 1 FROM events ue WHERE ue.id = l.event_id "
+        f"AND ue.state NOT IN {_FINAL_EVENTS})"
     ),
     "tasks": _TASK,
     "events": (
