@@ -22,6 +22,7 @@ from typing import Any
 
 from mecha.errors import WebhookError
 from mecha.event import AttrValue, Delivery, checked_delivery_id, stored_headers
+from mecha.forges import payload_shape
 from mecha.forges.payload import (
     bool_at,
     check_hmac_signature,
@@ -93,7 +94,8 @@ def verify_github(body: bytes, headers: Mapping[str, str], *, secrets: Sequence[
 
 def parse_github(body: bytes, headers: Mapping[str, str]) -> Delivery:
     """Turn a verified GitHub delivery into a ``Delivery`` (``WebhookError`` 400 if it cannot
-    be read: a missing header, a body that is not a JSON object)."""
+    be read: a missing header, a body that is not a JSON object or repeats a key, or the
+    fields of an event Mecha reads missing or of the wrong type: ``payload_shape``)."""
     event = required_header(
         headers, "X-GitHub-Event", hint="GitHub sends it with every delivery; is this GitHub?"
     )
@@ -112,6 +114,9 @@ def parse_github(body: bytes, headers: Mapping[str, str]) -> Delivery:
             hint="set the webhook's Content type to application/json on GitHub",
         )
     payload = load_json_object(body, what="GitHub delivery body")
+    shape = payload_shape.GITHUB.get(event)
+    if shape is not None:
+        payload_shape.check_shape(payload, shape, forge="GitHub", event=event)
     action = payload.get("action")
     kind = f"{event}.{action}" if isinstance(action, str) and action and event != "ping" else event
     attrs = _common_attrs(payload)

@@ -36,6 +36,7 @@ from typing import Any
 
 from mecha.errors import WebhookError
 from mecha.event import AttrValue, Delivery, checked_delivery_id, stored_headers
+from mecha.forges import payload_shape
 from mecha.forges.payload import (
     bool_at,
     commit_lines,
@@ -234,7 +235,7 @@ def _candidate_keys(token: str) -> list[bytes]:
 
 # ---------------------------------------------------------------- parsing
 
-_EVENT_KINDS = {
+EVENT_KINDS = {
     "Merge Request Hook": "merge_request",
     "Push Hook": "push",
     "Tag Push Hook": "tag_push",
@@ -249,19 +250,22 @@ _WITH_ACTION = frozenset({"merge_request", "issue"})
 
 def parse_gitlab(body: bytes, headers: Mapping[str, str]) -> Delivery:
     """Turn a verified GitLab delivery into a ``Delivery`` (``WebhookError`` 400 if it cannot
-    be read: a missing header or delivery id, a body that is not a JSON object)."""
+    be read: a missing header or delivery id, a body that is not a JSON object, or a hook
+    Mecha reads whose fields are missing or of the wrong type: ``payload_shape``)."""
     event = required_header(
         headers, "X-Gitlab-Event", hint="GitLab sends it with every delivery; is this GitLab?"
     )
     delivery_id = _delivery_id(headers)
     payload = load_json_object(body, what="GitLab delivery body")
-    kind = _EVENT_KINDS.get(event)
+    kind = EVENT_KINDS.get(event)
     attrs = _common_attrs(payload)
     if kind is None:
         kind_type = event.lower().replace(" ", "_")  # upstream: lowercased, spaces → _
     else:
-        action = text_at(payload, "object_attributes", "action")
-        kind_type = f"{kind}.{action}" if kind in _WITH_ACTION and action else kind
+        shape = payload_shape.gitlab_shape(kind, payload)
+        payload_shape.check_shape(payload, shape, forge="GitLab", event=event)
+        action = text_at(payload, "object_attributes", "action") if kind in _WITH_ACTION else ""
+        kind_type = f"{kind}.{action}" if action else kind
         attrs.update(_EXTRACTORS[kind](payload))
     return Delivery(
         source=SOURCE,

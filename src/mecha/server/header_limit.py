@@ -6,7 +6,10 @@ header size: a 100 MiB header is read whole before any route sees the request.
 but costs the webhook path about a tenth of its throughput and collapses its paced latency:
 ``bench/ingest.py``) and feeds the parser at most ``MAX_HEADER_BYTES`` of a request's head:
 a request whose head is not complete by then is answered ``431`` with Mecha's JSON error
-and its connection closed; the rest is never read.
+and its connection closed; the rest is never read. A request httptools cannot parse (a
+``Content-Length`` that is not one number, two of them, one beside ``Transfer-Encoding``)
+gets the same JSON error shape with ``400`` and the parser's reason, where uvicorn would
+answer ``text/plain``.
 
 ``too_large`` is the same limit in the app (the sum of the header names' and values' lengths),
 so it holds whatever server runs it.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import Iterable
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -26,6 +30,11 @@ MAX_HEADER_BYTES = 64 * 1024
 
 TOO_LARGE_MESSAGE = f"the request's headers are larger than {MAX_HEADER_BYTES // 1024} KB"
 TOO_LARGE_HINT = "send fewer or shorter headers"
+MALFORMED_HINT = "send a well-formed HTTP/1.1 request"
+CONTENT_LENGTH_HINT = (
+    "send one Content-Length header of decimal digits equal to the body's size in bytes "
+    "(or Transfer-Encoding: chunked instead of it)"
+)
 
 
 def too_large(headers: Iterable[tuple[bytes, bytes]]) -> bool:
@@ -73,13 +82,26 @@ class HeaderCappedHttpTools(HttpToolsProtocol):
         if data:
             super().data_received(data)
 
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request httptools refused, as JSON; called while the parser's
+        error is being handled, so its reason (a fixed text of llhttp's) is named."""
+        error = sys.exception()
+        reason = str(error) if error is not None else ""
+        message = f"the request is not valid HTTP/1.1: {reason}" if reason else msg
+        hint = CONTENT_LENGTH_HINT if "Content-Length" in reason else MALFORMED_HINT
+        self._answer(b"400 Bad Request", message, hint)
+
     def _refuse(self) -> None:
         self.logger.warning(
             "request refused: its headers are larger than %d bytes", MAX_HEADER_BYTES
         )
-        body = json.dumps({"error": TOO_LARGE_MESSAGE, "hint": TOO_LARGE_HINT}).encode()
+        self._answer(b"431 Request Header Fields Too Large", TOO_LARGE_MESSAGE, TOO_LARGE_HINT)
+
+    def _answer(self, status: bytes, message: str, hint: str) -> None:
+        """Answer ``status`` with Mecha's JSON error and close the connection."""
+        body = json.dumps({"error": message, "hint": hint}).encode()
         self.transport.write(
-            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+            b"HTTP/1.1 " + status + b"\r\n"
             b"content-type: application/json\r\n"
             b"content-length: " + str(len(body)).encode() + b"\r\n"
             b"connection: close\r\n\r\n" + body
