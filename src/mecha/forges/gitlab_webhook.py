@@ -250,8 +250,7 @@ _WITH_ACTION = frozenset({"merge_request", "issue"})
 
 def parse_gitlab(body: bytes, headers: Mapping[str, str]) -> Delivery:
     """Turn a verified GitLab delivery into a ``Delivery`` (``WebhookError`` 400 if it cannot
-    be read: a missing header or delivery id, a body that is not a JSON object, or a hook
-    Mecha reads whose fields are missing or of the wrong type: ``payload_shape``)."""
+    be read: no event header or delivery id, not a JSON object, a wrong ``payload_shape``)."""
     event = required_header(
         headers, "X-Gitlab-Event", hint="GitLab sends it with every delivery; is this GitLab?"
     )

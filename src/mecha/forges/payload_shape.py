@@ -214,20 +214,28 @@ def _check(value: Any, shape: Shape, path: str, found: list[str]) -> None:
         if not (kind == "null" and shape.null):
             found.append(f"{path}: expected {_NAMES[shape.kind]}, got {_NAMES[kind]}")
         return
-    for key, field in shape.fields:
-        if len(found) > MAX_PROBLEMS:
-            return
-        if key in value:
-            _check(value[key], field, f"{path}.{key}", found)
-        elif field.required:
-            found.append(
-                f"{path}.{key}: expected {_NAMES[field.kind]}, got nothing (it is missing)"
-            )
+    _check_fields(value, shape, path, found)
     if shape.items is not None:
         for index, item in enumerate(value):
             if len(found) > MAX_PROBLEMS:
                 return
             _check(item, shape.items, f"{path}[{index}]", found)
+
+
+def _check_fields(value: dict[str, Any], shape: Shape, path: str, found: list[str]) -> None:
+    for key, field in shape.fields:
+        if len(found) > MAX_PROBLEMS:
+            return
+        if key not in value:
+            if field.required:
+                found.append(
+                    f"{path}.{key}: expected {_NAMES[field.kind]}, got nothing (it is missing)"
+                )
+            continue
+        item = value[key]
+        # the common case, a leaf of the right type, without a call (this runs per delivery)
+        if field.fields or field.items is not None or type(item) is not _TYPES[field.kind]:
+            _check(item, field, f"{path}.{key}", found)
 
 
 def json_kind(value: Any) -> str:
@@ -245,6 +253,7 @@ def json_kind(value: Any) -> str:
 
 
 _KINDS = {dict: "object", list: "array", str: "string", int: "integer", float: "number"}
+_TYPES = {kind: cls for cls, kind in _KINDS.items()} | {"boolean": bool}
 _NAMES = {
     "object": "an object", "array": "an array", "string": "a string", "integer": "an integer",
     "number": "a number (not a 64-bit integer)", "boolean": "a boolean", "null": "null",

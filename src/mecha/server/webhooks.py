@@ -5,8 +5,11 @@ source's signature is checked on the raw bytes **before** any JSON is parsed or 
 written, and ``202`` is sent only after the event's row is committed to disk (in a group
 commit shared with concurrent requests). Refusals write nothing and answer JSON
 ``{"error": ..., "hint": ...}``: 431 headers over 64 KB, 404 unknown source, 413 too large,
-401 bad signature, 400 malformed (a delivery id too long or of unsafe characters too). A
-repeated delivery answers ``200 {"status": "duplicate"}``.
+401 bad signature, 400 malformed (not JSON, a key named twice in one object, a GitHub or
+GitLab event whose fields have the wrong shape: ``mecha.forges.payload_shape``, a delivery
+id too long or of unsafe characters). A request uvicorn cannot parse (a malformed
+``Content-Length``) is answered 400 JSON before it reaches here
+(``mecha.server.header_limit``). A repeated delivery answers ``200 {"status": "duplicate"}``.
 """
 
 from __future__ import annotations
