@@ -338,10 +338,13 @@ def test_a_review_carries_its_body_and_state() -> None:
     assert delivery.attrs["head_sha"] == "ec26c3e57ca3a959ca5aad62de7213c562f8c821"
 
 
-def test_an_action_that_is_not_text_is_not_part_of_the_type() -> None:
+def test_an_action_that_is_not_text_is_refused_with_its_path() -> None:
     body, headers = load_sample("github", "pull_request.opened")
     payload = {**json.loads(body), "action": None}
-    assert parse_github(json.dumps(payload).encode(), headers).type == "pull_request"
+    with pytest.raises(WebhookError) as refused:
+        parse_github(json.dumps(payload).encode(), headers)
+    assert refused.value.status == 400
+    assert "$.action: expected a string, got null" in refused.value.message
 
 
 def test_an_unknown_event_keeps_its_name_and_the_common_attributes() -> None:

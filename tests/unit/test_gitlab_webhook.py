@@ -433,7 +433,10 @@ def test_a_comment_on_an_issue() -> None:
 
 
 def test_the_actor_falls_back_to_user_username() -> None:
-    delivery = parse_changed("push", {"user_username": None, "user": {"username": "mike"}})
+    body, sent = load_sample("gitlab", "push")
+    payload = {**json.loads(body), "user": {"username": "mike"}}
+    del payload["user_username"]
+    delivery = parse_gitlab(json.dumps(payload).encode(), sent)
     assert delivery.actor == "mike"
     assert delivery.attrs["sender"] == "mike"
 
