@@ -31,9 +31,11 @@ def prune(app: AppContext, dry_run: bool, older_than: str | None, batch: int) ->
 
     The times are config.yml's retention: (30 days each unless set there). What is in use
     stays whatever its age: tasks not finished, writes not yet settled, events whose tasks
-    stay. Safe while `mecha serve` runs: each batch is one short transaction.
+    stay. Safe while `mecha serve` runs: each batch is one short transaction, and serve
+    gets its turn between batches.
     """
-    from mecha.engine.retention import describe, space
+    from mecha.engine.retention import BATCH_SECONDS, PAUSE, describe, space
+    from mecha.store import PruneCounts
     from mecha.store.sqlite import open_sqlite
 
     retention = _retention(app, older_than)
@@ -53,14 +55,16 @@ def prune(app: AppContext, dry_run: bool, older_than: str | None, batch: int) ->
             app.echo(f"would remove {describe(counted)} ({_ages(retention)}); nothing removed")
             app.echo(space(store.disk_usage()))
             return
-        removed, batches = store.prune(before, limit=batch), 1
-        total = removed
-        while removed.total >= batch:
+        total, batches = PruneCounts(), 0
+        while True:
+            began = time.monotonic()
+            removed = store.prune(before, limit=batch, seconds=BATCH_SECONDS)
+            if not removed.total:
+                break
+            total, batches = total + removed, batches + 1
             if batches % PROGRESS_EVERY == 0:
                 app.echo(f"  {total.total:,} rows removed so far ({describe(total)})", err=True)
-            removed = store.prune(before, limit=batch)
-            total += removed
-            batches += 1
+            time.sleep(max(PAUSE, 2 * (time.monotonic() - began)))  # a running serve's turn
         usage = store.reclaim() if total.total else store.disk_usage()
         app.echo(f"removed {describe(total)} ({_ages(retention)})")
         app.echo(space(usage))

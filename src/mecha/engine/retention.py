@@ -1,11 +1,13 @@
 """The background pruner of `mecha serve`: finished work past its retention is removed.
 
 Every ``retention.interval`` (10 minutes; the first pass a minute after the start at
-most) a pass removes what ``config.yml``'s ``retention:`` lets go, in batches of ``BATCH``
-rows, each its own short transaction on the pruner's own connection, with a pause between
-batches: the serve's writer thread waits at most one batch for the database, so webhooks
-keep being stored while a large backlog is pruned. After a pass that removed anything the
-write-ahead log is checkpointed and truncated (``PruneStore.reclaim``).
+most) a pass removes what ``config.yml``'s ``retention:`` lets go, in batches of at most
+``BATCH`` rows and ``BATCH_SECONDS``, each its own transaction on the pruner's own
+connection, with a pause after each batch twice as long as it took: the serve's writer,
+waiting for the database, sleeps in steps as long as it has waited, so the pause lets it
+in before the next batch and it waits for one batch at most. Webhooks keep being stored
+while a large backlog is pruned. After a pass that removed anything the write-ahead log
+is checkpointed and truncated (``PruneStore.reclaim``).
 
 A failing pass is logged and tried again at the next interval; stopping lets the batch in
 progress finish and closes the connection.
@@ -24,10 +26,12 @@ from mecha.store import DiskUsage, PruneCounts, PruneStore
 
 log = logging.getLogger(__name__)
 
-#: rows removed per transaction
+#: rows removed per transaction at most
 BATCH = 500
-#: seconds between two batches of a pass (the writer takes its turn)
-PAUSE = 0.02
+#: a batch ends after this long (a large task's result takes ~4 ms a MB to free)
+BATCH_SECONDS = 0.05
+#: the shortest pause between two batches of a pass (the writer takes its turn)
+PAUSE = 0.01
 #: the first pass comes this long after the start at most
 FIRST_PASS = 60.0
 
@@ -41,12 +45,14 @@ class Pruner:
         open_store: Callable[[], PruneStore],
         retention: Retention,
         batch: int = BATCH,
+        seconds: float = BATCH_SECONDS,
         pause: float = PAUSE,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._open_store = open_store
         self.retention = retention
         self._batch = batch
+        self._seconds = seconds
         self._pause = pause
         self._clock = clock
         self._store: PruneStore | None = None
@@ -81,11 +87,14 @@ class Pruner:
         started = time.monotonic()
         removed = PruneCounts()
         while not self._stopping.is_set():
-            batch = await asyncio.to_thread(store.prune, before, limit=self._batch)
+            began = time.monotonic()
+            batch = await asyncio.to_thread(
+                store.prune, before, limit=self._batch, seconds=self._seconds
+            )
             removed += batch
-            if batch.total < self._batch:
+            if not batch.total:
                 break
-            await asyncio.sleep(self._pause)
+            await asyncio.sleep(max(self._pause, 2 * (time.monotonic() - began)))
         self.removed += removed
         self.passes += 1
         if removed.total:

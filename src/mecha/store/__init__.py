@@ -422,11 +422,14 @@ class PruneStore(Protocol):
     write. The timeline entries of an unfinished task or event are kept too.
     """
 
-    def prune(self, before: Mapping[str, float], *, limit: int = 500) -> PruneCounts:
+    def prune(
+        self, before: Mapping[str, float], *, limit: int = 500, seconds: float | None = None
+    ) -> PruneCounts:
         """Remove at most ``limit`` rows in one short transaction; how many of each kind.
 
         ``before`` gives, per kind (``PRUNED_KINDS``), the unix time before which a finished
-        row may go; a kind left out is kept for ever. Fewer than ``limit`` removed means
+        row may go; a kind left out is kept for ever. With ``seconds``, the transaction ends
+        once that much time has passed, whatever was removed by then. Nothing removed means
         nothing more is due now. Not synced to disk: a power cut may only bring rows back.
         """
         ...

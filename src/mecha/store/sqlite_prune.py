@@ -2,7 +2,9 @@
 
 One ``prune`` call is one short transaction removing at most ``limit`` rows: writes,
 then timeline entries, then tasks, then events (whose match records go with them), so an
-event's tasks are gone before the event is looked at. What may go is one SQL condition
+event's tasks are gone before the event is looked at. Rows go a few at a time
+(``CHUNKS``), and a time limit ends the transaction early: 500 tasks of 1 MB results take
+2 s to free, which the serve's writer must not wait for. What may go is one SQL condition
 per kind (``_conditions``), shared by the dry run's counts, and it keeps what is still in
 use (see ``PruneStore``).
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -45,11 +48,21 @@ _FINAL_EVENTS = _states({EventState.COMPLETED, EventState.FAILED, EventState.SKI
 _FINAL_WRITES = _states(FINAL_WRITE_STATES)
 _OPEN_WRITES = _states({WriteState.PLANNED, WriteState.CALLING})
 _NO_BOUND = 2**62
+#: rows looked for and deleted per statement: a task's result or an event's body may be
+#: megabytes, and freeing them takes about 4 ms a MB, so the time limit is checked this
+#: often (rows are looked for a few at a time: reading a column stored after a large one
+#: means reading through the large one)
+CHUNKS = {"writes": 16, "timeline": 100, "tasks": 4, "events": 4}
+#: a time-limited batch also ends once this much room was freed: SQLite built with
+#: SECURE_DELETE (Debian's, Ubuntu's) overwrites it with zeros, which the commit writes
+FREED_BYTES = 16_000_000
 
 # the conditions are built from our own enum values only, never from input
+# a finished task's last change (updated_at) is its end; finished_at is stored after the
+# result, so reading it means reading through the result
 _TASK = (
     f"t.state IN {_FINAL_TASKS} AND t.created_at < :tasks "  # noqa: S608
-    "AND t.finished_at < :tasks "
+    "AND t.updated_at < :tasks "
     "AND NOT EXISTS (SELECT 1 FROM writes ow WHERE ow.event_id = t.event_id "
     f"AND ow.task_id = t.id AND ow.state IN {_OPEN_WRITES})"
 )
@@ -103,24 +116,42 @@ def _params(conn: sqlite3.Connection, before: Mapping[str, float]) -> dict[str, 
     return params
 
 
-def prune(conn: sqlite3.Connection, before: Mapping[str, float], limit: int) -> PruneCounts:
-    """Delete at most ``limit`` prunable rows, in ``PRUNED_KINDS`` order."""
+def prune(
+    conn: sqlite3.Connection, before: Mapping[str, float], limit: int, seconds: float | None
+) -> PruneCounts:
+    """Delete at most ``limit`` prunable rows, in ``PRUNED_KINDS`` order, a few at a time;
+    with ``seconds``, stop early once that much time has passed or ``FREED_BYTES`` are
+    free (the commit writes them: this SQLite may overwrite removed rows with zeros)."""
+    deadline = None if seconds is None else time.monotonic() + seconds
+    page = int(conn.execute("PRAGMA page_size").fetchone()[0])
+    free = _free_pages(conn) + FREED_BYTES // page
     params: dict[str, Any] = _params(conn, before)
     removed: dict[str, int] = {}
     left = limit
     for kind in PRUNED_KINDS:
-        if kind not in before or left <= 0:
-            continue
         table, alias, key, order = _TABLES[kind]
-        params["left"] = left
-        cursor = conn.execute(
-            f"DELETE FROM {table} WHERE {key} IN (SELECT {alias}.{key} FROM {table} {alias} "  # noqa: S608
-            f"WHERE {_condition(kind, before)} {order} LIMIT :left)",
-            params,
+        select = (
+            f"SELECT {alias}.{key} FROM {table} {alias} "  # noqa: S608
+            f"WHERE {_condition(kind, before)} {order} LIMIT :chunk"
         )  # (constant names and conditions; the values are parameters)
-        removed[kind] = cursor.rowcount
-        left -= cursor.rowcount
-    return PruneCounts(**removed)
+        done = 0
+        while kind in before and left > 0:
+            params["chunk"] = min(CHUNKS[kind], left)
+            keys = [row[0] for row in conn.execute(select, params).fetchall()]
+            if keys:
+                marks = ", ".join("?" * len(keys))
+                conn.execute(f"DELETE FROM {table} WHERE {key} IN ({marks})", keys)  # noqa: S608
+            done, left = done + len(keys), left - len(keys)
+            if deadline is not None and (time.monotonic() >= deadline or _free_pages(conn) >= free):
+                left = 0  # enough for one transaction: the rest waits for the next
+            if len(keys) < params["chunk"]:
+                break
+        removed[kind] = done
+    return PruneCounts(**{kind: count for kind, count in removed.items() if count})
+
+
+def _free_pages(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA freelist_count").fetchone()[0])
 
 
 def count_prunable(conn: sqlite3.Connection, before: Mapping[str, float]) -> PruneCounts:
@@ -166,12 +197,14 @@ class PruneMixin:
     def _use(self, doing: str) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         raise NotImplementedError
 
-    def prune(self, before: Mapping[str, float], *, limit: int = 500) -> PruneCounts:
+    def prune(
+        self, before: Mapping[str, float], *, limit: int = 500, seconds: float | None = None
+    ) -> PruneCounts:
         """Remove at most ``limit`` finished rows older than ``before`` (one transaction)."""
         if not before or limit <= 0:
             return PruneCounts()
         with self._write("removing old rows", synced=False) as conn:
-            return prune(conn, before, limit)
+            return prune(conn, before, limit, seconds)
 
     def count_prunable(self, before: Mapping[str, float]) -> PruneCounts:
         """How many rows ``prune`` would remove."""
