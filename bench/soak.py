@@ -142,8 +142,11 @@ def line(label: str, sizes: Sizes, db: Path, started: float) -> str:
     )
 
 
-async def send_all(url: str, count: int, rate: float, report: Any) -> int:
-    """``count`` deliveries paced at ``rate``/s over 16 connections; how many were 202."""
+async def send_all(
+    url: str, count: int, rate: float, report: Any, waits: list[float] | None = None
+) -> int:
+    """``count`` deliveries paced at ``rate``/s over 16 connections; how many were 202.
+    Each answer's wait (seconds from sending) goes to ``waits``."""
     template: dict[str, Any] = json.loads(SAMPLE.read_text())
     accepted = 0
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -158,7 +161,10 @@ async def send_all(url: str, count: int, rate: float, report: Any) -> int:
                 number = queue.get_nowait()
                 await asyncio.sleep(max(0.0, start + (number - 1) / rate - time.perf_counter()))
                 body, headers = signed(template, number)
+                sent = time.perf_counter()
                 answer = await client.post("/webhook/github", content=body, headers=headers)
+                if waits is not None:
+                    waits.append(time.perf_counter() - sent)
                 accepted += answer.status_code == 202
                 if number % 1000 == 0:
                     await asyncio.to_thread(report, number)
@@ -191,9 +197,10 @@ def main() -> None:
         )
         with ServeProcess(home, env={"MECHA_LOG_LEVEL": "INFO"}) as server:
             started = time.monotonic()
+            waits: list[float] = []
             accepted = asyncio.run(send_all(
                 server.url, args.events, args.rate,
-                lambda n: print(line(f"{n:,} sent", sizes, db, started), flush=True),
+                lambda n: print(line(f"{n:,} sent", sizes, db, started), flush=True), waits,
             ))  # fmt: skip
             deadline = time.monotonic() + 600
             while worker.received < args.events and time.monotonic() < deadline:
@@ -211,6 +218,10 @@ def main() -> None:
     pruned = [entry for entry in log.splitlines() if "pruned " in entry]
     print(f"accepted {accepted:,} of {args.events:,} webhooks; worker answered "
           f"{worker.received:,} tasks; {len(pruned)} prune passes removed something")  # fmt: skip
+    waits.sort()
+    p50, p99 = (waits[int(share * (len(waits) - 1))] * 1000 for share in (0.5, 0.99))
+    print(f"webhook answered (202, stored and synced): p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
+          f"slowest {waits[-1] * 1000:.0f} ms")  # fmt: skip
     print(f"largest database file seen: {sizes.max_db / MB:.1f} MB; run took "
           f"{time.monotonic() - began:.0f} s")  # fmt: skip
     if pruned:
