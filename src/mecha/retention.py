@@ -4,7 +4,7 @@ Each of events, tasks, timeline entries and writes is kept for its own time (def
 days), ``off`` (or 0) keeps it for ever. What is still in use is kept whatever its age:
 a task not finished (pending, waiting to retry, running), a write not yet settled
 (planned, being tried), an event while any of its tasks is kept; the store's ``prune``
-(``mecha.store.PruneStore``) holds those rules. ``mecha serve`` prunes every
+(``mecha.store.pruning.PruneStore``) holds those rules. ``mecha serve`` prunes every
 ``interval`` in small batches (``engine.retention``); ``mecha prune`` does it by hand.
 """
 

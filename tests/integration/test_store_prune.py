@@ -12,7 +12,8 @@ import pytest
 
 from mecha.event import EventState
 from mecha.matching import Decision, Outcome
-from mecha.store import EventOutcome, PruneCounts, TaskUpdate, WritePlan
+from mecha.store import EventOutcome, TaskUpdate, WritePlan
+from mecha.store.pruning import PruneCounts
 from mecha.store.sqlite import SqliteStore, open_sqlite
 from mecha.task import NewTask, Task, TaskState
 from mecha.timeline import Step

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from mecha.engine.retention import Pruner, describe, size_text, space
 from mecha.retention import Retention
-from mecha.store import DiskUsage, PruneCounts
+from mecha.store.pruning import DiskUsage, PruneCounts
 
 USAGE = DiskUsage(database=23_600_000, wal=0, free=12_000_000)
 

@@ -35,7 +35,7 @@ def prune(app: AppContext, dry_run: bool, older_than: str | None, batch: int) ->
     gets its turn between batches.
     """
     from mecha.engine.retention import BATCH_SECONDS, PAUSE, describe, space
-    from mecha.store import PruneCounts
+    from mecha.store.pruning import PruneCounts
     from mecha.store.sqlite import open_sqlite
 
     retention = _retention(app, older_than)

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from mecha.errors import MechaError
 from mecha.retention import Retention
-from mecha.store import DiskUsage, PruneCounts, PruneStore
+from mecha.store.pruning import DiskUsage, PruneCounts, PruneStore
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from mecha.event import EventState
-from mecha.store import PRUNED_KINDS, DiskUsage, PruneCounts
+from mecha.store.pruning import PRUNED_KINDS, DiskUsage, PruneCounts
 from mecha.task import FINAL_STATES, TaskState
 from mecha.writes import FINAL_WRITE_STATES, WriteState
 
