@@ -39,6 +39,9 @@ _PATTERN = re.compile(
 _REPLACEMENT = r"\g<bearer>" + REDACTED
 #: what a token starts with: the prefixed shapes plus the bare ``sk-`` and ``AIza`` ones
 TOKEN_PREFIXES = (*_PREFIXED, "sk-", "AIza")
+#: every shape's text holds one of these: a text with none needs no scan by the pattern
+#: (``in`` is a fast substring search; the pattern's scan costs ~30 ms a megabyte)
+_CLUES = (*(p for p in _PREFIXED if not p.startswith("sk-")), "sk-", "AIza", "earer")
 
 #: stands in for a masked value until the end, so no later value or shape matches inside
 _MARK = "\ue000"
@@ -78,7 +81,8 @@ class Redactor:
         present = [value for value in self._values if value in text]
         for value in present:
             text = text.replace(value, _MARK)
-        text = _PATTERN.sub(_REPLACEMENT, text)
+        if any(clue in text for clue in _CLUES):
+            text = _PATTERN.sub(_REPLACEMENT, text)
         return text.replace(_MARK, REDACTED) if present else text
 
 

@@ -10,8 +10,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from mecha.redaction import REDACTED, RedactingFilter, Redactor
+from mecha.redaction import (
+    _PATTERN,
+    _REPLACEMENT,
+    REDACTED,
+    TOKEN_PREFIXES,
+    RedactingFilter,
+    Redactor,
+)
 
 ALNUM = "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"
 PLAIN = "worker review-bot took task 42 for event github:push (skipped: no match)"
@@ -233,3 +242,26 @@ def test_filter_redacts_exc_text_already_formatted() -> None:
     assert RedactingFilter(Redactor(["hunter2-password"])).filter(record) is True
     assert (record.msg, record.args) == ("boom a", ())
     assert record.exc_text == f"Traceback ...\nRuntimeError: {REDACTED}"
+
+
+_STARTS = [*TOKEN_PREFIXES, "Bearer ", "bearer\t", "earer", "gh", "gl", "xox", "ya29", "AIz"]
+_PIECES = st.one_of(
+    st.sampled_from([*_STARTS, "-", "_", ".", " ", "\n", "task-", "desk-"]),
+    st.from_regex(r"[A-Za-z0-9_\-]{1,40}", fullmatch=True),
+    st.tuples(
+        st.sampled_from(_STARTS), st.from_regex(r"[A-Za-z0-9_\-.]{1,40}", fullmatch=True)
+    ).map("".join),
+)
+
+
+@given(st.lists(_PIECES, max_size=8).map("".join))
+def test_the_quick_look_for_clues_never_skips_a_shape(text: str) -> None:
+    """A text is scanned by the shapes' pattern only if it holds a clue; none is missed."""
+    assert Redactor().redact(text) == _PATTERN.sub(_REPLACEMENT, text)
+
+
+@pytest.mark.parametrize("start", [*TOKEN_PREFIXES, "Bearer ", "bearer\t"])
+def test_every_shape_has_a_clue(start: str) -> None:
+    text = f"see {start}abcdefghijklmnopqrstuvwxyz0123456789ABCDEF here"
+    assert Redactor().redact(text) == _PATTERN.sub(_REPLACEMENT, text)
+    assert REDACTED in Redactor().redact(text)
