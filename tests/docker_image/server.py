@@ -1,13 +1,15 @@
 """A tiny worker for the Docker runtime's tests: the worker contract, standard library only.
 
 GET /health answers 200 (or the status in MECHA_TEST_HEALTH); POST /task answers
-``{"output": "echo: <prompt>", "metadata": {"request": <the task>, "env": <its environment>}}``
+``{"output": "echo: <prompt>", "metadata": {"request": <the task>, "env": <its environment>,
+"env_sha256": <each variable's SHA-256>}}``
 (a prompt "sleep N" answers after N seconds). When WORKER_API_KEY is set, /task demands it as
 ``Authorization: Bearer <key>`` or ``X-API-Key``. Runs as any user on port 8080.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import os
@@ -49,7 +51,9 @@ class Handler(BaseHTTPRequestHandler):
         if isinstance(prompt, str) and prompt.startswith("sleep "):
             time.sleep(float(prompt.split()[1]))  # a slow model, for timeout tests
         # what the worker was given, for tests that look for leaked secrets
-        seen = {"request": task, "env": dict(os.environ)}
+        # (a stored result is redacted: the digests show which secret values it was given)
+        digests = {k: hashlib.sha256(v.encode()).hexdigest() for k, v in os.environ.items()}
+        seen = {"request": task, "env": dict(os.environ), "env_sha256": digests}
         self._answer(200, {"output": f"echo: {prompt}", "metadata": seen})
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:

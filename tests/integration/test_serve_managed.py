@@ -9,6 +9,7 @@ never reach a container or its task.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Iterator
@@ -151,7 +152,10 @@ def test_a_persistent_worker_runs_across_serve_restarts(tmp_path: Path, sdk: Any
     assert first["state"] == second["state"] == "completed", (first, second)
     assert second["result"]["output"] == "echo: Review #2: Fix the thing"
     env = second["result"]["metadata"]["env"]
-    assert env["ANTHROPIC_API_KEY"] == CLAUDE_TOKEN  # the one credential it names
+    digests = second["result"]["metadata"]["env_sha256"]
+    # the one credential it names reached it; quoted in a result, it is stored masked
+    assert digests["ANTHROPIC_API_KEY"] == hashlib.sha256(CLAUDE_TOKEN.encode()).hexdigest()
+    assert env["ANTHROPIC_API_KEY"] == "[REDACTED]"
     no_canary(second["result"]["metadata"], container.attrs["Config"], container.attrs["Mounts"])
     assert logs.returncode == 0 and "POST /task" in logs.stdout
     assert stopped.returncode == 0 and containers(sdk, "boxed") == []
