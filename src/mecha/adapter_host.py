@@ -53,6 +53,8 @@ def adapter_settings(worker: LoadedWorker | None) -> AdapterSettings | None:
 class _Running:
     settings: AdapterSettings
     close: Callable[[], Awaitable[None]]
+    #: the model API key its ``token:`` resolved to when it started (None: no token)
+    upstream_key: str | None = None
 
 
 class AdapterHost:
@@ -111,7 +113,7 @@ class AdapterHost:
             return f"adapter did not start: {exc.message}"
         await _close(worker.name, old)
         self._keys[worker.name] = shim_key
-        self._running[worker.name] = _Running(settings, running.close)
+        self._running[worker.name] = _Running(settings, running.close, upstream_key)
         health = await probe(self._client(), running.url, timeout=PROBE_TIMEOUT, api_key=shim_key)
         if health is Health.OK:
             await self.set_state(worker.name, WorkerState.ONLINE, endpoint=running.url)
@@ -121,6 +123,23 @@ class AdapterHost:
         log.error("adapter %s: %s; its tasks wait until it answers", worker.name, why)
         await self.set_state(worker.name, WorkerState.ERROR, endpoint=running.url, error=why)
         return f"adapter {verb}; {why}"
+
+    def stale_tokens(self) -> list[str]:
+        """Running adapters whose ``token:`` names another value now (secrets.yml was read
+        again), or none at all: they need a restart to use it."""
+        secrets = self._secrets()
+        stale = []
+        for name, running in sorted(self._running.items()):
+            adapter = running.settings.adapter
+            if not adapter.token or adapter.api_key:
+                continue
+            try:
+                now: str | None = secrets.resolve(adapter.token)
+            except MechaError:
+                now = None
+            if now != running.upstream_key:
+                stale.append(name)
+        return stale
 
     async def stop(self, name: str, *, state: WorkerState | None, error: str = "") -> None:
         """Stop adapter ``name``; record ``state`` (None: its record is gone, leave it)."""

@@ -289,6 +289,7 @@ class Ingest:
         self.known.add(secrets.values())  # before anything could quote them
         self.secrets = secrets
         self.workers.secrets = secrets
+        self.workers.reload.secrets_reloaded()  # adapters whose token: changed restart
         self.sources = build_sources(secrets, self.config, api_key=self.api_key)
         if self._state is not None:
             self._state.sources = self.sources

@@ -90,6 +90,8 @@ class WorkerReload:
         self._holds: dict[str, int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
+        #: adapters to restart although their definition is the same: their token changed
+        self._tokens: set[str] = set()
 
     def begin(self) -> None:
         """From now on, act on every change the registry reports (call on the loop)."""
@@ -132,12 +134,26 @@ class WorkerReload:
             if new is not None:
                 why = RESTARTING if restarts else APPLYING
                 self._holds[name] = self._dispatcher.hold(name, why)
-            if name in self._jobs:
-                self._again.add(name)
-            else:
-                assert self._loop is not None
-                job = self._loop.create_task(self._run(name), name=f"reload-{name}")
-                self._jobs[name] = job
+            self._schedule(name)
+
+    def secrets_reloaded(self) -> None:
+        """secrets.yml was read again (SIGHUP): each running adapter whose ``token:`` now
+        names another value is restarted with it, as for a new definition: held at once,
+        its tasks in flight finished on the old key first (call on the loop)."""
+        if self._closing:
+            return
+        for name in self._adapters.stale_tokens():
+            self._tokens.add(name)
+            self._holds[name] = self._dispatcher.hold(name, RESTARTING)
+            self._schedule(name)
+
+    def _schedule(self, name: str) -> None:
+        if name in self._jobs:
+            self._again.add(name)
+        else:
+            assert self._loop is not None
+            job = self._loop.create_task(self._run(name), name=f"reload-{name}")
+            self._jobs[name] = job
 
     async def _run(self, name: str) -> None:
         """Apply worker ``name``'s definition until no newer one came meanwhile; release it."""
@@ -162,11 +178,14 @@ class WorkerReload:
     async def _apply(self, name: str) -> None:
         old = self._applied.get(name)
         new = self._registry.workers.get(name)
-        if old is new or (old is not None and new is not None and old.same_as(new)):
+        token = name in self._tokens
+        self._tokens.discard(name)
+        same = old is new or (old is not None and new is not None and old.same_as(new))
+        if same and not token:
             return
         done: list[str] = []
         try:
-            done += await self._adapter(name, new)
+            done += await self._adapter(name, new, token=token and new is not None)
             done += await self._container(name, old, new)
             done += self._pool(name, old, new)
         finally:
@@ -174,13 +193,13 @@ class WorkerReload:
                 self._applied.pop(name, None)
             else:
                 self._applied[name] = new
-        self._record(name, old, new, done)
+        self._record(name, old, new, done, token_only=same)
 
     # --- adapters ---------------------------------------------------------------------
 
-    async def _adapter(self, name: str, new: LoadedWorker | None) -> list[str]:
+    async def _adapter(self, name: str, new: LoadedWorker | None, *, token: bool) -> list[str]:
         have, want = self._adapters.settings(name), adapter_settings(new)
-        if have == want:
+        if have == want and not (token and want is not None):
             return []
         if have is not None:
             await self._dispatcher.settled(name)  # its tasks in flight finish on it
@@ -279,9 +298,17 @@ class WorkerReload:
     # --- saying so --------------------------------------------------------------------
 
     def _record(
-        self, name: str, old: LoadedWorker | None, new: LoadedWorker | None, done: list[str]
+        self,
+        name: str,
+        old: LoadedWorker | None,
+        new: LoadedWorker | None,
+        done: list[str],
+        *,
+        token_only: bool = False,
     ) -> None:
-        if old is None and new is not None:
+        if token_only and new is not None:
+            what = f"its token changed (secrets.yml reloaded; {new.fingerprint})"
+        elif old is None and new is not None:
             what = f"added ({new.fingerprint})"
         elif new is None and old is not None:
             what = f"removed ({old.fingerprint})"

@@ -194,3 +194,34 @@ def test_a_secret_added_by_sighup_is_masked_from_then_on(
     assert fresh not in shown and fresh not in server.log()
     for name, data in database_bytes(home):
         assert fresh.encode() not in data, name
+
+
+def test_an_adapter_uses_a_rotated_token_after_sighup(
+    tmp_path: Path, upstream: ThreadedUpstream
+) -> None:
+    """secrets.yml's token changes and serve gets SIGHUP: the adapter that names it restarts
+    with the new value (the next task sends it) and the old value stays masked."""
+    home = leaky_home(tmp_path, upstream.url)
+    assert mecha_cli(home, "worker", "add", str(home / "echo.yml")).returncode == 0
+    rotated = "RotatedCanary6f5e4d3c2b1a09"
+    with ServeProcess(home) as server:
+        first = post_github(server.url, pr_payload(number=1)).json()["id"]
+        [before] = wait_task(server.url, first, timeout=120)
+        secrets = home / "secrets.yml"
+        secrets.write_text(secrets.read_text().replace(ECHO, rotated), encoding="utf-8")
+        os.kill(server.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 60
+        while "its token changed" not in server.log():
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.1)
+        second = post_github(server.url, pr_payload(number=2)).json()["id"]
+        [after] = wait_task(server.url, second, timeout=120)
+        shown = httpx.get(f"{server.url}/workers").text
+    sent = [seen.headers.get("authorization", "") for seen in upstream.seen
+            if seen.method == "POST"]  # fmt: skip
+    assert sent == [f"Bearer {ECHO}", f"Bearer {rotated}"]
+    assert before["state"] == after["state"] == "completed", (before, after)
+    assert after["result"]["output"] == "Reviewed. (your key is [REDACTED])"
+    assert "adapter restarted" in server.log()
+    for value in (ECHO, rotated):
+        assert value not in server.log() and value not in shown
