@@ -40,7 +40,6 @@ from mecha.engine.batcher import Batcher
 from mecha.engine.dispatcher import Dispatcher
 from mecha.engine.registry import LoadedWorker, RegistryChange, WorkerRegistry
 from mecha.errors import MechaError, WorkerNotFound
-from mecha.redaction import Redactor
 from mecha.secrets import Secrets
 from mecha.store import Store
 from mecha.timeline import Step, TimelineEntry
@@ -211,7 +210,7 @@ class WorkerReload:
             await self._adapters.stop(name, state=None)  # `worker remove` removed its record
         elif new.broken:
             why = f"its definition cannot be used: {new.broken}"
-            await self._adapters.stop(name, state=WorkerState.ERROR, error=self._redact(why))
+            await self._adapters.stop(name, state=WorkerState.ERROR, error=why)
         else:  # no longer an adapter: the new kind of worker starts offline
             await self._adapters.stop(name, state=WorkerState.OFFLINE)
         return ["adapter stopped"]
@@ -254,7 +253,7 @@ class WorkerReload:
                 home=self._registry.home,
             )  # fmt: skip
         except MechaError as exc:
-            why = self._redact(exc.message + (f" ({exc.hint})" if exc.hint else ""))
+            why = exc.message + (f" ({exc.hint})" if exc.hint else "")
             log.error("worker %s: its container did not start again: %s", name, why)
             await self._container_state(name, WorkerState.ERROR, error=why)
             return "its container did not start again"
@@ -319,13 +318,11 @@ class WorkerReload:
             done.insert(0, f"it cannot be used: {new.broken}")
         elif new is not None and not done:
             done.append("the next task uses it")
-        detail = self._redact("; ".join([what, *done]))
+        # the log filter and the store redact it (the KnownSecrets every part shares)
+        detail = "; ".join([what, *done])
         log.info("worker %s: %s", name, detail)
         entry = TimelineEntry(at=time.time(), step=Step.DEFINITION, worker=name, detail=detail)
         self._notes.put(entry)
-
-    def _redact(self, text: str) -> str:
-        return Redactor(self._secrets().values()).redact(text)
 
     async def _call(self, executor: Executor | None, call: Callable[..., Any], /, *args: Any,
                     **kwargs: Any) -> Any:  # fmt: skip

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,14 @@ def leaky_home(tmp_path: Path, upstream: str) -> Path:
             encoding="utf-8",
         )
     return home
+
+
+def until(done: Callable[[], bool], server: ServeProcess) -> None:
+    """Wait (a generous deadline) until ``done()``; a failure shows serve's log."""
+    deadline = time.monotonic() + 60
+    while not done():
+        assert time.monotonic() < deadline, server.log()
+        time.sleep(0.1)
 
 
 def leaks(where: str, text: str | bytes) -> list[str]:
@@ -174,18 +182,15 @@ def test_a_secret_added_by_sighup_is_masked_from_then_on(
         secrets = home / "secrets.yml"
         secrets.write_text(secrets.read_text() + f"    fresh: {fresh}\n", encoding="utf-8")
         os.kill(server.pid, signal.SIGHUP)
-        deadline = time.monotonic() + 60
-        while "secrets.yml reloaded" not in server.log():
-            assert time.monotonic() < deadline, server.log()
-            time.sleep(0.1)
+        until(lambda: "secrets.yml reloaded" in server.log(), server)
         path = home / "fresh.yml"
         path.write_text((home / "token.yml").read_text().replace("name: token", "name: fresh")
                         .replace("openai.default", "openai.fresh"), encoding="utf-8")  # fmt: skip
         assert mecha_cli(home, "worker", "add", str(path)).returncode == 0
-        deadline = time.monotonic() + 60
-        while "fresh" not in {w["name"] for w in httpx.get(f"{server.url}/workers").json()}:
-            assert time.monotonic() < deadline, server.log()
-            time.sleep(0.1)
+        until(
+            lambda: "fresh" in {w["name"] for w in httpx.get(f"{server.url}/workers").json()},
+            server,
+        )
         event_id = post_github(server.url, pr_payload()).json()["id"]
         [task] = wait_task(server.url, event_id, timeout=120)
         shown = httpx.get(f"{server.url}/task/{task['id']}").text
@@ -210,10 +215,7 @@ def test_an_adapter_uses_a_rotated_token_after_sighup(
         secrets = home / "secrets.yml"
         secrets.write_text(secrets.read_text().replace(ECHO, rotated), encoding="utf-8")
         os.kill(server.pid, signal.SIGHUP)
-        deadline = time.monotonic() + 60
-        while "its token changed" not in server.log():
-            assert time.monotonic() < deadline, server.log()
-            time.sleep(0.1)
+        until(lambda: "its token changed" in server.log(), server)
         second = post_github(server.url, pr_payload(number=2)).json()["id"]
         [after] = wait_task(server.url, second, timeout=120)
         shown = httpx.get(f"{server.url}/workers").text

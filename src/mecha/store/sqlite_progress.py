@@ -7,18 +7,13 @@ commit is not synced (a power cut may forget a count; the task itself is unaffec
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
 from collections.abc import Sequence
 
+from mecha.store.sqlite_parts import SqliteParts
 
-class ProgressMixin:
+
+class ProgressMixin(SqliteParts):
     """SqliteStore's progress method; the class provides ``_write``."""
-
-    def _write(
-        self, doing: str, *, synced: bool = True
-    ) -> contextlib.AbstractContextManager[sqlite3.Connection]:
-        raise NotImplementedError
 
     def set_task_tokens(self, counts: Sequence[tuple[str, int]]) -> None:
         """Tokens so far of running tasks, in one unsynced transaction."""

@@ -33,6 +33,7 @@ from typing import Any
 
 from mecha.event import EventState
 from mecha.store.pruning import PRUNED_KINDS, DiskUsage, PruneCounts
+from mecha.store.sqlite_parts import SqliteParts
 from mecha.task import FINAL_STATES, TaskState
 from mecha.writes import FINAL_WRITE_STATES, WriteState
 
@@ -184,18 +185,10 @@ def _size(path: Path) -> int:
     return 0
 
 
-class PruneMixin:
+class PruneMixin(SqliteParts):
     """SqliteStore's pruning methods; the class provides ``path``, ``_write`` and ``_use``."""
 
     path: Path
-
-    def _write(
-        self, doing: str, *, synced: bool = True
-    ) -> contextlib.AbstractContextManager[sqlite3.Connection]:
-        raise NotImplementedError
-
-    def _use(self, doing: str) -> contextlib.AbstractContextManager[sqlite3.Connection]:
-        raise NotImplementedError
 
     def prune(
         self, before: Mapping[str, float], *, limit: int = 500, seconds: float | None = None

@@ -8,7 +8,6 @@ may come from and records its timeline step in the same transaction.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sqlite3
 import time
@@ -16,6 +15,7 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from mecha.store import WritePlan, WriteRecord, WriteUpdate
+from mecha.store.sqlite_parts import SqliteParts
 from mecha.store.sqlite_tasks import add_timeline
 from mecha.timeline import TimelineEntry
 from mecha.writes import WriteState, write_from_json, write_json
@@ -141,16 +141,8 @@ def list_writes(
     return [_record(row) for row in rows.fetchall()]
 
 
-class LedgerMixin:
+class LedgerMixin(SqliteParts):
     """SqliteStore's ledger methods; the class provides ``_write`` and ``_use``."""
-
-    def _write(
-        self, doing: str, *, synced: bool = True
-    ) -> contextlib.AbstractContextManager[sqlite3.Connection]:
-        raise NotImplementedError
-
-    def _use(self, doing: str) -> contextlib.AbstractContextManager[sqlite3.Connection]:
-        raise NotImplementedError
 
     def plan_writes(self, plans: Sequence[WritePlan]) -> list[list[WriteRecord]]:
         """Record planned writes (synced if any is to be sent); existing keys stand."""
