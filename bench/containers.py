@@ -24,12 +24,12 @@ import time
 from pathlib import Path
 
 from mecha.result import TaskResult
-from mecha.runtimes.docker import DockerRuntime
 from mecha.runtimes.endpoint import send_task
 from mecha.runtimes.http1 import Pool
-from mecha.runtimes.managed import Disposables, managed_spec
+from mecha.runtimes.managed.docker import DockerRuntime
+from mecha.runtimes.managed.pools import Disposables, managed_spec
 from mecha.secrets import Secrets
-from mecha.worker import WorkerSpec
+from mecha.worker.spec import WorkerSpec
 
 IMAGE = "mecha-worker-base"
 

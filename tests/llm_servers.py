@@ -1,7 +1,7 @@
 """Real model servers for tests, one of each per test session, in child processes.
 
 * ``llama_server``: llama.cpp's server (xllamacpp) with SmolLM2, started through
-  ``python -m mecha.runtimes.local_model``: OpenAI-style API, model name "smollm2".
+  ``python -m mecha.runtimes.adapters.local_model``: OpenAI-style API, model name "smollm2".
   Its context is CTX tokens shared by PARALLEL slots, so a prompt over CTX/PARALLEL
   tokens overflows quickly.
 * ``ollama_server``: ollama-proxy-plus in front of it: the Ollama API, model
@@ -54,7 +54,7 @@ class LlmServer:
 def require_local_model() -> None:
     """xllamacpp and the SmolLM2 GGUF are installed (else missing())."""
     from mecha.errors import MechaError
-    from mecha.runtimes.local_model import default_model_path
+    from mecha.runtimes.adapters.local_model import default_model_path
 
     if importlib.util.find_spec("xllamacpp") is None:
         missing("xllamacpp is not installed: pip install 'mecha[local]'")
@@ -107,7 +107,7 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlmServer
     """llama.cpp's server with SmolLM2 on 127.0.0.1, for the whole session."""
     require_local_model()
     log = tmp_path_factory.mktemp("llama") / "stderr.log"
-    command = [sys.executable, "-m", "mecha.runtimes.local_model", "--port", "0"]
+    command = [sys.executable, "-m", "mecha.runtimes.adapters.local_model", "--port", "0"]
     command += ["--ctx", str(CTX), "--parallel", str(PARALLEL)]
     with log.open("w") as errors:
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True)

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from mecha.runtimes.docker_probe import (
+from mecha.runtimes.managed.probe import (
     DEFAULT_HOST,
     DockerUnreachable,
     docker_host,

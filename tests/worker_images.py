@@ -34,7 +34,7 @@ START_TIMEOUT = 120.0
 def worker_image() -> Callable[[str], str]:
     """``need("claude")`` → "mecha-worker-claude", built once per session."""
     from mecha.errors import MechaError
-    from mecha.runtimes.image_build import build_images
+    from mecha.runtimes.managed.image_build import build_images
 
     built: dict[str, str] = {}
 
@@ -58,7 +58,7 @@ def bridge_model() -> Iterator[str]:
     if importlib.util.find_spec("xllamacpp") is None:
         missing("xllamacpp is not installed: pip install 'mecha[local]'")
     gateway = _bridge_gateway()
-    command = [sys.executable, "-m", "mecha.runtimes.local_model", "--host", gateway]
+    command = [sys.executable, "-m", "mecha.runtimes.adapters.local_model", "--host", gateway]
     command += ["--port", "0", "--ctx", "8192", "--parallel", "1"]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
@@ -80,7 +80,7 @@ def bridge_model() -> Iterator[str]:
 def _bridge_gateway() -> str:
     """The default bridge network's gateway: the host as containers see it."""
     from mecha.errors import MechaError
-    from mecha.runtimes.docker import DockerRuntime
+    from mecha.runtimes.managed.docker import DockerRuntime
 
     docker_engine()
     # DockerRuntime, not docker.from_env(): the SDK leaks its socket when the engine is

@@ -27,7 +27,7 @@ from mecha.redaction import RedactingFilter, Redactor
 
 if TYPE_CHECKING:  # type names only: the CLI imports this at start, light
     from mecha.secrets import Secrets
-    from mecha.worker import WorkerSpec
+    from mecha.worker.spec import WorkerSpec
 
 
 class KnownSecrets:

@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
-from mecha.store.sqlite import open_sqlite
-from mecha.worker_kind import WorkerState
+from mecha.store.sqlite.store import open_sqlite
+from mecha.worker.kind import WorkerState
 from tests.integration.serving import mecha_cli
 
 #: config.yml for tests: retries after 0.1 s, 0.2 s, …; health every 0.2 s

@@ -16,9 +16,9 @@ import httpx
 import pytest
 
 from mecha.result import TaskResult
+from mecha.runtimes.adapters.ollama import ollama_chat
+from mecha.runtimes.adapters.openai import openai_chat
 from mecha.runtimes.endpoint import WorkerFailure
-from mecha.runtimes.ollama import ollama_chat
-from mecha.runtimes.openai import openai_chat
 from tests.integration.fake_upstream import (
     FakeUpstream,
     Reply,

@@ -14,11 +14,11 @@ import httpx
 import pytest
 
 from mecha.result import TaskResult
-from mecha.runtimes.adapter_server import MAX_TASK_BYTES, RunningAdapter, start_adapter
+from mecha.runtimes.adapters.server import MAX_TASK_BYTES, RunningAdapter, start_adapter
+from mecha.runtimes.adapters.ssrf import UnsafeUpstream
 from mecha.runtimes.endpoint import Health, WorkerFailure, probe, send_task
 from mecha.runtimes.http1 import Pool
-from mecha.runtimes.ssrf import UnsafeUpstream
-from mecha.worker import AdapterSpec
+from mecha.worker.spec import AdapterSpec
 from tests.integration.fake_upstream import FakeUpstream, fixture, free_port, json_reply
 
 if TYPE_CHECKING:
@@ -219,7 +219,7 @@ def test_a_local_adapter_runs_the_embedded_model_and_stops_it() -> None:
     adapter = AdapterSpec.model_validate({"type": "local", "max_tokens": 8, "temperature": 0.0})
 
     async def run() -> tuple[TaskResult, str, Health]:
-        from mecha.runtimes import local_model
+        from mecha.runtimes.adapters import local_model
 
         running = await start_adapter("local", adapter, api_key="", concurrency=1)
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mecha.config import Settings
+from mecha.config.settings import Settings
 from tests.conftest import EXAMPLES
 from tests.integration.console import run_mecha
 

@@ -6,10 +6,10 @@ import sqlite3
 from pathlib import Path
 
 from mecha.event import EventState
-from mecha.matching import Decision, Outcome
 from mecha.store import EventOutcome
-from mecha.store.sqlite import open_sqlite
+from mecha.store.sqlite.store import open_sqlite
 from mecha.task import NewTask
+from mecha.worker.matching import Decision, Outcome
 from tests.integration.serving import mecha_cli
 from tests.integration.test_store_events import delivery
 

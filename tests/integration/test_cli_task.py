@@ -16,14 +16,14 @@ import pytest
 
 from mecha.cli import main
 from mecha.event import Delivery, Event, EventState
-from mecha.matching import Decision, Outcome
 from mecha.store import EventOutcome, TaskUpdate, WorkerRecord
-from mecha.store.sqlite import SqliteStore, open_sqlite
+from mecha.store.sqlite.store import SqliteStore, open_sqlite
 from mecha.task import NewTask, Task, TaskState
 from mecha.testing.instant_worker import Behaviour, InstantWorker
 from mecha.testing.serve_process import ServeProcess
 from mecha.timeline import Step
-from mecha.worker_kind import WorkerKind, WorkerState
+from mecha.worker.kind import WorkerKind, WorkerState
+from mecha.worker.matching import Decision, Outcome
 from tests.integration.serving import make_home, mecha_cli
 
 RESULT = {

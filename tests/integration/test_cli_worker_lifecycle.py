@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from mecha.store import WorkerRecord
-from mecha.store.sqlite import open_sqlite
+from mecha.store.sqlite.store import open_sqlite
 from mecha.testing.instant_worker import InstantWorker
 from mecha.testing.serve_process import ServeProcess
-from mecha.worker_kind import WorkerState
+from mecha.worker.kind import WorkerState
 from tests.conftest import EXAMPLES
 from tests.integration.serving import make_home, mecha_cli, post_github, pr_payload, settled
 from tests.services import docker_engine

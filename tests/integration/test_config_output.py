@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mecha.worker_parser import parse_worker
+from mecha.worker.parser import parse_worker
 from mecha.yaml_doc import load_yaml
 from tests.conftest import EXAMPLES, REPO
 from tests.integration.console import run_mecha

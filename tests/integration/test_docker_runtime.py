@@ -22,7 +22,9 @@ from typing import Any
 import pytest
 
 from mecha.result import TaskResult
-from mecha.runtimes.container_spec import (
+from mecha.runtimes.endpoint import WorkerFailure, send_task
+from mecha.runtimes.http1 import Pool
+from mecha.runtimes.managed.container_spec import (
     LABEL_OWNER,
     ContainerSpec,
     ContainerSpecError,
@@ -30,7 +32,7 @@ from mecha.runtimes.container_spec import (
     owner_label,
     read_host,
 )
-from mecha.runtimes.docker import (
+from mecha.runtimes.managed.docker import (
     DockerError,
     DockerRuntime,
     DockerUnavailable,
@@ -39,9 +41,7 @@ from mecha.runtimes.docker import (
     WorkerStartError,
     endpoint_host,
 )
-from mecha.runtimes.endpoint import WorkerFailure, send_task
-from mecha.runtimes.http1 import Pool
-from mecha.worker import DockerSpec
+from mecha.worker.spec import DockerSpec
 from tests.canaries import canary_secrets
 from tests.conftest import REPO
 from tests.services import docker_engine

@@ -12,8 +12,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from mecha.testing.forge_api import FileChange, ForgeEmulator
-from mecha.testing.forge_github_review import hunk_lines
+from mecha.testing.forge.api import FileChange, ForgeEmulator
+from mecha.testing.forge.github.review import hunk_lines
 
 BASE = "1a" * 20
 HEAD = "2b" * 20

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mecha.testing.forge_api import FileChange, ForgeEmulator
+from mecha.testing.forge.api import FileChange, ForgeEmulator
 
 TOKEN = "glpat-" + "W" * 20
 ALICE = "glpat-" + "A" * 20

@@ -16,12 +16,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from mecha.forges.github_auth import GitHubAuth
-from mecha.forges.github_write import GitHubWriter
+from mecha.diff.suggestions import diff_block
+from mecha.forges.github.auth import GitHubAuth
+from mecha.forges.github.write import GitHubWriter
 from mecha.forges.writer import Done, WriteFailure
-from mecha.suggestions import diff_block
-from mecha.testing.forge_api import FileChange, ForgeEmulator, Recorded
-from mecha.writes import Place, Write, marked_body, worker_marker, write_marker
+from mecha.policy.writes import Place, Write, marked_body, worker_marker, write_marker
+from mecha.testing.forge.api import FileChange, ForgeEmulator, Recorded
 
 BASE = "1a" * 20
 HEAD = "2b" * 20

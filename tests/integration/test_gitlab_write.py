@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from mecha.forges.gitlab_write import GitLabWriter
+from mecha.forges.gitlab.write import GitLabWriter
 from mecha.forges.writer import Done, WriteFailure
-from mecha.testing.forge_api import FileChange, ForgeEmulator
-from mecha.writes import Place, Write, marked_body, worker_marker, write_marker
+from mecha.policy.writes import Place, Write, marked_body, worker_marker, write_marker
+from mecha.testing.forge.api import FileChange, ForgeEmulator
 
 TOKEN = "glpat-" + "T" * 20
 BASE, HEAD = "1a" * 20, "2b" * 20

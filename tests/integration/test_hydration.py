@@ -14,10 +14,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mecha.forges.fetch import fetch
-from mecha.forges.github import DIFF_ACCEPT, GitHubAuth, GitHubClient
-from mecha.forges.gitlab import GitLabClient
+from mecha.forges.github.hydrate import DIFF_ACCEPT, GitHubAuth, GitHubClient
+from mecha.forges.gitlab.hydrate import GitLabClient
 from mecha.forges.hydration import Hydration
-from mecha.testing.forge_api import FileChange, ForgeEmulator
+from mecha.testing.forge.api import FileChange, ForgeEmulator
 
 BASE = "1a" * 20
 HEAD = "2b" * 20

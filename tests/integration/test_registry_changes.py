@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from mecha.engine.registry import RegistryChange, WorkerRegistry
-from mecha.store.sqlite import SqliteStore, open_sqlite
-from mecha.worker_files import read_worker, to_record
-from mecha.worker_kind import WorkerState
+from mecha.store.sqlite.store import SqliteStore, open_sqlite
+from mecha.worker.files import read_worker, to_record
+from mecha.worker.kind import WorkerState
 
 RULES = 'events:\n  - source: github\n    on: [push]\n    prompt: "hi"\n'
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from mecha.testing.forge_api import ForgeEmulator
+from mecha.testing.forge.api import ForgeEmulator
 from mecha.testing.serve_process import ServeProcess
 from tests.integration.dispatching import FAST
 from tests.integration.serving import make_home, mecha_cli, post_github, pr_payload

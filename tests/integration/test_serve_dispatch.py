@@ -10,11 +10,11 @@ from typing import Any
 
 import httpx
 
-from mecha.store.sqlite import open_sqlite
+from mecha.store.sqlite.store import open_sqlite
 from mecha.task import TaskState
 from mecha.testing.instant_worker import Behaviour, InstantWorker
 from mecha.testing.serve_process import ServeProcess
-from mecha.worker_kind import WorkerState
+from mecha.worker.kind import WorkerState
 from tests.integration.dispatching import FAST, endpoint_worker, set_state, timeline, wait_task
 from tests.integration.serving import make_home, mecha_cli, post_github, pr_payload
 

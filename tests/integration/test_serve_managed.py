@@ -20,10 +20,10 @@ import docker.errors  # type: ignore[import-untyped]
 import httpx
 import pytest
 
-from mecha.runtimes.docker import DockerRuntime
-from mecha.store.sqlite import open_sqlite
+from mecha.runtimes.managed.docker import DockerRuntime
+from mecha.store.sqlite.store import open_sqlite
 from mecha.testing.serve_process import ServeProcess
-from mecha.worker_kind import WorkerState
+from mecha.worker.kind import WorkerState
 from tests.conftest import REPO
 from tests.integration.dispatching import FAST, RULE, wait_task
 from tests.integration.serving import make_home, mecha_cli, post_github, pr_payload

@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 
 from mecha.event import Delivery
-from mecha.store.sqlite import open_sqlite
+from mecha.store.sqlite.store import open_sqlite
 from mecha.testing.serve_process import ServeProcess
 from tests.integration.serving import (
     add_worker,

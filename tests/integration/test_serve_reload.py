@@ -21,11 +21,11 @@ import httpx
 import pytest
 
 from mecha.store import WorkerRecord
-from mecha.store.sqlite import open_sqlite
+from mecha.store.sqlite.store import open_sqlite
 from mecha.testing.instant_worker import InstantWorker
 from mecha.testing.serve_process import ServeProcess
 from mecha.timeline import TimelineEntry
-from mecha.worker_kind import WorkerState
+from mecha.worker.kind import WorkerState
 from tests.components import require_docker
 from tests.conftest import REPO
 from tests.integration.dispatching import FAST, RULE, wait_task

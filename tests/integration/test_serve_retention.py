@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mecha.forges.github_limits import MAX_COMMENT
-from mecha.testing.forge_api import ForgeEmulator
+from mecha.forges.github.limits import MAX_COMMENT
+from mecha.testing.forge.api import ForgeEmulator
 from mecha.testing.instant_worker import InstantWorker
 from mecha.testing.serve_process import ServeProcess
 from tests.integration.dispatching import FAST, endpoint_worker, wait_task

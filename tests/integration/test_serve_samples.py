@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from mecha.forges.signing import hmac_sha256_hex
-from mecha.testing.forge_api import FileChange, ForgeEmulator
+from mecha.testing.forge.api import FileChange, ForgeEmulator
 from mecha.testing.serve_process import ServeProcess
 from tests.integration.serving import (
     GITHUB_SECRET,

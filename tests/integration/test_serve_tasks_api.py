@@ -12,10 +12,10 @@ import httpx
 import pytest
 
 from mecha.store import WorkerRecord
-from mecha.store.sqlite import open_sqlite
+from mecha.store.sqlite.store import open_sqlite
 from mecha.testing.instant_worker import InstantWorker
 from mecha.testing.serve_process import ServeProcess
-from mecha.worker_kind import WorkerKind, WorkerState
+from mecha.worker.kind import WorkerKind, WorkerState
 from tests.integration.serving import make_home, mecha_cli, post_github, pr_payload, settled
 
 KEY = "t4sks-api-key-0123456789"

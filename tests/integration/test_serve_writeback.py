@@ -13,10 +13,10 @@ from typing import Any
 
 import httpx
 
-from mecha.testing.forge_api import ForgeEmulator
+from mecha.policy.writes import marked_worker, marked_write
+from mecha.testing.forge.api import ForgeEmulator
 from mecha.testing.instant_worker import InstantWorker
 from mecha.testing.serve_process import ServeProcess
-from mecha.writes import marked_worker, marked_write
 from tests.integration.dispatching import endpoint_worker
 from tests.integration.serving import make_home, mecha_cli, post_github, pr_payload
 from tests.integration.writing import (
@@ -334,7 +334,7 @@ def test_a_dead_lettered_write_is_tried_again_by_hand(tmp_path: Path) -> None:
 
 
 def test_a_commit_suggestion_becomes_a_review_on_the_lines_it_changes(tmp_path: Path) -> None:
-    from mecha.testing.forge_api import FileChange
+    from mecha.testing.forge.api import FileChange
 
     with ForgeEmulator(github_token=GITHUB_TOKEN) as forge, InstantWorker() as worker:
         home = make_home(tmp_path, config=FAST_WRITES, github_token=GITHUB_TOKEN)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import parse_qsl
 
-from mecha.testing.forge_api import ForgeEmulator, Recorded
+from mecha.testing.forge.api import ForgeEmulator, Recorded
 from mecha.testing.instant_worker import InstantWorker
 from mecha.testing.serve_process import ServeProcess
 from tests.integration.dispatching import endpoint_worker

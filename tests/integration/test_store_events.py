@@ -11,10 +11,10 @@ import pytest
 
 from mecha.errors import EventNotFound
 from mecha.event import Delivery, Event, EventState
-from mecha.matching import Decision, Outcome
 from mecha.store import EventOutcome
-from mecha.store.sqlite import SqliteStore, open_sqlite
+from mecha.store.sqlite.store import SqliteStore, open_sqlite
 from mecha.task import NewTask, TaskState
+from mecha.worker.matching import Decision, Outcome
 
 
 @pytest.fixture
@@ -125,7 +125,7 @@ def test_matching_an_event_twice_makes_no_second_task(store: SqliteStore) -> Non
 
 def test_the_registry_version_moves_on_definition_changes_only(store: SqliteStore) -> None:
     from mecha.store import WorkerRecord
-    from mecha.worker_kind import WorkerKind, WorkerState
+    from mecha.worker.kind import WorkerKind, WorkerState
 
     start = store.registry_version()
     record = WorkerRecord(name="w", kind=WorkerKind.UNMANAGED, definition={"worker": {}})

@@ -13,7 +13,7 @@ import pytest
 from mecha.engine.progress import ProgressWriter
 from mecha.runtimes.token_counts import TokenCounts
 from mecha.store import TaskUpdate
-from mecha.store.sqlite import SqliteStore, open_sqlite
+from mecha.store.sqlite.store import SqliteStore, open_sqlite
 from mecha.task import NewTask, Task, TaskState
 
 PENDING = frozenset({TaskState.PENDING})

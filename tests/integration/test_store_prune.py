@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from mecha.event import EventState
-from mecha.matching import Decision, Outcome
+from mecha.policy.writes import Place, Write, WriteState, ledger_key
 from mecha.store import EventOutcome, TaskUpdate, WritePlan
 from mecha.store.pruning import PruneCounts
-from mecha.store.sqlite import SqliteStore, open_sqlite
+from mecha.store.sqlite.store import SqliteStore, open_sqlite
 from mecha.task import NewTask, Task, TaskState
 from mecha.timeline import Step
-from mecha.writes import Place, Write, WriteState, ledger_key
+from mecha.worker.matching import Decision, Outcome
 from tests.integration.test_store_events import delivery
 
 PENDING = frozenset({TaskState.PENDING})

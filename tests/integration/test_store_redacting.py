@@ -15,17 +15,17 @@ import pytest
 
 from mecha.event import EventState
 from mecha.known_secrets import KnownSecrets, worker_secret_values
-from mecha.matching import Decision, Outcome
+from mecha.policy.writes import Place, Write, WriteState, ledger_key
 from mecha.redaction import REDACTED, RedactingFilter
 from mecha.secrets import Secrets
 from mecha.store import EventOutcome, TaskUpdate, WorkerRecord, WritePlan, WriteUpdate
 from mecha.store.redacting import RedactingStore
-from mecha.store.sqlite import open_sqlite
+from mecha.store.sqlite.store import open_sqlite
 from mecha.task import NewTask, TaskState
 from mecha.timeline import Step, TimelineEntry
-from mecha.worker_kind import WorkerKind, WorkerState
-from mecha.worker_parser import parse_worker
-from mecha.writes import Place, Write, WriteState, ledger_key
+from mecha.worker.kind import WorkerKind, WorkerState
+from mecha.worker.matching import Decision, Outcome
+from mecha.worker.parser import parse_worker
 from mecha.yaml_doc import load_yaml
 from tests.integration.test_store_events import delivery
 

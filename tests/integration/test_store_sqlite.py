@@ -27,15 +27,21 @@ from mecha.errors import (
     WorkerStateError,
 )
 from mecha.store import Store, WorkerRecord
-from mecha.store.migrations import LATEST_VERSION, MIGRATIONS, Migration, current_version, migrate
-from mecha.store.sqlite import SqliteStore, open_sqlite
-from mecha.worker_kind import WorkerKind, WorkerState
+from mecha.store.sqlite.migrations import (
+    LATEST_VERSION,
+    MIGRATIONS,
+    Migration,
+    current_version,
+    migrate,
+)
+from mecha.store.sqlite.store import SqliteStore, open_sqlite
+from mecha.worker.kind import WorkerKind, WorkerState
 
 # A child process that waits for the go file, then opens the database and prints its version.
 OPEN_WHEN_TOLD = """
 import sys, time
 from pathlib import Path
-from mecha.store.sqlite import open_sqlite
+from mecha.store.sqlite.store import open_sqlite
 print("ready", flush=True)
 go = Path(sys.argv[2])
 while not go.exists():

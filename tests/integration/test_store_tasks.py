@@ -10,12 +10,12 @@ import pytest
 
 from mecha.errors import TaskNotFound
 from mecha.event import EventState
-from mecha.matching import Decision, Outcome
 from mecha.store import EventOutcome, TaskUpdate, WorkerRecord
-from mecha.store.sqlite import SqliteStore, open_sqlite
+from mecha.store.sqlite.store import SqliteStore, open_sqlite
 from mecha.task import NewTask, Task, TaskState
 from mecha.timeline import Step
-from mecha.worker_kind import WorkerKind, WorkerState
+from mecha.worker.kind import WorkerKind, WorkerState
+from mecha.worker.matching import Decision, Outcome
 from tests.integration.test_store_events import delivery
 
 PENDING = frozenset({TaskState.PENDING})

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from mecha.policy.writes import Place, Write, WriteState, ledger_key
 from mecha.store import WritePlan, WriteUpdate
-from mecha.store.sqlite import SqliteStore, open_sqlite
+from mecha.store.sqlite.store import SqliteStore, open_sqlite
 from mecha.timeline import Step, TimelineEntry
-from mecha.writes import Place, Write, WriteState, ledger_key
 
 PLACE = Place(forge="github", repo="octo/hello", number=7, head_sha="abc123")
 OPEN = frozenset({WriteState.PLANNED, WriteState.CALLING})

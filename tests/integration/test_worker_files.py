@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mecha.errors import UsageError, WorkerFileError
-from mecha.worker_files import from_record, read_workers, to_record, worker_paths
+from mecha.worker.files import from_record, read_workers, to_record, worker_paths
 
 Write = Callable[[str, str], Path]
 

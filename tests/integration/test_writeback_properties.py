@@ -22,15 +22,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mecha.diff.unified import changed_paths
 from mecha.event import Event, EventState
-from mecha.forges.github_auth import GitHubAuth
-from mecha.forges.github_write import GitHubWriter
+from mecha.forges.github.auth import GitHubAuth
+from mecha.forges.github.write import GitHubWriter
 from mecha.forges.writer import WriteFailure
-from mecha.policy import apply_policy, parse_policy
+from mecha.policy.gate import apply_policy, parse_policy
+from mecha.policy.plan import plan_writes
 from mecha.result import Comment, CommitSuggestion, Labels, Status, TaskResult
-from mecha.testing.forge_api import FileChange, ForgeEmulator, Recorded
-from mecha.unified_diff import changed_paths
-from mecha.writeplan import plan_writes
+from mecha.testing.forge.api import FileChange, ForgeEmulator, Recorded
 
 TOKEN = "ghp_property_token"
 LABELS = ["bug", "Bug", "docs", "security", "wip", "needs-tests"]

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from mecha.testing.forge_api import ForgeEmulator, Recorded
+from mecha.testing.forge.api import ForgeEmulator, Recorded
 from tests.integration.dispatching import FAST
 
 #: config.yml for write-back tests: dispatch as FAST, forge retries after 0.1 s, 0.2 s …

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from mecha.engine.writeback import as_written
-from mecha.forges.github_limits import MAX_COMMENT, fitted_body
-from mecha.forges.gitlab_api import NOTE_LIMIT, note_body
-from mecha.writes import Place, Write
+from mecha.forges.github.limits import MAX_COMMENT, fitted_body
+from mecha.forges.gitlab.api import NOTE_LIMIT, note_body
+from mecha.policy.writes import Place, Write
 
 GITHUB = Place(forge="github", repo="octo/app", number=7, head_sha="a" * 40)
 GITLAB = Place(forge="gitlab", repo="group/app", project_id="3", number=7, head_sha="a" * 40)

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from mecha.errors import FileError, SecretsFileError, WorkerFileError
 from mecha.secrets import parse_secrets
-from mecha.worker_files import read_worker
-from mecha.worker_parser import parse_worker
+from mecha.worker.files import read_worker
+from mecha.worker.parser import parse_worker
 from mecha.yaml_doc import load_yaml
 
 WORKER_KEYS = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mecha.config_file import (
+from mecha.config.server_file import (
     DEFAULT_MAX_DIFF,
     MIN_API_KEY,
     ConfigFileError,
@@ -13,7 +13,7 @@ from mecha.config_file import (
     parse_config,
     parse_size,
 )
-from mecha.sources import GenericSource, SourceAuth
+from mecha.config.sources import GenericSource, SourceAuth
 
 
 def parse(text: str, **environ: str) -> ServerConfig:

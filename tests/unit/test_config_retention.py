@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mecha.config_file import ConfigFileError, ServerConfig, parse_config
-from mecha.retention import DAY, Retention
+from mecha.config.retention import DAY, Retention
+from mecha.config.server_file import ConfigFileError, ServerConfig, parse_config
 
 MINUTE = 60.0
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mecha.runtimes.container_spec import (
+from mecha.runtimes.managed.container_spec import (
     NOBODY,
     ContainerSpec,
     ContainerSpecError,
@@ -19,7 +19,7 @@ from mecha.runtimes.container_spec import (
     read_host,
     run_as,
 )
-from mecha.worker import DockerSpec
+from mecha.worker.spec import DockerSpec
 from tests.canaries import canary_secrets
 
 HOME = PurePosixPath("/home/me")

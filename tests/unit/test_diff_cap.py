@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mecha.forges.diff_cap import (
+from mecha.diff.cap import (
     cap_diff,
     format_size,
     section_file,

@@ -11,13 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mecha.config.sources import GenericSource
 from mecha.errors import WebhookError
 from mecha.forges.duplicate_keys import repeated_key
-from mecha.forges.generic_webhook import parse_generic
-from mecha.forges.github_webhook import parse_github
-from mecha.forges.gitlab_webhook import parse_gitlab
+from mecha.forges.generic import parse_generic
+from mecha.forges.github.webhook import parse_github
+from mecha.forges.gitlab.webhook import parse_gitlab
 from mecha.forges.payload import load_json_object
-from mecha.sources import GenericSource
 from tests.sample_payloads import load_sample
 
 

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
+from mecha.config.sources import GenericSource, SourceAuth
 from mecha.errors import WebhookError
-from mecha.forges.generic_webhook import parse_generic, verify_generic
-from mecha.sources import GenericSource, SourceAuth
+from mecha.forges.generic import parse_generic, verify_generic
 
 SECRET = "alerts-secret"
 NEXT_SECRET = "alerts-secret-next"

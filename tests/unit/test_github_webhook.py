@@ -11,7 +11,7 @@ import pytest
 
 from mecha.errors import WebhookError
 from mecha.event import AttrValue
-from mecha.forges.github_webhook import parse_github, verify_github
+from mecha.forges.github.webhook import parse_github, verify_github
 from tests.sample_payloads import load_sample
 
 SECRET = "It's a Secret to Everybody"

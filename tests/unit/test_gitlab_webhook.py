@@ -13,7 +13,7 @@ import pytest
 
 from mecha.errors import WebhookError
 from mecha.event import AttrValue
-from mecha.forges.gitlab_webhook import parse_gitlab, signing_key, verify_gitlab
+from mecha.forges.gitlab.webhook import parse_gitlab, signing_key, verify_gitlab
 from tests.sample_payloads import load_sample
 
 TOKEN = "s3cret-token"

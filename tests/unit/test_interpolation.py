@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mecha.interpolation import UnsetVariable, expand, has_reference
+from mecha.template.interpolation import UnsetVariable, expand, has_reference
 
 
 def test_set_variable_is_substituted() -> None:

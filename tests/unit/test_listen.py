@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from mecha.bootstrap import resolve_listen
-from mecha.config_file import ServerConfig
+from mecha.app.serve import resolve_listen
+from mecha.config.server_file import ServerConfig
+from mecha.config.sources import GenericSource, SourceAuth
 from mecha.errors import UsageError
-from mecha.sources import GenericSource, SourceAuth
 
 GOOD = "a" * 16
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from mecha.matching import Candidate, Decision, Outcome, decide, wants_type
-from mecha.worker import EventRule
+from mecha.worker.matching import Candidate, Decision, Outcome, decide, wants_type
+from mecha.worker.spec import EventRule
 
 
 def rule(**fields: Any) -> EventRule:

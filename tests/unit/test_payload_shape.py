@@ -14,9 +14,11 @@ from hypothesis import strategies as st
 
 from mecha.errors import WebhookError
 from mecha.event import Delivery
-from mecha.forges import github_webhook, gitlab_webhook, payload_shape
-from mecha.forges.github_webhook import parse_github
-from mecha.forges.gitlab_webhook import parse_gitlab
+from mecha.forges import payload_shape
+from mecha.forges.github import webhook as github_webhook
+from mecha.forges.github.webhook import parse_github
+from mecha.forges.gitlab import webhook as gitlab_webhook
+from mecha.forges.gitlab.webhook import parse_gitlab
 from mecha.forges.payload_shape import Shape
 from tests.sample_payloads import load_sample
 

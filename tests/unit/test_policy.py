@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from mecha.policy import Policy, PolicyKind, Verdict, apply_policy, parse_policy
-from mecha.policy_schema import policy_problems
-from mecha.policy_text import SUFFIX
+from mecha.policy.gate import Policy, PolicyKind, Verdict, apply_policy, parse_policy
+from mecha.policy.schema import policy_problems
+from mecha.policy.text import SUFFIX
 from mecha.result import Comment, CommitSuggestion, Labels, Status, TaskResult, parse_result
 
 DIFF = "--- a/src/app.py\n+++ b/src/app.py\n@@ -1 +1 @@\n-a\n+b\n"

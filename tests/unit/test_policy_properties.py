@@ -11,9 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mecha.policy import Verdict, apply_policy, parse_policy
-from mecha.policy_schema import policy_problems
-from mecha.policy_text import INVISIBLE, TextRules, clean_prose, neutralize_mentions, truncate
+from mecha.diff.unified import changed_paths
+from mecha.policy.gate import Verdict, apply_policy, parse_policy
+from mecha.policy.schema import policy_problems
+from mecha.policy.text import INVISIBLE, TextRules, clean_prose, neutralize_mentions, truncate
 from mecha.result import (
     STATUS_STATES,
     Comment,
@@ -22,7 +23,6 @@ from mecha.result import (
     Status,
     TaskResult,
 )
-from mecha.unified_diff import changed_paths
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mecha.policy_text import (
+from mecha.policy.text import (
     SUFFIX,
     Hidden,
     TextRules,

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from mecha.runtimes import managed
-from mecha.runtimes.docker import Started
 from mecha.runtimes.endpoint import WorkerFailure
-from mecha.runtimes.managed import Disposables
+from mecha.runtimes.managed import pools as managed
+from mecha.runtimes.managed.docker import Started
+from mecha.runtimes.managed.pools import Disposables
 from mecha.secrets import Secrets
-from mecha.worker import WorkerSpec
-from mecha.worker_parser import parse_worker
+from mecha.worker.parser import parse_worker
+from mecha.worker.spec import WorkerSpec
 from mecha.yaml_doc import load_yaml
 
 

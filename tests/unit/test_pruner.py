@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
+from mecha.config.retention import Retention
 from mecha.engine.retention import Pruner, describe, size_text, space
-from mecha.retention import Retention
 from mecha.store.pruning import DiskUsage, PruneCounts
 
 USAGE = DiskUsage(database=23_600_000, wal=0, free=12_000_000)

@@ -7,7 +7,12 @@ import ipaddress
 
 import pytest
 
-from mecha.runtimes.ssrf import UnsafeUpstream, blocked, check_upstream, check_upstream_async
+from mecha.runtimes.adapters.ssrf import (
+    UnsafeUpstream,
+    blocked,
+    check_upstream,
+    check_upstream_async,
+)
 
 REFUSED = {
     "http://169.254.169.254/": "link-local",

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mecha.suggestions import (
+from mecha.diff.suggestions import (
     GITLAB_MAX_ABOVE,
     Placement,
     Suggestion,
@@ -14,7 +14,7 @@ from mecha.suggestions import (
     place_suggestions,
     suggestion_block,
 )
-from mecha.unified_diff import commentable_lines
+from mecha.diff.unified import commentable_lines
 
 # The pull request's patch for src/app.py, as GitHub's GET /pulls/{n}/files gives it.
 # Head lines shown: 10-17 (12-14 added) and 42-45 (43 added).

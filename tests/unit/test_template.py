@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mecha.errors import MissingKey, TemplateError, WorkerFileError
-from mecha.template import PromptTemplate, compile_template
-from mecha.worker_parser import parse_worker
+from mecha.template.prompt import PromptTemplate, compile_template
+from mecha.worker.parser import parse_worker
 from mecha.yaml_doc import load_yaml
 from tests.conftest import EXAMPLES
 

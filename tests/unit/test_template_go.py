@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from mecha.errors import MissingKey, TemplateError
-from mecha.template import compile_template
+from mecha.template.prompt import compile_template
 
 EVENT: dict[str, Any] = {
     "actor": "alice",

@@ -6,9 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mecha.diff_paths import quote_path, unquote_path
-from mecha.errors import MechaError
-from mecha.unified_diff import (
+from mecha.diff.paths import quote_path, unquote_path
+from mecha.diff.unified import (
     DiffError,
     FileDiff,
     Hunk,
@@ -17,6 +16,7 @@ from mecha.unified_diff import (
     hunk_count,
     parse_diff,
 )
+from mecha.errors import MechaError
 
 GIT_DIFF = """\
 diff --git a/src/app.py b/src/app.py

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from mecha.forges.fetch import FetchError
-from mecha.forges.github_limits import failure
+from mecha.forges.github.limits import failure
 from mecha.runtimes.endpoint import retry_after as worker_retry_after
 from mecha.waits import LONGEST, reset_wait, retry_after, sane_wait
 

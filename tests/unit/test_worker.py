@@ -11,12 +11,12 @@ import yaml
 from mecha import samples
 from mecha.errors import WorkerFileError
 from mecha.event import template_data
-from mecha.forges.github_webhook import parse_github
-from mecha.forges.gitlab_webhook import parse_gitlab
-from mecha.policy import PolicyKind, parse_policy
-from mecha.template import compile_template
-from mecha.worker import WorkerKind, WorkerSpec
-from mecha.worker_parser import ParsedWorker, parse_worker
+from mecha.forges.github.webhook import parse_github
+from mecha.forges.gitlab.webhook import parse_gitlab
+from mecha.policy.gate import PolicyKind, parse_policy
+from mecha.template.prompt import compile_template
+from mecha.worker.parser import ParsedWorker, parse_worker
+from mecha.worker.spec import WorkerKind, WorkerSpec
 from mecha.yaml_doc import load_yaml
 from tests.conftest import EXAMPLES
 

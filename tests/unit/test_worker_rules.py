@@ -6,7 +6,7 @@ from pathlib import PurePosixPath as P
 
 import pytest
 
-from mecha.worker_rules import HOME_SECRET_DIRS, SYSTEM_DIRS, sensitive_path_reason
+from mecha.worker.rules import HOME_SECRET_DIRS, SYSTEM_DIRS, sensitive_path_reason
 
 HOME = P("/home/me")
 

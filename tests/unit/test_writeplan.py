@@ -12,11 +12,11 @@ import pytest
 
 from mecha import samples
 from mecha.event import Delivery, Event, EventState
-from mecha.forges.github_webhook import parse_github
-from mecha.forges.gitlab_webhook import parse_gitlab
-from mecha.policy import apply_policy, parse_policy
+from mecha.forges.github.webhook import parse_github
+from mecha.forges.gitlab.webhook import parse_gitlab
+from mecha.policy.gate import apply_policy, parse_policy
+from mecha.policy.plan import Gap, plan_writes, writeback_gaps
 from mecha.result import Comment, Status, TaskResult
-from mecha.writeplan import Gap, plan_writes, writeback_gaps
 
 RESULT = TaskResult(comment=Comment(body="Looks fine."), status=Status(state="success"))
 GITHUB = {"x-github-event": "pull_request", "x-github-delivery": "d-1"}

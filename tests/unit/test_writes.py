@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from mecha.writes import (
+from mecha.policy.writes import (
     Place,
     Write,
     ledger_key,

@@ -15,11 +15,11 @@ import click
 
 from mecha.cli.context import AppContext, pass_app
 from mecha.errors import MechaError
-from mecha.interpolation import has_reference
 from mecha.redaction import REDACTED
 from mecha.store import WorkerRecord
-from mecha.worker_files import from_record
-from mecha.worker_parser import SECRET_FIELDS
+from mecha.template.interpolation import has_reference
+from mecha.worker.files import from_record
+from mecha.worker.parser import SECRET_FIELDS
 
 
 @click.command()

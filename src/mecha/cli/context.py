@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import click
 
-from mecha.config import Settings, ensure_home, load_secrets
+from mecha.config.settings import Settings, ensure_home, load_secrets
 from mecha.errors import MechaError
 from mecha.known_secrets import KnownSecrets
 from mecha.redaction import RedactingFilter, Redactor
@@ -61,7 +61,7 @@ class AppContext:
     def store(self) -> Store:
         """The database, created and migrated on first use (read-only commands: see READ_ONLY)."""
         if self._store is None:
-            from mecha.store.sqlite import open_sqlite
+            from mecha.store.sqlite.store import open_sqlite
 
             reading = _command() in READ_ONLY
             if reading and not self.settings.db_path.exists():
@@ -84,7 +84,7 @@ class AppContext:
     def _learn_worker_keys(self, store: Store) -> None:
         """Know the registered workers' keys (literal or ${VAR}), so output never shows one."""
         from mecha.known_secrets import worker_secret_values
-        from mecha.worker_files import from_record
+        from mecha.worker.files import from_record
 
         for record in store.list_workers():
             try:
@@ -189,8 +189,8 @@ def _empty_store(path: Path) -> Store:
     """A migrated store in memory: what a read finds before anything was stored."""
     import sqlite3
 
-    from mecha.store.migrations import migrate
-    from mecha.store.sqlite import SqliteStore
+    from mecha.store.sqlite.migrations import migrate
+    from mecha.store.sqlite.store import SqliteStore
 
     conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
     migrate(conn)

@@ -68,7 +68,7 @@ def demo(app: AppContext, keep: bool, timeout: float) -> None:
 def _check_model() -> None:
     import importlib.util
 
-    from mecha.runtimes.local_model import default_model_path
+    from mecha.runtimes.adapters.local_model import default_model_path
 
     if importlib.util.find_spec("xllamacpp") is None:
         raise UsageError(
@@ -127,7 +127,7 @@ class _Demo:
         (self.home / "pull_request.json").write_text(_data("pull_request.json"), encoding="utf-8")
 
     def _register(self) -> None:
-        from mecha.worker_files import read_workers, to_record
+        from mecha.worker.files import read_workers, to_record
 
         worker_file = self.home / "demo-reviewer.yml"
         scratch = self._context()

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import click
 
-from mecha.config_file import DEFAULT_ADDR
+from mecha.config.server_file import DEFAULT_ADDR
 
 DEFAULT_PORT = DEFAULT_ADDR.rpartition(":")[2]
 #: a command name from elsewhere → the commands it may mean (those the group has are named)

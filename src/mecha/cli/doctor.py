@@ -18,7 +18,7 @@ import click
 from mecha.cli.context import AppContext, pass_app
 from mecha.cli.display import NEXT_WORKER
 from mecha.errors import MechaError
-from mecha.runtimes.docker_probe import (
+from mecha.runtimes.managed.probe import (
     DockerUnreachable,
     docker_host,
     engine_version,
@@ -26,8 +26,8 @@ from mecha.runtimes.docker_probe import (
 )
 from mecha.secrets import Secrets
 from mecha.store import WorkerRecord
-from mecha.worker import WorkerKind, WorkerSpec
-from mecha.worker_files import from_record
+from mecha.worker.files import from_record
+from mecha.worker.spec import WorkerKind, WorkerSpec
 
 BUDGET_SECONDS = 20.0
 PROBE_SECONDS = 3.0
@@ -182,7 +182,7 @@ def _embedded_model(label: str, model: str) -> list[Finding]:
     import shlex
     import sys
 
-    from mecha.runtimes import local_model
+    from mecha.runtimes.adapters import local_model
 
     pip = f"{shlex.quote(sys.executable)} -m pip install"
     out = []

@@ -108,7 +108,7 @@ def send(
     """Sign ``sending`` and post it to the server; (HTTP status, answer JSON)."""
     import httpx
 
-    from mecha.config import load_server_config
+    from mecha.config.settings import load_server_config
 
     config = load_server_config(app.settings, app.environ)
     headers = signed_headers(app, sending, delivery=delivery_id or str(uuid.uuid4()))
@@ -139,7 +139,7 @@ def signed_headers(app: AppContext, sending: Outgoing, *, delivery: str) -> dict
 
 def writeback_warnings(sending: Outgoing) -> list[str]:
     """What write-back will lack for ``sending`` (a GitHub or GitLab payload), one line each."""
-    from mecha.writeplan import writeback_gaps
+    from mecha.policy.plan import writeback_gaps
 
     delivery = _parsed(sending)
     if delivery is None or delivery.type == "ping":
@@ -153,8 +153,8 @@ def writeback_warnings(sending: Outgoing) -> list[str]:
 def _parsed(sending: Outgoing) -> Delivery | None:
     """``sending`` read as the server reads it; None for other sources or unreadable bodies
     (the server's answer says what is wrong with those)."""
-    from mecha.forges.github_webhook import parse_github
-    from mecha.forges.gitlab_webhook import parse_gitlab
+    from mecha.forges.github.webhook import parse_github
+    from mecha.forges.gitlab.webhook import parse_gitlab
 
     headers = {name.lower(): value for name, value in sending.recorded.items()}
     try:
@@ -229,8 +229,8 @@ def _headers(
 def _generic_headers(
     app: AppContext, body: bytes, *, source: str, event: str, delivery: str
 ) -> dict[str, str]:
-    from mecha.config import load_server_config
-    from mecha.sources import SourceAuth
+    from mecha.config.settings import load_server_config
+    from mecha.config.sources import SourceAuth
 
     config = load_server_config(app.settings, app.environ)
     spec = config.sources.get(source)

@@ -7,8 +7,8 @@ import time
 import click
 
 from mecha.cli.context import AppContext, pass_app
+from mecha.config.retention import DAY, RETENTION_KINDS, Retention, keep_seconds
 from mecha.errors import UsageError
-from mecha.retention import DAY, RETENTION_KINDS, Retention, keep_seconds
 
 #: a progress line every this many batches
 PROGRESS_EVERY = 10
@@ -36,7 +36,7 @@ def prune(app: AppContext, dry_run: bool, older_than: str | None, batch: int) ->
     """
     from mecha.engine.retention import BATCH_SECONDS, PAUSE, describe, space
     from mecha.store.pruning import PruneCounts
-    from mecha.store.sqlite import open_sqlite
+    from mecha.store.sqlite.store import open_sqlite
 
     retention = _retention(app, older_than)
     path = app.settings.db_path
@@ -75,7 +75,7 @@ def prune(app: AppContext, dry_run: bool, older_than: str | None, batch: int) ->
 def _retention(app: AppContext, older_than: str | None) -> Retention:
     """``--older-than`` for every kind, else config.yml's ``retention:``."""
     if older_than is None:
-        from mecha.config import load_server_config
+        from mecha.config.settings import load_server_config
 
         return load_server_config(app.settings, app.environ).retention
     seconds, problem = keep_seconds(older_than)

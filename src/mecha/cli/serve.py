@@ -25,10 +25,10 @@ def serve(app: AppContext, addr: str | None, api_key: str | None, insecure: bool
     """Receive webhooks, store them durably, and match them to workers."""
     import uvicorn
 
-    from mecha.bootstrap import Ingest, resolve_listen
+    from mecha.app.serve import Ingest, resolve_listen
 
     _GracefulServer = _graceful_server_class()
-    from mecha.config import ensure_home, load_server_config
+    from mecha.config.settings import ensure_home, load_server_config
 
     if "MECHA_LOG_LEVEL" not in app.environ:
         logging.getLogger().setLevel(logging.INFO)

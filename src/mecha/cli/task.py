@@ -19,7 +19,7 @@ from mecha.errors import TaskStateError, WorkerNotFound
 from mecha.store import Store, TaskUpdate
 from mecha.task import Task, TaskState, task_json
 from mecha.timeline import Step, timeline_json
-from mecha.worker_kind import WorkerState
+from mecha.worker.kind import WorkerState
 
 STATES = click.Choice([s.value for s in TaskState])
 RETRYABLE = frozenset({TaskState.FAILED, TaskState.CANCELLED})

@@ -12,13 +12,13 @@ import click
 from mecha.cli.context import AppContext, pass_app
 from mecha.cli.table import render_table
 from mecha.errors import SecretsError, WorkerStateError
-from mecha.interpolation import expand
 from mecha.store import WorkerRecord
-from mecha.worker_kind import WorkerKind, WorkerState
+from mecha.template.interpolation import expand
+from mecha.worker.kind import WorkerKind, WorkerState
 
 if TYPE_CHECKING:
     from mecha.secrets import Secrets
-    from mecha.worker_parser import ParsedWorker
+    from mecha.worker.parser import ParsedWorker
 
 PATH = click.Path(path_type=Path)
 
@@ -34,7 +34,7 @@ def worker() -> None:
 @pass_app
 def add(app: AppContext, path: Path, replace: bool) -> None:
     """Register the worker file PATH, or every *.yml/*.yaml in folder PATH (all or none)."""
-    from mecha.worker_files import to_record
+    from mecha.worker.files import to_record
 
     records = [to_record(w, source=p) for p, w in _read_checked(app, path)]
     store = app.store()
@@ -172,14 +172,14 @@ def show(app: AppContext, name: str, limit: int, as_json: bool) -> None:
 @pass_app
 def schema(app: AppContext) -> None:
     """Print the JSON Schema of worker files (for yaml-language-server and editors)."""
-    from mecha.worker import WorkerSpec
+    from mecha.worker.spec import WorkerSpec
 
     app.echo(json.dumps(WorkerSpec.model_json_schema(), indent=2))
 
 
 def _read_checked(app: AppContext, path: Path) -> list[tuple[Path, ParsedWorker]]:
     """Every worker file at ``path``, checked (all mistakes at once), warnings printed."""
-    from mecha.worker_files import read_workers, worker_paths
+    from mecha.worker.files import read_workers, worker_paths
 
     paths = worker_paths(path)
     parsed = read_workers(

@@ -16,7 +16,7 @@ import asyncio
 from mecha.cli.context import AppContext
 from mecha.errors import MechaError, UsageError
 from mecha.store import WorkerRecord
-from mecha.worker_kind import WorkerKind, WorkerState
+from mecha.worker.kind import WorkerKind, WorkerState
 
 #: seconds the health check waits for an answer
 START_TIMEOUT = 5.0
@@ -91,7 +91,7 @@ def adapter_removed(app: AppContext, record: WorkerRecord) -> None:
 
 
 def _serve_pid(app: AppContext) -> int | None:
-    from mecha.serve_mark import running_serve
+    from mecha.store.serve_mark import running_serve
 
     return running_serve(app.settings.db_path)
 
@@ -138,7 +138,7 @@ def _refuse_other_kinds(record: WorkerRecord, doing: str) -> None:
 
 def _endpoint(app: AppContext, record: WorkerRecord) -> str:
     """The worker's endpoint as it is now (``${VAR}`` substituted, the file checked again)."""
-    from mecha.worker_files import from_record
+    from mecha.worker.files import from_record
 
     parsed = from_record(record, environ=app.environ, home=app.user_home)
     return parsed.spec.endpoint.rstrip("/")

@@ -14,18 +14,18 @@ from typing import TYPE_CHECKING
 from mecha.cli.context import AppContext
 from mecha.errors import MechaError
 from mecha.store import WorkerRecord
-from mecha.worker_kind import WorkerState
+from mecha.worker.kind import WorkerState
 
 if TYPE_CHECKING:
-    from mecha.runtimes.docker import DockerRuntime
-    from mecha.worker import WorkerSpec
+    from mecha.runtimes.managed.docker import DockerRuntime
+    from mecha.worker.spec import WorkerSpec
 
 STARTABLE = frozenset({WorkerState.OFFLINE, WorkerState.ONLINE, WorkerState.ERROR})
 
 
 def start_managed(app: AppContext, record: WorkerRecord) -> None:
     """Create and start the worker's container, wait until it is healthy, record it online."""
-    from mecha.runtimes.managed import start_persistent
+    from mecha.runtimes.managed.pools import start_persistent
 
     spec = _spec(app, record)
     assert spec.docker is not None
@@ -72,7 +72,7 @@ def remove_container(app: AppContext, record: WorkerRecord) -> None:
 
 def show_logs(app: AppContext, record: WorkerRecord, *, tail: int, follow: bool) -> None:
     """Print the container's last ``tail`` log lines (and new ones, with ``follow``)."""
-    from mecha.runtimes.container_spec import persistent_name
+    from mecha.runtimes.managed.container_spec import persistent_name
 
     spec = _spec(app, record)
     runtime = _runtime(spec)
@@ -88,14 +88,14 @@ def show_logs(app: AppContext, record: WorkerRecord, *, tail: int, follow: bool)
 
 
 def _remove_container(spec: WorkerSpec, record: WorkerRecord) -> bool:
-    from mecha.runtimes.managed import remove_persistent
+    from mecha.runtimes.managed.pools import remove_persistent
 
     host = spec.docker.host if spec.docker else ""
     return remove_persistent(record.name, host=host, container_id=record.container_id)
 
 
 def _spec(app: AppContext, record: WorkerRecord) -> WorkerSpec:
-    from mecha.worker_files import from_record
+    from mecha.worker.files import from_record
 
     spec = from_record(record, environ=app.environ, home=app.user_home).spec
     if spec.docker is None:
@@ -104,6 +104,6 @@ def _spec(app: AppContext, record: WorkerRecord) -> WorkerSpec:
 
 
 def _runtime(spec: WorkerSpec) -> DockerRuntime:
-    from mecha.runtimes.docker import DockerRuntime
+    from mecha.runtimes.managed.docker import DockerRuntime
 
     return DockerRuntime(spec.docker.host if spec.docker else "")

@@ -6,9 +6,9 @@ import click
 
 from mecha.cli.context import AppContext, pass_app
 from mecha.cli.display import writes_table
+from mecha.policy.writes import WriteState
 from mecha.store import WriteUpdate
 from mecha.timeline import Step
-from mecha.writes import WriteState
 
 _GIVEN_UP = frozenset({WriteState.FAILED, WriteState.DEAD})
 

@@ -27,9 +27,9 @@ from mecha.engine.registry import LoadedWorker, WorkerRegistry
 from mecha.errors import MechaError, MissingKey
 from mecha.event import Delivery, Event, EventState, template_data
 from mecha.forges.hydration import Hydration
-from mecha.matching import Decision, Outcome, decide
 from mecha.store import EventOutcome, Store
 from mecha.task import NewTask, Task, task_context
+from mecha.worker.matching import Decision, Outcome, decide
 
 log = logging.getLogger(__name__)
 

@@ -24,11 +24,11 @@ from pathlib import Path
 
 from mecha.errors import MechaError
 from mecha.known_secrets import KnownSecrets, worker_secret_values
-from mecha.matching import Candidate
 from mecha.store import Store, WorkerRecord
-from mecha.template import PromptTemplate, compile_template
-from mecha.worker import WorkerSpec
-from mecha.worker_files import from_record
+from mecha.template.prompt import PromptTemplate, compile_template
+from mecha.worker.files import from_record
+from mecha.worker.matching import Candidate
+from mecha.worker.spec import WorkerSpec
 
 log = logging.getLogger(__name__)
 

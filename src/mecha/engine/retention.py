@@ -20,8 +20,8 @@ import logging
 import time
 from collections.abc import Callable
 
+from mecha.config.retention import Retention
 from mecha.errors import MechaError
-from mecha.retention import Retention
 from mecha.store.pruning import DiskUsage, PruneCounts, PruneStore
 
 log = logging.getLogger(__name__)

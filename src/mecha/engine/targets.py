@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 from mecha.engine.registry import LoadedWorker
 from mecha.store import WorkerRecord
-from mecha.worker_kind import WorkerKind, WorkerState
+from mecha.worker.kind import WorkerKind, WorkerState
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

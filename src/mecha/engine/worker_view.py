@@ -26,7 +26,7 @@ from mecha.engine.registry import WorkerRegistry
 from mecha.engine.targets import Target, build_targets
 from mecha.errors import MechaError, WorkerStateError
 from mecha.store import Store
-from mecha.worker_kind import WorkerState
+from mecha.worker.kind import WorkerState
 
 log = logging.getLogger(__name__)
 

@@ -24,9 +24,9 @@ from mecha.engine.pacing import over_cap, retry_delay
 from mecha.engine.polling import poll_forever
 from mecha.errors import MechaError
 from mecha.forges.writer import WriteFailure, Writer
+from mecha.policy.writes import WriteState
 from mecha.store import Store, WriteRecord, WriteUpdate
 from mecha.timeline import Step
-from mecha.writes import WriteState
 
 log = logging.getLogger(__name__)
 

@@ -40,17 +40,17 @@ from mecha.engine.registry import WorkerRegistry
 from mecha.engine.write_tries import WriteBackSettings, WriteTries
 from mecha.errors import MechaError
 from mecha.event import Event
-from mecha.forges.github_limits import fitted_body
-from mecha.forges.gitlab_api import note_body
+from mecha.forges.github.limits import fitted_body
+from mecha.forges.gitlab.api import note_body
 from mecha.forges.writer import Writer
-from mecha.policy import Policy, PolicyKind, Verdict, apply_policy, parse_policy
+from mecha.policy.gate import Policy, PolicyKind, Verdict, apply_policy, parse_policy
+from mecha.policy.plan import PLACE_KEYS, plan_writes
+from mecha.policy.writes import Write, WriteState, marked_body
 from mecha.result import TaskResult
 from mecha.store import Store, WritePlan, WriteRecord, WriteUpdate
 from mecha.task import Task
 from mecha.timeline import Step, TimelineEntry
-from mecha.worker_kind import WorkerKind
-from mecha.writeplan import PLACE_KEYS, plan_writes
-from mecha.writes import Write, WriteState, marked_body
+from mecha.worker.kind import WorkerKind
 
 log = logging.getLogger(__name__)
 

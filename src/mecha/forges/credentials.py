@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from mecha.config_file import DEFAULT_GITHUB_API_URL, ServerConfig
+from mecha.config.server_file import DEFAULT_GITHUB_API_URL, ServerConfig
 from mecha.errors import SecretsError
-from mecha.forges.github_auth import GitHubAuth
+from mecha.forges.github.auth import GitHubAuth
 from mecha.secrets import Secrets
 
 DEFAULT_GITLAB_URL = "https://gitlab.com"

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mecha.forges.diff_cap import cap_diff
+from mecha.diff.cap import cap_diff
 
 #: every attribute hydration sets
 HYDRATED_ATTRS = ("diff", "file_list", "diff_truncated", "files_omitted", "diff_error")

@@ -13,11 +13,11 @@ from collections.abc import Mapping
 
 import httpx
 
-from mecha.config_file import ServerConfig
+from mecha.config.server_file import ServerConfig
 from mecha.event import Event
 from mecha.forges.credentials import github_api_url, github_auth, gitlab_url
-from mecha.forges.github import GitHubClient
-from mecha.forges.gitlab import GitLabClient
+from mecha.forges.github.hydrate import GitHubClient
+from mecha.forges.gitlab.hydrate import GitLabClient
 from mecha.forges.hydration import Hydration
 from mecha.secrets import Secrets
 

@@ -20,7 +20,7 @@ What is required, and what may be null, follows the forges:
 
 Only the event's own object (and GitHub's ``action``) is required. Other fields may be
 missing: a payload written by hand that lacks, say, ``repository`` is taken, and the
-write-back step names what it lacked (``mecha.writeplan.writeback_gaps``).
+write-back step names what it lacked (``mecha.policy.plan.writeback_gaps``).
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ _GL_NOTE = {
     ),
 }
 
-#: by the kind Mecha gives an X-Gitlab-Event (``mecha.forges.gitlab_webhook``); a note's is
+#: by the kind Mecha gives an X-Gitlab-Event (``mecha.forges.gitlab.webhook``); a note's is
 #: ``gitlab_shape``'s, which adds the object it is on
 GITLAB: Mapping[str, Shape] = {
     kind: obj(**fields, **_GL_COMMON)

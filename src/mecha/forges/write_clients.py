@@ -10,11 +10,11 @@ from collections.abc import Mapping
 
 import httpx
 
-from mecha.config_file import ServerConfig
+from mecha.config.server_file import ServerConfig
 from mecha.forges.credentials import github_api_url, github_auth, gitlab_url
-from mecha.forges.github_auth import GitHubAuth
-from mecha.forges.github_write import GitHubWriter
-from mecha.forges.gitlab_write import GitLabWriter
+from mecha.forges.github.auth import GitHubAuth
+from mecha.forges.github.write import GitHubWriter
+from mecha.forges.gitlab.write import GitLabWriter
 from mecha.forges.writer import Writer
 from mecha.secrets import Secrets
 

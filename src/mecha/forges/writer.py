@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from mecha.writes import Write
+from mecha.policy.writes import Write
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from mecha.server.state import AppState, error_response, read_body
 from mecha.store import WorkerRecord
 from mecha.task import NewTask, Task, TaskState, task_json
 from mecha.timeline import timeline_json
-from mecha.worker_kind import WorkerKind, WorkerState
+from mecha.worker.kind import WorkerKind, WorkerState
 from mecha.yaml_doc import suggest_key
 
 #: the largest `POST /task` body accepted

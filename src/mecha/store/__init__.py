@@ -1,7 +1,7 @@
 """The Store Protocol: every durable read and write Mecha makes goes through it.
 
 Callers (CLI, engine, server) depend on this Protocol only; ``open_sqlite`` in
-``mecha.store.sqlite`` (today) or a PostgreSQL module (later) builds a concrete one.
+``mecha.store.sqlite.store`` (today) or a PostgreSQL module (later) builds a concrete one.
 The Protocol is synchronous on purpose: both sqlite3 and psycopg offer a blocking
 API, and async callers run store calls on a worker thread (``asyncio.to_thread``) or
 hand them to a dedicated writer thread that groups commits.
@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from mecha.event import Delivery, Event, EventState
-from mecha.matching import Decision
+from mecha.policy.writes import Write, WriteState, write_json
 from mecha.task import NewTask, Task, TaskState
 from mecha.timeline import TimelineEntry
-from mecha.worker_kind import WorkerKind, WorkerState
-from mecha.writes import Write, WriteState, write_json
+from mecha.worker.kind import WorkerKind, WorkerState
+from mecha.worker.matching import Decision
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -1,7 +1,7 @@
 """Removing finished work after its retention: ``PruneStore`` and what it reports.
 
 Apart from the ``Store`` Protocol on purpose (see ``PruneStore``); ``SqliteStore``
-implements both (``mecha.store.sqlite_prune``).
+implements both (``mecha.store.sqlite.prune``).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class DiskUsage:
 
 
 class PruneStore(Protocol):
-    """Removing finished work after its retention (``mecha.retention``).
+    """Removing finished work after its retention (``mecha.config.retention``).
 
     Apart from ``Store`` on purpose: pruning writes nothing from outside, so it needs no
     wrapper that cleans what is stored, and it runs on its own connection (a running

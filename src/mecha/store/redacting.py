@@ -27,7 +27,7 @@ from typing import Any
 
 from mecha.event import Delivery, Event, EventState
 from mecha.known_secrets import KnownSecrets
-from mecha.matching import Decision
+from mecha.policy.writes import Write
 from mecha.store import (
     Decide,
     EventOutcome,
@@ -41,8 +41,8 @@ from mecha.store import (
 )
 from mecha.task import NewTask, Task, TaskState
 from mecha.timeline import TimelineEntry
-from mecha.worker_kind import WorkerState
-from mecha.writes import Write
+from mecha.worker.kind import WorkerState
+from mecha.worker.matching import Decision
 
 
 class RedactingStore:

@@ -1,0 +1,334 @@
+"""The composition root: builds the store, sources, forges, engine and app from settings.
+
+Nothing else in Mecha constructs concrete adapters. ``Ingest`` owns everything
+``mecha serve`` runs and knows the order to start and stop it in: the store writer
+finishes every queued commit before the store closes, and events still ``received`` when
+the process died are matched at the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import signal
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mecha.app.workers import WorkerRuntime
+from mecha.config.server_file import API_KEY_HINT, DEFAULT_ADDR, ServerConfig, api_key_problem
+from mecha.config.settings import Settings
+from mecha.config.sources import GenericSource, SourceAuth
+from mecha.duration import parse_duration
+from mecha.engine.batcher import Batcher
+from mecha.engine.dispatcher import DispatchSettings
+from mecha.engine.matcher import EventMatcher
+from mecha.engine.registry import WorkerRegistry
+from mecha.engine.retention import Pruner
+from mecha.engine.write_tries import WriteBackSettings
+from mecha.errors import ConfigError, MechaError, UsageError
+from mecha.event import Delivery, Event, EventState
+from mecha.forges.generic import parse_generic, verify_generic
+from mecha.forges.github.webhook import parse_github, verify_github
+from mecha.forges.gitlab.webhook import parse_gitlab, verify_gitlab
+from mecha.forges.hydration import Hydration
+from mecha.known_secrets import KnownSecrets
+from mecha.secrets import Secrets
+from mecha.store import EventOutcome, Store
+from mecha.store.redacting import RedactingStore
+from mecha.store.sqlite.store import open_sqlite
+from mecha.task import Task
+
+if TYPE_CHECKING:
+    import httpx
+    from starlette.applications import Starlette
+
+    from mecha.forges.hydrator import ForgeHydrator
+    from mecha.server.state import AppState
+    from mecha.server.webhooks import SourceHandler
+
+log = logging.getLogger(__name__)
+RECOVER_LIMIT = 100_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class Listen:
+    """Where to listen and with which key, once flags, config.yml and defaults are merged."""
+
+    host: str
+    port: int
+    api_key: str
+    #: a non-loopback address without a key (and without --insecure): the webhooks and
+    #: /health answer, every API route answers 403
+    api_closed: bool = False
+
+
+def resolve_listen(
+    *, addr: str | None, api_key: str | None, insecure: bool, config: ServerConfig
+) -> Listen:
+    """Flag > config.yml > default; refuse a weak ``--api-key`` (config.yml's ``api_key`` was
+    checked when it was read). A non-loopback address without a key closes the API."""
+    text = addr or config.addr or DEFAULT_ADDR
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 <= int(port_text) < 65536:
+        raise UsageError(
+            f'address "{text}" is not host:port', hint="e.g. 127.0.0.1:21212 or :21212"
+        )
+    host = host.strip("[]") or "0.0.0.0"  # noqa: S104 - ":port" means every interface
+    if api_key is not None and (problem := api_key_problem(api_key)):
+        raise UsageError(f"--api-key {problem}", hint=API_KEY_HINT)
+    key = api_key if api_key is not None else config.api_key
+    closed = not key and not insecure and not _is_loopback(host)
+    keyed = sorted(n for n, s in config.sources.items() if s.auth is SourceAuth.API_KEY)
+    if closed and keyed:
+        raise UsageError(
+            f"refusing to listen on {host} without an API key: source {keyed[0]!r} uses "
+            "auth: api_key, so anyone who can reach it could send it events",
+            hint="set --api-key (or api_key: in config.yml), listen on 127.0.0.1, "
+            "or pass --insecure if a proxy in front of Mecha checks callers",
+        )
+    return Listen(host=host, port=int(port_text), api_key=key, api_closed=closed)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def build_sources(
+    secrets: Secrets, config: ServerConfig, *, api_key: str
+) -> dict[str, SourceHandler]:
+    """One verifying parser per webhook source: github, gitlab and each generic source."""
+
+    def github(body: bytes, headers: Mapping[str, str]) -> Delivery:
+        verify_github(body, headers, secrets=secrets.github.webhook_secrets)
+        return parse_github(body, headers)
+
+    def gitlab(body: bytes, headers: Mapping[str, str]) -> Delivery:
+        verify_gitlab(
+            body, headers, tokens=secrets.gitlab.webhook_secrets,
+            signing_tokens=secrets.gitlab.signing_tokens, now=time.time(),
+        )  # fmt: skip
+        return parse_gitlab(body, headers)
+
+    handlers: dict[str, SourceHandler] = {"github": github, "gitlab": gitlab}
+    for name, source in config.sources.items():
+        handlers[name] = _generic(source, secrets, api_key)
+    return handlers
+
+
+def _generic(source: GenericSource, secrets: Secrets, api_key: str) -> SourceHandler:
+    keys = secrets.sources.get(source.name, {})
+    accepted = tuple(value for key, value in sorted(keys.items()) if key.startswith("secret"))
+
+    def handle(body: bytes, headers: Mapping[str, str]) -> Delivery:
+        verify_generic(source, body, headers, secrets=accepted, api_key=api_key)
+        return parse_generic(source, body, headers)
+
+    return handle
+
+
+def dispatch_settings(config: ServerConfig, environ: Mapping[str, str]) -> DispatchSettings:
+    """config.yml ``dispatch:`` over the defaults; MECHA_DRAIN_TIMEOUT over both."""
+    given = dict(config.dispatch)
+    drain = environ.get("MECHA_DRAIN_TIMEOUT", "")
+    if drain:
+        try:
+            given["drain_timeout"] = parse_duration(drain)
+        except ValueError:
+            raise ConfigError(
+                f'MECHA_DRAIN_TIMEOUT="{drain}" is not a duration', hint="e.g. 30s, 10m or 1h"
+            ) from None
+    if "concurrency" in given:
+        given["concurrency"] = int(given["concurrency"])
+    given["max_result"] = config.max_result
+    return DispatchSettings(**given)  # type: ignore[arg-type]
+
+
+def writeback_settings(config: ServerConfig, dispatch: DispatchSettings) -> WriteBackSettings:
+    """config.yml ``writeback:`` over the defaults; the ledger is polled as tasks are."""
+    given: dict[str, Any] = dict(config.writeback)
+    for count in ("attempts", "concurrency"):
+        if count in given:
+            given[count] = int(given[count])
+    return WriteBackSettings(**given, poll_interval=dispatch.poll_interval)
+
+
+class Ingest:
+    """Everything `mecha serve` runs for ingestion, in start and stop order."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        config: ServerConfig,
+        secrets: Secrets,
+        environ: Mapping[str, str],
+        api_key: str,
+        api_closed: bool = False,
+        store: Store | None = None,
+        reload_secrets: Callable[[], Secrets] | None = None,
+        known: KnownSecrets | None = None,
+    ) -> None:
+        #: every secret value this serve holds (the log's, the store's and the API's)
+        self.known = known if known is not None else KnownSecrets()
+        self.known.add({*secrets.values(), api_key})
+        inner = store if store is not None else open_sqlite(settings.db_path)
+        # nothing from outside is stored before it is redacted
+        self.store: Store = (
+            inner if isinstance(inner, RedactingStore) and inner.known is self.known
+            else RedactingStore(inner, self.known)
+        )  # fmt: skip
+        self._reload_secrets = reload_secrets
+        self.config = config
+        self.secrets = secrets
+        self.environ = environ
+        self.writer = ThreadPoolExecutor(1, thread_name_prefix="mecha-writer")
+        self.reads = ThreadPoolExecutor(2, thread_name_prefix="mecha-read")
+        self.outcomes: Batcher[EventOutcome, list[Task]] = Batcher(
+            self.store.record_outcomes, executor=self.writer, name="outcomes"
+        )
+        # the user's home folder (workspace rules, credential folders), not Mecha's
+        user_home = Path(environ.get("HOME") or Path.home())
+        self.registry = WorkerRegistry(
+            store=self.store, environ=environ, home=user_home, known=self.known
+        )
+        self.http: httpx.AsyncClient | None = None
+        self.workers = WorkerRuntime(
+            store=self.store, registry=self.registry, writer=self.writer, reads=self.reads,
+            settings=dispatch_settings(config, environ), secrets=secrets,
+            writeback=writeback_settings(config, dispatch_settings(config, environ)),
+            db_path=settings.db_path,
+        )  # fmt: skip
+        self.matcher = EventMatcher(
+            registry=self.registry, outcomes=self.outcomes, reads=self.reads,
+            store=self.store, hydrate=self._hydrate, wants_hydration=self._wants_hydration,
+            on_tasks=self.workers.dispatcher.submit_threadsafe,
+            on_events=self.workers.writeback.remember,
+        )  # fmt: skip
+        self.events: Batcher[Delivery, Event | None] = Batcher(
+            self.matcher.ingest_batch, executor=self.writer, name="events"
+        )
+        self.sources = build_sources(secrets, config, api_key=api_key)
+        self.api_key = api_key
+        self.api_closed = api_closed
+        self._hydrator: ForgeHydrator | None = None
+        self._state: AppState | None = None
+        # finished work past config.yml's retention: goes, on the pruner's own connection
+        self.pruner = Pruner(
+            open_store=lambda: open_sqlite(settings.db_path), retention=config.retention
+        )
+
+    def app(self) -> Starlette:
+        """The ASGI app over this ingest."""
+        from mecha.server.app import create_app
+        from mecha.server.state import AppState
+
+        state = AppState(
+            store=self.store, events=self.events, matcher=self.matcher, sources=self.sources,
+            reads=self.reads, api_key=self.api_key, api_closed=self.api_closed,
+            dispatch=self.workers.dispatcher.submit,
+            redactor=self.known,
+            dispatch_stats=lambda: {
+                **self.workers.dispatcher.stats(), **self.workers.writeback.stats()
+            },
+            dispatch_latency=lambda: self.workers.dispatcher.latency,
+        )  # fmt: skip
+        self._state = state
+        return create_app(state, startup=self.startup, shutdown=self.shutdown)
+
+    async def startup(self) -> None:
+        """Start the writers and the forge client; re-match events a crash left behind."""
+        import httpx
+
+        from mecha.forges.hydrator import build_hydrator
+
+        self.events.start()
+        self.outcomes.start()
+        self.http = httpx.AsyncClient(follow_redirects=False)
+        self._hydrator = build_hydrator(
+            self.http, secrets=self.secrets, config=self.config, environ=self.environ
+        )
+        self._build_writers()
+        await self.workers.start()
+        await self.pruner.start()
+        pending = self.store.list_events(
+            state=EventState.RECEIVED, limit=RECOVER_LIMIT, oldest_first=True
+        )
+        for event in pending:
+            self.matcher.submit(event)
+        if pending:
+            log.info("recovering %d events received before the last stop", len(pending))
+        if self._reload_secrets is not None:
+            with contextlib.suppress(NotImplementedError, RuntimeError):  # not on this platform
+                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reload)
+
+    def reload(self) -> None:
+        """SIGHUP: read secrets.yml again; new webhook secrets and forge tokens apply at once.
+
+        A file with mistakes is refused whole and the old secrets stay in force.
+        """
+        from mecha.forges.hydrator import build_hydrator
+
+        if self._reload_secrets is None:
+            return
+        try:
+            secrets = self._reload_secrets()
+        except MechaError as exc:
+            log.error("SIGHUP: secrets.yml not reloaded, the old secrets stay: %s", exc)
+            return
+        self.known.add(secrets.values())  # before anything could quote them
+        self.secrets = secrets
+        self.workers.secrets = secrets
+        self.workers.reload.secrets_reloaded()  # adapters whose token: changed restart
+        self.sources = build_sources(secrets, self.config, api_key=self.api_key)
+        if self._state is not None:
+            self._state.sources = self.sources
+        if self.http is not None:
+            self._hydrator = build_hydrator(
+                self.http, secrets=secrets, config=self.config, environ=self.environ
+            )
+            self._build_writers()
+        log.info("SIGHUP: secrets.yml reloaded (%d webhook sources)", len(self.sources))
+
+    async def shutdown(self) -> None:
+        """Finish matching, drain tasks in flight, then every queued commit; close the store."""
+        await self.pruner.stop()
+        await self.matcher.close()
+        await self.workers.stop()
+        await self.outcomes.close()
+        await self.events.close()
+        if self.http is not None:
+            await self.http.aclose()
+        self.writer.shutdown(wait=True)
+        self.reads.shutdown(wait=True)
+        self.store.close()
+
+    def _build_writers(self) -> None:
+        from mecha.forges.write_clients import build_writers
+
+        assert self.http is not None
+        writers, previews = build_writers(
+            self.http, secrets=self.secrets, config=self.config, environ=self.environ
+        )
+        self.workers.writeback.set_writers(writers, previews)
+        missing = [name for name, writer in writers.items() if writer is None]
+        if missing:
+            log.info("no credentials for %s: write-back there is a dry run", ", ".join(missing))
+
+    def _wants_hydration(self, event: Event) -> bool:
+        return self._hydrator is not None and self._hydrator.handles(event)
+
+    async def _hydrate(self, event: Event) -> Hydration | None:
+        if self._hydrator is None:
+            return None
+        return await self._hydrator.hydrate(event)

@@ -1,0 +1,1 @@
+"""Configuration: where Mecha keeps its files, config.yml, sources and retention."""

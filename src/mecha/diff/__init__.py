@@ -1,0 +1,1 @@
+"""Unified diffs: parsing, quoted paths, suggestions, cutting to a budget (pure)."""

@@ -1,0 +1,1 @@
+"""GitHub: webhook parsing and signatures, pull request hydration, REST writes, auth and limits."""

@@ -1,0 +1,1 @@
+"""GitLab: webhook parsing and tokens, merge request hydration, notes, suggestions and writes."""

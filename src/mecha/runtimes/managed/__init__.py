@@ -1,0 +1,1 @@
+"""Managed workers: Docker containers Mecha starts, probes, pools and builds images for."""

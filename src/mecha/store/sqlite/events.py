@@ -1,0 +1,251 @@
+"""Events, match decisions and tasks in SQLite: the statements, given a connection.
+
+``SqliteStore`` opens the transaction and hands the connection here; these functions never
+commit. Raw bodies above ``COMPRESS_ABOVE`` bytes are kept zlib-compressed (webhook JSON
+shrinks about 5x, which is less to write and to sync).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import zlib
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from mecha.errors import EventNotFound
+from mecha.event import Delivery, Event, EventState
+from mecha.store import Decide, EventOutcome, MatchRecord
+from mecha.store.sqlite.ids import new_id, rows_by_id
+from mecha.store.sqlite.tasks import TASK_COLUMNS, add_timeline, insert_task, task_from_row
+from mecha.task import Task
+from mecha.timeline import Step, TimelineEntry
+
+COMPRESS_ABOVE = 2048
+_EVENT_COLUMNS = (
+    "id, source, delivery_id, type, actor, subject, attrs, headers, state, error, "
+    "created_at, updated_at"
+)
+_INSERT_EVENT = (
+    "INSERT INTO events (id, source, delivery_id, type, actor, subject, attrs, headers, raw, "
+    "raw_encoding, state, error, created_at, updated_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (source, delivery_id) DO NOTHING"
+)
+
+
+def insert_events(
+    conn: sqlite3.Connection,
+    deliveries: Sequence[Delivery],
+    now: float,
+    *,
+    decide: Decide | None = None,
+    tasks_made: list[Task] | None = None,
+) -> list[Event | None]:
+    """Insert each delivery; None in its place if (source, delivery id) is stored already.
+
+    With ``decide``, each new event's outcome is recorded in the same transaction.
+    """
+    stored: list[Event | None] = []
+    for delivery in deliveries:
+        event = Event(
+            id=new_id(), source=delivery.source, type=delivery.type,
+            delivery_id=delivery.delivery_id, actor=delivery.actor, subject=delivery.subject,
+            attrs=dict(delivery.attrs), state=EventState.RECEIVED, raw=delivery.raw,
+            headers=dict(delivery.headers), created_at=now, updated_at=now,
+        )  # fmt: skip
+        # decided before the insert, so the row is written once, in its final state
+        outcome = decide(event) if decide is not None else None
+        if outcome is not None:
+            event = replace(event, state=outcome.state)
+        raw, encoding = _pack(delivery.raw)
+        cursor = conn.execute(
+            _INSERT_EVENT,
+            (
+                event.id, delivery.source, delivery.delivery_id, delivery.type, delivery.actor,
+                delivery.subject, _json(delivery.attrs), _json(delivery.headers), raw, encoding,
+                event.state.value, outcome.error if outcome else "", now, now,
+            ),
+        )  # fmt: skip
+        if cursor.rowcount != 1:  # a duplicate delivery: nothing of it is written
+            stored.append(None)
+            continue
+        add_timeline(conn, [_received(event)])
+        if outcome is not None:
+            made = _record_decisions(conn, outcome, now)
+            if tasks_made is not None:
+                tasks_made.extend(made)
+        stored.append(event)
+    return stored
+
+
+def _received(event: Event) -> TimelineEntry:
+    detail = f"{event.source} {event.type}" + (f" from {event.actor}" if event.actor else "")
+    return TimelineEntry(at=event.created_at, step=Step.RECEIVED, event_id=event.id, detail=detail)
+
+
+def get_event(conn: sqlite3.Connection, event_id: str) -> Event:
+    """The event with this id (or unique id prefix), raw body included; EventNotFound if none."""
+    select = f"SELECT {_EVENT_COLUMNS}, raw, raw_encoding FROM events"  # noqa: S608
+    rows = rows_by_id(conn, select, event_id)
+    if len(rows) != 1:
+        which = "more than one event" if rows else "no event"
+        raise EventNotFound(
+            f'{which} has the id "{event_id}"',
+            hint="see the stored events and their ids with `mecha event ls`",
+        )
+    row = rows[0]
+    return _event(row[:-2], raw=_unpack(row[-2], row[-1]))
+
+
+def event_brief(conn: sqlite3.Connection, event_id: str, keys: Sequence[str]) -> Event | None:
+    """The event's source, type, state and only the attributes ``keys`` (no raw body).
+
+    One ``json_extract`` with every path parses the stored attributes once, in SQLite.
+    """
+    paths = [f'$."{key}"' for key in keys]
+    picks = f"json_extract(attrs, {', '.join('?' * len(paths))})" if paths else "'[]'"
+    row = conn.execute(
+        f"SELECT id, source, type, state, {picks} FROM events WHERE id = ?",  # noqa: S608
+        (*paths, event_id),
+    ).fetchone()
+    if row is None:
+        return None
+    values = json.loads(row[4]) if len(paths) > 1 else [row[4]]
+    attrs = {key: value for key, value in zip(keys, values, strict=True) if value is not None}
+    return Event(
+        id=row[0], source=row[1], type=row[2], delivery_id="", actor="", subject="",
+        attrs=attrs, state=EventState(row[3]),
+    )  # fmt: skip
+
+
+def list_events(
+    conn: sqlite3.Connection, *, state: EventState | None, limit: int, oldest_first: bool = False
+) -> list[Event]:
+    """Events newest first (oldest first if asked), without their raw bodies."""
+    order = "ASC" if oldest_first else "DESC"
+    where, params = ("WHERE state = ?", [state.value]) if state else ("", [])
+    sql = (
+        f"SELECT {_EVENT_COLUMNS} FROM events {where} "  # noqa: S608
+        f"ORDER BY created_at {order}, rowid {order} LIMIT ?"
+    )
+    return [_event(row) for row in conn.execute(sql, (*params, limit))]
+
+
+def record_outcomes(
+    conn: sqlite3.Connection, outcomes: Sequence[EventOutcome], now: float
+) -> list[list[Task]]:
+    """Write each event's new state, decisions and tasks; return the tasks created for each."""
+    created: list[list[Task]] = []
+    for outcome in outcomes:
+        tasks = _record_decisions(conn, outcome, now)
+        if outcome.attrs is None:
+            conn.execute(
+                "UPDATE events SET state = ?, error = ?, updated_at = ? WHERE id = ?",
+                (outcome.state.value, outcome.error, now, outcome.event_id),
+            )
+        else:
+            conn.execute(
+                "UPDATE events SET state = ?, error = ?, attrs = ?, updated_at = ? WHERE id = ?",
+                (outcome.state.value, outcome.error, _json(outcome.attrs), now, outcome.event_id),
+            )
+        created.append(tasks)
+    return created
+
+
+def _record_decisions(conn: sqlite3.Connection, outcome: EventOutcome, now: float) -> list[Task]:
+    """Insert an outcome's tasks and decisions; the tasks (existing ones for known keys)."""
+    tasks = _insert_tasks(conn, outcome, now)
+    by_worker = {task.worker: task.id for task in tasks}
+    add_timeline(conn, [_decided(outcome, now)])
+    if outcome.decisions:
+        conn.executemany(
+            "INSERT INTO event_matches (event_id, worker, outcome, rule, reason, task_id, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, worker) DO UPDATE "
+            "SET outcome = excluded.outcome, rule = excluded.rule, reason = excluded.reason, "
+            "task_id = excluded.task_id",
+            [
+                (outcome.event_id, d.worker, d.outcome, d.rule, d.reason,
+                 by_worker.get(d.worker, ""), now)
+                for d in outcome.decisions
+            ],
+        )  # fmt: skip
+    return tasks
+
+
+def _decided(outcome: EventOutcome, now: float) -> TimelineEntry:
+    """The timeline entry for what matching decided."""
+    taken = sorted(d.worker for d in outcome.decisions if d.outcome == "matched")
+    held = sorted(d.worker for d in outcome.decisions if d.outcome == "held")
+    if outcome.error and not taken:
+        return TimelineEntry(at=now, step=Step.EVENT_FAILED, event_id=outcome.event_id,
+                             detail=outcome.error)  # fmt: skip
+    if taken:
+        step, detail = Step.MATCHED, "taken by " + ", ".join(taken)
+    elif held:
+        step, detail = Step.HELD, "held (auto: false) by " + ", ".join(held)
+    else:
+        step, detail = Step.SKIPPED, "no worker takes it"
+    if outcome.error:
+        detail += f"; {outcome.error}"
+    return TimelineEntry(at=now, step=step, event_id=outcome.event_id, detail=detail)
+
+
+def list_matches(conn: sqlite3.Connection, event_id: str) -> list[MatchRecord]:
+    """The match decisions recorded for one event, by worker name."""
+    rows = conn.execute(
+        "SELECT worker, outcome, rule, reason, task_id FROM event_matches "
+        "WHERE event_id = ? ORDER BY worker",
+        (event_id,),
+    )
+    return [
+        MatchRecord(worker=w, outcome=o, rule=r, reason=why, task_id=t) for w, o, r, why, t in rows
+    ]
+
+
+def registry_version(conn: sqlite3.Connection) -> int:
+    """A number that changes whenever a worker is added, replaced or removed."""
+    return int(conn.execute("SELECT version FROM registry WHERE id = 1").fetchone()[0])
+
+
+def _insert_tasks(conn: sqlite3.Connection, outcome: EventOutcome, now: float) -> list[Task]:
+    tasks = []
+    for new in outcome.tasks:
+        task = Task(
+            id=new_id(), worker=new.worker, event_id=new.event_id, dedup_key=new.dedup_key,
+            prompt=new.prompt, context=dict(new.context), created_at=now, updated_at=now,
+        )  # fmt: skip
+        if insert_task(conn, task):
+            tasks.append(task)
+        else:  # matched before (e.g. recovery after a crash): keep the first task
+            row = conn.execute(
+                f"SELECT {TASK_COLUMNS} FROM tasks WHERE dedup_key = ?",  # noqa: S608
+                (new.dedup_key,),
+            ).fetchone()
+            tasks.append(task_from_row(row))
+    return tasks
+
+
+def _event(row: Sequence[Any], *, raw: bytes = b"") -> Event:
+    (event_id, source, delivery_id, type_, actor, subject, attrs, headers, state, error,
+     created, updated) = row  # fmt: skip
+    return Event(
+        id=event_id, source=source, delivery_id=delivery_id, type=type_, actor=actor,
+        subject=subject, attrs=json.loads(attrs), headers=json.loads(headers),
+        state=EventState(state), error=error, raw=raw, created_at=created, updated_at=updated,
+    )  # fmt: skip
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _pack(raw: bytes) -> tuple[bytes, str]:
+    if len(raw) > COMPRESS_ABOVE:
+        return zlib.compress(raw, 1), "zlib"
+    return raw, "identity"
+
+
+def _unpack(raw: bytes, encoding: str) -> bytes:
+    return zlib.decompress(raw) if encoding == "zlib" else bytes(raw)

@@ -1,0 +1,1 @@
+"""A GitHub and GitLab emulator speaking their real wire formats, shared by every test."""

@@ -1,0 +1,1 @@
+"""GitLab's REST API as the emulator answers it."""
