@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import re
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -86,6 +87,16 @@ class Event:
     headers: Mapping[str, str] = field(default_factory=dict)
     created_at: float = 0.0
     updated_at: float = 0.0
+
+
+def received(delivery: Delivery, *, now: float) -> Event:
+    """A delivery as a new event: a fresh id, state ``received``, arrived ``now``."""
+    return Event(
+        id=uuid.uuid4().hex, source=delivery.source, type=delivery.type,
+        delivery_id=delivery.delivery_id, actor=delivery.actor, subject=delivery.subject,
+        attrs=dict(delivery.attrs), state=EventState.RECEIVED, raw=delivery.raw,
+        headers=dict(delivery.headers), created_at=now, updated_at=now,
+    )  # fmt: skip
 
 
 def stored_headers(headers: Mapping[str, str], names: Iterable[str]) -> dict[str, str]:
