@@ -17,17 +17,14 @@ the log handler's ``RedactingFilter``, the API and the CLI's output. Thread-safe
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from mecha.errors import MechaError
 from mecha.redaction import RedactingFilter, Redactor
 
 if TYPE_CHECKING:  # type names only: the CLI imports this at start, light
-    from mecha.secrets import Secrets
-    from mecha.worker.spec import WorkerSpec
+    pass
 
 
 class KnownSecrets:
@@ -82,18 +79,3 @@ def redact_data(redactor: Redactor, value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [redact_data(redactor, item) for item in value]
     return value
-
-
-def worker_secret_values(spec: WorkerSpec, secrets: Secrets | None = None) -> set[str]:
-    """The secret values worker ``spec`` holds once resolved: its keys (literal or from
-    ``${VAR}``) and, given ``secrets``, the tokens its ``token:`` references name."""
-    found: set[str] = set()
-    for section in (spec.adapter, spec.docker):
-        if section is None:
-            continue
-        found.add(section.api_key)
-        if section.token and secrets is not None:
-            with contextlib.suppress(MechaError):  # an unresolved reference holds nothing
-                found.add(secrets.resolve(section.token))
-    found.discard("")
-    return found

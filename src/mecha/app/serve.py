@@ -13,7 +13,6 @@ import contextlib
 import ipaddress
 import logging
 import signal
-import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,34 +22,24 @@ from typing import TYPE_CHECKING, Any
 from mecha.app.workers import WorkerRuntime
 from mecha.config.server_file import API_KEY_HINT, DEFAULT_ADDR, ServerConfig, api_key_problem
 from mecha.config.settings import Settings
-from mecha.config.sources import GenericSource, SourceAuth
+from mecha.config.sources import SourceAuth
 from mecha.duration import parse_duration
-from mecha.engine.batcher import Batcher
 from mecha.engine.dispatcher import DispatchSettings
-from mecha.engine.matcher import EventMatcher
+from mecha.engine.pipeline import Pipeline
 from mecha.engine.registry import WorkerRegistry
 from mecha.engine.retention import Pruner
 from mecha.engine.write_tries import WriteBackSettings
 from mecha.errors import ConfigError, MechaError, UsageError
-from mecha.event import Delivery, Event, EventState
-from mecha.forges.generic import parse_generic, verify_generic
-from mecha.forges.github.webhook import parse_github, verify_github
-from mecha.forges.gitlab.webhook import parse_gitlab, verify_gitlab
-from mecha.forges.hydration import Hydration
+from mecha.event import EventState
+from mecha.forges.sources import SourceHandler, build_sources
 from mecha.known_secrets import KnownSecrets
 from mecha.secrets import Secrets
-from mecha.store import EventOutcome, Store
+from mecha.store import Store
 from mecha.store.redacting import RedactingStore
 from mecha.store.sqlite.store import open_sqlite
-from mecha.task import Task
 
 if TYPE_CHECKING:
     import httpx
-    from starlette.applications import Starlette
-
-    from mecha.forges.hydrator import ForgeHydrator
-    from mecha.server.state import AppState
-    from mecha.server.webhooks import SourceHandler
 
 log = logging.getLogger(__name__)
 RECOVER_LIMIT = 100_000
@@ -102,39 +91,6 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def build_sources(
-    secrets: Secrets, config: ServerConfig, *, api_key: str
-) -> dict[str, SourceHandler]:
-    """One verifying parser per webhook source: github, gitlab and each generic source."""
-
-    def github(body: bytes, headers: Mapping[str, str]) -> Delivery:
-        verify_github(body, headers, secrets=secrets.github.webhook_secrets)
-        return parse_github(body, headers)
-
-    def gitlab(body: bytes, headers: Mapping[str, str]) -> Delivery:
-        verify_gitlab(
-            body, headers, tokens=secrets.gitlab.webhook_secrets,
-            signing_tokens=secrets.gitlab.signing_tokens, now=time.time(),
-        )  # fmt: skip
-        return parse_gitlab(body, headers)
-
-    handlers: dict[str, SourceHandler] = {"github": github, "gitlab": gitlab}
-    for name, source in config.sources.items():
-        handlers[name] = _generic(source, secrets, api_key)
-    return handlers
-
-
-def _generic(source: GenericSource, secrets: Secrets, api_key: str) -> SourceHandler:
-    keys = secrets.sources.get(source.name, {})
-    accepted = tuple(value for key, value in sorted(keys.items()) if key.startswith("secret"))
-
-    def handle(body: bytes, headers: Mapping[str, str]) -> Delivery:
-        verify_generic(source, body, headers, secrets=accepted, api_key=api_key)
-        return parse_generic(source, body, headers)
-
-    return handle
 
 
 def dispatch_settings(config: ServerConfig, environ: Mapping[str, str]) -> DispatchSettings:
@@ -194,57 +150,29 @@ class Ingest:
         self.environ = environ
         self.writer = ThreadPoolExecutor(1, thread_name_prefix="mecha-writer")
         self.reads = ThreadPoolExecutor(2, thread_name_prefix="mecha-read")
-        self.outcomes: Batcher[EventOutcome, list[Task]] = Batcher(
-            self.store.record_outcomes, executor=self.writer, name="outcomes"
-        )
         # the user's home folder (workspace rules, credential folders), not Mecha's
         user_home = Path(environ.get("HOME") or Path.home())
         self.registry = WorkerRegistry(
             store=self.store, environ=environ, home=user_home, known=self.known
         )
         self.http: httpx.AsyncClient | None = None
+        dispatch = dispatch_settings(config, environ)
         self.workers = WorkerRuntime(
             store=self.store, registry=self.registry, writer=self.writer, reads=self.reads,
-            settings=dispatch_settings(config, environ), secrets=secrets,
-            writeback=writeback_settings(config, dispatch_settings(config, environ)),
+            settings=dispatch, secrets=secrets, writeback=writeback_settings(config, dispatch),
             db_path=settings.db_path,
         )  # fmt: skip
-        self.matcher = EventMatcher(
-            registry=self.registry, outcomes=self.outcomes, reads=self.reads,
-            store=self.store, hydrate=self._hydrate, wants_hydration=self._wants_hydration,
-            on_tasks=self.workers.dispatcher.submit_threadsafe,
-            on_events=self.workers.writeback.remember,
+        self.pipeline = Pipeline(
+            store=self.store, registry=self.registry, writer=self.writer, reads=self.reads,
+            tasks=self.workers.dispatcher, events=self.workers.writeback,
         )  # fmt: skip
-        self.events: Batcher[Delivery, Event | None] = Batcher(
-            self.matcher.ingest_batch, executor=self.writer, name="events"
-        )
-        self.sources = build_sources(secrets, config, api_key=api_key)
+        self.sources: dict[str, SourceHandler] = build_sources(secrets, config, api_key=api_key)
         self.api_key = api_key
         self.api_closed = api_closed
-        self._hydrator: ForgeHydrator | None = None
-        self._state: AppState | None = None
         # finished work past config.yml's retention: goes, on the pruner's own connection
         self.pruner = Pruner(
             open_store=lambda: open_sqlite(settings.db_path), retention=config.retention
         )
-
-    def app(self) -> Starlette:
-        """The ASGI app over this ingest."""
-        from mecha.server.app import create_app
-        from mecha.server.state import AppState
-
-        state = AppState(
-            store=self.store, events=self.events, matcher=self.matcher, sources=self.sources,
-            reads=self.reads, api_key=self.api_key, api_closed=self.api_closed,
-            dispatch=self.workers.dispatcher.submit,
-            redactor=self.known,
-            dispatch_stats=lambda: {
-                **self.workers.dispatcher.stats(), **self.workers.writeback.stats()
-            },
-            dispatch_latency=lambda: self.workers.dispatcher.latency,
-        )  # fmt: skip
-        self._state = state
-        return create_app(state, startup=self.startup, shutdown=self.shutdown)
 
     async def startup(self) -> None:
         """Start the writers and the forge client; re-match events a crash left behind."""
@@ -252,10 +180,9 @@ class Ingest:
 
         from mecha.forges.hydrator import build_hydrator
 
-        self.events.start()
-        self.outcomes.start()
+        self.pipeline.start()
         self.http = httpx.AsyncClient(follow_redirects=False)
-        self._hydrator = build_hydrator(
+        self.pipeline.hydrator = build_hydrator(
             self.http, secrets=self.secrets, config=self.config, environ=self.environ
         )
         self._build_writers()
@@ -265,7 +192,7 @@ class Ingest:
             state=EventState.RECEIVED, limit=RECOVER_LIMIT, oldest_first=True
         )
         for event in pending:
-            self.matcher.submit(event)
+            self.pipeline.match_later(event)
         if pending:
             log.info("recovering %d events received before the last stop", len(pending))
         if self._reload_secrets is not None:
@@ -290,11 +217,11 @@ class Ingest:
         self.secrets = secrets
         self.workers.secrets = secrets
         self.workers.reload.secrets_reloaded()  # adapters whose token: changed restart
-        self.sources = build_sources(secrets, self.config, api_key=self.api_key)
-        if self._state is not None:
-            self._state.sources = self.sources
+        # in place: the server reads this very mapping for each delivery
+        self.sources.clear()
+        self.sources.update(build_sources(secrets, self.config, api_key=self.api_key))
         if self.http is not None:
-            self._hydrator = build_hydrator(
+            self.pipeline.hydrator = build_hydrator(
                 self.http, secrets=secrets, config=self.config, environ=self.environ
             )
             self._build_writers()
@@ -303,10 +230,9 @@ class Ingest:
     async def shutdown(self) -> None:
         """Finish matching, drain tasks in flight, then every queued commit; close the store."""
         await self.pruner.stop()
-        await self.matcher.close()
+        await self.pipeline.finish_matching()
         await self.workers.stop()
-        await self.outcomes.close()
-        await self.events.close()
+        await self.pipeline.close()
         if self.http is not None:
             await self.http.aclose()
         self.writer.shutdown(wait=True)
@@ -324,11 +250,3 @@ class Ingest:
         missing = [name for name, writer in writers.items() if writer is None]
         if missing:
             log.info("no credentials for %s: write-back there is a dry run", ", ".join(missing))
-
-    def _wants_hydration(self, event: Event) -> bool:
-        return self._hydrator is not None and self._hydrator.handles(event)
-
-    async def _hydrate(self, event: Event) -> Hydration | None:
-        if self._hydrator is None:
-            return None
-        return await self._hydrator.hydrate(event)

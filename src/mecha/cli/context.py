@@ -83,8 +83,8 @@ class AppContext:
 
     def _learn_worker_keys(self, store: Store) -> None:
         """Know the registered workers' keys (literal or ${VAR}), so output never shows one."""
-        from mecha.known_secrets import worker_secret_values
         from mecha.worker.files import from_record
+        from mecha.worker.held_secrets import worker_secret_values
 
         for record in store.list_workers():
             try:

@@ -45,10 +45,11 @@ def serve(app: AppContext, addr: str | None, api_key: str | None, insecure: bool
     sock = _bind(listen.host, listen.port)
     host, port = sock.getsockname()[:2]
     sources = ", ".join(f"/webhook/{name}" for name in sorted(ingest.sources))
+    from mecha.server.app import serve_app
     from mecha.server.header_limit import HeaderCappedHttpTools
 
     uv = uvicorn.Config(
-        ingest.app(), log_config=None, access_log=False, lifespan="on",
+        serve_app(ingest), log_config=None, access_log=False, lifespan="on",
         timeout_graceful_shutdown=30, server_header=False,
         http=HeaderCappedHttpTools,
     )  # fmt: skip

@@ -23,10 +23,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mecha.errors import MechaError
-from mecha.known_secrets import KnownSecrets, worker_secret_values
+from mecha.known_secrets import KnownSecrets
 from mecha.store import Store, WorkerRecord
 from mecha.template.prompt import PromptTemplate, compile_template
 from mecha.worker.files import from_record
+from mecha.worker.held_secrets import worker_secret_values
 from mecha.worker.matching import Candidate
 from mecha.worker.spec import WorkerSpec
 

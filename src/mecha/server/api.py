@@ -60,9 +60,9 @@ async def health(request: Request) -> Response:
     shown: dict[str, Any] = {
         "status": "ok",
         "version": __version__,
-        "events_stored": state.events.items,
-        "commit_batches": state.events.batches,
-        "events_matched": state.matcher.matched,
+        "events_stored": state.pipeline.stored,
+        "commit_batches": state.pipeline.commits,
+        "events_matched": state.pipeline.matched,
     }
     if state.dispatch_stats is not None:
         shown.update(state.dispatch_stats())

@@ -1,9 +1,11 @@
-"""``create_app``: the ASGI application, given its collaborators (no wiring happens here)."""
+"""``create_app``: the ASGI application, given its collaborators (no wiring happens here);
+``serve_app``: the application over what ``mecha.app.serve.Ingest`` built."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -15,6 +17,22 @@ from mecha.server import api, tasks_api, workers_api
 from mecha.server.metrics import metrics
 from mecha.server.state import AppState, error_response
 from mecha.server.webhooks import receive_webhook
+
+if TYPE_CHECKING:
+    from mecha.app.serve import Ingest
+
+
+def serve_app(ingest: Ingest) -> Starlette:
+    """The ASGI app over ``ingest``: its lifespan starts and stops everything serve runs."""
+    workers = ingest.workers
+    state = AppState(
+        store=ingest.store, pipeline=ingest.pipeline, sources=ingest.sources,
+        reads=ingest.reads, api_key=ingest.api_key, api_closed=ingest.api_closed,
+        dispatch=workers.dispatcher.submit, redactor=ingest.known,
+        dispatch_stats=lambda: {**workers.dispatcher.stats(), **workers.writeback.stats()},
+        dispatch_latency=lambda: workers.dispatcher.latency,
+    )  # fmt: skip
+    return create_app(state, startup=ingest.startup, shutdown=ingest.shutdown)
 
 
 def create_app(

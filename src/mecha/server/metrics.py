@@ -43,8 +43,8 @@ async def metrics(request: Request) -> Response:
     def put(name: str, help_text: str, kind: str, value: float) -> None:
         lines.extend((f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name} {value:g}"))
 
-    put("mecha_webhooks_received", "Webhook deliveries stored", "counter", state.events.items)
-    put("mecha_events_matched", "Events matched to workers", "counter", state.matcher.matched)
+    put("mecha_webhooks_received", "Webhook deliveries stored", "counter", state.pipeline.stored)
+    put("mecha_events_matched", "Events matched to workers", "counter", state.pipeline.matched)
     figures = state.dispatch_stats() if state.dispatch_stats is not None else {}
     for key, (name, help_text, kind) in _DISPATCH.items():
         if key in figures:

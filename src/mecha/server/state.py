@@ -15,11 +15,9 @@ from starlette.responses import JSONResponse
 from mecha.redaction import Redactor, Redacts
 
 if TYPE_CHECKING:
-    from mecha.engine.batcher import Batcher
     from mecha.engine.histogram import Histogram
-    from mecha.engine.matcher import EventMatcher
-    from mecha.event import Delivery, Event
-    from mecha.server.webhooks import SourceHandler
+    from mecha.engine.pipeline import Pipeline
+    from mecha.forges.sources import SourceHandler
     from mecha.store import Store
     from mecha.task import Task
 
@@ -29,8 +27,8 @@ class AppState:
     """The server's collaborators."""
 
     store: Store
-    events: Batcher[Delivery, Event | None]
-    matcher: EventMatcher
+    #: receive → store → match → dispatch
+    pipeline: Pipeline
     sources: Mapping[str, SourceHandler]
     #: runs blocking store reads off the event loop
     reads: Executor

@@ -15,7 +15,6 @@ id too long or of unsafe characters). A request uvicorn cannot parse (a malforme
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -25,8 +24,6 @@ from mecha.event import Delivery
 from mecha.server.header_limit import TOO_LARGE_HINT, TOO_LARGE_MESSAGE, too_large
 from mecha.server.state import AppState, error_response, read_body
 
-#: verifies and parses one delivery; WebhookError when it is refused
-SourceHandler = Callable[[bytes, Mapping[str, str]], Delivery]
 #: the largest body accepted (GitHub caps payloads at 25 MB)
 MAX_BODY = 25 * 1024 * 1024
 
@@ -62,7 +59,7 @@ async def receive_webhook(request: Request) -> Response:
 
 async def _store(state: AppState, delivery: Delivery) -> Response:
     try:
-        event = await state.events.add(delivery)
+        event = await state.pipeline.receive(delivery)
     except (StoreError, RuntimeError) as exc:
         log.error("event %s from %s not stored: %s", delivery.delivery_id, delivery.source, exc)
         return error_response(
@@ -71,7 +68,6 @@ async def _store(state: AppState, delivery: Delivery) -> Response:
     if event is None:
         log.info("delivery %s from %s is a duplicate", delivery.delivery_id, delivery.source)
         return JSONResponse({"status": "duplicate", "delivery_id": delivery.delivery_id})
-    state.matcher.accepted(event)
     return JSONResponse(
         {"status": "received", "id": event.id, "type": event.type, "source": event.source},
         status_code=202,

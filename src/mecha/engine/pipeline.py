@@ -1,0 +1,212 @@
+"""The path of every delivery, as named steps: receive, store, match, render, dispatch.
+
+1. **receive**: the webhook route has verified the signature on the raw bytes and parsed
+   the body (``mecha.forges``); ``Pipeline.receive`` queues the delivery for the writer.
+2. **store**: on the store's one writer thread, a batch of deliveries is stored in one
+   synced commit (``Pipeline.store``). Most events need nothing from outside, so they are
+   matched right there and their decisions and tasks go into that same commit: the store
+   is handed what was decided (``Arrival``) and records it; it never calls back.
+3. **match** and **render** (``mecha.engine.matcher``, the one place matching happens):
+   every worker's rules decide, each taking worker's prompt is rendered. An event that
+   some worker takes and whose diff must be fetched first is stored ``received`` and
+   matched afterwards (``Pipeline.match_later``): the forge is asked once (a failure is
+   recorded, never fatal), then the outcome is written in a grouped commit. An event still
+   ``received`` when the process died is matched again at the next start; the task dedup
+   key (event:worker) keeps that from making a second task.
+4. **dispatch**: new tasks go to the dispatcher, their events to write-back (which needs
+   them for the policy), in ``Pipeline.dispatch``.
+5. **policy** and **write**: when a worker answers, ``mecha.engine.task_send`` has
+   write-back apply the worker's policy and record the planned writes (synced) before the
+   task is completed, then launch them (``mecha.engine.writeback``, ``write_tries``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import replace
+from typing import Protocol
+
+from mecha.engine import matcher
+from mecha.engine.batcher import Batcher
+from mecha.engine.registry import LoadedWorker, WorkerRegistry
+from mecha.event import Delivery, Event, EventState, received
+from mecha.forges.hydration import Hydration
+from mecha.store import Arrival, EventOutcome, Store
+from mecha.task import Task
+
+log = logging.getLogger(__name__)
+
+
+class Hydrator(Protocol):
+    """Fetches what an event lacks (a pull request's diff) from its forge."""
+
+    def handles(self, event: Event) -> bool:
+        """Whether this event gets a diff from its forge (a client is set, the type fits)."""
+        ...
+
+    async def hydrate(self, event: Event) -> Hydration | None:
+        """What the forge adds to the event; None when there is nothing to add."""
+        ...
+
+
+class TaskSink(Protocol):
+    """Where new tasks go: the dispatcher (called from the writer thread or the loop)."""
+
+    def submit_threadsafe(self, tasks: Sequence[Task]) -> None:
+        """Queue ``tasks`` to be sent."""
+        ...
+
+
+class EventSink(Protocol):
+    """Who keeps the events tasks came from: write-back (its policy needs them)."""
+
+    def remember(self, events: Sequence[Event]) -> None:
+        """Keep ``events`` (thread-safe)."""
+        ...
+
+
+class Pipeline:
+    """Receives deliveries, stores and matches them, hands their tasks on."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        registry: WorkerRegistry,
+        writer: Executor,
+        reads: Executor,
+        tasks: TaskSink | None = None,
+        events: EventSink | None = None,
+        max_parallel: int = 32,
+    ) -> None:
+        self._store = store
+        self._registry = registry
+        self._reads = reads
+        self._tasks = tasks
+        self._events = events
+        #: set by the composition root once the forge client exists (and again on SIGHUP)
+        self.hydrator: Hydrator | None = None
+        self._arrivals: Batcher[Delivery, Event | None] = Batcher(
+            self.store, executor=writer, name="events"
+        )
+        self._outcomes: Batcher[EventOutcome, list[Task]] = Batcher(
+            store.record_outcomes, executor=writer, name="outcomes"
+        )
+        self._limit = asyncio.Semaphore(max_parallel)
+        self._inflight: set[asyncio.Task[None]] = set()
+        #: events matched so far (for /health and /metrics)
+        self.matched = 0
+
+    @property
+    def stored(self) -> int:
+        """Deliveries stored so far (duplicates included: each was answered)."""
+        return self._arrivals.items
+
+    @property
+    def commits(self) -> int:
+        """Group commits that stored them."""
+        return self._arrivals.batches
+
+    def start(self) -> None:
+        """Begin writing (from inside the running event loop)."""
+        self._arrivals.start()
+        self._outcomes.start()
+
+    # 1. receive
+    async def receive(self, delivery: Delivery) -> Event | None:
+        """Store a verified delivery (synced); None if it is a duplicate. Matching follows."""
+        event = await self._arrivals.add(delivery)
+        if event is not None and event.state is EventState.RECEIVED:
+            self.match_later(event)
+        return event
+
+    # 2. store (on the writer thread)
+    def store(self, deliveries: Sequence[Delivery]) -> list[Event | None]:
+        """Store ``deliveries`` in one commit, with every outcome that can be decided now."""
+        workers = self._registry.refresh()
+        now = time.time()
+        arrivals = [self._arrive(received(d, now=now), workers) for d in deliveries]
+        made = self._store.insert_arrivals(arrivals)
+        pairs = list(zip(arrivals, made, strict=True))
+        stored = [arrival.event if kept is not None else None for arrival, kept in pairs]
+        self.matched += sum(1 for arrival, kept in pairs if kept is not None and arrival.outcome)
+        tasks = [task for _, kept in pairs for task in kept or ()]
+        if tasks:
+            taking = {task.event_id for task in tasks}
+            self.dispatch([e for e in stored if e is not None and e.id in taking], tasks)
+        return stored
+
+    def _arrive(self, event: Event, workers: Sequence[LoadedWorker]) -> Arrival:
+        """The event with its outcome, unless it waits for a diff (or matching broke)."""
+        try:
+            decided = matcher.decisions(event, workers)
+            hydrator = self.hydrator
+            if matcher.taken(decided) and hydrator is not None and hydrator.handles(event):
+                return Arrival(event=event)
+            outcome = matcher.plan(event, workers, decided, None)
+        except Exception:  # a bug must not lose the batch: match it later instead
+            log.exception("matching event %s failed; it is matched again later", event.id)
+            return Arrival(event=event)
+        return Arrival(event=replace(event, state=outcome.state), outcome=outcome)
+
+    # 3. match and render, later (the diff first)
+    def match_later(self, event: Event) -> None:
+        """Match ``event`` in the background; returns at once."""
+        task = asyncio.get_running_loop().create_task(self._guarded(event))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _guarded(self, event: Event) -> None:
+        async with self._limit:
+            try:
+                await self._match(event)
+            except Exception:  # a bug must not take the server down; the event stays received
+                log.exception("matching event %s failed; it is retried at the next start", event.id)
+
+    async def _match(self, event: Event) -> None:
+        loop = asyncio.get_running_loop()
+        workers = await loop.run_in_executor(self._reads, self._registry.refresh)
+        decided = matcher.decisions(event, workers)
+        hydrated: Hydration | None = None
+        if self.hydrator is not None and matcher.taken(decided):
+            hydrated = await self.hydrator.hydrate(event)
+            if hydrated is not None:
+                event = replace(event, attrs={**event.attrs, **hydrated.attrs})
+        outcome = matcher.plan(event, workers, decided, hydrated)
+        made = await self._outcomes.add(outcome)
+        self.matched += 1
+        if made:
+            self.dispatch([event], made)
+        _log(event, outcome)
+
+    # 4. dispatch
+    def dispatch(self, events: Sequence[Event], tasks: Sequence[Task]) -> None:
+        """Hand new tasks to the dispatcher, and the events they came from to write-back."""
+        if self._events is not None:
+            self._events.remember(events)
+        if self._tasks is not None:
+            self._tasks.submit_threadsafe(tasks)
+
+    async def finish_matching(self) -> None:
+        """Wait until every event being matched has been matched and written."""
+        while self._inflight:
+            await asyncio.gather(*list(self._inflight), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Write what is queued, then stop taking deliveries and outcomes."""
+        await self._outcomes.close()
+        await self._arrivals.close()
+
+
+def _log(event: Event, outcome: EventOutcome) -> None:
+    if not log.isEnabledFor(logging.INFO):
+        return
+    for decision in outcome.decisions:
+        log.info(
+            "event %s %s: worker %s %s (%s)",
+            event.id, event.type, decision.worker, decision.outcome, decision.reason,
+        )  # fmt: skip
