@@ -18,7 +18,7 @@ import pytest
 from mecha.result import TaskResult
 from mecha.runtimes.adapters.ollama import ollama_chat
 from mecha.runtimes.adapters.openai import openai_chat
-from mecha.runtimes.endpoint import WorkerFailure
+from mecha.runtimes.contract import WorkerFailure
 from tests.integration.fake_upstream import (
     FakeUpstream,
     Reply,

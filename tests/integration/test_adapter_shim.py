@@ -16,7 +16,8 @@ import pytest
 from mecha.result import TaskResult
 from mecha.runtimes.adapters.server import MAX_TASK_BYTES, RunningAdapter, start_adapter
 from mecha.runtimes.adapters.ssrf import UnsafeUpstream
-from mecha.runtimes.endpoint import Health, WorkerFailure, probe, send_task
+from mecha.runtimes.contract import Health, WorkerFailure
+from mecha.runtimes.endpoint import probe, send_task
 from mecha.runtimes.http1 import Pool
 from mecha.worker.spec import AdapterSpec
 from tests.integration.fake_upstream import FakeUpstream, fixture, free_port, json_reply

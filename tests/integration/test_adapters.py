@@ -15,7 +15,7 @@ import pytest
 from mecha.result import TaskResult, result_json
 from mecha.runtimes.adapters.ollama import ollama_chat, ollama_health
 from mecha.runtimes.adapters.openai import openai_chat, openai_health
-from mecha.runtimes.endpoint import WorkerFailure
+from mecha.runtimes.contract import WorkerFailure
 from tests.integration.fake_upstream import free_port
 
 if TYPE_CHECKING:

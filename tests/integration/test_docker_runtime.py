@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 
 from mecha.result import TaskResult
-from mecha.runtimes.endpoint import WorkerFailure, send_task
+from mecha.runtimes.contract import WorkerFailure
+from mecha.runtimes.endpoint import send_task
 from mecha.runtimes.http1 import Pool
 from mecha.runtimes.managed.container_spec import (
     LABEL_OWNER,

@@ -13,15 +13,10 @@ import httpx
 import orjson
 import pytest
 
+from mecha.app.health import probe_all
 from mecha.result import TaskResult
-from mecha.runtimes.endpoint import (
-    Health,
-    WorkerFailure,
-    probe,
-    probe_all,
-    retry_after,
-    send_task,
-)
+from mecha.runtimes.contract import Health, WorkerFailure
+from mecha.runtimes.endpoint import probe, retry_after, send_task
 from mecha.runtimes.http1 import Pool
 from mecha.testing.instant_worker import Behaviour, InstantWorker
 

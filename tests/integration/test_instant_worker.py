@@ -15,7 +15,8 @@ import httpx
 import orjson
 import pytest
 
-from mecha.runtimes.endpoint import WorkerFailure, send_task
+from mecha.runtimes.contract import WorkerFailure
+from mecha.runtimes.endpoint import send_task
 from mecha.runtimes.http1 import Pool
 from mecha.testing.instant_worker import Behaviour, InstantWorker
 from tests.integration.test_endpoint import failure, send

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mecha.forges.github.limits import MAX_COMMENT
+from mecha.forges.bodies import MAX_COMMENT
 from mecha.testing.forge.api import ForgeEmulator
 from mecha.testing.instant_worker import InstantWorker
 from mecha.testing.serve_process import ServeProcess

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from mecha.engine.writeback import as_written
-from mecha.forges.github.limits import MAX_COMMENT, fitted_body
-from mecha.forges.gitlab.api import NOTE_LIMIT, note_body
+from mecha.forges.bodies import MAX_COMMENT, NOTE_LIMIT, fitted_body, note_body
 from mecha.policy.writes import Place, Write
 
 GITHUB = Place(forge="github", repo="octo/app", number=7, head_sha="a" * 40)

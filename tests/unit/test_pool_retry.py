@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mecha.runtimes.endpoint import WorkerFailure
+from mecha.runtimes.contract import WorkerFailure
 from mecha.runtimes.managed import pools as managed
 from mecha.runtimes.managed.docker import Started
 from mecha.runtimes.managed.pools import Disposables

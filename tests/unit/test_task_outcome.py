@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mecha.engine.task_outcome import after_failure, completed, summary
 from mecha.result import TaskResult
-from mecha.runtimes.endpoint import WorkerFailure
+from mecha.runtimes.contract import WorkerFailure
 from mecha.task import Task, TaskState
 
 NOW = 1_000_000.0

@@ -89,7 +89,8 @@ class AdapterHost:
         embedded model, when both use it, is then kept rather than started again).
         """
         from mecha.runtimes.adapters.server import start_adapter
-        from mecha.runtimes.endpoint import Health, probe
+        from mecha.runtimes.contract import Health
+        from mecha.runtimes.endpoint import probe
 
         settings = adapter_settings(worker)
         assert settings is not None

@@ -168,7 +168,7 @@ class WorkerRuntime:
             return await send_to(target.endpoint, target.api_key)
         loaded = self.registry.workers.get(target.name)
         if loaded is None or loaded.spec is None:
-            from mecha.runtimes.endpoint import WorkerFailure
+            from mecha.runtimes.contract import WorkerFailure
 
             raise WorkerFailure(f"worker {target.name} is not loaded", transient=True)
         return await self._disposables_for().run(target.name, loaded.spec, send_to)
@@ -200,7 +200,8 @@ class WorkerRuntime:
                 disposables.fill_soon(worker.name, worker.spec)
 
     async def _probe(self, target: Target) -> str:
-        from mecha.runtimes.endpoint import Health, probe
+        from mecha.runtimes.contract import Health
+        from mecha.runtimes.endpoint import probe
 
         assert self._client is not None
         health = await probe(

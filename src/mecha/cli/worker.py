@@ -231,7 +231,8 @@ def _probe(
         return {}
     import asyncio
 
-    from mecha.runtimes.endpoint import Health, probe_all
+    from mecha.app.health import probe_all
+    from mecha.runtimes.contract import Health
 
     found = asyncio.run(probe_all([endpoints[r.name] for r in running]))
     health = {}

@@ -146,7 +146,8 @@ def _endpoint(app: AppContext, record: WorkerRecord) -> str:
 
 def _health(url: str) -> str:
     """What ``GET url/health`` answered, when it was not 200 ("" when it was)."""
-    from mecha.runtimes.endpoint import Health, probe_all
+    from mecha.app.health import probe_all
+    from mecha.runtimes.contract import Health
 
     [found] = asyncio.run(probe_all([url], timeout=START_TIMEOUT))
     if found is Health.OK:

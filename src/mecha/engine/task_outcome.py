@@ -14,7 +14,7 @@ from mecha.duration import format_duration
 from mecha.engine.pacing import over_cap, retry_delay
 from mecha.result import TaskResult, result_json
 from mecha.result_cap import DEFAULT_MAX_RESULT, cap_result
-from mecha.runtimes.endpoint import WorkerFailure
+from mecha.runtimes.contract import WorkerFailure
 from mecha.store import TaskUpdate
 from mecha.task import Task, TaskState
 from mecha.timeline import Step

@@ -21,7 +21,7 @@ from mecha.engine.task_outcome import after_failure, completed
 from mecha.engine.writeback import Settled, WriteBack
 from mecha.result import TaskResult
 from mecha.result_cap import DEFAULT_MAX_RESULT
-from mecha.runtimes.endpoint import WorkerFailure
+from mecha.runtimes.contract import WorkerFailure
 from mecha.store import TaskUpdate
 from mecha.task import Task, TaskState
 from mecha.timeline import Step

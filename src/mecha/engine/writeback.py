@@ -40,8 +40,7 @@ from mecha.engine.registry import WorkerRegistry
 from mecha.engine.write_tries import WriteBackSettings, WriteTries
 from mecha.errors import MechaError
 from mecha.event import Event
-from mecha.forges.github.limits import fitted_body
-from mecha.forges.gitlab.api import note_body
+from mecha.forges.bodies import comment_body
 from mecha.forges.writer import Writer
 from mecha.policy.gate import Policy, PolicyKind, Verdict, apply_policy, parse_policy
 from mecha.policy.plan import PLACE_KEYS, plan_writes
@@ -265,10 +264,9 @@ def as_written(write: Write) -> Write:
     """
     if write.action != "comment":
         return write
-    fit = {"github": fitted_body, "gitlab": note_body}.get(write.place.forge)
-    if fit is None:
+    sent = comment_body(write)
+    if sent is None:
         return write
-    sent = fit(write, write.body)
     markers = marked_body(write, "")
     if sent == marked_body(write, write.body) or not sent.endswith(markers):
         return write

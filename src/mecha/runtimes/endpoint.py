@@ -2,8 +2,10 @@
 
 ``send_task`` returns the worker's checked ``TaskResult`` or raises ``WorkerFailure``,
 which says whether trying again later may help (``transient``). No httpx or orjson
-exception escapes. httpx is imported inside the functions so commands that never
-talk to a worker stay fast to start.
+exception escapes. The values (``WorkerFailure``, ``Health``) are in
+``mecha.runtimes.contract``; the clients are the caller's (``mecha.app`` makes them), so
+this module opens no connection pool of its own. httpx is imported inside the functions
+so commands that never talk to a worker stay fast to start.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import re
 import socket
 import time
 from collections.abc import Mapping, Sequence
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -22,8 +23,8 @@ import orjson
 
 from mecha import waits
 from mecha.duration import format_duration
-from mecha.errors import MechaError
 from mecha.result import ResultError, TaskResult, failure_of, parse_result, quote
+from mecha.runtimes.contract import Health, WorkerFailure
 from mecha.runtimes.http1 import BodyTooLarge, HTTPError, Pool
 
 if TYPE_CHECKING:
@@ -50,54 +51,23 @@ _CAUSES = {
 }
 
 
-class Health(StrEnum):
-    """What a health probe found."""
-
-    OK = "ok"  # 200
-    BUSY = "busy"  # 503 while a task runs (stock worker images answer so)
-    UNHEALTHY = "unhealthy"  # any other status
-    UNREACHABLE = "unreachable"  # no answer: refused, reset, timed out
-
-
-class WorkerFailure(MechaError):
-    """A task could not be done by its worker; ``transient`` means a retry may succeed."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        transient: bool,
-        hint: str = "",
-        retry_after: float | None = None,
-        result: TaskResult | None = None,
-        status: int = 0,
-    ) -> None:
-        super().__init__(message, hint=hint)
-        self.transient = transient
-        #: seconds the worker asked us to wait (``Retry-After``), if it said
-        self.retry_after = retry_after
-        #: the worker's well-formed answer when it reported a failure itself
-        self.result = result
-        #: the HTTP status answered (0 if there was no answer)
-        self.status = status
-
-
-async def probe_all(
-    urls: Sequence[str], *, timeout: float = HEALTH_TIMEOUT, api_keys: Sequence[str] = ()
+async def probe_each(
+    client: httpx.AsyncClient,
+    urls: Sequence[str],
+    *,
+    timeout: float = HEALTH_TIMEOUT,
+    api_keys: Sequence[str] = (),
 ) -> list[Health]:
-    """Ask every ``url``/health at once; results in the same order.
+    """Ask every ``url``/health at once on ``client``; results in the same order.
 
     ``api_keys``, when given, holds one key per url ("" for none).
     """
-    import httpx
-
     keys = list(api_keys) or [""] * len(urls)
-    async with httpx.AsyncClient(timeout=timeout, trust_env=False) as client:
-        probes = (
-            probe(client, url, timeout=timeout, api_key=key)
-            for url, key in zip(urls, keys, strict=True)
-        )
-        return list(await asyncio.gather(*probes))
+    probes = (
+        probe(client, url, timeout=timeout, api_key=key)
+        for url, key in zip(urls, keys, strict=True)
+    )
+    return list(await asyncio.gather(*probes))
 
 
 async def probe(

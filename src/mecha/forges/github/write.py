@@ -31,9 +31,10 @@ from urllib.parse import quote
 import httpx
 
 from mecha.diff.suggestions import Suggestion, diff_block, place_suggestions, suggestion_block
+from mecha.forges.bodies import fitted_body
 from mecha.forges.fetch import FetchError, scrub
 from mecha.forges.github.auth import API_VERSION, JSON_ACCEPT, GitHubAuth
-from mecha.forges.github.limits import MAX_DESCRIPTION, failure, fitted_body, short
+from mecha.forges.github.limits import MAX_DESCRIPTION, failure, short
 from mecha.forges.github.rest import GitHubRest
 from mecha.forges.writer import Done, WriteFailure
 from mecha.policy.writes import Write, worker_marker, write_marker

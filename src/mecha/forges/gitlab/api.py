@@ -1,4 +1,4 @@
-"""GitLab's REST API as the write-back client calls it: ``GitLabApi``, ``Target``, ``note_body``.
+"""GitLab's REST API as the write-back client calls it: ``GitLabApi``, ``Target``.
 
 ``GitLabApi.json`` makes one call (JSON both ways, through ``fetch``: a byte limit, a
 deadline, no redirects) and turns every failure into a ``WriteFailure``: no answer, 408,
@@ -28,15 +28,12 @@ import httpx
 from mecha import waits
 from mecha.forges.fetch import Answer, FetchError, fetch, scrub
 from mecha.forges.writer import WriteFailure
-from mecha.policy.writes import Place, Write, marked_body
+from mecha.policy.writes import Place, Write
 
-#: the longest note GitLab keeps, in characters
-NOTE_LIMIT = 1_000_000
 #: items per page of a listing, and the pages read at most
 PER_PAGE, MAX_PAGES = 100, 20
 _JSON_LIMIT = 32 * 1024 * 1024
 _ANSWERED = re.compile(r"(.* answered \d{3}: )([\[{].*?)((?: \(rate limited[^)]*\))?)", re.S)
-_CUT = "\n\n… (cut here: a GitLab note holds at most 1,000,000 characters)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,15 +160,6 @@ def author_of(note: Any) -> str:
     author = note.get("author") if isinstance(note, dict) else None
     name = author.get("username") if isinstance(author, dict) else None
     return name.casefold() if isinstance(name, str) else ""
-
-
-def note_body(write: Write, text: str) -> str:
-    """``text`` with the write's hidden markers, cut to fit in one note."""
-    body = marked_body(write, text)
-    if len(body) <= NOTE_LIMIT:
-        return body
-    room = NOTE_LIMIT - len(marked_body(write, "")) - len(_CUT)
-    return marked_body(write, text[:room] + _CUT)
 
 
 def _failure(exc: FetchError, token: str) -> WriteFailure:

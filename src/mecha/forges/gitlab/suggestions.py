@@ -22,7 +22,8 @@ import re
 from dataclasses import dataclass
 
 from mecha.diff.suggestions import Suggestion, diff_block, place_suggestions, suggestion_block
-from mecha.forges.gitlab.api import GitLabApi, Target, author_of, note_body, target_of
+from mecha.forges.bodies import note_body
+from mecha.forges.gitlab.api import GitLabApi, Target, author_of, target_of
 from mecha.forges.writer import Done, WriteFailure
 from mecha.policy.writes import Write, write_marker
 

@@ -26,11 +26,11 @@ import httpx
 
 from mecha.diff.suggestions import diff_block
 from mecha.diff.unified import hunk_count
+from mecha.forges.bodies import note_body
 from mecha.forges.gitlab.api import (
     GitLabApi,
     Target,
     author_of,
-    note_body,
     noteables,
     project_of,
     target_of,

@@ -20,7 +20,8 @@ import orjson
 
 from mecha.duration import format_duration
 from mecha.result import TaskResult, quote
-from mecha.runtimes.endpoint import WorkerFailure, retry_after, transport_cause
+from mecha.runtimes.contract import WorkerFailure
+from mecha.runtimes.endpoint import retry_after, transport_cause
 
 if TYPE_CHECKING:
     import httpx

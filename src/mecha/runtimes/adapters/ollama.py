@@ -31,7 +31,7 @@ from mecha.runtimes.adapters.model_api import (
     tokens,
     too_large,
 )
-from mecha.runtimes.endpoint import WorkerFailure
+from mecha.runtimes.contract import WorkerFailure
 
 if TYPE_CHECKING:
     import httpx

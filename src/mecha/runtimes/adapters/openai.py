@@ -32,7 +32,7 @@ from mecha.runtimes.adapters.model_api import (
     tokens,
     too_large,
 )
-from mecha.runtimes.endpoint import WorkerFailure
+from mecha.runtimes.contract import WorkerFailure
 
 if TYPE_CHECKING:
     import httpx

@@ -33,7 +33,7 @@ import orjson
 from mecha.errors import MechaError
 from mecha.result import result_json
 from mecha.runtimes.adapters.call import ModelTarget, call_model, check_model, target_for
-from mecha.runtimes.endpoint import WorkerFailure
+from mecha.runtimes.contract import WorkerFailure
 from mecha.runtimes.token_counts import COUNTS, TokenCounts
 from mecha.waits import sane_wait
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from mecha.errors import MechaError
 from mecha.result import TaskResult
-from mecha.runtimes.endpoint import WorkerFailure
+from mecha.runtimes.contract import WorkerFailure
 from mecha.runtimes.managed.container_spec import (
     ContainerSpec,
     container_spec,
