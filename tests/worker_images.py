@@ -33,8 +33,8 @@ START_TIMEOUT = 120.0
 @pytest.fixture(scope="session")
 def worker_image() -> Callable[[str], str]:
     """``need("claude")`` → "mecha-worker-claude", built once per session."""
+    from mecha.app.docker import build_images
     from mecha.errors import MechaError
-    from mecha.runtimes.managed.image_build import build_images
 
     built: dict[str, str] = {}
 

@@ -233,10 +233,10 @@ class WorkerReload:
         if self._closing:
             return []
         if was is not None and (now is None or now.host != was.host):
-            from mecha.runtimes.managed.pools import remove_persistent
+            from mecha.app.docker import remove_container
 
             await self._call(
-                None, remove_persistent, name, host=was.host, container_id=record.container_id
+                None, remove_container, name, host=was.host, container_id=record.container_id
             )
         if now is None or new.spec is None:
             await self._container_state(name, WorkerState.OFFLINE)
@@ -245,11 +245,11 @@ class WorkerReload:
 
     async def _restart_container(self, name: str, spec: WorkerSpec) -> str:
         """Make worker ``name``'s container again from ``spec`` (the old one is replaced)."""
-        from mecha.runtimes.managed.pools import start_persistent
+        from mecha.app.docker import start_container
 
         try:
             started = await self._call(
-                None, start_persistent, name, spec, secrets=self._secrets(),
+                None, start_container, name, spec, secrets=self._secrets(),
                 home=self._registry.home,
             )  # fmt: skip
         except MechaError as exc:

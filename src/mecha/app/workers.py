@@ -65,7 +65,7 @@ class WorkerRuntime:
         self._reads = reads
         self._mark = ServeMark(db_path) if db_path is not None else None
         #: marks this serve's disposable containers, so it sweeps no other Mecha's
-        self._owner = str(db_path.resolve()) if db_path is not None else ""
+        self._database = db_path.resolve() if db_path is not None else None
         self._client: httpx.AsyncClient | None = None  # health probes
         self._pool = Pool()  # task sends
         self._disposables: Disposables | None = None  # made at start if a worker needs it
@@ -175,12 +175,10 @@ class WorkerRuntime:
 
     def _disposables_for(self) -> Disposables:
         if self._disposables is None:
-            from mecha.runtimes.managed.container_spec import owner_label
-            from mecha.runtimes.managed.pools import Disposables
+            from mecha.app.docker import disposables
 
-            owner = owner_label(self._owner) if self._owner else ""
-            self._disposables = Disposables(
-                home=self.registry.home, secrets=lambda: self.secrets, owner=owner
+            self._disposables = disposables(
+                self.registry.home, lambda: self.secrets, database=self._database
             )
         return self._disposables
 

@@ -61,15 +61,15 @@ class AppContext:
     def store(self) -> Store:
         """The database, created and migrated on first use (read-only commands: see READ_ONLY)."""
         if self._store is None:
-            from mecha.store.sqlite.store import open_sqlite
+            from mecha.app.stores import empty_store, open_store
 
             reading = _command() in READ_ONLY
             if reading and not self.settings.db_path.exists():
-                self._store = _empty_store(self.settings.db_path)
+                self._store = empty_store(self.settings)
             else:
                 if not reading:
                     ensure_home(self.settings)
-                self._store = open_sqlite(self.settings.db_path)
+                self._store = open_store(self.settings)
             from mecha.store.redacting import RedactingStore
 
             self._store = RedactingStore(self._store, self.known)
@@ -183,15 +183,3 @@ def _command() -> str:
         names.append(ctx.info_name or "")
         ctx = ctx.parent
     return " ".join(reversed(names))
-
-
-def _empty_store(path: Path) -> Store:
-    """A migrated store in memory: what a read finds before anything was stored."""
-    import sqlite3
-
-    from mecha.store.sqlite.migrations import migrate
-    from mecha.store.sqlite.store import SqliteStore
-
-    conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-    migrate(conn)
-    return SqliteStore(conn, path)

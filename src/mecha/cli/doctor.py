@@ -15,15 +15,10 @@ from enum import Enum
 
 import click
 
+from mecha.app.docker import DockerUnreachable, docker_host, engine_version, image_present
 from mecha.cli.context import AppContext, pass_app
 from mecha.cli.display import NEXT_WORKER
 from mecha.errors import MechaError
-from mecha.runtimes.managed.probe import (
-    DockerUnreachable,
-    docker_host,
-    engine_version,
-    image_present,
-)
 from mecha.secrets import Secrets
 from mecha.store import WorkerRecord
 from mecha.worker.files import from_record

@@ -30,7 +30,7 @@ def image() -> None:
 @pass_app
 def build(app: AppContext, which: str, ca_bundle: Path | None, no_cache: bool, host: str) -> None:
     """Build WHICH image (claude, codex, gemini, base, or all); the base comes first."""
-    from mecha.runtimes.managed.image_build import build_images
+    from mecha.app.docker import build_images
 
     began = time.monotonic()
     built = build_images(

@@ -34,9 +34,9 @@ def prune(app: AppContext, dry_run: bool, older_than: str | None, batch: int) ->
     stay. Safe while `mecha serve` runs: each batch is one short transaction, and serve
     gets its turn between batches.
     """
+    from mecha.app.stores import open_prune_store
     from mecha.engine.retention import BATCH_SECONDS, PAUSE, describe, space
     from mecha.store.pruning import PruneCounts
-    from mecha.store.sqlite.store import open_sqlite
 
     retention = _retention(app, older_than)
     path = app.settings.db_path
@@ -47,7 +47,7 @@ def prune(app: AppContext, dry_run: bool, older_than: str | None, batch: int) ->
     if not path.exists():
         app.echo(f"nothing to prune: there is no database at {app.settings.shown(path)} yet")
         return
-    store = open_sqlite(path)
+    store = open_prune_store(app.settings)
     try:
         before = retention.cutoffs(time.time())
         if dry_run:

@@ -17,7 +17,6 @@ from mecha.store import WorkerRecord
 from mecha.worker.kind import WorkerState
 
 if TYPE_CHECKING:
-    from mecha.runtimes.managed.docker import DockerRuntime
     from mecha.worker.spec import WorkerSpec
 
 STARTABLE = frozenset({WorkerState.OFFLINE, WorkerState.ONLINE, WorkerState.ERROR})
@@ -25,7 +24,7 @@ STARTABLE = frozenset({WorkerState.OFFLINE, WorkerState.ONLINE, WorkerState.ERRO
 
 def start_managed(app: AppContext, record: WorkerRecord) -> None:
     """Create and start the worker's container, wait until it is healthy, record it online."""
-    from mecha.runtimes.managed.pools import start_persistent
+    from mecha.app.docker import start_container
 
     spec = _spec(app, record)
     assert spec.docker is not None
@@ -34,7 +33,7 @@ def start_managed(app: AppContext, record: WorkerRecord) -> None:
         return
     store = app.store()
     try:
-        started = start_persistent(record.name, spec, secrets=app.secrets(), home=app.user_home)
+        started = start_container(record.name, spec, secrets=app.secrets(), home=app.user_home)
     except MechaError as exc:
         store.set_worker_state(
             record.name, WorkerState.ERROR, error=app.redact(exc.message), endpoint="",
@@ -72,26 +71,29 @@ def remove_container(app: AppContext, record: WorkerRecord) -> None:
 
 def show_logs(app: AppContext, record: WorkerRecord, *, tail: int, follow: bool) -> None:
     """Print the container's last ``tail`` log lines (and new ones, with ``follow``)."""
-    from mecha.runtimes.managed.container_spec import persistent_name
+    from contextlib import closing
+
+    from mecha.app.docker import container_logs, follow_container_logs
 
     spec = _spec(app, record)
-    runtime = _runtime(spec)
-    name = record.container_id or persistent_name(record.name)
-    try:
-        if follow:
-            for line in runtime.follow_logs(name, tail=tail):
+    host, container_id = spec.docker.host if spec.docker else "", record.container_id
+    if follow:
+        following = follow_container_logs(
+            record.name, host=host, container_id=container_id, tail=tail
+        )
+        with closing(following) as lines:  # the engine's connection closes on Ctrl-C too
+            for line in lines:
                 app.echo(app.redact(line))
-        else:
-            app.echo(app.redact(runtime.logs(name, tail=tail).rstrip("\n")))
-    finally:
-        runtime.close()
+    else:
+        text = container_logs(record.name, host=host, container_id=container_id, tail=tail)
+        app.echo(app.redact(text.rstrip("\n")))
 
 
 def _remove_container(spec: WorkerSpec, record: WorkerRecord) -> bool:
-    from mecha.runtimes.managed.pools import remove_persistent
+    from mecha.app.docker import remove_container as remove_its_container
 
     host = spec.docker.host if spec.docker else ""
-    return remove_persistent(record.name, host=host, container_id=record.container_id)
+    return remove_its_container(record.name, host=host, container_id=record.container_id)
 
 
 def _spec(app: AppContext, record: WorkerRecord) -> WorkerSpec:
@@ -101,9 +103,3 @@ def _spec(app: AppContext, record: WorkerRecord) -> WorkerSpec:
     if spec.docker is None:
         raise MechaError(f"{record.name} is not a managed (docker:) worker")
     return spec
-
-
-def _runtime(spec: WorkerSpec) -> DockerRuntime:
-    from mecha.runtimes.managed.docker import DockerRuntime
-
-    return DockerRuntime(spec.docker.host if spec.docker else "")

@@ -1,4 +1,4 @@
-"""Building the worker images from the project's Dockerfiles: ``build_images``.
+"""Building the worker images from the project's Dockerfiles: ``build_on``.
 
 The build context is the ``images/`` folder (shipped inside the package, or the
 repository's when running from a checkout). Nothing is pulled: ``FROM
@@ -17,9 +17,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mecha.errors import MechaError
+
+if TYPE_CHECKING:
+    from mecha.runtimes.managed.docker import DockerRuntime
 
 #: what `mecha image build` knows, in build order
 TARGETS = ("base", "claude", "codex", "gemini")
@@ -57,27 +60,25 @@ def plan(which: str) -> list[str]:
     return ["base"] if which == "base" else ["base", which]
 
 
-def build_images(
+def build_on(
+    runtime: DockerRuntime,
     which: str,
     *,
-    host: str = "",
     ca_bundle: Path | None = None,
     no_cache: bool = False,
     progress: Callable[[str], None] = lambda line: None,
 ) -> list[str]:
-    """Build ``which`` (and the base); the image tags built. ``progress`` gets each step."""
-    from mecha.runtimes.managed.docker import DockerRuntime
+    """Build ``which`` (and the base) on ``runtime``'s engine; the image tags built.
 
+    ``progress`` gets each step. ``runtime`` is the caller's to close; it should allow
+    ``BUILD_TIMEOUT`` per request (``mecha.app.docker.build_images`` makes it so).
+    """
     targets = plan(which)
-    runtime = DockerRuntime(host, timeout=BUILD_TIMEOUT)
-    try:
-        client = runtime.client()
-        _need_base(client)
-        with _context(ca_bundle) as context:
-            for target in targets:
-                _build(client, context, target, no_cache=no_cache, progress=progress)
-    finally:
-        runtime.close()
+    client = runtime.client()
+    _need_base(client)
+    with _context(ca_bundle) as context:
+        for target in targets:
+            _build(client, context, target, no_cache=no_cache, progress=progress)
     return [f"mecha-worker-{target}" for target in targets]
 
 

@@ -5,6 +5,8 @@ credential folders, the user to run as) and from secrets.yml (only the one token
 worker names; every other secret is withheld and checked not to leak).
 ``start_persistent`` and ``remove_persistent`` make and remove a persistent worker's
 container (`mecha worker start/stop`, and serve when the worker's definition changes).
+Each is given ``runtime_for``, which makes the ``DockerRuntime`` for an engine's host
+(``mecha.app.docker`` passes its own); what it makes, the caller here closes.
 
 ``Disposables`` runs the tasks of ``lifecycle: disposable`` workers: each task gets a
 fresh container, started, sent the task, then always stopped and removed (also on a
@@ -45,6 +47,8 @@ log = logging.getLogger(__name__)
 
 #: sends a task to a started container: (endpoint, api key) → result
 SendTo = Callable[[str, str], Awaitable[TaskResult]]
+#: makes the runtime for an engine's host ("" = DOCKER_HOST / the socket)
+RuntimeFor = Callable[[str], DockerRuntime]
 #: a warm container and the definition it was started from
 Pooled = tuple[WorkerSpec, Started]
 #: after a pool container fails to start, the next try waits this long, doubled each
@@ -74,21 +78,25 @@ def managed_spec(
     )  # fmt: skip
 
 
-def start_persistent(name: str, spec: WorkerSpec, *, secrets: Secrets, home: Path) -> Started:
+def start_persistent(
+    name: str, spec: WorkerSpec, *, secrets: Secrets, home: Path, runtime_for: RuntimeFor
+) -> Started:
     """Create worker ``name``'s container (replacing one of that name), wait until healthy.
 
     Blocking. A MechaError says why it did not start (the container is then removed).
     """
-    runtime = DockerRuntime(spec.docker.host if spec.docker else "")
+    runtime = runtime_for(spec.docker.host if spec.docker else "")
     try:
         return runtime.start(managed_spec(name, spec, secrets=secrets, home=home))
     finally:
         runtime.close()
 
 
-def remove_persistent(name: str, *, host: str, container_id: str = "") -> bool:
+def remove_persistent(
+    name: str, *, host: str, runtime_for: RuntimeFor, container_id: str = ""
+) -> bool:
     """Stop and remove worker ``name``'s container; False if it had none. Blocking."""
-    runtime = DockerRuntime(host)
+    runtime = runtime_for(host)
     found = False
     try:
         for which in {container_id, persistent_name(name)} - {""}:
@@ -100,12 +108,24 @@ def remove_persistent(name: str, *, host: str, container_id: str = "") -> bool:
 
 
 class Disposables:
-    """Fresh containers per task for disposable workers, with optional warm pools."""
+    """Fresh containers per task for disposable workers, with optional warm pools.
+
+    ``runtime_for`` makes the runtime of each engine used (once per host, closed by
+    ``close``); `mecha serve` passes ``mecha.app.docker``'s. Left out, it is a
+    ``DockerRuntime`` with its defaults (scripts and tests that build one by hand).
+    """
 
     def __init__(
-        self, *, home: Path, secrets: Callable[[], Secrets], owner: str = "", threads: int = 8
+        self,
+        *,
+        home: Path,
+        secrets: Callable[[], Secrets],
+        owner: str = "",
+        threads: int = 8,
+        runtime_for: RuntimeFor = DockerRuntime,
     ) -> None:
         self._home = home
+        self._runtime_for = runtime_for
         #: this Mecha's ``mecha.owner`` label: its containers, and the only ones it sweeps
         self._owner = owner
         self._secrets = secrets
@@ -289,5 +309,5 @@ class Disposables:
 
     def _runtime(self, host: str) -> DockerRuntime:
         if host not in self._runtimes:
-            self._runtimes[host] = DockerRuntime(host)
+            self._runtimes[host] = self._runtime_for(host)
         return self._runtimes[host]
