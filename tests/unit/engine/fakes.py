@@ -196,6 +196,10 @@ class Worker:
         self.in_flight: dict[str, int] = {}
         #: the most sends in flight at once, by worker
         self.most: dict[str, int] = {}
+        #: the most sends in flight at once, all workers together
+        self.peak = 0
+        #: when each send started (time.monotonic)
+        self.started: list[float] = []
         self.cancelled = 0
 
     def flying(self) -> int:
@@ -205,10 +209,12 @@ class Worker:
     async def send(self, target: Target, task: Task) -> TaskResult:
         self.sent.append(task)
         self.targets.append(target)
+        self.started.append(time.monotonic())
         answer = self.answers[min(len(self.sent), len(self.answers)) - 1]
         name = target.name
         self.in_flight[name] = self.in_flight.get(name, 0) + 1
         self.most[name] = max(self.most.get(name, 0), self.in_flight[name])
+        self.peak = max(self.peak, self.flying())
         try:
             await self.gate.wait()
         except asyncio.CancelledError:
