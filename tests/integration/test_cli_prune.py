@@ -11,7 +11,7 @@ from mecha.store.sqlite.store import open_sqlite
 from mecha.task import NewTask
 from mecha.worker.matching import Decision, Outcome
 from tests.integration.serving import mecha_cli
-from tests.integration.test_store_events import delivery
+from tests.integration.store.stores import arrive, delivery
 
 DAY = 86_400
 
@@ -23,13 +23,15 @@ def home_with(tmp_path: Path, *, skipped: int, pending: int, config: str = "") -
     home.mkdir(mode=0o700)
     (home / "config.yml").write_text(config)
     store = open_sqlite(home / "mecha.db")
-    store.insert_events(
+    arrive(
+        store,
         [delivery(f"skipped-{n}") for n in range(skipped)],
-        decide=lambda e: EventOutcome(event_id=e.id, state=EventState.SKIPPED),
+        lambda e: EventOutcome(event_id=e.id, state=EventState.SKIPPED),
     )
-    store.insert_events(
+    arrive(
+        store,
         [delivery(f"pending-{n}") for n in range(pending)],
-        decide=lambda e: EventOutcome(
+        lambda e: EventOutcome(
             event_id=e.id, state=EventState.MATCHED,
             decisions=[Decision(worker="w", outcome=Outcome.MATCHED, rule=0, reason="ok")],
             tasks=[NewTask(worker="w", event_id=e.id, prompt="p")],

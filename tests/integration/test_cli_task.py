@@ -25,6 +25,7 @@ from mecha.timeline import Step
 from mecha.worker.kind import WorkerKind, WorkerState
 from mecha.worker.matching import Decision, Outcome
 from tests.integration.serving import make_home, mecha_cli
+from tests.integration.store.stores import arrive
 
 RESULT = {
     "output": "Looks good.\nOne nit in main.py.",
@@ -124,7 +125,7 @@ def matched_event(store: SqliteStore) -> tuple[Event, Task]:
         source="github", type="pull_request.opened", delivery_id="d-1", actor="mona",
         subject="octo/app", attrs={"number": 7}, raw=b"{}", headers={},
     )  # fmt: skip
-    [event] = store.insert_events([delivery], decide=decide)
+    [event] = arrive(store, [delivery], decide)
     assert event is not None
     [task] = store.list_tasks(event_id=event.id)
     return event, task

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from mecha.event import EventState
-from mecha.known_secrets import KnownSecrets, worker_secret_values
+from mecha.known_secrets import KnownSecrets
 from mecha.policy.writes import Place, Write, WriteState, ledger_key
 from mecha.redaction import REDACTED, RedactingFilter
 from mecha.secrets import Secrets
@@ -23,11 +23,12 @@ from mecha.store.redacting import RedactingStore
 from mecha.store.sqlite.store import open_sqlite
 from mecha.task import NewTask, TaskState
 from mecha.timeline import Step, TimelineEntry
+from mecha.worker.held_secrets import worker_secret_values
 from mecha.worker.kind import WorkerKind, WorkerState
 from mecha.worker.matching import Decision, Outcome
 from mecha.worker.parser import parse_worker
 from mecha.yaml_doc import load_yaml
-from tests.integration.test_store_events import delivery
+from tests.integration.store.stores import arrive, delivery
 
 SECRET = "PlainSecretValue8c1d2e3f"
 PLACE = Place(forge="github", repo="octo/hello", number=7, head_sha="abc123")
@@ -62,7 +63,7 @@ def test_every_write_path_redacts_what_it_stores(store: RedactingStore, tmp_path
             tasks=[NewTask(worker="w", event_id=event.id, prompt="p")],
         )  # fmt: skip
 
-    [event] = store.insert_events([delivery()], decide=decide, tasks_made=made)
+    [event] = arrive(store, [delivery()], decide, made)
     assert event is not None
     [task] = made
     key = ledger_key(event_id=event.id, worker="w", action="comment", target=PLACE.name,

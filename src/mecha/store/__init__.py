@@ -9,7 +9,7 @@ hand them to a dedicated writer thread that groups commits.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -60,6 +60,23 @@ class EventOutcome:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class Arrival:
+    """A new event to store as it is, with what matching decided about it if it did."""
+
+    #: the event as the engine built it (``mecha.event.received``): its id and times are kept
+    event: Event
+    #: recorded with it in the same transaction; None: stored ``received``, matched later.
+    #: Its ``attrs`` are not used (the event carries its attributes)
+    outcome: EventOutcome | None = None
+
+    def __post_init__(self) -> None:
+        if self.outcome is not None and self.outcome.event_id != self.event.id:
+            raise ValueError(
+                f"the outcome for event {self.outcome.event_id} came with event {self.event.id}"
+            )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class MatchRecord:
     """One worker's recorded decision about one event."""
 
@@ -68,10 +85,6 @@ class MatchRecord:
     rule: int
     reason: str
     task_id: str = ""
-
-
-#: what to record for a new event as it is stored (pure; None: decide later)
-Decide = Callable[[Event], "EventOutcome | None"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -221,20 +234,24 @@ class Store(Protocol):
         """How many workers are registered."""
         ...
 
-    def insert_events(
-        self,
-        deliveries: Sequence[Delivery],
-        *,
-        decide: Decide | None = None,
-        tasks_made: list[Task] | None = None,
-    ) -> list[Event | None]:
-        """Store every delivery in one transaction, synced to disk before returning.
+    def insert_events(self, deliveries: Sequence[Delivery]) -> list[Event | None]:
+        """Store every delivery as a new ``received`` event (a fresh id, arrived now), in one
+        transaction synced to disk before returning.
 
         Returns the stored Event for each, or None where (source, delivery id) was stored
-        already (a duplicate delivery creates nothing). ``decide``, if given, is asked about
-        each new event inside the same transaction; the outcome it returns is recorded as
-        ``record_outcomes`` would (None leaves the event ``received``), and every task that
-        makes is appended to ``tasks_made`` if given.
+        already (a duplicate delivery creates nothing).
+        """
+        ...
+
+    def insert_arrivals(self, arrivals: Sequence[Arrival]) -> list[list[Task] | None]:
+        """Store every arrival's event, with its id and times, in one transaction synced to
+        disk before returning (one commit for the batch).
+
+        None in an arrival's place where (source, delivery id) was stored already: nothing
+        of it is written. Otherwise the tasks its outcome made (an empty list without one):
+        the event is written once, in the outcome's state with its error, and its
+        decisions and tasks are recorded as ``record_outcomes`` would, at the event's
+        ``created_at``. An arrival without an outcome is stored as it is (``received``).
         """
         ...
 

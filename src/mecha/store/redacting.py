@@ -8,8 +8,8 @@ shapes) on the way in:
 - a worker's error (``add_workers``, ``set_worker_state``);
 - a task's error, result (every string in it) and timeline detail (``update_tasks``),
   and the write plan recorded with it;
-- what matching recorded: an event's error and each worker's reason (``insert_events``'
-  decisions, ``record_outcomes``);
+- what matching recorded: an event's error and each worker's reason (the outcomes of
+  ``insert_arrivals``, ``record_outcomes``);
 - timeline details (``add_timeline``);
 - planned writes (body, description, diff, details, notes) and a write's detail, which
   holds what the forge answered (``plan_writes``, ``update_writes``).
@@ -29,7 +29,7 @@ from mecha.event import Delivery, Event, EventState
 from mecha.known_secrets import KnownSecrets
 from mecha.policy.writes import Write
 from mecha.store import (
-    Decide,
+    Arrival,
     EventOutcome,
     MatchRecord,
     Store,
@@ -119,23 +119,12 @@ class RedactingStore:
             container_id=container_id, only_from=only_from,
         )  # fmt: skip
 
-    def insert_events(
-        self,
-        deliveries: Sequence[Delivery],
-        *,
-        decide: Decide | None = None,
-        tasks_made: list[Task] | None = None,
-    ) -> list[Event | None]:
-        """See Store.insert_events; what ``decide`` returns is redacted."""
-        clean: Decide | None = None
-        if decide is not None:
-            chosen = decide
-
-            def clean(event: Event) -> EventOutcome | None:
-                outcome = chosen(event)
-                return None if outcome is None else self._outcome(outcome)
-
-        return self.inner.insert_events(deliveries, decide=clean, tasks_made=tasks_made)
+    def insert_arrivals(self, arrivals: Sequence[Arrival]) -> list[list[Task] | None]:
+        """See Store.insert_arrivals; each outcome's error and reasons redacted (the events
+        are stored as received)."""
+        clean = [a if a.outcome is None else replace(a, outcome=self._outcome(a.outcome))
+                 for a in arrivals]  # fmt: skip
+        return self.inner.insert_arrivals(clean)
 
     def record_outcomes(self, outcomes: Sequence[EventOutcome]) -> list[list[Task]]:
         """See Store.record_outcomes; errors and reasons redacted."""
@@ -179,6 +168,10 @@ class RedactingStore:
     def count_workers(self) -> int:
         """See Store.count_workers."""
         return self.inner.count_workers()
+
+    def insert_events(self, deliveries: Sequence[Delivery]) -> list[Event | None]:
+        """See Store.insert_events (deliveries are stored as received)."""
+        return self.inner.insert_events(deliveries)
 
     def get_event(self, event_id: str) -> Event:
         """See Store.get_event."""

@@ -11,16 +11,14 @@ import json
 import sqlite3
 import zlib
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
-from mecha.errors import EventNotFound
-from mecha.event import Delivery, Event, EventState
-from mecha.store import Decide, EventOutcome, MatchRecord
+from mecha.event import Event, EventState
+from mecha.store import Arrival, EventOutcome, MatchRecord
+from mecha.store.common import decided_entry, event_not_found, json_text, received_entry
 from mecha.store.sqlite.ids import new_id, rows_by_id
 from mecha.store.sqlite.tasks import TASK_COLUMNS, add_timeline, insert_task, task_from_row
 from mecha.task import Task
-from mecha.timeline import Step, TimelineEntry
 
 COMPRESS_ABOVE = 2048
 _EVENT_COLUMNS = (
@@ -35,54 +33,32 @@ _INSERT_EVENT = (
 )
 
 
-def insert_events(
-    conn: sqlite3.Connection,
-    deliveries: Sequence[Delivery],
-    now: float,
-    *,
-    decide: Decide | None = None,
-    tasks_made: list[Task] | None = None,
-) -> list[Event | None]:
-    """Insert each delivery; None in its place if (source, delivery id) is stored already.
-
-    With ``decide``, each new event's outcome is recorded in the same transaction.
-    """
-    stored: list[Event | None] = []
-    for delivery in deliveries:
-        event = Event(
-            id=new_id(), source=delivery.source, type=delivery.type,
-            delivery_id=delivery.delivery_id, actor=delivery.actor, subject=delivery.subject,
-            attrs=dict(delivery.attrs), state=EventState.RECEIVED, raw=delivery.raw,
-            headers=dict(delivery.headers), created_at=now, updated_at=now,
-        )  # fmt: skip
-        # decided before the insert, so the row is written once, in its final state
-        outcome = decide(event) if decide is not None else None
-        if outcome is not None:
-            event = replace(event, state=outcome.state)
-        raw, encoding = _pack(delivery.raw)
+def insert_arrivals(
+    conn: sqlite3.Connection, arrivals: Sequence[Arrival]
+) -> list[list[Task] | None]:
+    """Insert each arrival's event with its id and times; None in its place if (source,
+    delivery id) is stored already, else the tasks its outcome made (recorded at the
+    event's ``created_at``, in the same transaction)."""
+    made: list[list[Task] | None] = []
+    for arrival in arrivals:
+        event, outcome = arrival.event, arrival.outcome
+        # the outcome is known before the insert, so the row is written once, in its final state
+        state, error = (outcome.state, outcome.error) if outcome else (event.state, event.error)
+        raw, encoding = _pack(event.raw)
         cursor = conn.execute(
             _INSERT_EVENT,
             (
-                event.id, delivery.source, delivery.delivery_id, delivery.type, delivery.actor,
-                delivery.subject, _json(delivery.attrs), _json(delivery.headers), raw, encoding,
-                event.state.value, outcome.error if outcome else "", now, now,
+                event.id, event.source, event.delivery_id, event.type, event.actor,
+                event.subject, json_text(dict(event.attrs)), json_text(dict(event.headers)),
+                raw, encoding, state.value, error, event.created_at, event.updated_at,
             ),
         )  # fmt: skip
         if cursor.rowcount != 1:  # a duplicate delivery: nothing of it is written
-            stored.append(None)
+            made.append(None)
             continue
-        add_timeline(conn, [_received(event)])
-        if outcome is not None:
-            made = _record_decisions(conn, outcome, now)
-            if tasks_made is not None:
-                tasks_made.extend(made)
-        stored.append(event)
-    return stored
-
-
-def _received(event: Event) -> TimelineEntry:
-    detail = f"{event.source} {event.type}" + (f" from {event.actor}" if event.actor else "")
-    return TimelineEntry(at=event.created_at, step=Step.RECEIVED, event_id=event.id, detail=detail)
+        add_timeline(conn, [received_entry(event)])
+        made.append(_record_decisions(conn, outcome, event.created_at) if outcome else [])
+    return made
 
 
 def get_event(conn: sqlite3.Connection, event_id: str) -> Event:
@@ -90,11 +66,7 @@ def get_event(conn: sqlite3.Connection, event_id: str) -> Event:
     select = f"SELECT {_EVENT_COLUMNS}, raw, raw_encoding FROM events"  # noqa: S608
     rows = rows_by_id(conn, select, event_id)
     if len(rows) != 1:
-        which = "more than one event" if rows else "no event"
-        raise EventNotFound(
-            f'{which} has the id "{event_id}"',
-            hint="see the stored events and their ids with `mecha event ls`",
-        )
+        raise event_not_found(event_id, found=len(rows))
     row = rows[0]
     return _event(row[:-2], raw=_unpack(row[-2], row[-1]))
 
@@ -102,9 +74,12 @@ def get_event(conn: sqlite3.Connection, event_id: str) -> Event:
 def event_brief(conn: sqlite3.Connection, event_id: str, keys: Sequence[str]) -> Event | None:
     """The event's source, type, state and only the attributes ``keys`` (no raw body).
 
-    One ``json_extract`` with every path parses the stored attributes once, in SQLite.
+    One ``json_extract`` with every path parses the stored attributes once, in SQLite. It
+    is given two paths at least (one twice), so it answers a JSON array whose values keep
+    their types: with one path it would answer ``true`` as 1 and an object as its text.
     """
     paths = [f'$."{key}"' for key in keys]
+    paths *= 2 if len(paths) == 1 else 1
     picks = f"json_extract(attrs, {', '.join('?' * len(paths))})" if paths else "'[]'"
     row = conn.execute(
         f"SELECT id, source, type, state, {picks} FROM events WHERE id = ?",  # noqa: S608
@@ -112,7 +87,7 @@ def event_brief(conn: sqlite3.Connection, event_id: str, keys: Sequence[str]) ->
     ).fetchone()
     if row is None:
         return None
-    values = json.loads(row[4]) if len(paths) > 1 else [row[4]]
+    values = json.loads(row[4])[: len(keys)]
     attrs = {key: value for key, value in zip(keys, values, strict=True) if value is not None}
     return Event(
         id=row[0], source=row[1], type=row[2], delivery_id="", actor="", subject="",
@@ -148,8 +123,9 @@ def record_outcomes(
         else:
             conn.execute(
                 "UPDATE events SET state = ?, error = ?, attrs = ?, updated_at = ? WHERE id = ?",
-                (outcome.state.value, outcome.error, _json(outcome.attrs), now, outcome.event_id),
-            )
+                (outcome.state.value, outcome.error, json_text(outcome.attrs), now,
+                 outcome.event_id),
+            )  # fmt: skip
         created.append(tasks)
     return created
 
@@ -158,7 +134,7 @@ def _record_decisions(conn: sqlite3.Connection, outcome: EventOutcome, now: floa
     """Insert an outcome's tasks and decisions; the tasks (existing ones for known keys)."""
     tasks = _insert_tasks(conn, outcome, now)
     by_worker = {task.worker: task.id for task in tasks}
-    add_timeline(conn, [_decided(outcome, now)])
+    add_timeline(conn, [decided_entry(outcome, now)])
     if outcome.decisions:
         conn.executemany(
             "INSERT INTO event_matches (event_id, worker, outcome, rule, reason, task_id, "
@@ -172,24 +148,6 @@ def _record_decisions(conn: sqlite3.Connection, outcome: EventOutcome, now: floa
             ],
         )  # fmt: skip
     return tasks
-
-
-def _decided(outcome: EventOutcome, now: float) -> TimelineEntry:
-    """The timeline entry for what matching decided."""
-    taken = sorted(d.worker for d in outcome.decisions if d.outcome == "matched")
-    held = sorted(d.worker for d in outcome.decisions if d.outcome == "held")
-    if outcome.error and not taken:
-        return TimelineEntry(at=now, step=Step.EVENT_FAILED, event_id=outcome.event_id,
-                             detail=outcome.error)  # fmt: skip
-    if taken:
-        step, detail = Step.MATCHED, "taken by " + ", ".join(taken)
-    elif held:
-        step, detail = Step.HELD, "held (auto: false) by " + ", ".join(held)
-    else:
-        step, detail = Step.SKIPPED, "no worker takes it"
-    if outcome.error:
-        detail += f"; {outcome.error}"
-    return TimelineEntry(at=now, step=step, event_id=outcome.event_id, detail=detail)
 
 
 def list_matches(conn: sqlite3.Connection, event_id: str) -> list[MatchRecord]:
@@ -235,10 +193,6 @@ def _event(row: Sequence[Any], *, raw: bytes = b"") -> Event:
         subject=subject, attrs=json.loads(attrs), headers=json.loads(headers),
         state=EventState(state), error=error, raw=raw, created_at=created, updated_at=updated,
     )  # fmt: skip
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _pack(raw: bytes) -> tuple[bytes, str]:

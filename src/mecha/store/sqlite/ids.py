@@ -4,23 +4,18 @@
 from __future__ import annotations
 
 import sqlite3
-import uuid
 from typing import Any
 
-#: shortest id prefix the lookups accept
-MIN_PREFIX = 6
+from mecha.store.common import MIN_PREFIX, by_prefix, new_id
 
-
-def new_id() -> str:
-    """32 random hex digits."""
-    return uuid.uuid4().hex
+__all__ = ["MIN_PREFIX", "new_id", "rows_by_id"]
 
 
 def rows_by_id(conn: sqlite3.Connection, select: str, row_id: str) -> list[tuple[Any, ...]]:
     """Rows of ``select`` (a constant ``SELECT … FROM t``) whose id is ``row_id``, else whose
     id starts with it (at most two, so the caller can tell unique from ambiguous)."""
     rows = conn.execute(f"{select} WHERE id = ?", (row_id,)).fetchall()
-    if not rows and len(row_id) >= MIN_PREFIX and row_id.isalnum():
+    if not rows and by_prefix(row_id):
         rows = conn.execute(
             f"{select} WHERE id >= ? AND id < ? LIMIT 2", (row_id, row_id + "\x7f")
         ).fetchall()

@@ -20,14 +20,22 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
-from mecha.errors import MigrationError, StoreError, WorkerExists, WorkerNotFound, WorkerStateError
-from mecha.event import Delivery, Event, EventState
+from mecha.errors import MigrationError, StoreError
+from mecha.event import Delivery, Event, EventState, received
 from mecha.store import (
-    Decide,
+    Arrival,
     EventOutcome,
     MatchRecord,
     TaskUpdate,
     WorkerRecord,
+)
+from mecha.store.common import (
+    closed,
+    definition_text,
+    worker_exists,
+    worker_moved,
+    worker_not_found,
+    worker_not_removable,
 )
 from mecha.store.sqlite import events as sqlite_events
 from mecha.store.sqlite import ids as sqlite_ids
@@ -108,7 +116,7 @@ class SqliteStore(LedgerMixin, ProgressMixin, PruneMixin):
         with self._write("adding workers") as conn:
             taken = _taken(conn, names)
             if repeated or (taken and not replace):
-                raise _exists([] if replace else taken, repeated)
+                raise worker_exists([] if replace else taken, repeated)
             conn.executemany(_REPLACE if replace else _INSERT, rows)
 
     def get_worker(self, name: str) -> WorkerRecord:
@@ -116,7 +124,7 @@ class SqliteStore(LedgerMixin, ProgressMixin, PruneMixin):
         with self._use(f'reading worker "{name}"') as conn:
             row = conn.execute(_SELECT + " WHERE name = ?", (name,)).fetchone()
         if row is None:
-            raise _not_found(name)
+            raise worker_not_found(name)
         return _from_row(row)
 
     def list_workers(self) -> list[WorkerRecord]:
@@ -130,9 +138,9 @@ class SqliteStore(LedgerMixin, ProgressMixin, PruneMixin):
         with self._write(f'removing worker "{name}"') as conn:
             row = conn.execute("SELECT state FROM workers WHERE name = ?", (name,)).fetchone()
             if row is None:
-                raise _not_found(name)
+                raise worker_not_found(name)
             if row[0] not in {str(state) for state in allowed_states}:
-                raise _wrong_state(name, row[0], allowed_states)
+                raise worker_not_removable(name, row[0], allowed_states)
             conn.execute("DELETE FROM workers WHERE name = ?", (name,))
 
     def set_worker_state(
@@ -149,13 +157,10 @@ class SqliteStore(LedgerMixin, ProgressMixin, PruneMixin):
         with self._write(f'setting the state of worker "{name}"') as conn:
             row = conn.execute(_SELECT + " WHERE name = ?", (name,)).fetchone()
             if row is None:
-                raise _not_found(name)
+                raise worker_not_found(name)
             old = _from_row(row)
             if only_from is not None and old.state not in only_from:
-                raise WorkerStateError(
-                    f'worker "{name}" is {old.state.value} now; not changed to {state.value}',
-                    hint="another mecha process changed it first; look again with mecha worker ls",
-                )
+                raise worker_moved(name, old.state, state)
             now = time.time()
             starting = state == WorkerState.ONLINE and old.state == WorkerState.OFFLINE
             new = replace(
@@ -176,18 +181,19 @@ class SqliteStore(LedgerMixin, ProgressMixin, PruneMixin):
         with self._use("counting workers") as conn:
             return int(conn.execute("SELECT count(*) FROM workers").fetchone()[0])
 
-    def insert_events(
-        self,
-        deliveries: Sequence[Delivery],
-        *,
-        decide: Decide | None = None,
-        tasks_made: list[Task] | None = None,
-    ) -> list[Event | None]:
-        """Store every delivery in one transaction (one sync); None for each duplicate."""
+    def insert_events(self, deliveries: Sequence[Delivery]) -> list[Event | None]:
+        """Store every delivery, received now, in one transaction (one sync); None for each
+        duplicate."""
+        now = time.time()
+        events = [received(delivery, now=now) for delivery in deliveries]
+        made = self.insert_arrivals([Arrival(event=event) for event in events])
+        return [e if tasks is not None else None for e, tasks in zip(events, made, strict=True)]
+
+    def insert_arrivals(self, arrivals: Sequence[Arrival]) -> list[list[Task] | None]:
+        """Store every arrival, with its outcome, in one transaction (one sync); None for
+        each duplicate, else the tasks made."""
         with self._write("storing events") as conn:
-            return sqlite_events.insert_events(
-                conn, deliveries, time.time(), decide=decide, tasks_made=tasks_made
-            )
+            return sqlite_events.insert_arrivals(conn, arrivals)
 
     def get_event(self, event_id: str) -> Event:
         """The event with this id (or unique prefix), raw body included."""
@@ -300,10 +306,7 @@ class SqliteStore(LedgerMixin, ProgressMixin, PruneMixin):
         """The connection, held alone; sqlite3 errors inside become StoreError."""
         with self._lock:
             if self._conn is None:
-                raise StoreError(
-                    f"the database {self.path} was already closed (while {doing})",
-                    hint="this is a bug in mecha: a store was used after close(); report it",
-                )
+                raise closed(self.path, doing)
             with translated(self.path, doing):
                 yield self._conn
 
@@ -334,15 +337,7 @@ class SqliteStore(LedgerMixin, ProgressMixin, PruneMixin):
 def _to_row(record: WorkerRecord, now: float) -> dict[str, Any]:
     """The INSERT parameters for ``record``; zero timestamps become ``now``."""
     row = {field: getattr(record, field) for field in _FIELDS}
-    try:
-        row["definition"] = json.dumps(
-            record.definition, separators=(",", ":"), sort_keys=True, allow_nan=False
-        )
-    except (TypeError, ValueError) as exc:
-        raise StoreError(
-            f'worker "{record.name}" has a definition that is not plain JSON data: {exc}',
-            hint="this is a bug in mecha; report it with this message",
-        ) from exc
+    row["definition"] = definition_text(record)
     row.update(created_at=record.created_at or now, updated_at=record.updated_at or now)
     return row
 
@@ -366,38 +361,3 @@ def _taken(conn: sqlite3.Connection, names: Sequence[str]) -> list[str]:
     """Which of ``names`` are registered already, sorted (one scan of the primary key)."""
     wanted = set(names)
     return sorted(row[0] for row in conn.execute("SELECT name FROM workers") if row[0] in wanted)
-
-
-def _exists(taken: Sequence[str], repeated: Sequence[str]) -> WorkerExists:
-    parts = []
-    if taken:
-        verb = "is" if len(taken) == 1 else "are"
-        parts.append(f"{_quoted(taken)} {verb} already registered")
-    if repeated:
-        verb = "appears" if len(repeated) == 1 else "appear"
-        parts.append(f"{_quoted(repeated)} {verb} more than once in this batch")
-    return WorkerExists(
-        f"no workers were added: {'; '.join(parts)}",
-        hint="give every worker a unique name; to update a registered worker after editing "
-        "its file, run `mecha worker add --replace FILE`",
-    )
-
-
-def _quoted(names: Sequence[str]) -> str:
-    return ", ".join(f'"{name}"' for name in names)
-
-
-def _not_found(name: str) -> WorkerNotFound:
-    return WorkerNotFound(
-        f'no worker named "{name}" is registered',
-        hint="see the registered workers with `mecha worker ls`",
-    )
-
-
-def _wrong_state(name: str, state: str, allowed: Collection[WorkerState]) -> WorkerStateError:
-    wanted = " or ".join(sorted(str(s) for s in allowed))
-    when = f"only when {wanted}" if wanted else "in no state"
-    return WorkerStateError(
-        f'worker "{name}" is {state}; it can be removed {when}',
-        hint=f"stop it first: mecha worker stop {name}",
-    )

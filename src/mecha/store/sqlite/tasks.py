@@ -13,9 +13,9 @@ import sqlite3
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from mecha.errors import TaskNotFound
 from mecha.event import EventState
 from mecha.store import TaskUpdate
+from mecha.store.common import REQUEUED_DETAIL, finished, json_text, reopened_from, task_not_found
 from mecha.store.sqlite.ids import rows_by_id
 from mecha.task import FINAL_STATES, NewTask, Task, TaskState
 from mecha.timeline import Step, TimelineEntry
@@ -25,7 +25,6 @@ TASK_COLUMNS = (
     "id, worker, event_id, dedup_key, prompt, context, state, error, attempts, "
     "created_at, updated_at, result, next_retry_at, dispatched_at, finished_at, timeout, tokens"
 )
-_FINAL = tuple(state.value for state in FINAL_STATES)
 _INSERT_TIMELINE = (
     "INSERT INTO timeline (at, step, event_id, task_id, worker, detail) VALUES (?, ?, ?, ?, ?, ?)"
 )
@@ -102,11 +101,7 @@ def get_task(conn: sqlite3.Connection, task_id: str) -> Task:
     """The task with this id or unique prefix; TaskNotFound."""
     rows = rows_by_id(conn, f"SELECT {TASK_COLUMNS} FROM tasks", task_id)  # noqa: S608
     if len(rows) != 1:
-        which = "more than one task" if rows else "no task"
-        raise TaskNotFound(
-            f'{which} has the id "{task_id}"',
-            hint="see the stored tasks and their ids with `mecha task ls`",
-        )
+        raise task_not_found(task_id, found=len(rows))
     return task_from_row(rows[0])
 
 
@@ -142,7 +137,7 @@ def insert_task(conn: sqlite3.Connection, task: Task) -> bool:
         "VALUES (?, ?, ?, ?, ?, ?, ?, '', 0, ?, ?, '', 0, 0, 0, 0, 0) "
         "ON CONFLICT (dedup_key) DO NOTHING",
         (task.id, task.worker, task.event_id, task.dedup_key, task.prompt,
-         _json(task.context), task.state.value, task.created_at, task.updated_at),
+         json_text(task.context), task.state.value, task.created_at, task.updated_at),
     )  # fmt: skip
     return cursor.rowcount == 1
 
@@ -202,7 +197,7 @@ def _apply(conn: sqlite3.Connection, update: TaskUpdate, now: float) -> tuple[An
         params.append(update.error)
     if update.result is not None:
         sets.append("result = ?")
-        params.append(_json(update.result))
+        params.append(json_text(update.result))
     if update.state is TaskState.PENDING:
         sets.append("next_retry_at = ?")
         params.append(update.next_retry_at)
@@ -225,11 +220,7 @@ def _apply(conn: sqlite3.Connection, update: TaskUpdate, now: float) -> tuple[An
 def _follow(conn: sqlite3.Connection, event_id: str, state: TaskState, now: float) -> None:
     """Move the event along with its tasks."""
     if state in (TaskState.RUNNING, TaskState.PENDING):
-        # a send starts: dispatched; a finished task back to pending (a retry by hand):
-        # the event is open again. A pending task that stays pending moves nothing.
-        before = [EventState.COMPLETED.value, EventState.FAILED.value]
-        if state is TaskState.RUNNING:
-            before.append(EventState.MATCHED.value)
+        before = [s.value for s in reopened_from(state)]
         marks = ", ".join("?" for _ in before)
         conn.execute(
             f"UPDATE events SET state = ?, updated_at = ? WHERE id = ? AND state IN ({marks})",  # noqa: S608
@@ -241,15 +232,13 @@ def _follow(conn: sqlite3.Connection, event_id: str, state: TaskState, now: floa
             "SELECT state, count(*) FROM tasks WHERE event_id = ? GROUP BY state", (event_id,)
         ).fetchall()
     )
-    if any(s not in _FINAL for s in counts):
+    done = finished(counts)
+    if done is None:
         return  # tasks of this event are still to run
-    done = EventState.COMPLETED if set(counts) == {TaskState.COMPLETED.value} else EventState.FAILED
-    failed = sum(n for s, n in counts.items() if s != TaskState.COMPLETED.value)
     conn.execute(
         "UPDATE events SET state = ?, error = ?, updated_at = ? WHERE id = ?",
-        (done.value, f"{failed} of {sum(counts.values())} tasks did not complete" if failed else "",
-         now, event_id),
-    )  # fmt: skip
+        (done[0].value, done[1], now, event_id),
+    )
 
 
 def task_states(conn: sqlite3.Connection, task_ids: Collection[str]) -> dict[str, TaskState]:
@@ -307,15 +296,10 @@ def recover(conn: sqlite3.Connection, now: float) -> tuple[int, int]:
     add_timeline(
         conn,
         [TimelineEntry(at=now, step=Step.REQUEUED, event_id=e, task_id=t, worker=w,
-                       detail="it was in flight when mecha serve stopped; sending it again")
-         for t, e, w in rows],
+                       detail=REQUEUED_DETAIL) for t, e, w in rows],
     )  # fmt: skip
     workers = conn.execute(
         "UPDATE workers SET state = ?, updated_at = ? WHERE state = ?",
         (WorkerState.ONLINE.value, now, WorkerState.BUSY.value),
     ).rowcount
     return len(rows), workers
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

@@ -1,35 +1,25 @@
-"""Task state changes, event following, recovery and the timeline, in a real SQLite file."""
+"""Task state changes, event following, recovery and the timeline, on every store."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from mecha.errors import TaskNotFound
 from mecha.event import EventState
 from mecha.store import EventOutcome, TaskUpdate, WorkerRecord
-from mecha.store.sqlite.store import SqliteStore, open_sqlite
 from mecha.task import NewTask, Task, TaskState
 from mecha.timeline import Step
 from mecha.worker.kind import WorkerKind, WorkerState
 from mecha.worker.matching import Decision, Outcome
-from tests.integration.test_store_events import delivery
+from tests.integration.store.stores import AnyStore, arrive, delivery
 
 PENDING = frozenset({TaskState.PENDING})
 RUNNING = frozenset({TaskState.RUNNING})
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    opened = open_sqlite(tmp_path / "mecha.db")
-    yield opened
-    opened.close()
-
-
-def matched(store: SqliteStore, workers: tuple[str, ...] = ("a", "b")) -> tuple[str, list[Task]]:
+def matched(store: AnyStore, workers: tuple[str, ...] = ("a", "b")) -> tuple[str, list[Task]]:
     """An event taken by ``workers``, one task each."""
     made: list[Task] = []
 
@@ -41,7 +31,7 @@ def matched(store: SqliteStore, workers: tuple[str, ...] = ("a", "b")) -> tuple[
             tasks=[NewTask(worker=w, event_id=event.id, prompt=f"p-{w}") for w in workers],
         )  # fmt: skip
 
-    [event] = store.insert_events([delivery()], decide=decide, tasks_made=made)
+    [event] = arrive(store, [delivery()], decide, made)
     assert event is not None
     return event.id, made
 
@@ -50,13 +40,13 @@ def update(task: Task, state: TaskState, only: frozenset[TaskState], **kw: objec
     return TaskUpdate(task_id=task.id, state=state, only_from=only, **kw)  # type: ignore[arg-type]
 
 
-def test_tasks_made_while_storing_are_reported(store: SqliteStore) -> None:
+def test_tasks_made_while_storing_are_reported(store: AnyStore) -> None:
     event_id, made = matched(store)
     assert sorted(t.worker for t in made) == ["a", "b"]
     assert {t.id for t in store.list_tasks(event_id=event_id)} == {t.id for t in made}
 
 
-def test_a_guarded_update_applies_once(store: SqliteStore) -> None:
+def test_a_guarded_update_applies_once(store: AnyStore) -> None:
     _, [task, _] = matched(store)
     claim = update(task, TaskState.RUNNING, PENDING, start_attempt=True, step=Step.DISPATCHED)
     first, second = store.update_tasks([claim, claim])
@@ -66,12 +56,12 @@ def test_a_guarded_update_applies_once(store: SqliteStore) -> None:
     assert store.get_task(task.id).attempts == 1
 
 
-def test_an_unknown_task_is_not_applied(store: SqliteStore) -> None:
+def test_an_unknown_task_is_not_applied(store: AnyStore) -> None:
     ghost = TaskUpdate(task_id="nope", state=TaskState.RUNNING, only_from=PENDING)
     assert store.update_tasks([ghost]) == [None]
 
 
-def test_the_event_follows_its_tasks(store: SqliteStore) -> None:
+def test_the_event_follows_its_tasks(store: AnyStore) -> None:
     event_id, [a, b] = matched(store)
     store.update_tasks([update(a, TaskState.RUNNING, PENDING)])
     assert store.get_event(event_id).state is EventState.DISPATCHED
@@ -85,14 +75,14 @@ def test_the_event_follows_its_tasks(store: SqliteStore) -> None:
     assert store.get_task(a.id).finished_at > 0
 
 
-def test_all_completed_completes_the_event(store: SqliteStore) -> None:
+def test_all_completed_completes_the_event(store: AnyStore) -> None:
     event_id, tasks = matched(store)
     store.update_tasks([update(t, TaskState.RUNNING, PENDING) for t in tasks])
     store.update_tasks([update(t, TaskState.COMPLETED, RUNNING) for t in tasks])
     assert store.get_event(event_id).state is EventState.COMPLETED
 
 
-def test_a_retry_waits_until_its_time(store: SqliteStore) -> None:
+def test_a_retry_waits_until_its_time(store: AnyStore) -> None:
     _, [a, b] = matched(store)
     later = time.time() + 60
     store.update_tasks([update(a, TaskState.RUNNING, PENDING)])
@@ -103,7 +93,7 @@ def test_a_retry_waits_until_its_time(store: SqliteStore) -> None:
     assert store.get_task(a.id).error == "e"
 
 
-def test_recover_requeues_running_tasks_and_resets_busy_workers(store: SqliteStore) -> None:
+def test_recover_requeues_running_tasks_and_resets_busy_workers(store: AnyStore) -> None:
     _, [a, _] = matched(store)
     store.add_workers([WorkerRecord(name="a", kind=WorkerKind.UNMANAGED)])
     store.set_worker_state("a", WorkerState.BUSY)
@@ -117,7 +107,7 @@ def test_recover_requeues_running_tasks_and_resets_busy_workers(store: SqliteSto
     assert store.recover() == (0, 0)
 
 
-def test_the_timeline_of_an_event_holds_every_step_in_order(store: SqliteStore) -> None:
+def test_the_timeline_of_an_event_holds_every_step_in_order(store: AnyStore) -> None:
     event_id, [a, _] = matched(store)
     store.update_tasks([update(a, TaskState.RUNNING, PENDING, step=Step.DISPATCHED)])
     store.update_tasks([update(a, TaskState.COMPLETED, RUNNING, step=Step.COMPLETED, detail="d")])
@@ -128,7 +118,7 @@ def test_the_timeline_of_an_event_holds_every_step_in_order(store: SqliteStore) 
     assert [e.step for e in store.list_timeline(task_id=a.id)] == ["dispatched", "completed"]
 
 
-def test_api_tasks_have_no_event_and_distinct_dedup_keys(store: SqliteStore) -> None:
+def test_api_tasks_have_no_event_and_distinct_dedup_keys(store: AnyStore) -> None:
     one, two = store.create_tasks([NewTask(worker="w", event_id="", prompt="hi")] * 2)
     assert one.dedup_key != two.dedup_key and one.dedup_key.startswith("api:")
     assert store.get_task(one.id[:8]).id == one.id
@@ -136,7 +126,7 @@ def test_api_tasks_have_no_event_and_distinct_dedup_keys(store: SqliteStore) -> 
     assert [t.id for t in store.list_tasks(worker="w", state=TaskState.PENDING)] == [two.id, one.id]
 
 
-def test_an_unknown_task_id_says_how_to_find_one(store: SqliteStore) -> None:
+def test_an_unknown_task_id_says_how_to_find_one(store: AnyStore) -> None:
     with pytest.raises(TaskNotFound) as caught:
         store.get_task("abcdef123")
     assert "mecha task ls" in caught.value.hint

@@ -1,33 +1,22 @@
-"""Running tasks' progress in a real SQLite file: the claim's timeout, token counts, and the
+"""Running tasks' progress, on every store: the claim's timeout, token counts, and the
 writer that takes counts from the adapters (at once, then at most once a second per task)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-
-import pytest
 
 from mecha.engine.progress import ProgressWriter
 from mecha.runtimes.token_counts import TokenCounts
 from mecha.store import TaskUpdate
-from mecha.store.sqlite.store import SqliteStore, open_sqlite
 from mecha.task import NewTask, Task, TaskState
+from tests.integration.store.stores import AnyStore
 
 PENDING = frozenset({TaskState.PENDING})
 RUNNING = frozenset({TaskState.RUNNING})
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    opened = open_sqlite(tmp_path / "mecha.db")
-    yield opened
-    opened.close()
-
-
-def claimed(store: SqliteStore, timeout: float = 120.0) -> Task:
+def claimed(store: AnyStore, timeout: float = 120.0) -> Task:
     [task] = store.create_tasks([NewTask(worker="w", event_id="", prompt="p")])
     [running] = store.update_tasks([
         TaskUpdate(task_id=task.id, state=TaskState.RUNNING, only_from=PENDING,
@@ -37,7 +26,7 @@ def claimed(store: SqliteStore, timeout: float = 120.0) -> Task:
     return running
 
 
-def test_a_claim_records_the_attempts_timeout(store: SqliteStore) -> None:
+def test_a_claim_records_the_attempts_timeout(store: AnyStore) -> None:
     task = claimed(store, timeout=90.0)
     assert task.timeout == 90.0 and task.tokens == 0
     assert store.get_task(task.id).timeout == 90.0
@@ -45,7 +34,7 @@ def test_a_claim_records_the_attempts_timeout(store: SqliteStore) -> None:
     assert fresh.timeout == 0.0  # not sent yet: no time limit known
 
 
-def test_token_counts_are_recorded_for_running_tasks_only(store: SqliteStore) -> None:
+def test_token_counts_are_recorded_for_running_tasks_only(store: AnyStore) -> None:
     running = claimed(store)
     [pending] = store.create_tasks([NewTask(worker="w", event_id="", prompt="p")])
     store.set_task_tokens([(running.id, 42), (pending.id, 7), ("no-such-task", 3)])
@@ -53,7 +42,7 @@ def test_token_counts_are_recorded_for_running_tasks_only(store: SqliteStore) ->
     assert store.get_task(pending.id).tokens == 0
 
 
-def test_a_new_attempt_starts_counting_again(store: SqliteStore) -> None:
+def test_a_new_attempt_starts_counting_again(store: AnyStore) -> None:
     task = claimed(store)
     store.set_task_tokens([(task.id, 42)])
     back = TaskUpdate(task_id=task.id, state=TaskState.PENDING, only_from=RUNNING)
@@ -68,7 +57,7 @@ def test_a_new_attempt_starts_counting_again(store: SqliteStore) -> None:
 
 
 def test_the_writer_writes_a_first_count_at_once_then_at_most_once_a_second(
-    store: SqliteStore,
+    store: AnyStore,
 ) -> None:
     one, two = claimed(store), claimed(store)
     counts = TokenCounts()

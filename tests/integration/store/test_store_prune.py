@@ -1,36 +1,24 @@
-"""Pruning a real SQLite file: finished rows past their time go, what is in use stays."""
+"""Pruning, on every store: finished rows past their time go, what is in use stays."""
 
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from mecha.event import EventState
 from mecha.policy.writes import Place, Write, WriteState, ledger_key
 from mecha.store import EventOutcome, TaskUpdate, WritePlan
 from mecha.store.pruning import PruneCounts
-from mecha.store.sqlite.store import SqliteStore, open_sqlite
+from mecha.store.sqlite.store import SqliteStore
 from mecha.task import NewTask, Task, TaskState
 from mecha.timeline import Step
 from mecha.worker.matching import Decision, Outcome
-from tests.integration.test_store_events import delivery
+from tests.integration.store.stores import AnyStore, arrive, delivery, rows, sqlite_only
 
 PENDING = frozenset({TaskState.PENDING})
 RUNNING = frozenset({TaskState.RUNNING})
 PLACE = Place(forge="github", repo="octo/app", number=7, head_sha="a" * 40)
 KINDS = ("events", "tasks", "timeline", "writes")
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    opened = open_sqlite(tmp_path / "mecha.db")
-    yield opened
-    opened.close()
 
 
 def everything_before(when: float) -> dict[str, float]:
@@ -42,7 +30,7 @@ def later() -> dict[str, float]:
     return everything_before(time.time() + 60)
 
 
-def event_with(store: SqliteStore, name: str, workers: tuple[str, ...]) -> tuple[str, list[Task]]:
+def event_with(store: AnyStore, name: str, workers: tuple[str, ...]) -> tuple[str, list[Task]]:
     """An event taken by ``workers`` (one task each), or skipped when there are none."""
     made: list[Task] = []
 
@@ -54,17 +42,17 @@ def event_with(store: SqliteStore, name: str, workers: tuple[str, ...]) -> tuple
             tasks=[NewTask(worker=w, event_id=event.id, prompt=f"p-{w}") for w in workers],
         )  # fmt: skip
 
-    [event] = store.insert_events([delivery(name)], decide=decide, tasks_made=made)
+    [event] = arrive(store, [delivery(name)], decide, made)
     assert event is not None
     return event.id, made
 
 
-def run(store: SqliteStore, task: Task) -> None:
+def run(store: AnyStore, task: Task) -> None:
     store.update_tasks([TaskUpdate(task_id=task.id, state=TaskState.RUNNING, only_from=PENDING,
                                    start_attempt=True, step=Step.DISPATCHED)])  # fmt: skip
 
 
-def finish(store: SqliteStore, task: Task, plan: WritePlan | None = None) -> None:
+def finish(store: AnyStore, task: Task, plan: WritePlan | None = None) -> None:
     run(store, task)
     done = TaskUpdate(task_id=task.id, state=TaskState.COMPLETED, only_from=RUNNING,
                       result={"output": "ok"}, step=Step.COMPLETED, plan=plan)  # fmt: skip
@@ -78,12 +66,7 @@ def comment(event_id: str, task: Task, state: WriteState) -> WritePlan:
     return WritePlan(task_id=task.id, event_id=event_id, writes=[write], state=state)
 
 
-def rows(store: SqliteStore, table: str, where: str = "1") -> int:
-    with sqlite3.connect(store.path) as conn:
-        return int(conn.execute(f"SELECT count(*) FROM {table} WHERE {where}").fetchone()[0])  # noqa: S608
-
-
-def test_old_finished_work_goes_and_what_is_in_use_stays(store: SqliteStore) -> None:
+def test_old_finished_work_goes_and_what_is_in_use_stays(store: AnyStore) -> None:
     done_id, done_tasks = event_with(store, "done", ("a", "b"))
     for task in done_tasks:
         finish(store, task)
@@ -123,18 +106,18 @@ def test_old_finished_work_goes_and_what_is_in_use_stays(store: SqliteStore) -> 
     assert store.prune(later(), limit=10_000) == PruneCounts()  # nothing more is due
 
 
-def test_rows_younger_than_the_cut_stay(store: SqliteStore) -> None:
+def test_rows_younger_than_the_cut_stay(store: AnyStore) -> None:
     made_before = time.time() - 60
     _, tasks = event_with(store, "young", ("a",))
     finish(store, tasks[0])
-    store.insert_events([delivery("skipped-young")], decide=lambda e: EventOutcome(
+    arrive(store, [delivery("skipped-young")], lambda e: EventOutcome(
         event_id=e.id, state=EventState.SKIPPED))  # fmt: skip
     assert store.count_prunable(everything_before(made_before)) == PruneCounts()
     assert store.prune(everything_before(made_before)) == PruneCounts()
     assert rows(store, "events") == 2 and rows(store, "tasks") == 1
 
 
-def test_a_kind_left_out_is_kept_and_so_are_events_whose_tasks_are(store: SqliteStore) -> None:
+def test_a_kind_left_out_is_kept_and_so_are_events_whose_tasks_are(store: AnyStore) -> None:
     with_tasks, [task] = event_with(store, "with-task", ("a",))
     finish(store, task)
     skipped, _ = event_with(store, "skipped", ())
@@ -147,10 +130,11 @@ def test_a_kind_left_out_is_kept_and_so_are_events_whose_tasks_are(store: Sqlite
     assert skipped not in {e.id for e in store.list_events()}
 
 
-def test_pruning_goes_in_batches_of_at_most_the_limit(store: SqliteStore) -> None:
-    store.insert_events(
+def test_pruning_goes_in_batches_of_at_most_the_limit(store: AnyStore) -> None:
+    arrive(
+        store,
         [delivery(f"d-{n}") for n in range(1_200)],
-        decide=lambda e: EventOutcome(event_id=e.id, state=EventState.SKIPPED),
+        lambda e: EventOutcome(event_id=e.id, state=EventState.SKIPPED),
     )
     entries = rows(store, "timeline")
     assert store.count_prunable(later()) == PruneCounts(events=1_200, timeline=entries)
@@ -164,12 +148,14 @@ def test_pruning_goes_in_batches_of_at_most_the_limit(store: SqliteStore) -> Non
     assert rows(store, "events") == 0 and rows(store, "timeline") == 0
 
 
+@sqlite_only
 def test_reclaim_empties_the_log_and_freed_room_is_used_again(store: SqliteStore) -> None:
     def fill(prefix: str) -> None:
         for chunk in range(4):
-            store.insert_events(
+            arrive(
+                store,
                 [delivery(f"{prefix}-{chunk}-{n}", raw=os.urandom(100_000)) for n in range(25)],
-                decide=lambda e: EventOutcome(event_id=e.id, state=EventState.SKIPPED),
+                lambda e: EventOutcome(event_id=e.id, state=EventState.SKIPPED),
             )
 
     fill("first")

@@ -1,29 +1,21 @@
-"""The write-back ledger in a real SQLite file: planning once, guarded updates, due writes."""
+"""The write-back ledger, on every store: planning once, guarded updates, due writes."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
 from mecha.policy.writes import Place, Write, WriteState, ledger_key
 from mecha.store import WritePlan, WriteUpdate
-from mecha.store.sqlite.store import SqliteStore, open_sqlite
+from mecha.store.sqlite.store import SqliteStore
 from mecha.timeline import Step, TimelineEntry
+from tests.integration.store.stores import AnyStore, sqlite_only
 
 PLACE = Place(forge="github", repo="octo/hello", number=7, head_sha="abc123")
 OPEN = frozenset({WriteState.PLANNED, WriteState.CALLING})
 CALLING = frozenset({WriteState.CALLING})
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    opened = open_sqlite(tmp_path / "mecha.db")
-    yield opened
-    opened.close()
 
 
 def comment(body: str = "hello", *, event: str = "ev1") -> Write:
@@ -41,7 +33,7 @@ def plan(*writes: Write, notes: tuple[TimelineEntry, ...] = ()) -> WritePlan:
     return WritePlan(task_id="t1", event_id="ev1", writes=writes, notes=notes)
 
 
-def test_a_key_is_planned_once_and_the_first_plan_wins(store: SqliteStore) -> None:
+def test_a_key_is_planned_once_and_the_first_plan_wins(store: AnyStore) -> None:
     [[first]] = store.plan_writes([plan(comment("first"), notes=(note("allowed: comment"),))])
     assert first.state is WriteState.PLANNED and first.write.body == "first"
     [[again]] = store.plan_writes([plan(comment("second"), notes=(note("again"),))])
@@ -50,14 +42,14 @@ def test_a_key_is_planned_once_and_the_first_plan_wins(store: SqliteStore) -> No
     assert details == ["allowed: comment"]  # a plan that adds nothing records no notes
 
 
-def test_notes_of_a_plan_without_writes_are_recorded(store: SqliteStore) -> None:
+def test_notes_of_a_plan_without_writes_are_recorded(store: AnyStore) -> None:
     store.plan_writes([plan(notes=(note("denied: comment: blocked by policy"),))])
     assert [e.detail for e in store.list_timeline(event_id="ev1")] == [
         "denied: comment: blocked by policy"
     ]
 
 
-def test_updates_are_guarded_and_record_their_step(store: SqliteStore) -> None:
+def test_updates_are_guarded_and_record_their_step(store: AnyStore) -> None:
     write = comment()
     store.plan_writes([plan(write)])
     claim = WriteUpdate(key=write.key, state=WriteState.CALLING, only_from=OPEN,
@@ -79,7 +71,7 @@ def test_updates_are_guarded_and_record_their_step(store: SqliteStore) -> None:
     assert listed.state is WriteState.DONE and listed.as_json()["target"] == "octo/hello#7"
 
 
-def test_due_writes_are_open_ones_whose_time_has_come(store: SqliteStore) -> None:
+def test_due_writes_are_open_ones_whose_time_has_come(store: AnyStore) -> None:
     now_write, later_write, done_write = comment(event="a"), comment(event="b"), comment(event="c")
     store.plan_writes([plan(now_write, later_write, done_write)])
     store.update_writes([
@@ -98,7 +90,7 @@ def test_due_writes_are_open_ones_whose_time_has_come(store: SqliteStore) -> Non
     assert [record.key for record in later] == [now_write.key, later_write.key]
 
 
-def test_a_write_found_calling_is_due_so_a_restart_resolves_it(store: SqliteStore) -> None:
+def test_a_write_found_calling_is_due_so_a_restart_resolves_it(store: AnyStore) -> None:
     write = comment()
     store.plan_writes([plan(write)])
     store.update_writes([WriteUpdate(key=write.key, state=WriteState.CALLING, only_from=OPEN,
@@ -107,6 +99,7 @@ def test_a_write_found_calling_is_due_so_a_restart_resolves_it(store: SqliteStor
     assert due.state is WriteState.CALLING and due.attempts == 1
 
 
+@sqlite_only
 def test_ledger_commits_are_synced_to_disk(
     store: SqliteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -125,8 +118,8 @@ def test_ledger_commits_are_synced_to_disk(
     assert asked == [True, True]
 
 
-def test_an_events_brief_holds_only_the_asked_attributes(store: SqliteStore) -> None:
-    from tests.integration.test_store_events import delivery
+def test_an_events_brief_holds_only_the_asked_attributes(store: AnyStore) -> None:
+    from tests.integration.store.stores import delivery
 
     [event] = store.insert_events([delivery()])
     assert event is not None
@@ -140,7 +133,7 @@ def test_an_events_brief_holds_only_the_asked_attributes(store: SqliteStore) -> 
 
 
 def test_a_new_plan_opens_a_failed_or_dry_run_write_again_but_never_a_done_one(
-    store: SqliteStore,
+    store: AnyStore,
 ) -> None:
     failed, done, dry = comment(event="f"), comment(event="d"), comment(event="r")
     store.plan_writes([plan(failed, done)])

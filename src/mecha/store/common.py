@@ -1,0 +1,188 @@
+"""What every Store says and decides the same way, whatever keeps the data.
+
+The refusals (their messages and hints are what people read), the timeline entries a store
+writes by itself, how an event follows its finished tasks, and how ids and definitions are
+written. ``SqliteStore`` uses them, and so does ``mecha.testing``'s ``MemoryStore``; the
+store conformance suite checks that both behave alike.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from mecha.errors import (
+    EventNotFound,
+    StoreError,
+    TaskNotFound,
+    WorkerExists,
+    WorkerNotFound,
+    WorkerStateError,
+)
+from mecha.event import Event, EventState
+from mecha.store import EventOutcome, WorkerRecord
+from mecha.task import FINAL_STATES, TaskState
+from mecha.timeline import Step, TimelineEntry
+from mecha.worker.kind import WorkerState
+
+#: shortest id prefix the lookups accept (``mecha event show 3f2a9c``)
+MIN_PREFIX = 6
+
+
+def new_id() -> str:
+    """A new row id: 32 random hex digits."""
+    return uuid.uuid4().hex
+
+
+def by_prefix(row_id: str) -> bool:
+    """Whether ``row_id``, found as no whole id, is looked for as an id prefix."""
+    return len(row_id) >= MIN_PREFIX and row_id.isalnum()
+
+
+def json_text(value: Any) -> str:
+    """Compact JSON, as attributes, headers, contexts and results are kept."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def definition_text(record: WorkerRecord) -> str:
+    """A worker's definition as kept: compact, key-sorted JSON; StoreError if it is not."""
+    try:
+        return json.dumps(record.definition, separators=(",", ":"), sort_keys=True,
+                          allow_nan=False)  # fmt: skip
+    except (TypeError, ValueError) as exc:
+        raise StoreError(
+            f'worker "{record.name}" has a definition that is not plain JSON data: {exc}',
+            hint="this is a bug in mecha; report it with this message",
+        ) from exc
+
+
+# --- the timeline entries a store writes itself ----------------------------------------
+
+
+def received_entry(event: Event) -> TimelineEntry:
+    """The first step of every event."""
+    detail = f"{event.source} {event.type}" + (f" from {event.actor}" if event.actor else "")
+    return TimelineEntry(at=event.created_at, step=Step.RECEIVED, event_id=event.id, detail=detail)
+
+
+def decided_entry(outcome: EventOutcome, now: float) -> TimelineEntry:
+    """The timeline entry for what matching decided."""
+    taken = sorted(d.worker for d in outcome.decisions if d.outcome == "matched")
+    held = sorted(d.worker for d in outcome.decisions if d.outcome == "held")
+    if outcome.error and not taken:
+        return TimelineEntry(at=now, step=Step.EVENT_FAILED, event_id=outcome.event_id,
+                             detail=outcome.error)  # fmt: skip
+    if taken:
+        step, detail = Step.MATCHED, "taken by " + ", ".join(taken)
+    elif held:
+        step, detail = Step.HELD, "held (auto: false) by " + ", ".join(held)
+    else:
+        step, detail = Step.SKIPPED, "no worker takes it"
+    if outcome.error:
+        detail += f"; {outcome.error}"
+    return TimelineEntry(at=now, step=step, event_id=outcome.event_id, detail=detail)
+
+
+REQUEUED_DETAIL = "it was in flight when mecha serve stopped; sending it again"
+
+
+# --- an event follows its tasks ---------------------------------------------------------
+
+
+def reopened_from(state: TaskState) -> tuple[EventState, ...]:
+    """The event states a task moving to ``state`` (running, pending) makes ``dispatched``:
+    a send starts; a finished task back to pending (a retry by hand) opens the event again.
+    A pending task that stays pending moves nothing."""
+    if state is TaskState.RUNNING:
+        return (EventState.COMPLETED, EventState.FAILED, EventState.MATCHED)
+    return (EventState.COMPLETED, EventState.FAILED)
+
+
+def finished(counts: Mapping[str, int]) -> tuple[EventState, str] | None:
+    """The event's state and error once its tasks (``counts`` by state) are all final;
+    None while one is still to run."""
+    final = {state.value for state in FINAL_STATES}
+    if any(state not in final for state in counts):
+        return None
+    done = EventState.COMPLETED if set(counts) == {TaskState.COMPLETED.value} else EventState.FAILED
+    failed = sum(n for s, n in counts.items() if s != TaskState.COMPLETED.value)
+    return done, f"{failed} of {sum(counts.values())} tasks did not complete" if failed else ""
+
+
+# --- refusals ----------------------------------------------------------------------------
+
+
+def closed(where: object, doing: str) -> StoreError:
+    """A store used after ``close()``."""
+    return StoreError(
+        f"the database {where} was already closed (while {doing})",
+        hint="this is a bug in mecha: a store was used after close(); report it",
+    )
+
+
+def event_not_found(event_id: str, *, found: int) -> EventNotFound:
+    """No event (``found`` 0), or more than one, has this id or prefix."""
+    which = "more than one event" if found else "no event"
+    return EventNotFound(
+        f'{which} has the id "{event_id}"',
+        hint="see the stored events and their ids with `mecha event ls`",
+    )
+
+
+def task_not_found(task_id: str, *, found: int) -> TaskNotFound:
+    """No task (``found`` 0), or more than one, has this id or prefix."""
+    which = "more than one task" if found else "no task"
+    return TaskNotFound(
+        f'{which} has the id "{task_id}"',
+        hint="see the stored tasks and their ids with `mecha task ls`",
+    )
+
+
+def worker_exists(taken: Sequence[str], repeated: Sequence[str]) -> WorkerExists:
+    """A batch of workers refused: names registered already, names given twice."""
+    parts = []
+    if taken:
+        verb = "is" if len(taken) == 1 else "are"
+        parts.append(f"{_quoted(taken)} {verb} already registered")
+    if repeated:
+        verb = "appears" if len(repeated) == 1 else "appear"
+        parts.append(f"{_quoted(repeated)} {verb} more than once in this batch")
+    return WorkerExists(
+        f"no workers were added: {'; '.join(parts)}",
+        hint="give every worker a unique name; to update a registered worker after editing "
+        "its file, run `mecha worker add --replace FILE`",
+    )
+
+
+def _quoted(names: Sequence[str]) -> str:
+    return ", ".join(f'"{name}"' for name in names)
+
+
+def worker_not_found(name: str) -> WorkerNotFound:
+    """No worker is called ``name``."""
+    return WorkerNotFound(
+        f'no worker named "{name}" is registered',
+        hint="see the registered workers with `mecha worker ls`",
+    )
+
+
+def worker_not_removable(
+    name: str, state: str, allowed: Collection[WorkerState]
+) -> WorkerStateError:
+    """``remove_worker`` refused: the worker is in ``state``."""
+    wanted = " or ".join(sorted(str(s) for s in allowed))
+    when = f"only when {wanted}" if wanted else "in no state"
+    return WorkerStateError(
+        f'worker "{name}" is {state}; it can be removed {when}',
+        hint=f"stop it first: mecha worker stop {name}",
+    )
+
+
+def worker_moved(name: str, now: WorkerState, wanted: WorkerState) -> WorkerStateError:
+    """``set_worker_state(only_from=...)`` refused: another process changed it first."""
+    return WorkerStateError(
+        f'worker "{name}" is {now.value} now; not changed to {wanted.value}',
+        hint="another mecha process changed it first; look again with mecha worker ls",
+    )
