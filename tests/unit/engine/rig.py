@@ -9,8 +9,9 @@ joined.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -27,7 +28,7 @@ from mecha.forges.writer import Writer
 from mecha.store import Store, TaskUpdate, WritePlan, WriteRecord, WriteUpdate
 from mecha.task import Task
 from mecha.timeline import TimelineEntry
-from tests.unit.engine.fakes import healthy
+from tests.unit.engine.fakes import EventSink, Hydrator, TaskSink, healthy
 
 if TYPE_CHECKING:
     from mecha.engine.pipeline import Pipeline
@@ -132,6 +133,36 @@ class Rig:
         finally:
             self.writer.shutdown(wait=True)
             self.reads.shutdown(wait=True)
+
+
+@contextlib.asynccontextmanager
+async def pipeline_alone(
+    store: Store,
+    home: Path,
+    *,
+    tasks: TaskSink,
+    events: EventSink,
+    hydrator: Hydrator | None = None,
+) -> AsyncIterator[Pipeline]:
+    """The pipeline over ``store`` handing what it makes to fake sinks; on leaving, matching
+    is finished and every queued commit written."""
+    from mecha.engine.pipeline import Pipeline
+
+    writer = ThreadPoolExecutor(1, thread_name_prefix="test-writer")
+    reads = ThreadPoolExecutor(2, thread_name_prefix="test-read")
+    registry = WorkerRegistry(store=store, environ={}, home=home)
+    pipeline = Pipeline(
+        store=store, registry=registry, writer=writer, reads=reads, tasks=tasks, events=events
+    )
+    pipeline.hydrator = hydrator
+    pipeline.start()
+    try:
+        yield pipeline
+        await pipeline.finish_matching()
+        await pipeline.close()
+    finally:
+        writer.shutdown(wait=True)
+        reads.shutdown(wait=True)
 
 
 def _add_timeline(store: Store, entries: Sequence[TimelineEntry]) -> list[None]:
