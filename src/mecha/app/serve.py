@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 import signal
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mecha.app.stores import open_prune_store, open_store
 from mecha.app.workers import WorkerRuntime
 from mecha.config.server_file import API_KEY_HINT, DEFAULT_ADDR, ServerConfig, api_key_problem
 from mecha.config.settings import Settings
@@ -36,7 +38,6 @@ from mecha.known_secrets import KnownSecrets
 from mecha.secrets import Secrets
 from mecha.store import Store
 from mecha.store.redacting import RedactingStore
-from mecha.store.sqlite.store import open_sqlite
 
 if TYPE_CHECKING:
     import httpx
@@ -138,7 +139,7 @@ class Ingest:
         #: every secret value this serve holds (the log's, the store's and the API's)
         self.known = known if known is not None else KnownSecrets()
         self.known.add({*secrets.values(), api_key})
-        inner = store if store is not None else open_sqlite(settings.db_path)
+        inner = store if store is not None else open_store(settings)
         # nothing from outside is stored before it is redacted
         self.store: Store = (
             inner if isinstance(inner, RedactingStore) and inner.known is self.known
@@ -171,7 +172,7 @@ class Ingest:
         self.api_closed = api_closed
         # finished work past config.yml's retention: goes, on the pruner's own connection
         self.pruner = Pruner(
-            open_store=lambda: open_sqlite(settings.db_path), retention=config.retention
+            open_store=functools.partial(open_prune_store, settings), retention=config.retention
         )
 
     async def startup(self) -> None:
