@@ -17,32 +17,9 @@ from mecha.event import Delivery, Event, EventState
 from mecha.policy.writes import Write, WriteState, write_json
 from mecha.task import NewTask, Task, TaskState
 from mecha.timeline import TimelineEntry
-from mecha.worker.kind import WorkerKind, WorkerState
+from mecha.worker.kind import WorkerState
 from mecha.worker.matching import Decision
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class WorkerRecord:
-    """A registered worker as stored: its secret-free definition and its runtime state."""
-
-    #: unique name, as in the worker file
-    name: str
-    #: managed / adapter / unmanaged
-    kind: WorkerKind
-    #: the validated definition as JSON-ready data; never holds a secret value
-    definition: dict[str, Any] = field(default_factory=dict)
-    #: absolute path of the file it was added from ("" if none)
-    source: str = ""
-    state: WorkerState = WorkerState.OFFLINE
-    #: last error text (already redacted) when state is ERROR
-    error: str = ""
-    #: where the running worker answers (set by the runtime; "" when not running)
-    endpoint: str = ""
-    container_id: str = ""
-    #: unix seconds; 0.0 when never started
-    started_at: float = 0.0
-    created_at: float = 0.0
-    updated_at: float = 0.0
+from mecha.worker.record import WorkerRecord as WorkerRecord  # the store keeps these
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -17,9 +17,9 @@ from typing import Any
 from mecha.errors import FileError, Location, Problem, UsageError, WorkerFileError
 from mecha.policy.schema import policy_problems
 from mecha.secrets import SECRETS_FILE
-from mecha.store import WorkerRecord
 from mecha.template.interpolation import has_reference
 from mecha.worker.parser import SECRET_FIELDS, ParsedWorker, parse_worker
+from mecha.worker.record import WorkerRecord
 from mecha.worker.rules import sensitive_path_reason
 from mecha.worker.spec import CREDENTIAL_DIRS, WorkerSpec
 from mecha.yaml_doc import Document, load_yaml
