@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,22 @@ from mecha.forges.github.write import GitHubWriter
 from mecha.forges.writer import Writer
 from mecha.policy.writes import WriteState
 from mecha.result import Comment, Labels, Status, TaskResult
-from mecha.store import Store, WriteRecord
-from mecha.task import Task
+from mecha.store import Store, TaskUpdate, WriteRecord
+from mecha.task import Task, TaskState
 from mecha.testing.forge.api import ForgeEmulator, Recorded
 from mecha.timeline import Step
-from tests.unit.engine.fakes import BASE, HEAD, Worker, definition, delivery, eventually, register
+from mecha.worker.kind import WorkerState
+from tests.unit.engine.fakes import (
+    BASE,
+    DEADLINE,
+    HEAD,
+    Worker,
+    definition,
+    delivery,
+    eventually,
+    register,
+    turns,
+)
 from tests.unit.engine.rig import FAST_WRITES, Rig
 
 TOKEN = "ghp_" + "E" * 36
@@ -223,3 +235,62 @@ def test_a_dry_run_policy_writes_nothing_even_with_credentials(
     assert all(
         "(the policy says dry_run): would " in d for d in steps(store, outcome.task, Step.DRY_RUN)
     )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine bug: a task cancelled (mecha task cancel) while its result is being "
+    "settled has its send abandoned by the dispatcher's poll (Dispatcher._abort_cancelled "
+    "cancels the flight inside WriteBack.settle, awaiting plans.add); the plan is still "
+    "committed by the batcher, nobody abandons its writes (TaskSender._completed never "
+    "runs on), and write-back's poll then writes them to the forge for a cancelled task",
+)
+def test_a_task_cancelled_while_its_writes_are_planned_writes_nothing(
+    store: Store, user_home: Path, forge: ForgeEmulator
+) -> None:
+    register(store, definition("reviewer", policy={"comment": {"allow": True}}))
+    worker = Worker(REMARK, gated=True)
+    started, release = threading.Event(), threading.Event()
+
+    def hold_the_writer() -> None:
+        started.set()
+        release.wait(DEADLINE)
+
+    async def main() -> None:
+        async with httpx.AsyncClient(trust_env=False) as http:
+            github = GitHubWriter(http, api_url=forge.github_url, auth=GitHubAuth.token(TOKEN))
+            async with Rig(store, user_home, send=worker.send, writers={"github": github}) as rig:
+                event = await rig.pipeline.receive(delivery())
+                assert event is not None
+                await eventually(lambda: worker.flying() == 1, "the send started")
+                [task] = store.list_tasks(event_id=event.id)
+                await eventually(
+                    lambda: store.get_worker("reviewer").state is WorkerState.BUSY, "busy"
+                )
+                rig.writer.submit(hold_the_writer)  # the store's writer thread is busy
+                await eventually(started.is_set, "the writer is held")
+                worker.gate.set()  # the worker answers; its writes wait to be recorded
+                await eventually(lambda: worker.flying() == 0, "the worker answered")
+                await turns()
+                cancel = TaskUpdate(
+                    task_id=task.id, state=TaskState.CANCELLED, step=Step.CANCELLED,
+                    only_from=frozenset({TaskState.RUNNING}), detail="by hand",
+                )  # fmt: skip
+                assert store.update_tasks([cancel]) != [None]  # `mecha task cancel`
+                await eventually(lambda: rig.dispatcher.in_flight() == 0, "the send abandoned")
+                release.set()
+                await eventually(
+                    lambda: (
+                        rig.plans.items >= 1
+                        and not any(w.state in _OPEN for w in store.list_writes(task_id=task.id))
+                    ),
+                    "the plan recorded and no write open",
+                )
+
+    try:
+        asyncio.run(main())
+    finally:
+        release.set()
+    [task] = store.list_tasks()
+    assert task.state is TaskState.CANCELLED
+    assert forge.github.writes.comments("octo", "hello", 7) == []  # nothing for a cancelled task
