@@ -124,7 +124,8 @@ class Rig:
         try:
             if self._pipeline is not None:
                 await self._pipeline.finish_matching()
-            await self.dispatcher.drain()
+            # a failed test does not wait for sends it left hanging
+            await self.dispatcher.drain(0.0 if error is not None else None)
             await self.writeback.drain()
             if self._pipeline is not None:
                 await self._pipeline.close()
