@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 
 from mecha.store import Store
-from mecha.store.sqlite.store import open_sqlite
+from mecha.testing.memory_store import MemoryStore
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    """A fresh, empty store (SQLite in tmp_path until the in-memory store lands)."""
-    opened = open_sqlite(tmp_path / "m.db")
+def store() -> Iterator[Store]:
+    """A fresh, empty store in memory (it behaves as SqliteStore does where a caller can
+    tell; tests/integration/store runs the same conformance tests on both)."""
+    opened = MemoryStore()
     yield opened
     opened.close()
 
