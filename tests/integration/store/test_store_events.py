@@ -248,3 +248,27 @@ def test_a_brief_keeps_each_attributes_type_whatever_the_number_asked(store: Any
         assert brief is not None
         assert brief.attrs == {k: event.attrs[k] for k in keys if event.attrs[k] is not None}
         assert all(type(brief.attrs[k]) is type(event.attrs[k]) for k in brief.attrs)
+
+
+def test_a_prefix_of_more_than_one_event_finds_none(store: AnyStore) -> None:
+    one, two = (replace(received(delivery(n), now=1.0), id=f"abcdef{n}" + "0" * 25)
+                for n in ("1", "2"))  # fmt: skip
+    store.insert_arrivals([Arrival(event=one), Arrival(event=two)])
+    with pytest.raises(EventNotFound, match='more than one event has the id "abcdef"') as caught:
+        store.get_event("abcdef")
+    assert "mecha event ls" in caught.value.hint
+    assert store.get_event("abcdef1").id == one.id
+
+
+def test_decisions_are_listed_by_worker_name(store: AnyStore) -> None:
+    event = received(delivery(), now=1.0)
+    outcome = EventOutcome(
+        event_id=event.id, state=EventState.SKIPPED,
+        decisions=[Decision(worker=w, outcome=Outcome.NOT_MATCHED, reason=f"not {w}")
+                   for w in ("zed", "Alpha", "mid")],
+    )  # fmt: skip
+    store.insert_arrivals([Arrival(event=event, outcome=outcome)])
+    matches = store.list_matches(event.id)
+    assert [(m.worker, m.reason, m.rule) for m in matches] == [
+        ("Alpha", "not Alpha", -1), ("mid", "not mid", -1), ("zed", "not zed", -1)
+    ]  # fmt: skip

@@ -167,3 +167,15 @@ def test_reclaim_empties_the_log_and_freed_room_is_used_again(store: SqliteStore
     grown = store.reclaim()
     assert grown.database <= after.database + 1_000_000
     assert grown.free < after.free
+
+
+def test_the_timeline_of_an_unfinished_event_stays_whole(store: AnyStore) -> None:
+    [waiting] = store.insert_events([delivery("waiting")])  # not matched yet: no task
+    assert waiting is not None
+    matched_id, _ = event_with(store, "matched", ("a",))  # its task still pending
+    assert store.count_prunable(later()).timeline == 0
+    store.prune(later(), limit=10_000)
+    assert [e.step for e in store.list_timeline(event_id=waiting.id)] == [Step.RECEIVED]
+    assert [e.step for e in store.list_timeline(event_id=matched_id)] == [
+        Step.RECEIVED, Step.MATCHED
+    ]  # fmt: skip

@@ -130,3 +130,16 @@ def test_an_unknown_task_id_says_how_to_find_one(store: AnyStore) -> None:
     with pytest.raises(TaskNotFound) as caught:
         store.get_task("abcdef123")
     assert "mecha task ls" in caught.value.hint
+
+
+def test_tasks_are_listed_by_worker_event_and_state_newest_first(store: AnyStore) -> None:
+    event_id, [a, b] = matched(store)
+    [api] = store.create_tasks([NewTask(worker="a", event_id="", prompt="by hand")])
+    store.update_tasks([update(b, TaskState.RUNNING, PENDING)])
+    assert [t.id for t in store.list_tasks(worker="a")] == [api.id, a.id]
+    assert [t.id for t in store.list_tasks(worker="b")] == [b.id]
+    assert [t.id for t in store.list_tasks(event_id=event_id, state=TaskState.PENDING)] == [a.id]
+    assert [t.id for t in store.list_tasks(limit=2)] == [api.id, b.id]
+    assert store.task_states([a.id, b.id, "nope"]) == {
+        a.id: TaskState.PENDING, b.id: TaskState.RUNNING
+    }  # fmt: skip

@@ -3,6 +3,7 @@ threads."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from dataclasses import replace
@@ -11,6 +12,7 @@ import pytest
 
 from mecha.errors import StoreError, WorkerExists, WorkerNotFound, WorkerStateError
 from mecha.store import Store
+from mecha.timeline import Step, TimelineEntry
 from mecha.worker.kind import WorkerKind, WorkerState
 from tests.integration.store.stores import AnyStore, names, worker
 
@@ -272,3 +274,25 @@ def test_calls_from_several_threads_take_turns(store: AnyStore) -> None:
     assert failures == []
     assert {r.state for r in store.list_workers()} == {WorkerState.ONLINE}
     assert store.count_workers() == 200
+
+
+def test_writers_on_several_threads_lose_no_change(store: AnyStore) -> None:
+    """Threads switched as often as Python allows: every change of every thread is kept."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=_note, args=(store, f"w{n}", 100)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(before)
+    counts = [len(store.list_timeline(worker=f"w{n}")) for n in range(8)]
+    assert counts == [100] * 8
+
+
+def _note(store: AnyStore, worker: str, times: int) -> None:
+    for n in range(times):
+        store.add_timeline([TimelineEntry(at=time.time(), step=Step.DEFINITION, worker=worker,
+                                          detail=f"note {n}")])  # fmt: skip
