@@ -105,6 +105,8 @@ class Dispatcher:
         )
         #: ms from a task being stored (or due again) to its send starting
         self.latency = Histogram()
+        #: checks for cancelled sends done so far (tests wait on it)
+        self.polls = 0
         self._sender = TaskSender(
             updates=updates, send=send, writeback=writeback, retry_base=settings.retry_base,
             retry_cap=settings.retry_cap, counts=self.counts, latency=self.latency,
@@ -361,9 +363,13 @@ class Dispatcher:
             return
         states = await self._on(self._reads, self._store.task_states, task_ids=list(flying))
         for task_id, state in states.items():
-            if state is TaskState.CANCELLED and task_id not in self._aborted:
-                self._aborted.add(task_id)
-                flying[task_id].cancel()
+            if state is not TaskState.CANCELLED or task_id in self._aborted:
+                continue
+            if task_id in self._sender.settling:
+                continue  # its answer is in: settling it ends by abandoning its writes
+            self._aborted.add(task_id)
+            flying[task_id].cancel()
+        self.polls += 1
 
     async def _refresh_targets(self) -> None:
         await self._view.refresh()

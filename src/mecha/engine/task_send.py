@@ -69,6 +69,9 @@ class TaskSender:
         self._unreachable = unreachable
         #: the most bytes of a result the store keeps (the policy sees all of it)
         self._max_result = max_result
+        #: tasks whose answer is in and being settled: a cancel arriving now is seen by the
+        #: guarded completion, which drops the result and abandons its writes
+        self.settling: set[str] = set()
 
     async def attempt(self, target: Target, task: Task) -> Retry | None:
         """Send ``task`` once; a Retry if it waits to go again, else None (done with it)."""
@@ -89,7 +92,11 @@ class TaskSender:
             result = await self._send(target, claimed)
         except WorkerFailure as failure:
             return await self._failed(target, claimed, failure)
-        await self._completed(claimed, result)
+        self.settling.add(claimed.id)
+        try:
+            await self._completed(claimed, result)
+        finally:
+            self.settling.discard(claimed.id)
         return None
 
     async def _completed(self, task: Task, result: TaskResult) -> None:
