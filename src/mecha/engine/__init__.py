@@ -1,3 +1,3 @@
-"""The engine: matching events to workers (and, later, dispatching tasks)."""
+"""The engine: the pipeline (store, match, dispatch, write back); names only Protocols."""
 
 from __future__ import annotations

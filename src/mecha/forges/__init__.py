@@ -1,3 +1,3 @@
-"""Forges: GitHub, GitLab and generic sources — webhook parsing (sans-I/O) and API clients."""
+"""Forges: webhook sources in, diffs fetched, results written back (GitHub, GitLab, generic)."""
 
 from __future__ import annotations

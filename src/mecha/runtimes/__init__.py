@@ -1,1 +1,1 @@
-"""Where prompts run: the worker contract client and, later, Docker and adapter runtimes."""
+"""Where prompts run: the worker contract, its HTTP client, adapters and managed containers."""

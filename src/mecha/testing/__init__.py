@@ -1,3 +1,3 @@
-"""Fakes that speak real wire formats, shared by all tests."""
+"""What tests share: a forge emulator, an in-memory Store, a worker, a serve process."""
 
 from __future__ import annotations
