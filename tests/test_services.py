@@ -37,3 +37,18 @@ def test_an_engine_nobody_answers_is_named_in_one_line(
     assert f"no Docker engine answers at DOCKER_HOST={host}" in message
     assert "\n" not in message
     assert open_sockets() <= before
+
+
+def test_each_test_gets_an_empty_postgresql_database_of_its_own(pg_url: str) -> None:
+    """The throwaway cluster answers, on loopback, with a database no other test uses."""
+    import psycopg
+
+    with psycopg.connect(pg_url) as conn:
+        [[name, tables]] = conn.execute(
+            "SELECT current_database(), (SELECT count(*) FROM pg_tables "
+            "WHERE schemaname = 'public')"
+        ).fetchall()
+        [[address]] = conn.execute("SELECT inet_server_addr()::text").fetchall()
+    assert name.startswith("mecha_test_")
+    assert tables == 0
+    assert address.startswith("127.0.0.1")
