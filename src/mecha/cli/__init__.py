@@ -28,6 +28,7 @@ COMMANDS = {
     "write": "mecha.cli.write:write",
     "image": "mecha.cli.image:image",
     "prune": "mecha.cli.prune:prune",
+    "db": "mecha.cli.db:db",
 }
 HELP = {
     "worker": "Add, remove, list, check, start and stop workers.",
@@ -41,6 +42,7 @@ HELP = {
     "write": "Try failed or dead-lettered writes to GitHub / GitLab again.",
     "image": "Build the managed workers' images from the project's Dockerfiles.",
     "prune": "Remove finished events, tasks, timeline entries and writes past their retention.",
+    "db": "The database: bring its schema up to date (mecha db migrate).",
 }
 
 
@@ -70,7 +72,8 @@ class LazyGroup(click.Group):
 def cli() -> None:
     """Mecha: forge events in, LLM tasks out, results written back under a policy.
 
-    State lives in ~/.mecha (MECHA_HOME moves it; MECHA_DB_PATH moves the database).
+    State lives in ~/.mecha (MECHA_HOME moves it; MECHA_DB_PATH moves the database;
+    MECHA_DATABASE_URL=postgresql://... uses PostgreSQL instead).
     MECHA_LOG_LEVEL=DEBUG shows debug log lines; MECHA_DEBUG=1 shows tracebacks.
     """
 

@@ -2,7 +2,12 @@
 the redactor that all output to the user passes through, and how log lines look.
 
 A command that only reads (``READ_ONLY``) never creates Mecha's folder or database: with
-no database yet it reads an empty one that lives in memory, and says "nothing yet".
+no database yet (no SQLite file; a PostgreSQL database without Mecha's tables) it reads
+an empty one that lives in memory, and says "nothing yet".
+
+The database is chosen on first use (``database``): ``MECHA_DATABASE_URL``, config.yml's
+``database_url:``, else SQLite. A PostgreSQL password is known to the redactor from then
+on (and the environment's from the start), so no output shows it.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from mecha.redaction import RedactingFilter, Redactor
 from mecha.store import Store
 
 if TYPE_CHECKING:
+    from mecha.config.database import Database
     from mecha.secrets import Secrets
 
 #: commands that only read the store: they must not create the folder or the database
@@ -44,6 +50,7 @@ class AppContext:
         self.known = KnownSecrets()
         self.log_filter = RedactingFilter()
         self.known.attach(self.log_filter)
+        self._know_env_password()
         self._handler: logging.Handler | None = None
         self._store: Store | None = None
         self._secrets: Secrets | None = None
@@ -58,23 +65,57 @@ class AppContext:
         """The secrets file as hints name it (``~/.mecha/secrets.yml`` or the real path)."""
         return self.settings.shown(self.settings.secrets_path)
 
+    def database(self) -> Database:
+        """The database chosen (env, config.yml, secrets.yml); its password masked from now."""
+        from mecha.config.settings import with_database
+
+        self.settings = with_database(self.settings, self.environ, secrets=self.secrets)
+        assert self.settings.database is not None
+        self.known.add(self.settings.database.secret_values())
+        return self.settings.database
+
+    def database_name(self) -> str:
+        """The database as messages name it: its file, or its PostgreSQL URL (no password)."""
+        from mecha.app.stores import describe
+
+        self.database()
+        return describe(self.settings)
+
+    def no_database_yet(self) -> str:
+        """``there is no database at ~/.mecha/mecha.db yet`` (or PostgreSQL's words)."""
+        if self.database().postgres is not None:
+            return f"{self.database_name()} holds no Mecha tables yet"
+        return f"there is no database at {self.database_name()} yet"
+
     def store(self) -> Store:
         """The database, created and migrated on first use (read-only commands: see READ_ONLY)."""
         if self._store is None:
-            from mecha.app.stores import empty_store, open_store
+            from mecha.app.stores import empty_store, open_existing_store, open_store
 
-            reading = _command() in READ_ONLY
-            if reading and not self.settings.db_path.exists():
-                self._store = empty_store(self.settings)
+            self.database()
+            if _command() in READ_ONLY:
+                self._store = open_existing_store(self.settings) or empty_store(self.settings)
             else:
-                if not reading:
-                    ensure_home(self.settings)
+                ensure_home(self.settings)
                 self._store = open_store(self.settings)
             from mecha.store.redacting import RedactingStore
 
             self._store = RedactingStore(self._store, self.known)
             self._learn_worker_keys(self._store)
         return self._store
+
+    def _know_env_password(self) -> None:
+        """Mask ``MECHA_DATABASE_URL``'s password from the start (a malformed URL is
+        reported when the store is opened; its message never quotes the URL)."""
+        if not self.settings.database_url:
+            return
+        from mecha.config.database import UrlProblem, parse_url
+
+        try:
+            target = parse_url(self.settings.database_url, origin="")
+        except UrlProblem:
+            return
+        self.known.add(target.secret_values())
 
     @property
     def redactor(self) -> Redactor:

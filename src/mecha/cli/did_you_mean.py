@@ -34,7 +34,10 @@ COMMAND_ALIASES: dict[str, tuple[str, ...]] = {
     "inspect": ("show",),
 }
 _LOGS = "Set MECHA_LOG_LEVEL=DEBUG for debug logs (MECHA_DEBUG=1 shows tracebacks)."
-_DB = "Set MECHA_DB_PATH=FILE to move the database."
+_DB = (
+    "Set MECHA_DB_PATH=FILE to move the database, or MECHA_DATABASE_URL=postgresql://... "
+    "to use PostgreSQL."
+)
 #: options that are environment variables in Mecha
 ENV_OPTIONS = {
     "--verbose": _LOGS,

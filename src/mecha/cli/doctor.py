@@ -1,9 +1,10 @@
 """``mecha doctor``: read-only checks of this host, printed as ``[ok]``/``[!!]``/``[FAIL]``.
 
-System: Mecha's folder and its mode, the database (never created here), the secrets file,
-Docker. Then each worker: its definition still valid here, its token resolving, a managed
-worker's image present, an adapter's upstream or an unmanaged endpoint answering. Exit 1
-if anything FAILed. Slow probes share one overall time budget.
+System: Mecha's folder and its mode, the database (SQLite's file, or PostgreSQL's server:
+whether it answers, its schema version against this Mecha's; never created or migrated
+here), the secrets file, Docker. Then each worker: its definition still valid here, its
+token resolving, a managed worker's image present, an adapter's upstream or an unmanaged
+endpoint answering. Exit 1 if anything FAILed. Slow probes share one overall time budget.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from enum import Enum
 import click
 
 from mecha.app.docker import DockerUnreachable, docker_host, engine_version, image_present
+from mecha.app.stores import SchemaState
 from mecha.cli.context import AppContext, pass_app
 from mecha.cli.display import NEXT_WORKER
 from mecha.errors import MechaError
@@ -80,28 +82,61 @@ def _home(app: AppContext) -> list[Finding]:
 
 
 def _database(app: AppContext, findings: list[Finding]) -> list[WorkerRecord]:
-    path = app.settings.db_path
-    if not path.exists():
-        findings.append(Finding(Level.WARN, f"database {path} not created yet (no workers added)"))
+    """Which database, whether it answers, its schema against this Mecha's; never makes
+    or migrates it. The registered workers, if it is up to date."""
+    from mecha.app.stores import schema_state
+
+    try:
+        chosen = app.database()
+        name = app.database_name()
+    except MechaError as exc:
+        findings.append(Finding(Level.FAIL, f"database: {exc}"))
         return []
     try:
-        store = app.store()
-        records = store.list_workers()
-        version = store.schema_version()
+        state = schema_state(app.settings)
     except MechaError as exc:
-        findings.append(Finding(Level.FAIL, f"database {path}: {exc}"))
+        findings.append(Finding(Level.FAIL, f"database {name}: {exc}"))
         return []
+    behind = _schema_finding(name, state)
+    if behind is not None:
+        findings.append(behind)
+        return []
+    try:
+        records = app.store().list_workers()
+    except MechaError as exc:
+        findings.append(Finding(Level.FAIL, f"database {name}: {exc}"))
+        return []
+    workers = _count(len(records), "worker")
+    schema = f"schema v{state.version}, this mecha's v{state.latest}"
+    if chosen.postgres is not None:
+        findings.append(Finding(Level.OK, f"database {name} answers ({schema}; {workers})"))
+        return records
+    path = chosen.path
     mode = stat.S_IMODE(path.stat().st_mode)
     level = Level.WARN if mode & 0o077 else Level.OK
     fix = f"; chmod 600 {path}" if mode & 0o077 else ""
-    findings.append(
-        Finding(
-            level,
-            f"database {path} (schema v{version}, mode {mode:o}, {_count(len(records), 'worker')})"
-            + fix,
-        )
-    )
+    findings.append(Finding(level, f"database {name} (SQLite, {schema}, mode {mode:o}, {workers})"
+                            + fix))  # fmt: skip
     return records
+
+
+def _schema_finding(name: str, state: SchemaState) -> Finding | None:
+    """What is wrong with the database's schema for this Mecha; None if it is up to date."""
+    if not state.present:
+        return Finding(Level.WARN, f"database {name} not created yet (no workers added)")
+    schema = f"schema v{state.version}, this mecha's v{state.latest}"
+    if state.version == 0:
+        return Finding(Level.WARN, f"database {name} holds no Mecha tables yet ({schema}): "
+                       "`mecha db migrate` creates them, as does any command that "
+                       "writes")  # fmt: skip
+    if state.version > state.latest:
+        return Finding(Level.FAIL, f"database {name} is newer than this mecha ({schema}): "
+                       "upgrade mecha")  # fmt: skip
+    if state.version < state.latest:
+        return Finding(Level.WARN, f"database {name} needs migrating ({schema}): run "
+                       "`mecha db migrate` (mecha serve migrates at start too); workers not "
+                       "checked until then")  # fmt: skip
+    return None
 
 
 def _secrets(app: AppContext, findings: list[Finding]) -> Secrets:

@@ -34,18 +34,18 @@ def prune(app: AppContext, dry_run: bool, older_than: str | None, batch: int) ->
     stay. Safe while `mecha serve` runs: each batch is one short transaction, and serve
     gets its turn between batches.
     """
-    from mecha.app.stores import open_prune_store
+    from mecha.app.stores import exists, open_prune_store
     from mecha.engine.retention import BATCH_SECONDS, PAUSE, describe, space
     from mecha.store.pruning import PruneCounts
 
     retention = _retention(app, older_than)
-    path = app.settings.db_path
     if not retention.active:
         app.echo("retention is off in config.yml: nothing is pruned "
                  "(mecha prune --older-than 30 prunes by hand)")  # fmt: skip
         return
-    if not path.exists():
-        app.echo(f"nothing to prune: there is no database at {app.settings.shown(path)} yet")
+    app.database()
+    if not exists(app.settings):
+        app.echo(f"nothing to prune: {app.no_database_yet()}")
         return
     store = open_prune_store(app.settings)
     try:

@@ -37,9 +37,10 @@ def serve(app: AppContext, addr: str | None, api_key: str | None, insecure: bool
     listen = resolve_listen(addr=addr, api_key=api_key, insecure=insecure, config=config)
     app.known.add({listen.api_key})
     secrets = app.secrets()
+    store = app.store()  # chooses the database first: Ingest's settings carry the choice
     ingest = Ingest(
         settings=app.settings, config=config, secrets=secrets, environ=app.environ,
-        api_key=listen.api_key, api_closed=listen.api_closed, store=app.store(),
+        api_key=listen.api_key, api_closed=listen.api_closed, store=store,
         reload_secrets=app.reload_secrets, known=app.known,
     )  # fmt: skip
     sock = _bind(listen.host, listen.port)

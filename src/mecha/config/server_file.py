@@ -22,6 +22,8 @@
       retry_base: 2s               # first retry after a 5xx / 429 / rate limit; doubles
       retry_cap: 10m               # longest wait between tries (Retry-After too)
       concurrency: 4               # forge calls in flight at once
+    database_url: postgresql://mecha@db:5432/mecha   # PostgreSQL instead of SQLite
+    database_password: postgres.main  # (MECHA_DATABASE_URL wins; see mecha.config.database)
     retention:                     # how long finished work is kept (days; 12h or 30d;
       events: 30                   # off or 0 = for ever); `retention: off` keeps all,
       tasks: 30                    # `retention: 7` keeps 7 days of each
@@ -39,6 +41,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from mecha.config.database import DatabaseKeys, check_keys
 from mecha.config.retention import KEEP_HINT, RETENTION_KINDS, Retention, keep_seconds
 from mecha.config.sources import RESERVED_SOURCES, GenericSource, SourceAuth
 from mecha.duration import parse_duration
@@ -52,7 +55,7 @@ DEFAULT_MAX_DIFF = 500_000
 DEFAULT_GITHUB_API_URL = "https://api.github.com"
 _KEYS = (
     "addr", "api_key", "github_api_url", "max_diff", "max_result", "sources", "dispatch",
-    "writeback", "retention",
+    "writeback", "retention", "database_url", "database_password",
 )  # fmt: skip
 #: dispatch settings: durations, except concurrency (a count)
 DISPATCH_KEYS = (
@@ -112,6 +115,8 @@ class ServerConfig:
     #: write-back settings given, likewise
     writeback: Mapping[str, float] = field(default_factory=dict)
     retention: Retention = field(default_factory=Retention)
+    #: database_url and database_password (the database itself: mecha.config.database)
+    database: DatabaseKeys = field(default_factory=DatabaseKeys)
 
 
 def parse_config(text: str, *, file: str, environ: Mapping[str, str]) -> ServerConfig:
@@ -136,6 +141,7 @@ def parse_config(text: str, *, file: str, environ: Mapping[str, str]) -> ServerC
         dispatch=check.settings("dispatch", data.get("dispatch"), DISPATCH_KEYS),
         writeback=check.settings("writeback", data.get("writeback"), WRITEBACK_KEYS),
         retention=check.retention(data.get("retention", {})),
+        database=check.database(data),
     )
     if check.problems:
         raise ConfigFileError(check.problems)
@@ -277,6 +283,11 @@ class _Checker:
             else:
                 found["interval"] = seconds
         return Retention(**found)
+
+    def database(self, data: dict[str, Any]) -> DatabaseKeys:
+        keys, problems = check_keys(self.doc, data, self.environ)
+        self.problems += problems
+        return keys
 
     def keep(self, path: Path, value: Any, name: str) -> float | None:
         seconds, problem = keep_seconds(value)

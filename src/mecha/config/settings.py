@@ -1,7 +1,9 @@
 """Settings: where Mecha keeps its files, read from the environment, and the home folder.
 
 ``MECHA_HOME`` moves the whole folder (default ``~/.mecha``); ``MECHA_DB_PATH`` moves only
-the database. Nothing here runs at import: entry points call ``Settings.from_env()``.
+the SQLite database; ``MECHA_DATABASE_URL`` (or config.yml's ``database_url:``) chooses
+PostgreSQL instead (``with_database``; see ``mecha.config.database``). Nothing here runs
+at import: entry points call ``Settings.from_env()``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from typing import TYPE_CHECKING
 from mecha.errors import ConfigError, SecretsError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from mecha.config.database import Database, DatabaseKeys
     from mecha.config.server_file import ServerConfig
     from mecha.secrets import Secrets
 
@@ -32,6 +37,11 @@ class Settings:
     config_path: Path
     #: the user's home folder (``$HOME``): where ``~`` points in what the user is shown
     user_home: Path = field(default_factory=Path.home)
+    #: ``MECHA_DATABASE_URL`` as set (it may hold a password: never shown)
+    database_url: str = field(default="", repr=False)
+    #: the database chosen (``with_database``); None until then, when a store opening
+    #: chooses it from the environment, config.yml and secrets.yml itself
+    database: Database | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -50,6 +60,7 @@ class Settings:
             secrets_path=home / "secrets.yml",
             config_path=home / "config.yml",
             user_home=Path(env.get("HOME") or Path.home()),
+            database_url=env.get("MECHA_DATABASE_URL", ""),
         )
 
     def shown(self, path: Path) -> str:
@@ -125,4 +136,73 @@ def load_server_config(settings: Settings, environ: Mapping[str, str]) -> Server
             what="a config.yml that holds a literal api_key",
             other_fix="write api_key: ${MECHA_API_KEY} and keep the key in the environment",
         )  # fmt: skip
+    _check_literal_password(path, config.database)
     return config
+
+
+def read_database_keys(settings: Settings, environ: Mapping[str, str]) -> DatabaseKeys:
+    """config.yml's ``database_url`` and ``database_password`` only (defaults if absent).
+
+    Every command that opens the store reads these; the rest of the file is serve's and
+    ``mecha prune``'s, so a mistake elsewhere in it does not stop ``mecha event ls``.
+    """
+    from mecha.config.database import DatabaseKeys, check_keys
+    from mecha.config.server_file import ConfigFileError
+    from mecha.yaml_doc import load_yaml
+
+    path = settings.config_path
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return DatabaseKeys()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}", hint="it must be UTF-8 YAML text") from None
+    if "database_" not in text:  # the common case, without parsing the YAML
+        return DatabaseKeys()
+    doc = load_yaml(text, file=str(path))  # FileError if the YAML itself is broken
+    if not isinstance(doc.data, dict):
+        return DatabaseKeys()
+    keys, problems = check_keys(doc, doc.data, environ)
+    if problems:
+        raise ConfigFileError(problems)
+    _check_literal_password(path, keys)
+    return keys
+
+
+def _check_literal_password(path: Path, keys: DatabaseKeys) -> None:
+    if keys.literal:
+        from mecha.secrets import check_secrets_mode
+
+        check_secrets_mode(
+            stat.S_IMODE(path.stat().st_mode), path=str(path),
+            what="a config.yml whose database_url holds a password",
+            other_fix="write the password as ${VAR} in the URL, or as database_password: "
+            "backend.name with the password in secrets.yml",
+        )  # fmt: skip
+
+
+def choose_database(
+    settings: Settings, environ: Mapping[str, str], *, secrets: Callable[[], Secrets] | None = None
+) -> Database:
+    """The database this Mecha uses: ``MECHA_DATABASE_URL``, else config.yml's
+    ``database_url:``, else SQLite at ``settings.db_path``; ConfigError if the one given
+    is malformed. ``secrets`` (load_secrets by default) is read only for a password
+    reference."""
+    from mecha.config.database import choose
+
+    def read_secrets() -> Secrets:
+        return load_secrets(settings) if secrets is None else secrets()
+
+    keys = read_database_keys(settings, environ)
+    return choose(
+        db_path=settings.db_path, env_url=settings.database_url, keys=keys, secrets=read_secrets
+    )
+
+
+def with_database(
+    settings: Settings, environ: Mapping[str, str], *, secrets: Callable[[], Secrets] | None = None
+) -> Settings:
+    """``settings`` with the database chosen (unchanged if it already is)."""
+    if settings.database is not None:
+        return settings
+    return replace(settings, database=choose_database(settings, environ, secrets=secrets))
