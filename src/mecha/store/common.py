@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
+import zlib
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -185,4 +186,30 @@ def worker_moved(name: str, now: WorkerState, wanted: WorkerState) -> WorkerStat
     return WorkerStateError(
         f'worker "{name}" is {now.value} now; not changed to {wanted.value}',
         hint="another mecha process changed it first; look again with mecha worker ls",
+    )
+
+
+# --- raw bodies and stored workers, as every store with a disk keeps them ----------------
+
+#: raw bodies longer than this are kept zlib-compressed (webhook JSON shrinks about 5x)
+COMPRESS_ABOVE = 2048
+
+
+def pack_raw(raw: bytes) -> tuple[bytes, str]:
+    """A raw body as kept, and its encoding (``zlib`` above ``COMPRESS_ABOVE`` bytes)."""
+    if len(raw) > COMPRESS_ABOVE:
+        return zlib.compress(raw, 1), "zlib"
+    return raw, "identity"
+
+
+def unpack_raw(raw: bytes, encoding: str) -> bytes:
+    """A raw body as it came, from what ``pack_raw`` kept."""
+    return zlib.decompress(raw) if encoding == "zlib" else bytes(raw)
+
+
+def worker_unreadable(name: str, exc: Exception) -> StoreError:
+    """A stored worker whose kind, state or definition this mecha cannot read."""
+    return StoreError(
+        f'worker "{name}" is stored in a form this mecha cannot read: {exc}',
+        hint="upgrade mecha if a newer release wrote it; else remove it and add it again",
     )

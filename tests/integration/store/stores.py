@@ -1,7 +1,8 @@
 """Every Store the conformance suite runs on, and what its tests share.
 
 To run the suite on another store, add it to ``STORES``: how to open one in a test's
-folder, and how to count the rows it holds (for the few tests that look at what is kept).
+folder (or, for PostgreSQL, on the test's own empty database: ``pg_url``), and how to count
+the rows it holds (for the few tests that look at what is kept).
 A test that checks what only one store has (a file's modes, compression on disk) takes
 the ``store`` of that kind alone with ``@sqlite_only``.
 """
@@ -20,6 +21,7 @@ import pytest
 
 from mecha.event import Delivery, Event, received
 from mecha.store import Arrival, EventOutcome, Store, WorkerRecord
+from mecha.store.postgres.store import PostgresStore, open_postgres
 from mecha.store.pruning import PruneStore
 from mecha.store.sqlite.store import SqliteStore, open_sqlite
 from mecha.task import Task
@@ -36,15 +38,27 @@ class StoreKind:
     """One kind of store under test."""
 
     cls: type[Any]
-    #: a new, empty store keeping its data in (or under) this folder
-    open: Callable[[Path], AnyStore]
+    #: a new, empty store keeping its data in (or under) this folder, or (``server``) in
+    #: the database at this URL
+    open: Callable[[Path], AnyStore] | Callable[[str], AnyStore]
     #: how many rows of a table (SQLite's names) match an SQL condition
     rows: Callable[[Any, str, str], int]
+    #: the store needs a database server: ``open`` takes the ``pg_url`` fixture's URL
+    server: bool = False
 
 
 def _sqlite_rows(store: SqliteStore, table: str, where: str) -> int:
     with sqlite3.connect(store.path) as conn:
         return int(conn.execute(f"SELECT count(*) FROM {table} WHERE {where}").fetchone()[0])  # noqa: S608
+
+
+def _postgres_rows(store: PostgresStore, table: str, where: str) -> int:
+    import psycopg
+
+    where = "true" if where == "1" else where  # SQLite's "all rows"
+    with psycopg.connect(store.server.conninfo) as conn:
+        row = conn.execute(f"SELECT count(*) FROM {table} WHERE {where}".encode()).fetchone()  # noqa: S608
+    return int(row[0]) if row else 0
 
 
 def _memory_rows(store: MemoryStore, table: str, where: str) -> int:
@@ -63,6 +77,7 @@ def _memory_rows(store: MemoryStore, table: str, where: str) -> int:
 STORES: dict[str, StoreKind] = {
     "memory": StoreKind(MemoryStore, lambda folder: MemoryStore(), _memory_rows),
     "sqlite": StoreKind(SqliteStore, lambda folder: open_sqlite(folder / "mecha.db"), _sqlite_rows),
+    "postgres": StoreKind(PostgresStore, open_postgres, _postgres_rows, server=True),
 }
 
 #: the test runs on SQLite only: it checks what only SQLite has

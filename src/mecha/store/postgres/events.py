@@ -1,0 +1,226 @@
+"""Events and match decisions in PostgreSQL: the statements, given a connection (never
+commits).
+
+``insert_arrivals`` is a few round trips for a whole batch whatever its size: the events
+go in one pipelined ``executemany`` (``ON CONFLICT (source, delivery_id) DO NOTHING``, the
+dedupe every node shares), then the timeline, tasks and decisions of the new ones. The
+events are inserted in (source, delivery id) order, so two nodes storing overlapping
+batches take the unique index's locks in the same order and never deadlock; the first
+of two copies in one batch wins, as in SQLite. Raw bodies are ``bytea``, zlib-compressed
+above ``COMPRESS_ABOVE`` bytes as SQLite keeps them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from mecha.event import Event, EventState
+from mecha.store import Arrival, EventOutcome, MatchRecord
+from mecha.store.common import (
+    decided_entry,
+    event_not_found,
+    json_text,
+    new_id,
+    pack_raw,
+    received_entry,
+    unpack_raw,
+)
+from mecha.store.postgres.ids import rows_by_id
+from mecha.store.postgres.parts import Conn
+from mecha.store.postgres.tasks import add_timeline, insert_tasks
+from mecha.task import Task
+from mecha.timeline import TimelineEntry
+
+_EVENT_COLUMNS = (
+    "id, source, delivery_id, type, actor, subject, attrs, headers, state, error, "
+    "created_at, updated_at"
+)
+_INSERT_EVENT = (
+    "INSERT INTO events (id, source, delivery_id, type, actor, subject, attrs, headers, raw, "
+    "raw_encoding, state, error, created_at, updated_at) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %b, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id"
+)
+_INSERT_MATCH = (
+    "INSERT INTO event_matches (event_id, worker, outcome, rule, reason, task_id, "
+    "created_at) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (event_id, worker) DO UPDATE "
+    "SET outcome = excluded.outcome, rule = excluded.rule, reason = excluded.reason, "
+    "task_id = excluded.task_id"
+)
+
+
+def _event_row(arrival: Arrival) -> tuple[Any, ...]:
+    event, outcome = arrival.event, arrival.outcome
+    # the outcome is known before the insert, so the row is written once, in its final state
+    state, error = (outcome.state, outcome.error) if outcome else (event.state, event.error)
+    raw, encoding = pack_raw(event.raw)
+    return (
+        event.id, event.source, event.delivery_id, event.type, event.actor, event.subject,
+        json_text(dict(event.attrs)), json_text(dict(event.headers)), raw, encoding,
+        state.value, error, event.created_at, event.updated_at,
+    )  # fmt: skip
+
+
+def insert_arrivals(conn: Conn, arrivals: Sequence[Arrival]) -> list[list[Task] | None]:
+    """Insert each arrival's event with its id and times; None in its place if (source,
+    delivery id) is stored already, else the tasks its outcome made (recorded at the
+    event's ``created_at``, in the same transaction)."""
+    if not arrivals:
+        return []
+    rows = [_event_row(arrival) for arrival in arrivals]  # any bad value fails before SQL
+    keys = [(arrival.event.source, arrival.event.delivery_id) for arrival in arrivals]
+    order = sorted(range(len(arrivals)), key=keys.__getitem__)  # stable: the first copy wins
+    cursor = conn.cursor()
+    cursor.executemany(_INSERT_EVENT, [rows[n] for n in order], returning=True)
+    stored = [False] * len(arrivals)
+    for n in order:
+        stored[n] = cursor.fetchone() is not None
+        cursor.nextset()
+    entries: list[TimelineEntry] = []
+    new_tasks: list[Task] = []
+    for arrival, kept in zip(arrivals, stored, strict=True):
+        if kept:
+            entries.append(received_entry(arrival.event))
+            if arrival.outcome is not None:
+                entries.append(decided_entry(arrival.outcome, arrival.event.created_at))
+                new_tasks.extend(_tasks_of(arrival.outcome, arrival.event.created_at))
+    add_timeline(conn, entries)
+    tasks = iter(insert_tasks(conn, new_tasks))
+    made: list[list[Task] | None] = []
+    matches: list[tuple[Any, ...]] = []
+    for arrival, kept in zip(arrivals, stored, strict=True):
+        outcome = arrival.outcome
+        if not kept:
+            made.append(None)
+            continue
+        if outcome is None:
+            made.append([])
+            continue
+        mine = [next(tasks) for _ in outcome.tasks]
+        matches.extend(_match_rows(outcome, mine, arrival.event.created_at))
+        made.append(mine)
+    if matches:
+        conn.cursor().executemany(_INSERT_MATCH, matches)
+    return made
+
+
+def get_event(conn: Conn, event_id: str) -> Event:
+    """The event with this id (or unique id prefix), raw body included; EventNotFound if none."""
+    select = f"SELECT {_EVENT_COLUMNS}, raw, raw_encoding FROM events"  # noqa: S608
+    rows = rows_by_id(conn, select, event_id)
+    if len(rows) != 1:
+        raise event_not_found(event_id, found=len(rows))
+    row = rows[0]
+    return _event(row[:-2], raw=unpack_raw(row[-2], row[-1]))
+
+
+def event_brief(conn: Conn, event_id: str, keys: Sequence[str]) -> Event | None:
+    """The event's source, type, state and only the attributes ``keys`` (no raw body).
+
+    Each key is picked in PostgreSQL (``attrs -> key``): the attributes never travel
+    whole, and each value comes back as JSON, so it keeps its type.
+    """
+    picks = "".join(", attrs -> %s::text" for _ in keys)
+    row = conn.execute(
+        f"SELECT id, source, type, state{picks} FROM events WHERE id = %s",  # noqa: S608
+        (*keys, event_id),
+    ).fetchone()
+    if row is None:
+        return None
+    attrs = {key: value for key, value in zip(keys, row[4:], strict=True) if value is not None}
+    return Event(
+        id=row[0], source=row[1], type=row[2], delivery_id="", actor="", subject="",
+        attrs=attrs, state=EventState(row[3]),
+    )  # fmt: skip
+
+
+def list_events(
+    conn: Conn, *, state: EventState | None, limit: int, oldest_first: bool = False
+) -> list[Event]:
+    """Events newest first (oldest first if asked), without their raw bodies."""
+    order = "ASC" if oldest_first else "DESC"
+    where, params = ("WHERE state = %s", [state.value]) if state else ("", [])
+    sql = (
+        f"SELECT {_EVENT_COLUMNS} FROM events {where} "  # noqa: S608
+        f"ORDER BY created_at {order}, seq {order} LIMIT %s"
+    )
+    return [_event(row) for row in conn.execute(sql, (*params, limit))]
+
+
+def record_outcomes(conn: Conn, outcomes: Sequence[EventOutcome], now: float) -> list[list[Task]]:
+    """Write each event's new state, decisions and tasks; return the tasks created for each."""
+    created: list[list[Task]] = []
+    for outcome in outcomes:
+        tasks = insert_tasks(conn, _tasks_of(outcome, now))
+        add_timeline(conn, [decided_entry(outcome, now)])
+        if outcome.decisions:
+            conn.cursor().executemany(_INSERT_MATCH, _match_rows(outcome, tasks, now))
+        if outcome.attrs is None:
+            conn.execute(
+                "UPDATE events SET state = %s, error = %s, updated_at = %s WHERE id = %s",
+                (outcome.state.value, outcome.error, now, outcome.event_id),
+            )
+        else:
+            conn.execute(
+                "UPDATE events SET state = %s, error = %s, attrs = %s, updated_at = %s "
+                "WHERE id = %s",
+                (outcome.state.value, outcome.error, json_text(outcome.attrs), now,
+                 outcome.event_id),
+            )  # fmt: skip
+        created.append(tasks)
+    return created
+
+
+def _tasks_of(outcome: EventOutcome, now: float) -> list[Task]:
+    return [
+        Task(
+            id=new_id(),
+            worker=new.worker,
+            event_id=new.event_id,
+            dedup_key=new.dedup_key,
+            prompt=new.prompt,
+            context=dict(new.context),
+            created_at=now,
+            updated_at=now,
+        )
+        for new in outcome.tasks
+    ]
+
+
+def _match_rows(outcome: EventOutcome, tasks: Sequence[Task], now: float) -> list[tuple[Any, ...]]:
+    by_worker = {task.worker: task.id for task in tasks}
+    return [
+        (outcome.event_id, d.worker, str(d.outcome), d.rule, d.reason, by_worker.get(d.worker, ""),
+         now)
+        for d in outcome.decisions
+    ]  # fmt: skip
+
+
+def list_matches(conn: Conn, event_id: str) -> list[MatchRecord]:
+    """The match decisions recorded for one event, by worker name."""
+    rows = conn.execute(
+        "SELECT worker, outcome, rule, reason, task_id FROM event_matches "
+        "WHERE event_id = %s ORDER BY worker",
+        (event_id,),
+    )
+    return [
+        MatchRecord(worker=w, outcome=o, rule=r, reason=why, task_id=t) for w, o, r, why, t in rows
+    ]
+
+
+def registry_version(conn: Conn) -> int:
+    """A number that changes whenever a worker is added, replaced or removed."""
+    row = conn.execute("SELECT version FROM registry WHERE id = 1").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _event(row: Sequence[Any], *, raw: bytes = b"") -> Event:
+    (event_id, source, delivery_id, type_, actor, subject, attrs, headers, state, error,
+     created, updated) = row  # fmt: skip
+    return Event(
+        id=event_id, source=source, delivery_id=delivery_id, type=type_, actor=actor,
+        subject=subject, attrs=attrs, headers=json.loads(headers),
+        state=EventState(state), error=error, raw=raw, created_at=created, updated_at=updated,
+    )  # fmt: skip

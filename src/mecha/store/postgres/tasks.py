@@ -1,0 +1,306 @@
+"""Tasks and the timeline in PostgreSQL: the statements, given a connection (never commits).
+
+As in SQLite: every task change is guarded by the states it may come from, checked and
+written in one ``UPDATE … WHERE state IN (…) RETURNING`` (the claim a second node will
+race on stays one statement), and records its timeline step in the same transaction.
+The event follows its tasks; its row is locked before its tasks are counted, so two
+connections finishing its last two tasks at once cannot both miss the end.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from mecha.event import EventState
+from mecha.store import TaskUpdate
+from mecha.store.common import REQUEUED_DETAIL, finished, json_text, reopened_from, task_not_found
+from mecha.store.postgres.ids import rows_by_id
+from mecha.store.postgres.parts import Conn
+from mecha.task import FINAL_STATES, NewTask, Task, TaskState
+from mecha.timeline import Step, TimelineEntry
+from mecha.worker.kind import WorkerState
+
+TASK_COLUMNS = (
+    "id, worker, event_id, dedup_key, prompt, context, state, error, attempts, "
+    "created_at, updated_at, result, next_retry_at, dispatched_at, finished_at, timeout, tokens"
+)
+_INSERT_TIMELINE = (
+    "INSERT INTO timeline (at, step, event_id, task_id, worker, detail) "
+    "VALUES (%s, %s, %s, %s, %s, %s)"
+)
+_INSERT_TASK = (
+    f"INSERT INTO tasks ({TASK_COLUMNS}) "  # noqa: S608 - constant column names
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, '', 0, %s, %s, '', 0, 0, 0, 0, 0) "
+    "ON CONFLICT (dedup_key) DO NOTHING RETURNING id"
+)
+_SELECT_TIMELINE = "SELECT at, step, event_id, task_id, worker, detail FROM timeline"
+
+
+def task_from_row(row: Sequence[Any]) -> Task:
+    """A Task from a row of ``TASK_COLUMNS``."""
+    (task_id, worker, event_id, dedup_key, prompt, context, state, error, attempts,
+     created, updated, result, next_retry_at, dispatched_at, finished_at, timeout,
+     tokens) = row  # fmt: skip
+    return Task(
+        id=task_id, worker=worker, event_id=event_id, dedup_key=dedup_key, prompt=prompt,
+        context=json.loads(context), state=TaskState(state), error=error, attempts=attempts,
+        result=json.loads(result) if result else {}, next_retry_at=next_retry_at,
+        created_at=created, updated_at=updated, dispatched_at=dispatched_at,
+        finished_at=finished_at, timeout=timeout, tokens=tokens,
+    )  # fmt: skip
+
+
+def timeline_row(entry: TimelineEntry) -> tuple[Any, ...]:
+    """The INSERT parameters of one timeline entry."""
+    return (entry.at, str(entry.step), entry.event_id, entry.task_id, entry.worker, entry.detail)
+
+
+def add_timeline(conn: Conn, entries: Sequence[TimelineEntry]) -> None:
+    """Insert timeline entries (in order: their ids are the timeline's order)."""
+    if entries:
+        conn.cursor().executemany(_INSERT_TIMELINE, [timeline_row(e) for e in entries])
+
+
+def list_timeline(
+    conn: Conn,
+    *,
+    event_id: str | None = None,
+    task_id: str | None = None,
+    worker: str | None = None,
+    limit: int,
+) -> list[TimelineEntry]:
+    """One event's, one task's or one worker's own steps, oldest first (insertion order
+    breaks ties)."""
+    if worker is not None:
+        rows = conn.execute(
+            f"{_SELECT_TIMELINE} WHERE event_id = '' AND task_id = '' AND worker = %s "
+            "ORDER BY id DESC LIMIT %s",
+            (worker, limit),
+        ).fetchall()
+        rows.reverse()
+    elif event_id is not None or task_id is not None:
+        where, key = ("event_id", event_id) if event_id is not None else ("task_id", task_id)
+        rows = conn.execute(
+            f"{_SELECT_TIMELINE} WHERE {where} = %s ORDER BY id LIMIT %s", (key, limit)
+        ).fetchall()
+    else:
+        return []
+    return [
+        TimelineEntry(at=at, step=step, event_id=e, task_id=t, worker=w, detail=d)
+        for at, step, e, t, w, d in rows
+    ]
+
+
+def get_task(conn: Conn, task_id: str) -> Task:
+    """The task with this id or unique prefix; TaskNotFound."""
+    rows = rows_by_id(conn, f"SELECT {TASK_COLUMNS} FROM tasks", task_id)  # noqa: S608
+    if len(rows) != 1:
+        raise task_not_found(task_id, found=len(rows))
+    return task_from_row(rows[0])
+
+
+def list_tasks(
+    conn: Conn, *, event_id: str | None, state: TaskState | None, worker: str | None, limit: int
+) -> list[Task]:
+    """Tasks newest first, optionally of one event, in one state or for one worker."""
+    clauses, params = [], []
+    for column, value in (("event_id", event_id), ("worker", worker)):
+        if value is not None:
+            clauses.append(f"{column} = %s")
+            params.append(value)
+    if state is not None:
+        clauses.append("state = %s")
+        params.append(state.value)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    sql = (
+        f"SELECT {TASK_COLUMNS} FROM tasks {where} "  # noqa: S608
+        "ORDER BY created_at DESC, seq DESC LIMIT %s"
+    )
+    return [task_from_row(row) for row in conn.execute(sql, (*params, limit))]
+
+
+def task_row(task: Task) -> tuple[Any, ...]:
+    """The ``_INSERT_TASK`` parameters of a new task."""
+    context = json_text(task.context)
+    return (task.id, task.worker, task.event_id, task.dedup_key, task.prompt, context,
+            task.state.value, task.created_at, task.updated_at)  # fmt: skip
+
+
+def insert_tasks(conn: Conn, tasks: Sequence[Task]) -> list[Task]:
+    """Insert new pending tasks in one round trip; a task whose dedup key is taken is
+    replaced by the stored one (matched before, e.g. recovery after a crash)."""
+    if not tasks:
+        return []
+    rows = [task_row(task) for task in tasks]
+    cursor = conn.cursor()
+    cursor.executemany(_INSERT_TASK, rows, returning=True)
+    made: list[Task] = []
+    for task in tasks:
+        if cursor.fetchone() is not None:
+            made.append(task)
+        else:
+            row = conn.execute(
+                f"SELECT {TASK_COLUMNS} FROM tasks WHERE dedup_key = %s",  # noqa: S608
+                (task.dedup_key,),
+            ).fetchone()
+            assert row is not None  # taken a moment ago, in this transaction's view
+            made.append(task_from_row(row))
+        cursor.nextset()
+    return made
+
+
+def create_tasks(
+    conn: Conn, tasks: Sequence[NewTask], now: float, ids: Sequence[str]
+) -> list[Task]:
+    """API tasks: pending, with the dedup key ``api:<id>``, each with a timeline entry."""
+    made = [
+        Task(
+            id=task_id,
+            worker=new.worker,
+            event_id=new.event_id,
+            dedup_key=new.dedup_key or f"api:{task_id}",
+            prompt=new.prompt,
+            context=dict(new.context),
+            created_at=now,
+            updated_at=now,
+        )
+        for new, task_id in zip(tasks, ids, strict=True)
+    ]
+    if made:
+        conn.cursor().executemany(_INSERT_TASK, [task_row(task) for task in made])
+    add_timeline(
+        conn,
+        [TimelineEntry(at=now, step=Step.CREATED, event_id=t.event_id, task_id=t.id,
+                       worker=t.worker, detail="sent through the API") for t in made],
+    )  # fmt: skip
+    return made
+
+
+def update_tasks(conn: Conn, updates: Sequence[TaskUpdate], now: float) -> list[Task | None]:
+    """Apply each guarded update; the task after it, or None where the guard refused."""
+    applied: list[Task | None] = []
+    events: dict[str, TaskState] = {}
+    entries: list[TimelineEntry] = []
+    for update in updates:
+        row = _apply(conn, update, now)
+        if row is None:
+            applied.append(None)
+            continue
+        task = task_from_row(row)
+        applied.append(task)
+        if update.step:
+            entries.append(TimelineEntry(at=now, step=update.step, event_id=task.event_id,
+                                         task_id=task.id, worker=task.worker,
+                                         detail=update.detail))  # fmt: skip
+        if task.event_id:
+            events[task.event_id] = task.state
+    add_timeline(conn, entries)
+    for event_id in sorted(events):  # one order for every connection: no deadlock
+        _follow(conn, event_id, events[event_id], now)
+    return applied
+
+
+def _apply(conn: Conn, update: TaskUpdate, now: float) -> tuple[Any, ...] | None:
+    sets = ["state = %s", "updated_at = %s"]
+    params: list[Any] = [update.state.value, now]
+    if update.error is not None:
+        sets.append("error = %s")
+        params.append(update.error)
+    if update.result is not None:
+        sets.append("result = %s")
+        params.append(json_text(update.result))
+    if update.state is TaskState.PENDING:
+        sets.append("next_retry_at = %s")
+        params.append(update.next_retry_at)
+    if update.reset_attempts:
+        sets.append("attempts = 0")
+    if update.start_attempt:
+        sets.extend(["attempts = attempts + 1", "dispatched_at = %s", "timeout = %s",
+                     "tokens = 0"])  # fmt: skip
+        params.extend([now, update.timeout])
+    sets.append("finished_at = %s")
+    params.append(now if update.state in FINAL_STATES else 0)
+    row = conn.execute(
+        f"UPDATE tasks SET {', '.join(sets)} "  # noqa: S608 - constant column names
+        f"WHERE id = %s AND state = ANY(%s) RETURNING {TASK_COLUMNS}",
+        (*params, update.task_id, [s.value for s in update.only_from]),
+    ).fetchone()
+    return tuple(row) if row is not None else None
+
+
+def _follow(conn: Conn, event_id: str, state: TaskState, now: float) -> None:
+    """Move the event along with its tasks."""
+    if state in (TaskState.RUNNING, TaskState.PENDING):
+        conn.execute(
+            "UPDATE events SET state = %s, updated_at = %s WHERE id = %s AND state = ANY(%s)",
+            (EventState.DISPATCHED.value, now, event_id, [s.value for s in reopened_from(state)]),
+        )
+        return
+    # the event's row first: a connection finishing another of its tasks waits here, and
+    # counts after this transaction commits
+    conn.execute("SELECT 1 FROM events WHERE id = %s FOR NO KEY UPDATE", (event_id,))
+    counts = {
+        state: int(n)
+        for state, n in conn.execute(
+            "SELECT state, count(*) FROM tasks WHERE event_id = %s GROUP BY state", (event_id,)
+        )
+    }
+    done = finished(counts)
+    if done is None:
+        return  # tasks of this event are still to run
+    conn.execute(
+        "UPDATE events SET state = %s, error = %s, updated_at = %s WHERE id = %s",
+        (done[0].value, done[1], now, event_id),
+    )
+
+
+def task_states(conn: Conn, task_ids: Collection[str]) -> dict[str, TaskState]:
+    """The current state of each of these tasks (unknown ids are left out)."""
+    rows = conn.execute("SELECT id, state FROM tasks WHERE id = ANY(%s)", (list(task_ids),))
+    return {task_id: TaskState(state) for task_id, state in rows}
+
+
+def due_tasks(conn: Conn, *, now: float, limit: int, skip: Collection[str] = ()) -> list[Task]:
+    """Pending tasks whose time has come, oldest first, leaving out the ids in ``skip``.
+
+    Ids are read first and whole rows only for the rest: a server that holds most pending
+    tasks already reads little.
+    """
+    ids = [
+        task_id
+        for (task_id,) in conn.execute(
+            "SELECT id FROM tasks WHERE state = 'pending' AND next_retry_at <= %s "
+            "ORDER BY created_at, seq LIMIT %s",
+            (now, limit),
+        )
+        if task_id not in skip
+    ]
+    if not ids:
+        return []
+    rows = conn.execute(
+        f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ANY(%s) ORDER BY created_at, seq",  # noqa: S608
+        (ids,),
+    )
+    return [task_from_row(row) for row in rows]
+
+
+def recover(conn: Conn, now: float) -> tuple[int, int]:
+    """Running tasks back to pending (with a timeline entry); busy workers back to online."""
+    rows = conn.execute(
+        "UPDATE tasks SET state = 'pending', next_retry_at = 0, updated_at = %s "
+        "WHERE state = 'running' RETURNING id, event_id, worker, seq",
+        (now,),
+    ).fetchall()
+    rows.sort(key=lambda row: row[3])  # RETURNING has no order; SQLite's is the table's
+    add_timeline(
+        conn,
+        [TimelineEntry(at=now, step=Step.REQUEUED, event_id=e, task_id=t, worker=w,
+                       detail=REQUEUED_DETAIL) for t, e, w, _ in rows],
+    )  # fmt: skip
+    workers = conn.execute(
+        "UPDATE workers SET state = %s, updated_at = %s WHERE state = %s RETURNING name",
+        (WorkerState.ONLINE.value, now, WorkerState.BUSY.value),
+    ).fetchall()
+    return len(rows), len(workers)
