@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any
 
 from mecha.config.database import Database, PostgresTarget
 from mecha.config.settings import Settings, choose_database
 from mecha.errors import StoreError
 from mecha.store import Store
 from mecha.store.pruning import PruneStore
+
+if TYPE_CHECKING:
+    from mecha.store.postgres.store import PostgresStore
 
 PIP_HINT = "install it: pip install 'mecha[postgres]' (psycopg 3 and its pool)"
 
@@ -44,7 +47,7 @@ def open_store(settings: Settings) -> Store:
     """The database, created and migrated as needed."""
     chosen = database(settings)
     if chosen.postgres is not None:
-        return cast(Store, _open_postgres(chosen.postgres, migrate=True))
+        return _open_postgres(chosen.postgres, migrate=True)
     from mecha.store.sqlite.store import open_sqlite
 
     return open_sqlite(chosen.path)
@@ -54,7 +57,7 @@ def open_prune_store(settings: Settings) -> PruneStore:
     """The database on a connection of its own, for pruning (`mecha prune`)."""
     chosen = database(settings)
     if chosen.postgres is not None:
-        return cast(PruneStore, _open_postgres(chosen.postgres, migrate=True))
+        return _open_postgres(chosen.postgres, migrate=True)
     from mecha.store.sqlite.store import open_sqlite
 
     return open_sqlite(chosen.path)
@@ -91,7 +94,7 @@ def open_existing_store(settings: Settings) -> Store | None:
     chosen = database(settings)
     if chosen.postgres is None:
         return open_store(settings) if chosen.path.exists() else None
-    store = cast(Store, _open_postgres(chosen.postgres, migrate=False))
+    store = _open_postgres(chosen.postgres, migrate=False)
     try:
         version = store.schema_version()
     except BaseException:
@@ -126,7 +129,7 @@ def schema_state(settings: Settings) -> SchemaState:
     """
     chosen = database(settings)
     if chosen.postgres is not None:
-        store = cast(Store, _open_postgres(chosen.postgres, migrate=False))
+        store = _open_postgres(chosen.postgres, migrate=False)
         try:
             return SchemaState(store.schema_version(), _postgres_latest(), present=True)
         finally:
@@ -168,12 +171,10 @@ def _user_version(conn: Any) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
-def _postgres_module(name: str, target: PostgresTarget) -> Any:
-    """``mecha.store.postgres.<name>``; StoreError naming the extra if psycopg is missing."""
-    import importlib
-
+def _open_postgres(target: PostgresTarget, *, migrate: bool) -> PostgresStore:
+    """``open_postgres``; StoreError naming the extra to install if psycopg is missing."""
     try:
-        return importlib.import_module(f"mecha.store.postgres.{name}")
+        from mecha.store.postgres.store import open_postgres
     except ModuleNotFoundError as exc:
         if not (exc.name or "").startswith("psycopg"):
             raise
@@ -182,11 +183,7 @@ def _postgres_module(name: str, target: PostgresTarget) -> Any:
             "psycopg, its driver, is not installed",
             hint=PIP_HINT,
         ) from None
-
-
-def _open_postgres(target: PostgresTarget, *, migrate: bool) -> object:
-    module = _postgres_module("store", target)
-    return module.open_postgres(target.url(), migrate=migrate)
+    return open_postgres(target.url(), migrate=migrate)
 
 
 def _postgres_latest() -> int:
