@@ -16,6 +16,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from psycopg import errors as pg_errors
+
 from mecha.event import Event, EventState
 from mecha.store import Arrival, EventOutcome, MatchRecord
 from mecha.store.common import (
@@ -123,10 +125,16 @@ def event_brief(conn: Conn, event_id: str, keys: Sequence[str]) -> Event | None:
     whole, and each value comes back as JSON, so it keeps its type.
     """
     picks = "".join(", attrs -> %s::text" for _ in keys)
-    row = conn.execute(
-        f"SELECT id, source, type, state{picks} FROM events WHERE id = %s",  # noqa: S608
-        (*keys, event_id),
-    ).fetchone()
+    try:
+        row = conn.execute(
+            f"SELECT id, source, type, state{picks} FROM events WHERE id = %s",  # noqa: S608
+            (*keys, event_id),
+        ).fetchone()
+    except pg_errors.UntranslatableCharacter:  # \u0000 in them: PostgreSQL cannot pick
+        whole = conn.execute(
+            "SELECT id, source, type, state, attrs FROM events WHERE id = %s", (event_id,)
+        ).fetchone()
+        row = whole and (*whole[:4], *(whole[4].get(key) for key in keys))
     if row is None:
         return None
     attrs = {key: value for key, value in zip(keys, row[4:], strict=True) if value is not None}

@@ -25,6 +25,13 @@ _URL_SETTING = "MECHA_DATABASE_URL"
 _USERINFO = re.compile(r"(?P<scheme>postgres(?:ql)?://)(?P<user>[^:@/]*):[^@/]*@")
 _KEYWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 _HIDDEN = "****"
+#: what libpq says when the server refuses a login (connection errors carry no SQLSTATE)
+_REFUSED = (
+    "authentication failed",
+    "no password supplied",
+    "is not permitted to log in",
+    "no pg_hba.conf entry",
+)
 
 
 def scrub(text: str, password: str = "") -> str:
@@ -106,11 +113,8 @@ class Server:
                 f"or name another one in {_URL_SETTING}",
             )
         refused = pg_errors.InvalidPassword | pg_errors.InvalidAuthorizationSpecification
-        if (
-            isinstance(exc, refused)
-            or "authentication failed" in lowered
-            or ("password" in lowered and "supplied" in lowered)
-        ):
+        unknown_role = f'role "{self.user.lower()}" does not exist' in lowered
+        if isinstance(exc, refused) or unknown_role or any(why in lowered for why in _REFUSED):
             return (
                 f'{where} refused user "{self.user}": authentication failed',
                 f"check the user and password in {_URL_SETTING} (the password is never shown)",

@@ -26,7 +26,8 @@ from mecha.store.common import closed, new_id
 from mecha.store.postgres import events as pg_events
 from mecha.store.postgres import tasks as pg_tasks
 from mecha.store.postgres import writes as pg_writes
-from mecha.store.postgres.migrations import LATEST_VERSION, current_version, migrate
+from mecha.store.postgres.adapters import configure
+from mecha.store.postgres.migrations import current_version, migrate
 from mecha.store.postgres.parts import Conn
 from mecha.store.postgres.progress import ProgressMixin
 from mecha.store.postgres.prune import PruneMixin
@@ -48,25 +49,21 @@ def open_postgres(
     """Open the database ``url`` names, migrating it first unless told not to.
 
     StoreError (without the password) if the server cannot be reached, refuses the user,
-    or has no such database; MigrationError if its schema is newer than this mecha knows.
+    or has no such database; MigrationError if its schema is newer than this mecha knows
+    (with ``migrate``; without, it is opened as it is: ``schema_version`` tells).
     """
     server = Server.parse(url)
     with contextlib.closing(server.connect("connecting")) as conn:
         try:
             with server.translated("migrating the schema"):
-                version = migrate_schema(conn) if migrate else current_version(conn)
+                if migrate:
+                    migrate_schema(conn)
         except MigrationError as exc:
             raise MigrationError(f"{server}: {exc.message}", hint=exc.hint) from None
-    if version > LATEST_VERSION:
-        raise MigrationError(
-            f"{server}: the database is at schema version {version}, "
-            f"but this mecha knows versions up to {LATEST_VERSION} only",
-            hint="upgrade mecha (a newer release wrote this database), "
-            "or set MECHA_DATABASE_URL to use another database",
-        )
     pool: ConnectionPool[Conn] = ConnectionPool(
         server.conninfo, min_size=1, max_size=max_connections, open=False,
-        kwargs={"autocommit": True}, name=f"mecha {server}", timeout=POOL_WAIT,
+        kwargs={"autocommit": True}, configure=configure, name=f"mecha {server}",
+        timeout=POOL_WAIT,
     )  # fmt: skip
     with server.translated("opening the connection pool"):
         pool.open(wait=True, timeout=POOL_WAIT)
