@@ -277,6 +277,7 @@ def test_serve_stores_a_webhook_in_postgresql_and_event_ls_reads_it(
     assert listed.returncode == 0, listed.stderr
     assert f"{event_id[:12]}  github  pull_request.opened  octo/app" in listed.stdout
     assert PASSWORD not in listed.stdout + listed.stderr + log
+    assert f"INFO mecha.serve: storing in {shown(pg_url)}" in log
     assert not (home / "mecha.db").exists()
     shown_event = mecha(home, "event", "show", event_id)
     assert shown_event.returncode == 0 and "octo/app" in shown_event.stdout

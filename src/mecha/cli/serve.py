@@ -56,6 +56,7 @@ def serve(app: AppContext, addr: str | None, api_key: str | None, insecure: bool
     )  # fmt: skip
     server = _GracefulServer(uv)
     app.announce(log.name, f"listening on http://{_shown(host)}:{port} ({sources})")
+    app.announce(log.name, f"storing in {app.database_name()}")
     if listen.api_closed:
         app.announce(log.name, _closed_line(host))
     server.run(sockets=[sock])
