@@ -28,6 +28,8 @@ from mecha.worker.matching import Decision, Outcome
 from tests.integration.store.stores import delivery
 
 SECRET = "Sup3r-Secret-Pw-9c1e"
+SHARED = 40  # deliveries every batch holds, each batch in its own order
+ROUNDS = 3
 PENDING = frozenset({TaskState.PENDING})
 RUNNING = frozenset({TaskState.RUNNING})
 
@@ -202,21 +204,23 @@ def test_overlapping_batches_from_many_connections_neither_deadlock_nor_repeat(
     pg: PostgresStore,
 ) -> None:
     nodes = [open_postgres(pg.server.conninfo, max_connections=8) for _ in range(4)]
+    results: list[Any] = []
     try:
+        for round_ in range(ROUNDS):
 
-        def send(n: int) -> list[list[Any] | None]:
-            names = [f"shared-{k}" for k in range(6)] + [f"own-{n}"]
-            random.Random(n).shuffle(names)  # noqa: S311 - an order, not a secret
-            arrivals = [Arrival(event=received(delivery(name), now=1.0)) for name in names]
-            return nodes[n % len(nodes)].insert_arrivals(arrivals)
+            def send(n: int, round_: int = round_) -> list[list[Any] | None]:
+                names = [f"{round_}-shared-{k}" for k in range(SHARED)] + [f"{round_}-own-{n}"]
+                random.Random(n).shuffle(names)  # noqa: S311 - an order, not a secret
+                arrivals = [Arrival(event=received(delivery(name), now=1.0)) for name in names]
+                return nodes[n % len(nodes)].insert_arrivals(arrivals)
 
-        results = together(32, send)
+            results.extend(together(32, send))
     finally:
         for node in nodes:
             node.close()
     assert [r for r in results if isinstance(r, BaseException)] == []
-    stored = sorted(e.delivery_id for e in pg.list_events(limit=1000))
-    assert stored == sorted([f"shared-{k}" for k in range(6)] + [f"own-{n}" for n in range(32)])
+    stored = [e.delivery_id for e in pg.list_events(limit=10_000)]
+    assert len(stored) == len(set(stored)) == ROUNDS * (SHARED + 32)
     assert sum(1 for batch in results for made in batch if made is not None) == len(stored)
 
 

@@ -103,39 +103,61 @@ class Server:
         return StoreError(f"{message} (while {doing}: {detail})", hint=hint)
 
     def _explained(self, exc: psycopg.Error, detail: str) -> tuple[str, str]:
+        """(what is wrong, what to do) for ``exc``: the first of ``_kinds`` that fits."""
         where = f"PostgreSQL at {self.host}:{self.port}"
-        lowered = detail.lower()
-        missing = f'database "{self.database.lower()}" does not exist' in lowered
-        if isinstance(exc, pg_errors.InvalidCatalogName) or missing:
-            return (
+        texts = {
+            "missing": (
                 f'the database "{self.database}" does not exist on {where}',
                 f'create it (createdb {self.database}, or CREATE DATABASE "{self.database}") '
                 f"or name another one in {_URL_SETTING}",
-            )
-        refused = pg_errors.InvalidPassword | pg_errors.InvalidAuthorizationSpecification
-        unknown_role = f'role "{self.user.lower()}" does not exist' in lowered
-        if isinstance(exc, refused) or unknown_role or any(why in lowered for why in _REFUSED):
-            return (
+            ),
+            "refused": (
                 f'{where} refused user "{self.user}": authentication failed',
                 f"check the user and password in {_URL_SETTING} (the password is never shown)",
-            )
-        if isinstance(exc, pg_errors.InsufficientPrivilege):
-            return (
+            ),
+            "privilege": (
                 f'user "{self.user}" may not do this in the database {self}',
                 f'let it own the database (ALTER DATABASE "{self.database}" OWNER TO '
                 f'"{self.user}") or grant it CREATE and USAGE on the schema',
-            )
-        if isinstance(exc, pg_errors.LockNotAvailable | pg_errors.QueryCanceled):
-            return (
+            ),
+            "locked": (
                 f"the database {self} stayed locked longer than the lock timeout",
                 "another mecha process holds it; let it finish, then try again",
-            )
-        if isinstance(exc, psycopg.OperationalError):
-            return (
+            ),
+            "conflict": (
+                f"another connection changed the same rows of the database {self} at once",
+                "nothing of this call was stored; try again (mecha retries what it sends)",
+            ),
+            "connection": (
                 f"cannot connect to {where} (database {self.database})",
                 f"check that the server runs and that {_URL_SETTING} names its host and port",
-            )
-        return (
+            ),
+        }
+        unexplained = (
             f"database error on {where}/{self.database}",
             "if it happens again, report it with this message",
         )
+        kind = next((kind for kind, fits in self._kinds(exc, detail.lower()) if fits), "")
+        return texts.get(kind, unexplained)
+
+    def _kinds(self, exc: psycopg.Error, lowered: str) -> tuple[tuple[str, bool], ...]:
+        missing = f'database "{self.database.lower()}" does not exist' in lowered
+        unknown_role = f'role "{self.user.lower()}" does not exist' in lowered
+        refused = pg_errors.InvalidPassword | pg_errors.InvalidAuthorizationSpecification
+        return (
+            ("missing", isinstance(exc, pg_errors.InvalidCatalogName) or missing),
+            ("refused", isinstance(exc, refused) or unknown_role
+             or any(why in lowered for why in _REFUSED)),
+            ("privilege", isinstance(exc, pg_errors.InsufficientPrivilege)),
+            ("locked", isinstance(exc, pg_errors.LockNotAvailable | pg_errors.QueryCanceled)),
+            ("conflict", isinstance(exc, pg_errors.DeadlockDetected
+                                    | pg_errors.SerializationFailure)),
+            ("connection", isinstance(exc, psycopg.OperationalError)
+             and _connection_failed(exc)),
+        )  # fmt: skip
+
+
+def _connection_failed(exc: psycopg.OperationalError) -> bool:
+    """Whether ``exc`` is about the connection itself (none, lost, or none free in the pool):
+    such errors carry no SQLSTATE, or one of class 08 (connection exception)."""
+    return exc.sqlstate is None or exc.sqlstate.startswith("08")
