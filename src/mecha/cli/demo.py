@@ -58,8 +58,12 @@ def demo(app: AppContext, keep: bool, timeout: float) -> None:
             from mecha.cli.program import program
 
             mecha = program(app.environ)
+            # the demo stored in the scratch home's mecha.db, not where these variables point
+            moved = ("MECHA_DATABASE_URL", "MECHA_DB_PATH")
+            sqlite = "".join(f"{name}= " for name in moved if app.environ.get(name))
             app.echo(
-                f"\nThe scratch home is kept: MECHA_HOME={home} {mecha} event show {run.event_id}"
+                f"\nThe scratch home is kept: {sqlite}MECHA_HOME={home} {mecha} event show "
+                f"{run.event_id}"
             )
         else:
             shutil.rmtree(home, ignore_errors=True)
