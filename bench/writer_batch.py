@@ -1,4 +1,4 @@
-"""The store writer's cost per batch: ``Pipeline.store`` on a real SQLite file, in process.
+"""The store writer's cost per batch: ``Pipeline.store`` on a real store, in process.
 
 What each group commit of ``mecha serve``'s webhook path costs on the one writer thread:
 16 signed-sized (~22 KB) ``pull_request.opened`` deliveries matched to one worker, each
@@ -7,14 +7,18 @@ isolates the engine and the store from the server, so a change to either shows h
 without the noise of 32 connections. ``bench/ingest.py`` measures the whole path.
 
 Run: ``.venv/bin/python bench/writer_batch.py`` (``--batches 400 --size 16 --store
-sqlite|memory``).
+sqlite|memory|postgres``). PostgreSQL needs ``--url postgresql://USER@HOST:PORT/DB`` of a
+database you may write to (its events stay; each run's delivery ids are new); without
+``--url`` nothing is started: the bench says how to get one.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -39,21 +43,43 @@ events:
 """
 
 
+NO_URL = """--store postgres needs --url postgresql://USER@HOST:PORT/DATABASE; this bench
+starts nothing. A throwaway server (Debian: apt-get install postgresql), as a user not root:
+  initdb -D /tmp/mecha-bench --auth=trust -U postgres
+  pg_ctl -D /tmp/mecha-bench -l /tmp/mecha-bench.log \\
+    -o "-c listen_addresses=127.0.0.1 -p 55432" start
+  createdb -h 127.0.0.1 -p 55432 -U postgres mecha_bench
+then --url postgresql://postgres@127.0.0.1:55432/mecha_bench
+(stop it after: pg_ctl -D /tmp/mecha-bench stop)"""
+
+
+def _open(kind: str, home: Path, url: str) -> Store:
+    if kind == "postgres":
+        from mecha.store.postgres.store import open_postgres
+
+        return open_postgres(url)
+    return open_sqlite(home / "m.db") if kind == "sqlite" else MemoryStore()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batches", type=int, default=400)
     parser.add_argument("--size", type=int, default=16)
-    parser.add_argument("--store", choices=["sqlite", "memory"], default="sqlite")
+    parser.add_argument("--store", choices=["sqlite", "memory", "postgres"], default="sqlite")
+    parser.add_argument("--url", default="", help="the PostgreSQL database (--store postgres)")
     args = parser.parse_args()
+    if args.store == "postgres" and not args.url:
+        sys.exit(NO_URL)
+    run = uuid.uuid4().hex[:8]  # delivery ids of this run: a database used before has others
     with tempfile.TemporaryDirectory() as work:
         home = Path(work)
-        inner: Store = open_sqlite(home / "m.db") if args.store == "sqlite" else MemoryStore()
+        inner = _open(args.store, home, args.url)
         known = KnownSecrets()
         store = RedactingStore(inner, known)  # as serve has it
         path = home / "w.yml"
         path.write_text(WORKER)
         parsed, _ = read_worker(path, environ={}, home=home)
-        store.add_workers([to_record(parsed, source=path)])
+        store.add_workers([to_record(parsed, source=path)], replace=True)
         registry = WorkerRegistry(store=store, environ={}, home=home, known=known)
         with ThreadPoolExecutor(1) as writer, ThreadPoolExecutor(1) as reads:
             pipeline = Pipeline(store=store, registry=registry, writer=writer, reads=reads)
@@ -64,13 +90,13 @@ def main() -> None:
                 pipeline.store([
                     Delivery(
                         source="github", type="pull_request.opened",
-                        delivery_id=f"d{batch}-{n}", actor="octocat", subject="o/r#7",
+                        delivery_id=f"{run}-{batch}-{n}", actor="octocat", subject="o/r#7",
                         attrs=attrs, raw=raw, headers={"x-github-event": "pull_request"},
                     )
                     for n in range(args.size)
                 ])  # fmt: skip
             elapsed = time.perf_counter() - started
-        tasks = len(store.list_tasks(limit=10**9))
+        tasks = len(store.list_tasks(limit=10**9))  # (a database used before: theirs too)
         store.close()
     events = args.batches * args.size
     print(f"store {args.store}; {args.batches} batches of {args.size}; {len(raw)} bytes each")
