@@ -65,16 +65,18 @@ class PostgresTarget:
 
     @property
     def shown(self) -> str:
-        """``postgresql://mecha@db:5432/mecha``: enough to recognise it, no password."""
+        """``postgresql://mecha@db:5432/mecha``: enough to recognise it (port 5432 unless
+        given), no password."""
         user = f"{quote(self.user, safe='')}@" if self.user else ""
-        return f"postgresql://{user}{self.hosts}/{self.dbname}"
+        return f"postgresql://{user}{self._ported()}/{self.dbname}"
 
     @property
     def where(self) -> str:
-        """``host:port/db`` (port 5432 unless given) for one-line reports."""
-        shown = ",".join(_with_port(spec) for spec in self.hosts.split(",") if spec)
-        shown = shown or "local socket"
-        return f"{shown}/{self.dbname}"
+        """``host:port/db`` for one-line reports."""
+        return f"{self._ported() or 'local socket'}/{self.dbname}"
+
+    def _ported(self) -> str:
+        return ",".join(_with_port(spec) for spec in self.hosts.split(",") if spec)
 
     def url(self) -> str:
         """The URL to connect with, password included: for the driver only, never shown."""

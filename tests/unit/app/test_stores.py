@@ -161,8 +161,8 @@ def test_a_password_from_secrets_yml_is_masked_once_the_database_is_chosen(
     assert isinstance(chosen, Database) and chosen.postgres is not None
     assert chosen.postgres.password == PASSWORD
     assert app.redact(PASSWORD) == REDACTED
-    assert app.database_name() == "PostgreSQL postgresql://m@db/m"
-    assert app.no_database_yet() == "PostgreSQL postgresql://m@db/m holds no Mecha tables yet"
+    assert app.database_name() == "PostgreSQL postgresql://m@db:5432/m"
+    assert app.no_database_yet() == "PostgreSQL postgresql://m@db:5432/m holds no Mecha tables yet"
 
 
 def test_a_percent_encoded_password_is_masked_in_both_forms(tmp_path: Path) -> None:

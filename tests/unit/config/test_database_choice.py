@@ -190,7 +190,7 @@ def test_the_environment_wins_over_config_yml(tmp_path: Path) -> None:
     )  # fmt: skip
     chosen = choose_database(from_env, {})
     assert chosen.postgres is not None and chosen.kind == "postgresql"
-    assert chosen.postgres.shown == "postgresql://env@envhost/envdb"
+    assert chosen.postgres.shown == "postgresql://env@envhost:5432/envdb"
     assert chosen.postgres.origin == "MECHA_DATABASE_URL"
     assert PASSWORD in chosen.secret_values()
     assert PASSWORD not in repr(from_env) and PASSWORD not in repr(chosen)
