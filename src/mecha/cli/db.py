@@ -24,7 +24,7 @@ def migrate(app: AppContext) -> None:
     """Bring the database's schema up to date; print the versions before and after.
 
     On SQLite (MECHA_DB_PATH) or PostgreSQL (MECHA_DATABASE_URL, config.yml database_url:);
-    creates the database's tables if there are none yet. Safe while `mecha serve` runs.
+    creates the database's tables if there are none yet.
     """
     from mecha.app.stores import migrate_store
     from mecha.config.settings import ensure_home
