@@ -281,3 +281,26 @@ def test_serve_stores_a_webhook_in_postgresql_and_event_ls_reads_it(
     assert not (home / "mecha.db").exists()
     shown_event = mecha(home, "event", "show", event_id)
     assert shown_event.returncode == 0 and "octo/app" in shown_event.stdout
+
+
+def test_a_newer_postgresql_schema_is_a_doctor_failure_and_not_migrated(
+    tmp_path: Path, pg_url: str
+) -> None:
+    import psycopg
+
+    home = fresh_home(tmp_path)
+    env = {"MECHA_DATABASE_URL": pg_url}
+    assert mecha(home, "db", "migrate", env=env).returncode == 0
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)"
+        )
+    doctor = mecha(home, "doctor", env=env)
+    assert (
+        f"[FAIL] database {shown(pg_url)} is newer than this mecha (schema v99, this mecha's "
+        f"v{PG_LATEST}): upgrade mecha"
+    ) in doctor.stdout
+    assert doctor.returncode == 1
+    refused = mecha(home, "db", "migrate", env=env)
+    assert refused.returncode == 1 and "schema version 99" in refused.stderr
+    assert "upgrade mecha" in refused.stderr
