@@ -65,6 +65,7 @@ class Server:
             ) from None
         password = str(values.get("password") or "")
         values.setdefault("connect_timeout", CONNECT_TIMEOUT)
+        values.setdefault("application_name", "mecha")  # pg_stat_activity shows who is who
         return cls(
             host=str(values.get("host") or values.get("hostaddr") or "localhost"),
             port=str(values.get("port") or "5432"),
