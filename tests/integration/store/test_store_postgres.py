@@ -20,10 +20,11 @@ from psycopg import conninfo
 
 from mecha.errors import MigrationError, StoreError
 from mecha.event import Event, EventState, received
-from mecha.store import Arrival, EventOutcome, TaskUpdate
+from mecha.store import Arrival, EventOutcome, TaskUpdate, WorkerRecord
 from mecha.store.postgres.migrations import LATEST_VERSION, MIGRATIONS
 from mecha.store.postgres.store import PostgresStore, open_postgres
 from mecha.task import NewTask, TaskState
+from mecha.worker.kind import WorkerKind, WorkerState
 from mecha.worker.matching import Decision, Outcome
 from tests.integration.store.stores import delivery
 
@@ -298,3 +299,38 @@ def test_attributes_keep_their_order_and_text_keeps_working_with_nul(pg: Postgre
     assert pg.get_task(task.id).prompt == "a\ufffdb"
     brief = pg.get_event_brief(event.id, keys=["alpha"])
     assert brief is not None and brief.attrs == {"alpha": attrs["alpha"]}
+
+
+def test_a_row_held_by_another_connection_fails_the_call_after_the_lock_timeout(
+    pg_url: str,
+) -> None:
+    with contextlib.closing(open_postgres(pg_url, lock_timeout=0.2)) as store:
+        store.add_workers([WorkerRecord(name="w", kind=WorkerKind.UNMANAGED)])
+        failed: list[BaseException] = []
+
+        def change() -> None:
+            try:
+                store.set_worker_state("w", WorkerState.ONLINE)
+            except StoreError as exc:
+                failed.append(exc)
+
+        with psycopg.connect(pg_url) as other:  # holds the row until it rolls back
+            other.execute("SELECT 1 FROM workers WHERE name = 'w' FOR UPDATE")
+            waiting = threading.Thread(target=change)
+            waiting.start()
+            waiting.join(5)
+            hung = waiting.is_alive()
+            other.rollback()  # (lets a call without a lock timeout go on)
+        waiting.join()
+        assert not hung, "the call waited for the lock longer than 5 s"
+        [error] = failed
+        assert "stayed locked longer than the lock timeout" in str(error)
+        assert store.set_worker_state("w", WorkerState.ONLINE).state is WorkerState.ONLINE
+
+
+def test_reclaim_vacuums_and_reports_the_databases_size(pg: PostgresStore) -> None:
+    pg.insert_events([delivery(f"d-{n}") for n in range(50)])
+    before = pg.disk_usage()
+    assert before.database > 0 and before.wal == 0 and before.free == 0
+    after = pg.reclaim()
+    assert after.database > 0 and (after.wal, after.free) == (0, 0)

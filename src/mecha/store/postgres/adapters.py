@@ -1,4 +1,5 @@
-"""Python values into PostgreSQL where psycopg's defaults would differ from SQLite's.
+"""Each pooled connection's set-up: Python values into PostgreSQL where psycopg's defaults
+would differ from SQLite's, and how long a statement waits for a lock.
 
 PostgreSQL text cannot hold the NUL character (SQLite's can), and psycopg refuses such a
 string: one PR title with ``\\x00`` in it, rendered into a prompt, would fail the whole
@@ -33,8 +34,10 @@ class _BinaryDumper(StrBinaryDumper):
         return super().dump(_clean(obj))
 
 
-def configure(conn: Conn) -> None:
-    """Set this module's dumpers on a new connection (the pool's ``configure``); the text
-    one last, so ``%s`` keeps psycopg's default (text, of a type the server infers)."""
+def configure(conn: Conn, *, lock_timeout: float) -> None:
+    """Set up a new connection (the pool's ``configure``): this module's dumpers, the text
+    one last, so ``%s`` keeps psycopg's default (text, of a type the server infers); and
+    ``lock_timeout``, so a row another node holds fails a call instead of hanging it."""
     conn.adapters.register_dumper(str, _BinaryDumper)
     conn.adapters.register_dumper(str, _TextDumper)
+    conn.execute(f"SET lock_timeout = {int(lock_timeout * 1000)}")  # an int: milliseconds

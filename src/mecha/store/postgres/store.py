@@ -16,6 +16,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Collection, Iterator, Sequence
+from functools import partial
 
 from psycopg_pool import ConnectionPool
 
@@ -41,10 +42,17 @@ from mecha.timeline import TimelineEntry
 MAX_CONNECTIONS = 8
 #: seconds a call waits for a free connection before it fails
 POOL_WAIT = 30.0
+#: seconds a statement waits for a row another connection holds before it fails (SQLite's
+#: busy timeout)
+LOCK_TIMEOUT = 5.0
 
 
 def open_postgres(
-    url: str, *, migrate: bool = True, max_connections: int = MAX_CONNECTIONS
+    url: str,
+    *,
+    migrate: bool = True,
+    max_connections: int = MAX_CONNECTIONS,
+    lock_timeout: float = LOCK_TIMEOUT,
 ) -> PostgresStore:
     """Open the database ``url`` names, migrating it first unless told not to.
 
@@ -62,7 +70,8 @@ def open_postgres(
             raise MigrationError(f"{server}: {exc.message}", hint=exc.hint) from None
     pool: ConnectionPool[Conn] = ConnectionPool(
         server.conninfo, min_size=1, max_size=max_connections, open=False,
-        kwargs={"autocommit": True}, configure=configure, name=f"mecha {server}",
+        kwargs={"autocommit": True}, configure=partial(configure, lock_timeout=lock_timeout),
+        name=f"mecha {server}",
         timeout=POOL_WAIT,
     )  # fmt: skip
     with server.translated("opening the connection pool"):
