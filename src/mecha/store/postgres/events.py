@@ -30,7 +30,7 @@ from mecha.store.common import (
     unpack_raw,
 )
 from mecha.store.postgres.ids import rows_by_id
-from mecha.store.postgres.parts import Conn
+from mecha.store.postgres.parts import Conn, insert_rows
 from mecha.store.postgres.tasks import add_timeline, insert_tasks
 from mecha.task import Task
 from mecha.timeline import TimelineEntry
@@ -41,15 +41,16 @@ _EVENT_COLUMNS = (
 )
 _INSERT_EVENT = (
     "INSERT INTO events (id, source, delivery_id, type, actor, subject, attrs, headers, raw, "
-    "raw_encoding, state, error, created_at, updated_at) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %b, %s, %s, %s, %s, %s) "
-    "ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id"
+    "raw_encoding, state, error, created_at, updated_at)"
 )
+_EVENT_MARKS = "%s, %s, %s, %s, %s, %s, %s, %s, %b, %s, %s, %s, %s, %s"
 _INSERT_MATCH = (
-    "INSERT INTO event_matches (event_id, worker, outcome, rule, reason, task_id, "
-    "created_at) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (event_id, worker) DO UPDATE "
-    "SET outcome = excluded.outcome, rule = excluded.rule, reason = excluded.reason, "
-    "task_id = excluded.task_id"
+    "INSERT INTO event_matches (event_id, worker, outcome, rule, reason, task_id, created_at)"
+)
+_MATCH_MARKS = "%s, %s, %s, %s, %s, %s, %s"
+_MATCH_CONFLICT = (
+    "ON CONFLICT (event_id, worker) DO UPDATE SET outcome = excluded.outcome, "
+    "rule = excluded.rule, reason = excluded.reason, task_id = excluded.task_id"
 )
 
 
@@ -74,12 +75,12 @@ def insert_arrivals(conn: Conn, arrivals: Sequence[Arrival]) -> list[list[Task] 
     rows = [_event_row(arrival) for arrival in arrivals]  # any bad value fails before SQL
     keys = [(arrival.event.source, arrival.event.delivery_id) for arrival in arrivals]
     order = sorted(range(len(arrivals)), key=keys.__getitem__)  # stable: the first copy wins
-    cursor = conn.cursor()
-    cursor.executemany(_INSERT_EVENT, [rows[n] for n in order], returning=True)
-    stored = [False] * len(arrivals)
-    for n in order:
-        stored[n] = cursor.fetchone() is not None
-        cursor.nextset()
+    tail = "ON CONFLICT (source, delivery_id) DO NOTHING RETURNING id"
+    inserted = {
+        row[0]
+        for row in insert_rows(conn, _INSERT_EVENT, _EVENT_MARKS, [rows[n] for n in order], tail)
+    }
+    stored = [arrival.event.id in inserted for arrival in arrivals]
     entries: list[TimelineEntry] = []
     new_tasks: list[Task] = []
     for arrival, kept in zip(arrivals, stored, strict=True):
@@ -103,8 +104,7 @@ def insert_arrivals(conn: Conn, arrivals: Sequence[Arrival]) -> list[list[Task] 
         mine = [next(tasks) for _ in outcome.tasks]
         matches.extend(_match_rows(outcome, mine, arrival.event.created_at))
         made.append(mine)
-    if matches:
-        conn.cursor().executemany(_INSERT_MATCH, matches)
+    _insert_matches(conn, matches)
     return made
 
 
@@ -163,8 +163,7 @@ def record_outcomes(conn: Conn, outcomes: Sequence[EventOutcome], now: float) ->
     for outcome in outcomes:
         tasks = insert_tasks(conn, _tasks_of(outcome, now))
         add_timeline(conn, [decided_entry(outcome, now)])
-        if outcome.decisions:
-            conn.cursor().executemany(_INSERT_MATCH, _match_rows(outcome, tasks, now))
+        _insert_matches(conn, _match_rows(outcome, tasks, now))
         if outcome.attrs is None:
             conn.execute(
                 "UPDATE events SET state = %s, error = %s, updated_at = %s WHERE id = %s",
@@ -195,6 +194,13 @@ def _tasks_of(outcome: EventOutcome, now: float) -> list[Task]:
         )
         for new in outcome.tasks
     ]
+
+
+def _insert_matches(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
+    """One statement; a worker decided twice about one event keeps its last decision, as
+    one upsert a row would (one statement may not change a row twice)."""
+    last = {(row[0], row[1]): row for row in rows}
+    insert_rows(conn, _INSERT_MATCH, _MATCH_MARKS, list(last.values()), _MATCH_CONFLICT)
 
 
 def _match_rows(outcome: EventOutcome, tasks: Sequence[Task], now: float) -> list[tuple[Any, ...]]:

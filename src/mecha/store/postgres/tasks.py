@@ -17,7 +17,7 @@ from mecha.event import EventState
 from mecha.store import TaskUpdate
 from mecha.store.common import REQUEUED_DETAIL, finished, json_text, reopened_from, task_not_found
 from mecha.store.postgres.ids import rows_by_id
-from mecha.store.postgres.parts import Conn
+from mecha.store.postgres.parts import Conn, insert_rows
 from mecha.task import FINAL_STATES, NewTask, Task, TaskState
 from mecha.timeline import Step, TimelineEntry
 from mecha.worker.kind import WorkerState
@@ -26,15 +26,10 @@ TASK_COLUMNS = (
     "id, worker, event_id, dedup_key, prompt, context, state, error, attempts, "
     "created_at, updated_at, result, next_retry_at, dispatched_at, finished_at, timeout, tokens"
 )
-_INSERT_TIMELINE = (
-    "INSERT INTO timeline (at, step, event_id, task_id, worker, detail) "
-    "VALUES (%s, %s, %s, %s, %s, %s)"
-)
-_INSERT_TASK = (
-    f"INSERT INTO tasks ({TASK_COLUMNS}) "  # noqa: S608 - constant column names
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, '', 0, %s, %s, '', 0, 0, 0, 0, 0) "
-    "ON CONFLICT (dedup_key) DO NOTHING RETURNING id"
-)
+_INSERT_TIMELINE = "INSERT INTO timeline (at, step, event_id, task_id, worker, detail)"
+_TIMELINE_MARKS = "%s, %s, %s, %s, %s, %s"
+_INSERT_TASK = f"INSERT INTO tasks ({TASK_COLUMNS})"  # constant column names
+_TASK_MARKS = "%s, %s, %s, %s, %s, %s, %s, '', 0, %s, %s, '', 0, 0, 0, 0, 0"
 _SELECT_TIMELINE = "SELECT at, step, event_id, task_id, worker, detail FROM timeline"
 
 
@@ -59,8 +54,7 @@ def timeline_row(entry: TimelineEntry) -> tuple[Any, ...]:
 
 def add_timeline(conn: Conn, entries: Sequence[TimelineEntry]) -> None:
     """Insert timeline entries (in order: their ids are the timeline's order)."""
-    if entries:
-        conn.cursor().executemany(_INSERT_TIMELINE, [timeline_row(e) for e in entries])
+    insert_rows(conn, _INSERT_TIMELINE, _TIMELINE_MARKS, [timeline_row(e) for e in entries])
 
 
 def list_timeline(
@@ -129,26 +123,20 @@ def task_row(task: Task) -> tuple[Any, ...]:
 
 
 def insert_tasks(conn: Conn, tasks: Sequence[Task]) -> list[Task]:
-    """Insert new pending tasks in one round trip; a task whose dedup key is taken is
+    """Insert new pending tasks in one statement; a task whose dedup key is taken is
     replaced by the stored one (matched before, e.g. recovery after a crash)."""
-    if not tasks:
-        return []
     rows = [task_row(task) for task in tasks]
-    cursor = conn.cursor()
-    cursor.executemany(_INSERT_TASK, rows, returning=True)
-    made: list[Task] = []
-    for task in tasks:
-        if cursor.fetchone() is not None:
-            made.append(task)
-        else:
-            row = conn.execute(
-                f"SELECT {TASK_COLUMNS} FROM tasks WHERE dedup_key = %s",  # noqa: S608
-                (task.dedup_key,),
-            ).fetchone()
-            assert row is not None  # taken a moment ago, in this transaction's view
-            made.append(task_from_row(row))
-        cursor.nextset()
-    return made
+    tail = "ON CONFLICT (dedup_key) DO NOTHING RETURNING id"
+    inserted = {row[0] for row in insert_rows(conn, _INSERT_TASK, _TASK_MARKS, rows, tail)}
+    taken = [task.dedup_key for task in tasks if task.id not in inserted]
+    stored = {}
+    if taken:
+        found = conn.execute(
+            f"SELECT {TASK_COLUMNS} FROM tasks WHERE dedup_key = ANY(%s)",  # noqa: S608
+            (taken,),
+        )
+        stored = {task.dedup_key: task for task in map(task_from_row, found)}
+    return [task if task.id in inserted else stored[task.dedup_key] for task in tasks]
 
 
 def create_tasks(
@@ -168,8 +156,8 @@ def create_tasks(
         )
         for new, task_id in zip(tasks, ids, strict=True)
     ]
-    if made:
-        conn.cursor().executemany(_INSERT_TASK, [task_row(task) for task in made])
+    tail = "ON CONFLICT (dedup_key) DO NOTHING"
+    insert_rows(conn, _INSERT_TASK, _TASK_MARKS, [task_row(task) for task in made], tail)
     add_timeline(
         conn,
         [TimelineEntry(at=now, step=Step.CREATED, event_id=t.event_id, task_id=t.id,
