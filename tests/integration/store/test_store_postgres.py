@@ -334,3 +334,12 @@ def test_reclaim_vacuums_and_reports_the_databases_size(pg: PostgresStore) -> No
     assert before.database > 0 and before.wal == 0 and before.free == 0
     after = pg.reclaim()
     assert after.database > 0 and (after.wal, after.free) == (0, 0)
+
+
+def test_a_call_that_finds_no_free_connection_says_so(pg_url: str) -> None:
+    with contextlib.closing(open_postgres(pg_url, max_connections=1)) as store:
+        store._pool.timeout = 0.2  # type: ignore[union-attr]
+        busy = pytest.raises(StoreError, match=r"no connection to PostgreSQL at \S+ came free")
+        with store._use("holding the only connection"), busy:
+            store.count_workers()
+        assert store.count_workers() == 0

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import conninfo as pg_conninfo
 from psycopg import errors as pg_errors
+from psycopg_pool import PoolClosed, PoolTimeout
 
 from mecha.errors import StoreError
+from mecha.store.common import closed
 
 #: seconds a new connection may take before it fails
 CONNECT_TIMEOUT = 10
@@ -94,6 +96,8 @@ class Server:
         """Turn any psycopg error inside into the StoreError that explains it."""
         try:
             yield
+        except PoolClosed:
+            raise closed(self, doing) from None
         except psycopg.Error as exc:
             raise self.store_error(exc, doing) from None
 
@@ -129,6 +133,11 @@ class Server:
                 f"another connection changed the same rows of the database {self} at once",
                 "nothing of this call was stored; try again (mecha retries what it sends)",
             ),
+            "busy": (
+                f"no connection to {where} came free in time",
+                "every connection of this mecha stayed busy: the server answers slowly or is "
+                "overloaded; check its load and its log",
+            ),
             "connection": (
                 f"cannot connect to {where} (database {self.database})",
                 f"check that the server runs and that {_URL_SETTING} names its host and port",
@@ -153,6 +162,7 @@ class Server:
             ("locked", isinstance(exc, pg_errors.LockNotAvailable | pg_errors.QueryCanceled)),
             ("conflict", isinstance(exc, pg_errors.DeadlockDetected
                                     | pg_errors.SerializationFailure)),
+            ("busy", isinstance(exc, PoolTimeout)),
             ("connection", isinstance(exc, psycopg.OperationalError)
              and _connection_failed(exc)),
         )  # fmt: skip
