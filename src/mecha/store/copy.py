@@ -54,25 +54,24 @@ BUSY_TIMEOUT = 5.0
 
 @dataclass(frozen=True, slots=True)
 class Table:
-    """One table copied: how SQLite orders it, and its serial column in PostgreSQL."""
+    """One table copied, and how SQLite orders it (rows take serial numbers in it)."""
 
     name: str
-    #: SQLite's order, which the copy keeps (rows take serial numbers in it)
-    order: str
-    #: PostgreSQL's serial column, moved past the copied rows ("" if none)
-    serial: str = ""
+    #: SQLite's order, which the copy keeps
+    order: str = "rowid"
     #: a PostgreSQL-only column that takes SQLite's rowid ("" if none)
     rowid_as: str = ""
 
 
-#: every table that holds data, parents first (event_matches refers to events)
+#: every table that holds data, parents first (event_matches refers to events); a table a
+#: later migration adds is copied after these, in rowid order, when both schemas have it
 TABLES: tuple[Table, ...] = (
-    Table("workers", "rowid"),
-    Table("events", "rowid", serial="seq", rowid_as="seq"),
-    Table("event_matches", "rowid"),
-    Table("tasks", "rowid", serial="seq", rowid_as="seq"),
-    Table("timeline", "id", serial="id"),
-    Table("writes", "seq", serial="seq"),
+    Table("workers"),
+    Table("events", rowid_as="seq"),
+    Table("event_matches"),
+    Table("tasks", rowid_as="seq"),
+    Table("timeline", "id"),
+    Table("writes", "seq"),
 )
 #: tables that are not copied as rows: each database's own migrations, SQLite's own
 #: bookkeeping, and the registry (one row, its version carried over)
@@ -247,43 +246,50 @@ def _check_version(conn: sqlite3.Connection, path: Path) -> None:
 
 @dataclass(frozen=True, slots=True)
 class _Shape:
-    """The source's columns of each table (in its order), and the registry's version."""
+    """The source's tables to copy (in order) with their columns, the registry's version,
+    and the highest id each AUTOINCREMENT table ever gave (removed rows included)."""
 
+    tables: tuple[Table, ...]
     columns: dict[str, tuple[str, ...]]
     registry: int
-    #: the highest timeline id SQLite ever gave (AUTOINCREMENT), removed rows included
-    timeline_high: int
+    autoincrement: dict[str, int]
 
 
 def _source_tables(conn: sqlite3.Connection, path: Path) -> _Shape:
-    """Every table of the source is one copied or known; StoreError naming any other."""
+    """The tables to copy: ``TABLES``, then any other the source holds (rowid order, or
+    its primary key's for a table without rowid), but ``NOT_COPIED``."""
     with translated(path, "reading its tables"):
-        found = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-        names = {row[0] for row in found}
-        unknown = sorted(names - NOT_COPIED - {table.name for table in TABLES})
-        if unknown:
-            raise StoreError(
-                f"{path} holds tables this mecha does not know how to copy: {', '.join(unknown)}",
-                hint="copy it with the mecha that made it, or report it with this message",
-            )
+        found = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'")
+        made = {str(name): str(text or "") for name, text in found}
+        known = {table.name for table in TABLES}
+        tables = [table for table in TABLES if table.name in made]
+        for name in sorted(set(made) - known - NOT_COPIED):
+            rowid = "WITHOUT ROWID" not in made[name].upper()
+            tables.append(Table(name, "rowid" if rowid else _primary_key(conn, name)))
         columns = {
             table.name: tuple(row[1] for row in conn.execute(f'PRAGMA table_info("{table.name}")'))
-            for table in TABLES
+            for table in tables
         }
         row = conn.execute("SELECT version FROM registry WHERE id = 1").fetchone()
-        high = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'timeline'").fetchone()
-    return _Shape(columns, int(row[0]) if row else 0, int(high[0]) if high else 0)
+        highs = dict(conn.execute("SELECT name, seq FROM sqlite_sequence").fetchall())
+    return _Shape(tuple(tables), columns, int(row[0]) if row else 0, highs)
+
+
+def _primary_key(conn: sqlite3.Connection, name: str) -> str:
+    keys = sorted((row[5], row[1]) for row in conn.execute(f'PRAGMA table_info("{name}")'))
+    return ", ".join(f'"{column}"' for position, column in keys if position > 0)
 
 
 def _copy_all(
     src: sqlite3.Connection, dst: Conn, shape: _Shape, report: Callable[[Progress], None]
 ) -> tuple[TableCount, ...]:
     """Lock the target's tables, refuse rows already there, copy, count: one transaction."""
-    names = sql.SQL(", ").join(sql.Identifier(table.name) for table in TABLES)
+    _check_target_tables(dst, shape)
+    names = sql.SQL(", ").join(sql.Identifier(table.name) for table in shape.tables)
     dst.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(names))
-    _refuse_rows(dst)
-    totals = {t.name: _count_source(src, t.name) for t in TABLES}
-    for table in TABLES:
+    _refuse_rows(dst, shape)
+    totals = {t.name: _count_source(src, t.name) for t in shape.tables}
+    for table in shape.tables:
         _copy_table(
             src, dst, table, columns=shape.columns[table.name], total=totals[table.name],
             report=report,
@@ -293,12 +299,24 @@ def _copy_all(
         "UPDATE registry SET version = greatest(version, %s) WHERE id = 1", (shape.registry,)
     )
     return tuple(
-        TableCount(t.name, _count_source(src, t.name), _count_target(dst, t.name)) for t in TABLES
+        TableCount(t.name, _count_source(src, t.name), _count_target(dst, t.name))
+        for t in shape.tables
     )
 
 
-def _refuse_rows(dst: Conn) -> None:
-    held = [(t.name, n) for t in TABLES if (n := _count_target(dst, t.name))]
+def _check_target_tables(dst: Conn, shape: _Shape) -> None:
+    """Every table to copy is in the target too; StoreError naming those that are not."""
+    missing = [t.name for t in shape.tables if not _target_columns(dst, t.name)]
+    if missing:
+        raise StoreError(
+            f"PostgreSQL's schema has no table {', '.join(missing)}, which SQLite's has",
+            hint="both are at this mecha's schema version, so this is a bug: report it with "
+            "this message",
+        )
+
+
+def _refuse_rows(dst: Conn, shape: _Shape) -> None:
+    held = [(t.name, n) for t in shape.tables if (n := _count_target(dst, t.name))]
     if held:
         info = dst.info
         what = ", ".join(f"{n:,} {'row' if n == 1 else 'rows'} in {name}" for name, n in held)
@@ -386,20 +404,23 @@ def _raw_packer(names: Sequence[str]) -> Callable[[Sequence[Any]], Sequence[Any]
 
 
 def _move_sequences(dst: Conn, shape: _Shape) -> None:
-    """Each serial column's sequence past the highest value copied, so new rows sort after."""
-    for table in TABLES:
-        if not table.serial:
-            continue
-        row = dst.execute(
-            sql.SQL("SELECT coalesce(max({}), 0) FROM {}").format(
-                sql.Identifier(table.serial), sql.Identifier(table.name)
-            )
-        ).fetchone()
-        high = int(row[0]) if row else 0
-        if table.name == "timeline":
-            high = max(high, shape.timeline_high)
-        if high > 0:
-            dst.execute(
-                "SELECT setval(pg_get_serial_sequence(%s, %s), %s)",
-                (table.name, table.serial, high),
-            )
+    """Each serial column's sequence past the highest value copied (and past any id SQLite
+    gave before, for an AUTOINCREMENT table), so rows stored later sort after them."""
+    for table in shape.tables:
+        serials = dst.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+            "current_schema() AND table_name = %s AND column_default LIKE 'nextval(%%'",
+            (table.name,),
+        ).fetchall()
+        for (column,) in serials:
+            row = dst.execute(
+                sql.SQL("SELECT coalesce(max({}), 0) FROM {}").format(
+                    sql.Identifier(column), sql.Identifier(table.name)
+                )
+            ).fetchone()
+            high = max(int(row[0]) if row else 0, int(shape.autoincrement.get(table.name, 0)))
+            if high > 0:
+                dst.execute(
+                    "SELECT setval(pg_get_serial_sequence(%s, %s), %s)",
+                    (table.name, column, high),
+                )
