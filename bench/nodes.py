@@ -223,12 +223,9 @@ def run(name: str, nodes: int, database: str, args: argparse.Namespace,
 
 
 def report(results: list[Result], events: int, paced_total: int) -> None:
-    print(
-        f"{os.cpu_count()} cores; {paced_total} paced + {events} flooded events per configuration"
-    )
-    print(
-        f"{'configuration':28} {'events/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU s':>7} {'events/CPU-s':>13}"
-    )
+    print(f"{os.cpu_count()} cores; {paced_total} paced + {events} flooded events each")
+    head = ("configuration", "events/s", "p50 ms", "p99 ms", "CPU s", "events/CPU-s")
+    print(f"{head[0]:28} {head[1]:>9} {head[2]:>8} {head[3]:>8} {head[4]:>7} {head[5]:>13}")
     for r in results:
         cpu = sum(r.cpu.values())
         print(
