@@ -9,7 +9,8 @@ migrated on open; psycopg is imported only then). Every command opens it here.
 
 Besides opening: ``open_existing_store`` (read-only commands: None when there is no
 database yet), ``schema_state`` (its version, read without migrating, and this Mecha's),
-``migrate_store`` (``mecha db migrate``) and ``describe`` (what to call it, no password).
+``migrate_store`` (``mecha db migrate``), ``copy_to_postgres`` (``mecha db copy``) and
+``describe`` (what to call it, no password).
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ from mecha.store import Store
 from mecha.store.pruning import PruneStore
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from mecha.store.copy import CopyReport, Progress
     from mecha.store.postgres.store import PostgresStore
 
 PIP_HINT = "install it: pip install 'mecha[postgres]' (psycopg 3 and its pool)"
@@ -151,6 +156,29 @@ def migrate_store(settings: Settings) -> tuple[SchemaState, int]:
     finally:
         store.close()
     return before, after
+
+
+def copy_to_postgres(
+    settings: Settings,
+    target: PostgresTarget,
+    *,
+    source: Path | None = None,
+    progress: Callable[[Progress], None] | None = None,
+) -> CopyReport:
+    """`mecha db copy`: the SQLite database at ``source`` (``settings.db_path`` unless
+    given) copied whole into ``target``, migrated first (``mecha.store.copy``). StoreError
+    naming ``pip install 'mecha[postgres]'`` if psycopg is missing."""
+    try:
+        from mecha.store.copy import copy_sqlite_to_postgres
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("psycopg"):
+            raise
+        raise StoreError(
+            f"copying into PostgreSQL ({target.shown}) needs psycopg, its driver, which is "
+            "not installed",
+            hint=PIP_HINT,
+        ) from None
+    return copy_sqlite_to_postgres(source or settings.db_path, target.url(), progress=progress)
 
 
 def _sqlite_version(chosen: Database) -> int:
