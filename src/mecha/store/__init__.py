@@ -92,6 +92,34 @@ class TaskUpdate:
     detail: str = ""
     #: write-back to record with this change, if it applies (dry runs, decisions only)
     plan: WritePlan | None = None
+    #: with ``start_attempt``: the node claiming the task ("" = none) and the seconds its
+    #: lease lasts (``lease_until`` = now + lease; the node's heartbeat renews it)
+    node: str = ""
+    lease: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NodeRecord:
+    """One `mecha serve` process as the database knows it (table ``nodes``)."""
+
+    #: ``<hostname>-<pid>-<4 hex>``, made at start
+    id: str
+    host: str
+    pid: int
+    #: the mecha version it runs
+    version: str = ""
+    started_at: float = 0.0
+    heartbeat_at: float = 0.0
+    #: when it stopped cleanly (0 while it runs, or if it died)
+    stopped_at: float = 0.0
+    #: tasks running under its lease (``list_nodes`` counts them)
+    in_flight: int = 0
+
+    def state(self, *, now: float, lease: float) -> str:
+        """``stopped``, ``stale`` (no heartbeat for longer than ``lease``) or ``alive``."""
+        if self.stopped_at:
+            return "stopped"
+        return "stale" if now - self.heartbeat_at > lease else "alive"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -309,6 +337,34 @@ class Store(Protocol):
         """After a stop: running tasks back to pending, busy workers back to online.
 
         Returns (tasks requeued, workers reset). Each requeued task gets a timeline entry.
+        """
+        ...
+
+    def register_node(self, node: NodeRecord) -> None:
+        """Record a node starting (heartbeat now; its started time ``now`` if 0); a node with
+        the same id is replaced. Nodes stopped or silent for a week are forgotten."""
+        ...
+
+    def heartbeat(self, node_id: str, *, lease: float) -> int:
+        """The node is alive: its heartbeat is now, and the leases of the tasks it runs last
+        ``lease`` seconds from now, in one transaction. How many leases were renewed."""
+        ...
+
+    def stop_node(self, node_id: str) -> None:
+        """Record that the node stopped cleanly."""
+        ...
+
+    def list_nodes(self) -> list[NodeRecord]:
+        """Every known node, oldest start first, with its tasks in flight (running under its
+        id)."""
+        ...
+
+    def take_back(self, *, now: float, exclude_node: str = "", limit: int = 1000) -> list[str]:
+        """Running tasks whose lease ended before ``now`` (tasks claimed by no node
+        included) back to pending, each with a timeline entry; the ids taken, oldest first.
+
+        Tasks of ``exclude_node`` (the caller's own node) are left alone. Two nodes sweeping
+        at once never both take one task.
         """
         ...
 

@@ -23,7 +23,7 @@ from mecha.errors import (
     WorkerStateError,
 )
 from mecha.event import Event, EventState
-from mecha.store import EventOutcome, WorkerRecord
+from mecha.store import EventOutcome, TaskUpdate, WorkerRecord
 from mecha.task import FINAL_STATES, TaskState
 from mecha.timeline import Step, TimelineEntry
 from mecha.worker.kind import WorkerState
@@ -87,6 +87,20 @@ def decided_entry(outcome: EventOutcome, now: float) -> TimelineEntry:
 
 
 REQUEUED_DETAIL = "it was in flight when mecha serve stopped; sending it again"
+#: nodes stopped, or silent, for longer than this are forgotten when a node registers
+NODE_MEMORY = 7 * 86400
+
+
+def lease_end(update: TaskUpdate, now: float) -> float:
+    """When a claim's lease ends: ``now + lease`` for a node's claim, else 0 (none)."""
+    return now + update.lease if update.node else 0.0
+
+
+def expired_detail(node_id: str) -> str:
+    """The timeline detail of a task taken back from node ``node_id`` ("" for none)."""
+    if not node_id:
+        return REQUEUED_DETAIL
+    return f"node {node_id} stopped renewing its lease on it; sending it again"
 
 
 # --- an event follows its tasks ---------------------------------------------------------

@@ -32,6 +32,7 @@ from mecha.store import (
     Arrival,
     EventOutcome,
     MatchRecord,
+    NodeRecord,
     Store,
     TaskUpdate,
     WorkerRecord,
@@ -225,6 +226,26 @@ class RedactingStore:
     def recover(self) -> tuple[int, int]:
         """See Store.recover."""
         return self.inner.recover()
+
+    def register_node(self, node: NodeRecord) -> None:
+        """See Store.register_node (a node's host, pid and version are Mecha's own)."""
+        self.inner.register_node(node)
+
+    def heartbeat(self, node_id: str, *, lease: float) -> int:
+        """See Store.heartbeat."""
+        return self.inner.heartbeat(node_id, lease=lease)
+
+    def stop_node(self, node_id: str) -> None:
+        """See Store.stop_node."""
+        self.inner.stop_node(node_id)
+
+    def list_nodes(self) -> list[NodeRecord]:
+        """See Store.list_nodes."""
+        return self.inner.list_nodes()
+
+    def take_back(self, *, now: float, exclude_node: str = "", limit: int = 1000) -> list[str]:
+        """See Store.take_back."""
+        return self.inner.take_back(now=now, exclude_node=exclude_node, limit=limit)
 
     def list_timeline(
         self,

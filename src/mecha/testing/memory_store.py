@@ -25,6 +25,7 @@ from mecha.store import (
     Arrival,
     EventOutcome,
     MatchRecord,
+    NodeRecord,
     TaskUpdate,
     WorkerRecord,
     WritePlan,
@@ -35,6 +36,7 @@ from mecha.store.common import closed, new_id
 from mecha.store.pruning import DiskUsage, PruneCounts
 from mecha.task import NewTask, Task, TaskState
 from mecha.testing.memory import events as event_rows
+from mecha.testing.memory import nodes as node_rows
 from mecha.testing.memory import prune as prune_rows
 from mecha.testing.memory import tasks as task_rows
 from mecha.testing.memory import workers as worker_rows
@@ -235,6 +237,35 @@ class MemoryStore:
         """Running tasks back to pending, busy workers back to online."""
         with self._write("recovering tasks after a stop") as tables:
             return task_rows.recover(tables, time.time())
+
+    # --- nodes and leases -----------------------------------------------------------------
+
+    def register_node(self, node: NodeRecord) -> None:
+        """Record a node starting; long-gone nodes are forgotten."""
+        with self._write("registering this node") as tables:
+            node_rows.register_node(tables, node, time.time())
+
+    def heartbeat(self, node_id: str, *, lease: float) -> int:
+        """The node's heartbeat and its tasks' leases; how many leases were renewed."""
+        with self._write("renewing this node's leases") as tables:
+            return node_rows.heartbeat(tables, node_id, lease, time.time())
+
+    def stop_node(self, node_id: str) -> None:
+        """Record that the node stopped cleanly."""
+        with self._write("recording this node's stop") as tables:
+            node_rows.stop_node(tables, node_id, time.time())
+
+    def list_nodes(self) -> list[NodeRecord]:
+        """Every known node, oldest start first, with its tasks in flight."""
+        with self._use("listing nodes") as tables:
+            return node_rows.list_nodes(tables)
+
+    def take_back(self, *, now: float, exclude_node: str = "", limit: int = 1000) -> list[str]:
+        """Running tasks whose lease ended before ``now`` back to pending."""
+        with self._write("taking back tasks whose lease ended") as tables:
+            return node_rows.take_back(
+                tables, before=now, exclude_node=exclude_node, limit=limit, now=time.time()
+            )
 
     def add_timeline(self, entries: Sequence[TimelineEntry]) -> None:
         """Record steps that change no task."""

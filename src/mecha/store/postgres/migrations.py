@@ -184,6 +184,24 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE tasks ADD COLUMN tokens integer NOT NULL DEFAULT 0",
         ),
     ),
+    Migration(
+        version=6,
+        name="nodes and leases",
+        statements=(
+            f"""CREATE TABLE nodes (
+                id text {_C} PRIMARY KEY,
+                host text NOT NULL,
+                pid integer NOT NULL,
+                version text NOT NULL DEFAULT '',
+                started_at double precision NOT NULL,
+                heartbeat_at double precision NOT NULL,
+                stopped_at double precision NOT NULL DEFAULT 0
+            )""",
+            f"ALTER TABLE tasks ADD COLUMN node_id text {_C} NOT NULL DEFAULT ''",
+            "ALTER TABLE tasks ADD COLUMN lease_until double precision NOT NULL DEFAULT 0",
+            "CREATE INDEX tasks_node ON tasks (node_id, state)",
+        ),
+    ),
 )
 
 #: the version a database is at once every migration here is applied

@@ -22,9 +22,10 @@ from psycopg_pool import ConnectionPool
 
 from mecha.errors import MigrationError
 from mecha.event import Delivery, Event, EventState, received
-from mecha.store import Arrival, EventOutcome, MatchRecord, TaskUpdate
+from mecha.store import Arrival, EventOutcome, MatchRecord, NodeRecord, TaskUpdate
 from mecha.store.common import closed, new_id
 from mecha.store.postgres import events as pg_events
+from mecha.store.postgres import nodes as pg_nodes
 from mecha.store.postgres import tasks as pg_tasks
 from mecha.store.postgres import writes as pg_writes
 from mecha.store.postgres.adapters import configure
@@ -190,6 +191,34 @@ class PostgresStore(WorkersMixin, LedgerMixin, ProgressMixin, PruneMixin):
         """Running tasks back to pending, busy workers back to online."""
         with self._write("recovering tasks after a stop") as conn:
             return pg_tasks.recover(conn, time.time())
+
+    def register_node(self, node: NodeRecord) -> None:
+        """Record a node starting; long-gone nodes are forgotten."""
+        with self._write("registering this node") as conn:
+            pg_nodes.register_node(conn, node, time.time())
+
+    def heartbeat(self, node_id: str, *, lease: float) -> int:
+        """The node's heartbeat and its tasks' leases, in one unsynced transaction."""
+        with self._write("renewing this node's leases", synced=False) as conn:
+            return pg_nodes.heartbeat(conn, node_id, lease, time.time())
+
+    def stop_node(self, node_id: str) -> None:
+        """Record that the node stopped cleanly."""
+        with self._write("recording this node's stop") as conn:
+            pg_nodes.stop_node(conn, node_id, time.time())
+
+    def list_nodes(self) -> list[NodeRecord]:
+        """Every known node, with its tasks in flight."""
+        with self._use("listing nodes") as conn:
+            return pg_nodes.list_nodes(conn)
+
+    def take_back(self, *, now: float, exclude_node: str = "", limit: int = 1000) -> list[str]:
+        """Running tasks whose lease ended before ``now`` back to pending; rows another
+        node's sweep holds are skipped (``FOR UPDATE SKIP LOCKED``)."""
+        with self._write("taking back tasks whose lease ended", synced=False) as conn:
+            return pg_nodes.take_back(
+                conn, before=now, exclude_node=exclude_node, limit=limit, now=time.time()
+            )
 
     def add_timeline(self, entries: Sequence[TimelineEntry]) -> None:
         """Record timeline steps."""

@@ -15,7 +15,14 @@ from typing import Any
 
 from mecha.event import EventState
 from mecha.store import TaskUpdate
-from mecha.store.common import REQUEUED_DETAIL, finished, json_text, reopened_from, task_not_found
+from mecha.store.common import (
+    REQUEUED_DETAIL,
+    finished,
+    json_text,
+    lease_end,
+    reopened_from,
+    task_not_found,
+)
 from mecha.store.postgres.ids import rows_by_id
 from mecha.store.postgres.parts import Conn, insert_rows
 from mecha.task import FINAL_STATES, NewTask, Task, TaskState
@@ -206,8 +213,8 @@ def _apply(conn: Conn, update: TaskUpdate, now: float) -> tuple[Any, ...] | None
         sets.append("attempts = 0")
     if update.start_attempt:
         sets.extend(["attempts = attempts + 1", "dispatched_at = %s", "timeout = %s",
-                     "tokens = 0"])  # fmt: skip
-        params.extend([now, update.timeout])
+                     "tokens = 0", "node_id = %s", "lease_until = %s"])  # fmt: skip
+        params.extend([now, update.timeout, update.node, lease_end(update, now)])
     sets.append("finished_at = %s")
     params.append(now if update.state in FINAL_STATES else 0)
     row = conn.execute(

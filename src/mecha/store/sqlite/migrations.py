@@ -177,6 +177,27 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE tasks ADD COLUMN tokens INTEGER NOT NULL DEFAULT 0",
         ),
     ),
+    Migration(
+        version=6,
+        name="nodes and leases",
+        statements=(
+            # one row per `mecha serve` started; heartbeat_at is renewed every lease/3 s
+            """CREATE TABLE nodes (
+                id TEXT PRIMARY KEY,
+                host TEXT NOT NULL,
+                pid INTEGER NOT NULL,
+                version TEXT NOT NULL DEFAULT '',
+                started_at REAL NOT NULL,
+                heartbeat_at REAL NOT NULL,
+                stopped_at REAL NOT NULL DEFAULT 0
+            )""",
+            # the node that claimed the task last ('' = none: before this migration)
+            "ALTER TABLE tasks ADD COLUMN node_id TEXT NOT NULL DEFAULT ''",
+            # a running task's claim holds until then (unix seconds; 0 = no lease)
+            "ALTER TABLE tasks ADD COLUMN lease_until REAL NOT NULL DEFAULT 0",
+            "CREATE INDEX tasks_node ON tasks (node_id, state)",
+        ),
+    ),
 )
 
 #: the version a database is at once every migration here is applied

@@ -26,6 +26,7 @@ from mecha.store import (
     Arrival,
     EventOutcome,
     MatchRecord,
+    NodeRecord,
     TaskUpdate,
     WorkerRecord,
 )
@@ -39,6 +40,7 @@ from mecha.store.common import (
 )
 from mecha.store.sqlite import events as sqlite_events
 from mecha.store.sqlite import ids as sqlite_ids
+from mecha.store.sqlite import nodes as sqlite_nodes
 from mecha.store.sqlite import tasks as sqlite_tasks
 from mecha.store.sqlite import writes as sqlite_writes
 from mecha.store.sqlite.file import configure, make_file, make_folder, rollback, translated
@@ -276,6 +278,33 @@ class SqliteStore(LedgerMixin, ProgressMixin, PruneMixin):
         """Running tasks back to pending, busy workers back to online."""
         with self._write("recovering tasks after a stop") as conn:
             return sqlite_tasks.recover(conn, time.time())
+
+    def register_node(self, node: NodeRecord) -> None:
+        """Record a node starting; long-gone nodes are forgotten."""
+        with self._write("registering this node") as conn:
+            sqlite_nodes.register_node(conn, node, time.time())
+
+    def heartbeat(self, node_id: str, *, lease: float) -> int:
+        """The node's heartbeat and its tasks' leases, in one unsynced transaction."""
+        with self._write("renewing this node's leases", synced=False) as conn:
+            return sqlite_nodes.heartbeat(conn, node_id, lease, time.time())
+
+    def stop_node(self, node_id: str) -> None:
+        """Record that the node stopped cleanly."""
+        with self._write("recording this node's stop") as conn:
+            sqlite_nodes.stop_node(conn, node_id, time.time())
+
+    def list_nodes(self) -> list[NodeRecord]:
+        """Every known node, with its tasks in flight."""
+        with self._use("listing nodes") as conn:
+            return sqlite_nodes.list_nodes(conn)
+
+    def take_back(self, *, now: float, exclude_node: str = "", limit: int = 1000) -> list[str]:
+        """Running tasks whose lease ended before ``now`` back to pending."""
+        with self._write("taking back tasks whose lease ended") as conn:
+            return sqlite_nodes.take_back(
+                conn, before=now, exclude_node=exclude_node, limit=limit, now=time.time()
+            )
 
     def add_timeline(self, entries: Sequence[TimelineEntry]) -> None:
         """Record timeline steps."""

@@ -15,7 +15,14 @@ from typing import Any
 
 from mecha.event import EventState
 from mecha.store import TaskUpdate
-from mecha.store.common import REQUEUED_DETAIL, finished, json_text, reopened_from, task_not_found
+from mecha.store.common import (
+    REQUEUED_DETAIL,
+    finished,
+    json_text,
+    lease_end,
+    reopened_from,
+    task_not_found,
+)
 from mecha.store.sqlite.ids import rows_by_id
 from mecha.task import FINAL_STATES, NewTask, Task, TaskState
 from mecha.timeline import Step, TimelineEntry
@@ -204,8 +211,9 @@ def _apply(conn: sqlite3.Connection, update: TaskUpdate, now: float) -> tuple[An
     if update.reset_attempts:
         sets.append("attempts = 0")
     if update.start_attempt:
-        sets.extend(["attempts = attempts + 1", "dispatched_at = ?", "timeout = ?", "tokens = 0"])
-        params.extend([now, update.timeout])
+        sets.extend(["attempts = attempts + 1", "dispatched_at = ?", "timeout = ?", "tokens = 0",
+                     "node_id = ?", "lease_until = ?"])  # fmt: skip
+        params.extend([now, update.timeout, update.node, lease_end(update, now)])
     sets.append("finished_at = ?")
     params.append(now if update.state in FINAL_STATES else 0)
     guard = ", ".join("?" for _ in update.only_from)

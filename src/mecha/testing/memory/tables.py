@@ -91,6 +91,9 @@ class TaskRow:
     finished_at: float = 0.0
     timeout: float = 0.0
     tokens: int = 0
+    #: the node that claimed it last ("" = none) and when that claim's lease ends
+    node_id: str = ""
+    lease_until: float = 0.0
 
     def task(self) -> Task:
         """The Task."""
@@ -103,6 +106,19 @@ class TaskRow:
             updated_at=self.updated_at, dispatched_at=self.dispatched_at,
             finished_at=self.finished_at, timeout=self.timeout, tokens=self.tokens,
         )  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NodeRow:
+    """A row of ``nodes``: one `mecha serve`."""
+
+    id: str
+    host: str
+    pid: int
+    version: str
+    started_at: float
+    heartbeat_at: float
+    stopped_at: float = 0.0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -174,6 +190,7 @@ class Tables:
     timeline: list[TimelineRow] = field(default_factory=list)
     #: key → write, in planning order
     writes: dict[str, WriteRow] = field(default_factory=dict)
+    nodes: dict[str, NodeRow] = field(default_factory=dict)
     #: the last row number given
     seq: int = 0
 
@@ -183,7 +200,7 @@ class Tables:
             workers=dict(self.workers), registry=self.registry, events=dict(self.events),
             deliveries=dict(self.deliveries), matches=dict(self.matches),
             tasks=dict(self.tasks), dedup=dict(self.dedup), timeline=list(self.timeline),
-            writes=dict(self.writes), seq=self.seq,
+            writes=dict(self.writes), nodes=dict(self.nodes), seq=self.seq,
         )  # fmt: skip
 
     def next_seq(self) -> int:
@@ -206,7 +223,7 @@ class Tables:
                     for r in self.workers.values()]  # fmt: skip
         found: dict[str, Mapping[Any, Any]] = {
             "events": self.events, "event_matches": self.matches, "tasks": self.tasks,
-            "writes": self.writes,
+            "writes": self.writes, "nodes": self.nodes,
         }  # fmt: skip
         if table not in found:
             raise KeyError(f"no table {table!r}; there are {sorted([*found, 'timeline'])}")

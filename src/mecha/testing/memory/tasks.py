@@ -14,6 +14,7 @@ from mecha.store.common import (
     REQUEUED_DETAIL,
     finished,
     json_text,
+    lease_end,
     reopened_from,
     task_not_found,
 )
@@ -125,7 +126,8 @@ def _changed(row: TaskRow, update: TaskUpdate, now: float) -> TaskRow:
     if update.start_attempt:  # (SQL's last assignment of attempts wins over a reset)
         changed = dataclasses.replace(
             changed, attempts=row.attempts + 1, dispatched_at=now,
-            timeout=float(update.timeout), tokens=0,
+            timeout=float(update.timeout), tokens=0, node_id=update.node,
+            lease_until=lease_end(update, now),
         )  # fmt: skip
     elif update.reset_attempts:
         changed = dataclasses.replace(changed, attempts=0)
