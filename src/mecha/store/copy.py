@@ -374,7 +374,8 @@ def _copy_table(
                 pipe.write_row(fix(row) if fix else row)
             done += len(rows)
             now = time.monotonic()
-            if done - shown_rows >= PROGRESS_ROWS or now - shown_at >= PROGRESS_SECONDS:
+            due = done - shown_rows >= PROGRESS_ROWS or now - shown_at >= PROGRESS_SECONDS
+            if due and done < total:  # the last is told as finished, just below
                 report(Progress(table.name, done, total))
                 shown_at, shown_rows = now, done
     report(Progress(table.name, done, total, finished=True))
