@@ -233,6 +233,7 @@ def test_ctrl_c_mid_way_leaves_the_target_empty(tmp_path: Path, pg_url: str) -> 
             break
     _, rest = proc.communicate(timeout=60)
     assert proc.returncode != 0, "".join(seen) + rest
+    assert f"interrupted: the copy was rolled back, {shown(pg_url)} is as it was" in rest
     assert pg_counts(pg_url) == dict.fromkeys(DATA_TABLES, 0)
 
 

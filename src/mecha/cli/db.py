@@ -93,6 +93,12 @@ def copy(app: AppContext, source: Path | None, to: str | None) -> None:
     except CopyMismatch as exc:
         app.echo(_counts(exc.report))
         raise
+    except KeyboardInterrupt:
+        app.echo(
+            f"interrupted: the copy was rolled back, PostgreSQL {target.shown} is as it was",
+            err=True,
+        )
+        raise
     app.echo(_counts(report))
     app.echo(
         f"copied {_rows(report.rows)} from {shown} into PostgreSQL {target.shown} in "

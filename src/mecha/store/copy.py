@@ -46,8 +46,9 @@ from mecha.store.sqlite.migrations import LATEST_VERSION, current_version
 PROGRESS_ROWS = 10_000
 #: …or this many seconds, whichever comes first
 PROGRESS_SECONDS = 2.0
-#: rows read from SQLite at a time
+#: rows read from SQLite at a time (events: fewer, their raw bodies are large)
 FETCH = 1_000
+FETCH_EVENTS = 100
 #: SQLite's busy timeout while it waits for another writer to finish (seconds)
 BUSY_TIMEOUT = 5.0
 
@@ -369,7 +370,7 @@ def _copy_table(
     done, shown_at, shown_rows = 0, time.monotonic(), 0
     cursor = src.execute(select)  # names from PRAGMA table_info and our constants
     with dst.cursor().copy(copy) as pipe:
-        while rows := cursor.fetchmany(FETCH):
+        while rows := cursor.fetchmany(FETCH_EVENTS if fix else FETCH):
             for row in rows:
                 pipe.write_row(fix(row) if fix else row)
             done += len(rows)
