@@ -161,8 +161,11 @@ def test_a_target_with_rows_is_refused_and_left_as_it_was(filled: Path, pg_url: 
     again = mecha(filled, "db", "copy", "--to", pg_url)
     assert again.returncode == 1
     assert again.stdout == ""
-    assert "holds Mecha data already (1 row in workers, 4 rows in events," in again.stderr
-    assert "copies into an empty database only, so nothing was copied" in again.stderr
+    assert again.stderr.splitlines()[1].startswith(
+        f"error: {shown(pg_url)} holds Mecha data already (1 row in workers, 4 rows in events,"
+    )
+    assert "copies into an empty database only, so nothing was copied and it is left as it was" \
+        in again.stderr  # fmt: skip
     assert "hint: name a new, empty database with --to" in again.stderr
     assert pg_counts(pg_url) == counts
 

@@ -121,6 +121,10 @@ class CopyReport:
         return sum(count.target for count in self.counts)
 
 
+class TargetNotEmpty(StoreError):
+    """The target holds Mecha rows already; nothing was copied."""
+
+
 class CopyMismatch(StoreError):
     """The counts differ after the copy; nothing was committed."""
 
@@ -161,14 +165,14 @@ def copy_sqlite_to_postgres(
             configure(conn, lock_timeout=LOCK_TIMEOUT)
             try:
                 with server.translated("copying"), conn.transaction():
-                    counts = _copy_all(src, conn, shape, report)
+                    counts = _copy_all(src, conn, shape, report, where=server.url)
                     done = CopyReport(
                         source=source, target=server.url, schema=LATEST_VERSION,
                         counts=counts, seconds=time.monotonic() - started,
                     )  # fmt: skip
                     if not done.matches:
                         raise CopyMismatch(done)
-            except CopyMismatch:
+            except (CopyMismatch, TargetNotEmpty):
                 raise
             except StoreError as exc:
                 raise StoreError(
@@ -282,13 +286,18 @@ def _primary_key(conn: sqlite3.Connection, name: str) -> str:
 
 
 def _copy_all(
-    src: sqlite3.Connection, dst: Conn, shape: _Shape, report: Callable[[Progress], None]
+    src: sqlite3.Connection,
+    dst: Conn,
+    shape: _Shape,
+    report: Callable[[Progress], None],
+    *,
+    where: str,
 ) -> tuple[TableCount, ...]:
     """Lock the target's tables, refuse rows already there, copy, count: one transaction."""
     _check_target_tables(dst, shape)
     names = sql.SQL(", ").join(sql.Identifier(table.name) for table in shape.tables)
     dst.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(names))
-    _refuse_rows(dst, shape)
+    _refuse_rows(dst, shape, where)
     totals = {t.name: _count_source(src, t.name) for t in shape.tables}
     for table in shape.tables:
         _copy_table(
@@ -316,14 +325,14 @@ def _check_target_tables(dst: Conn, shape: _Shape) -> None:
         )
 
 
-def _refuse_rows(dst: Conn, shape: _Shape) -> None:
+def _refuse_rows(dst: Conn, shape: _Shape, where: str) -> None:
     held = [(t.name, n) for t in shape.tables if (n := _count_target(dst, t.name))]
     if held:
         info = dst.info
         what = ", ".join(f"{n:,} {'row' if n == 1 else 'rows'} in {name}" for name, n in held)
-        raise StoreError(
-            f'the database "{info.dbname}" holds Mecha data already ({what}); mecha db copy '
-            "copies into an empty database only, so nothing was copied",
+        raise TargetNotEmpty(
+            f"PostgreSQL {where} holds Mecha data already ({what}); mecha db copy copies "
+            "into an empty database only, so nothing was copied and it is left as it was",
             hint=f"name a new, empty database with --to (createdb {info.dbname}_new), or, if "
             f"what it holds may go, drop it and create it again (dropdb {info.dbname} && "
             f"createdb {info.dbname})",

@@ -24,6 +24,7 @@ from mecha.store.copy import (
     TABLES,
     CopyMismatch,
     Progress,
+    TargetNotEmpty,
     copy_sqlite_to_postgres,
 )
 from mecha.store.postgres.migrations import MIGRATIONS as PG_MIGRATIONS
@@ -177,9 +178,11 @@ def test_a_target_with_rows_is_refused_and_left_as_it_was(source: Path, pg_url: 
     pg = open_postgres(pg_url)
     pg.add_workers([worker("already-here")])
     pg.close()
-    with pytest.raises(StoreError) as caught:
+    with pytest.raises(TargetNotEmpty) as caught:
         copy_sqlite_to_postgres(source, pg_url)
-    assert "holds Mecha data already (1 row in workers)" in caught.value.message
+    assert caught.value.message.startswith(
+        f"PostgreSQL {pg_url} holds Mecha data already (1 row in workers)"
+    )
     assert "empty database" in caught.value.message
     assert "createdb" in caught.value.hint
     assert pg_rows(pg_url) == {t.name: int(t.name == "workers") for t in TABLES}
