@@ -262,3 +262,39 @@ def test_mistakes_are_named(tmp_path: Path) -> None:
     missing = mecha(home, "db", "copy", "--to", "postgresql://u@127.0.0.1:9/x")
     assert missing.returncode == 1
     assert "there is no SQLite database at" in missing.stderr
+
+
+def test_counts_that_differ_are_printed_and_an_error(filled: Path, pg_url: str) -> None:
+    """A trigger of the target's own drops the timeline's `received` steps silently."""
+    assert mecha(filled, "db", "migrate", env={"MECHA_DATABASE_URL": pg_url}).returncode == 0
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE FUNCTION drop_received() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF NEW.step = 'received' THEN RETURN NULL; END IF; RETURN NEW; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER drop_received BEFORE INSERT ON timeline "
+            "FOR EACH ROW EXECUTE FUNCTION drop_received()"
+        )
+    done = mecha(filled, "db", "copy", "--to", pg_url)
+    assert done.returncode == 1
+    assert re.search(r"^timeline\s+\d+\s+\d+\s+DIFFERS$", done.stdout, re.MULTILINE), done.stdout
+    assert re.search(r"^events\s+4\s+4$", done.stdout, re.MULTILINE)
+    assert "was rolled back: the row counts differ (timeline " in done.stderr
+    assert pg_counts(pg_url) == dict.fromkeys(DATA_TABLES, 0)
+
+
+def test_the_password_of_database_password_serves_to_for_the_same_server(
+    filled: Path, tmp_path: Path, pg_url: str
+) -> None:
+    """config.yml names the server with database_password: (secrets.yml); --to names a
+    database there without a password: the copy runs, and the password is shown nowhere."""
+    home = make_home(
+        tmp_path,
+        config=f"database_url: {pg_url}\ndatabase_password: postgres.main\n",
+        extra_secrets=f"tokens:\n  postgres:\n    main: {PASSWORD}\n",
+    )
+    done = mecha(home, "db", "copy", "--from", str(filled / "mecha.db"), "--to", pg_url)
+    assert done.returncode == 0, done.stderr
+    assert PASSWORD not in done.stdout + done.stderr
+    assert pg_counts(pg_url)["events"] == 4

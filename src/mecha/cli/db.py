@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import click
 
 from mecha.cli.context import AppContext, pass_app
-from mecha.errors import UsageError
+from mecha.errors import StoreError, UsageError
 
 if TYPE_CHECKING:
     from mecha.config.database import PostgresTarget
@@ -75,7 +75,6 @@ def copy(app: AppContext, source: Path | None, to: str | None) -> None:
     counted in both at the end; a difference is an error.
     """
     from mecha.app.stores import copy_to_postgres
-    from mecha.store.copy import CopyMismatch
 
     target = _copy_target(app, to)
     path = (source or app.settings.db_path).expanduser().absolute()
@@ -90,8 +89,10 @@ def copy(app: AppContext, source: Path | None, to: str | None) -> None:
 
     try:
         report = copy_to_postgres(app.settings, target, source=path, progress=show)
-    except CopyMismatch as exc:
-        app.echo(_counts(exc.report))
+    except StoreError as exc:
+        counted: CopyReport | None = getattr(exc, "report", None)  # CopyMismatch's counts
+        if counted is not None:
+            app.echo(_counts(counted))
         raise
     except KeyboardInterrupt:
         app.echo(
