@@ -115,6 +115,7 @@ def reads(home: Path, env: dict[str, str] | None = None) -> dict[str, str]:
         "task ls": timeless(mecha(home, "task", "ls", env=env).stdout),
         "task ls --json": json.dumps(tasks),
         "worker show": timeless(mecha(home, "worker", "show", "reviewer", env=env).stdout),
+        "node ls": timeless(mecha(home, "node", "ls", env=env).stdout),
     }
     for event in events:
         for args in ((), ("--json",)):
@@ -133,6 +134,7 @@ def test_the_copy_reads_the_same_on_postgresql(filled: Path, pg_url: str) -> Non
     before = reads(filled)
     events = json.loads(before["event ls --json"])
     assert len(events) == 4
+    assert "stopped" in before["node ls"]  # the serve that filled it, stopped since
     copied = mecha(filled, "db", "copy", "--to", with_password(pg_url))
     assert copied.returncode == 0, copied.stderr
     assert PASSWORD not in copied.stdout + copied.stderr
