@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mecha.app.stores import open_prune_store, open_store
-from mecha.app.workers import WorkerRuntime
+from mecha.app.stores import database, open_prune_store, open_store
+from mecha.app.workers import WorkerRuntime, this_node
 from mecha.config.server_file import API_KEY_HINT, DEFAULT_ADDR, ServerConfig, api_key_problem
 from mecha.config.settings import Settings
 from mecha.config.sources import SourceAuth
 from mecha.duration import parse_duration
 from mecha.engine.dispatcher import DispatchSettings
+from mecha.engine.leases import DEFAULT_LEASE
 from mecha.engine.pipeline import Pipeline
 from mecha.engine.registry import WorkerRegistry
 from mecha.engine.retention import Pruner
@@ -94,9 +95,31 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def dispatch_settings(config: ServerConfig, environ: Mapping[str, str]) -> DispatchSettings:
-    """config.yml ``dispatch:`` over the defaults; MECHA_DRAIN_TIMEOUT over both."""
+def node_lease(config: ServerConfig, environ: Mapping[str, str]) -> float:
+    """Seconds a node's claim holds without its heartbeat: MECHA_LEASE, else config.yml
+    ``dispatch: lease:`` (when config.yml takes it), else 30 s."""
+    text = environ.get("MECHA_LEASE", "")
+    if not text:
+        return float(config.dispatch.get("lease", DEFAULT_LEASE))
+    try:
+        lease = parse_duration(text)
+    except ValueError:
+        lease = 0.0
+    if not lease > 0:
+        raise ConfigError(
+            f'MECHA_LEASE="{text}" is not a duration above zero', hint="e.g. 30s or 2m"
+        )
+    return lease
+
+
+def dispatch_settings(
+    config: ServerConfig, environ: Mapping[str, str], *, own_database: bool = False
+) -> DispatchSettings:
+    """config.yml ``dispatch:`` over the defaults; MECHA_DRAIN_TIMEOUT and MECHA_LEASE over
+    both. ``own_database``: one serve owns the database (SQLite, under its serve mark)."""
     given = dict(config.dispatch)
+    given["lease"] = node_lease(config, environ)
+    given["own_database"] = own_database
     drain = environ.get("MECHA_DRAIN_TIMEOUT", "")
     if drain:
         try:
@@ -157,11 +180,14 @@ class Ingest:
             store=self.store, environ=environ, home=user_home, known=self.known
         )
         self.http: httpx.AsyncClient | None = None
-        dispatch = dispatch_settings(config, environ)
+        # SQLite: one serve owns the file (its serve mark), and takes back every task found
+        # running at start; PostgreSQL: nodes share it and take back only ended leases
+        own_database = database(settings).postgres is None
+        dispatch = dispatch_settings(config, environ, own_database=own_database)
         self.workers = WorkerRuntime(
             store=self.store, registry=self.registry, writer=self.writer, reads=self.reads,
             settings=dispatch, secrets=secrets, writeback=writeback_settings(config, dispatch),
-            db_path=settings.db_path,
+            db_path=settings.db_path, node=this_node(),
         )  # fmt: skip
         self.pipeline = Pipeline(
             store=self.store, registry=self.registry, writer=self.writer, reads=self.reads,

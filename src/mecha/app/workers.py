@@ -12,11 +12,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mecha import __version__
 from mecha.app.adapter_host import PROBE_TIMEOUT, AdapterHost
 from mecha.app.worker_reload import WorkerReload
 from mecha.engine.batcher import Batcher
@@ -29,7 +33,7 @@ from mecha.engine.writeback import WriteBack
 from mecha.result import TaskResult
 from mecha.runtimes.http1 import Pool
 from mecha.secrets import Secrets
-from mecha.store import Store, TaskUpdate, WritePlan, WriteRecord, WriteUpdate
+from mecha.store import NodeRecord, Store, TaskUpdate, WritePlan, WriteRecord, WriteUpdate
 from mecha.store.serve_mark import ServeMark
 from mecha.task import Task
 from mecha.timeline import TimelineEntry
@@ -56,6 +60,7 @@ class WorkerRuntime:
         secrets: Secrets,
         writeback: WriteBackSettings | None = None,
         db_path: Path | None = None,
+        node: NodeRecord | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -90,7 +95,7 @@ class WorkerRuntime:
         self.dispatcher = Dispatcher(
             store=store, registry=registry, updates=self.updates, notes=self.notes,
             writer=writer, reads=reads, send=self._send, probe=self._probe,
-            settings=settings, keys=self.keys, writeback=self.writeback,
+            settings=settings, keys=self.keys, writeback=self.writeback, node=node,
         )  # fmt: skip
         self.adapters = AdapterHost(
             store=store, writer=writer, secrets=lambda: self.secrets, keys=self.keys,
@@ -208,6 +213,15 @@ class WorkerRuntime:
         if health in (Health.OK, Health.BUSY):
             return ""
         return f"health check of {target.endpoint}: {health.value}"
+
+
+def this_node() -> NodeRecord:
+    """This process as a node of the database: ``<hostname>-<pid>-<4 hex>``."""
+    host = socket.gethostname() or "localhost"
+    pid = os.getpid()
+    return NodeRecord(
+        id=f"{host}-{pid}-{uuid.uuid4().hex[:4]}", host=host, pid=pid, version=__version__
+    )
 
 
 def _add_timeline(store: Store, entries: Sequence[TimelineEntry]) -> list[None]:

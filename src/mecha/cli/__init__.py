@@ -29,6 +29,7 @@ COMMANDS = {
     "image": "mecha.cli.image:image",
     "prune": "mecha.cli.prune:prune",
     "db": "mecha.cli.db:db",
+    "node": "mecha.cli.node:node",
 }
 HELP = {
     "worker": "Add, remove, list, check, start and stop workers.",
@@ -43,6 +44,7 @@ HELP = {
     "image": "Build the managed workers' images from the project's Dockerfiles.",
     "prune": "Remove finished events, tasks, timeline entries and writes past their retention.",
     "db": "The database: bring its schema up to date (mecha db migrate).",
+    "node": "List the mecha serve nodes sharing the database (alive, stale, stopped).",
 }
 
 

@@ -10,8 +10,11 @@ its backoff, past ``max_retries`` it is dead-lettered.
 
 Every second the poll loop re-reads workers (state, endpoint, definition) and picks up due
 tasks it does not hold: retries made by `mecha task retry` in another process, tasks left
-behind by a crash, API tasks. At start, tasks found running are put back to pending and
-busy workers back to online (``Store.recover``): delivery to workers is at least once.
+behind by a crash, API tasks. Each claim holds a lease this node renews (``leases``); at
+start, and at each poll, running tasks whose lease ended (their node died) are put back to
+pending and sent again. A serve that owns its database (SQLite) puts every running task
+back to pending and busy workers back to online at start instead (``Store.recover``):
+delivery to workers is at least once.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from mecha.duration import format_duration
 from mecha.engine.batcher import Batcher
 from mecha.engine.histogram import Histogram
 from mecha.engine.lanes import Lane, Lanes
+from mecha.engine.leases import DEFAULT_LEASE, NodeLeases, anonymous_node
 from mecha.engine.pacing import RETRY_BASE, RETRY_CAP
 from mecha.engine.polling import poll_forever
 from mecha.engine.registry import WorkerRegistry
@@ -38,7 +42,7 @@ from mecha.engine.worker_view import Probe, WorkerView
 from mecha.engine.writeback import WriteBack
 from mecha.errors import MechaError
 from mecha.result_cap import DEFAULT_MAX_RESULT
-from mecha.store import Store, TaskUpdate
+from mecha.store import NodeRecord, Store, TaskUpdate
 from mecha.task import Task, TaskState
 from mecha.timeline import Step, TimelineEntry
 
@@ -60,6 +64,11 @@ class DispatchSettings:
     drain_timeout: float = 600.0
     #: the most bytes of a task's result that are stored (config.yml ``max_result``)
     max_result: int = DEFAULT_MAX_RESULT
+    #: seconds a claim holds without this node's heartbeat (renewed every lease / 3)
+    lease: float = DEFAULT_LEASE
+    #: one serve owns the database (SQLite's serve mark): every task found running at start
+    #: is taken back, and no other node's leases are swept
+    own_database: bool = False
 
 
 class Dispatcher:
@@ -79,8 +88,14 @@ class Dispatcher:
         settings: DispatchSettings,
         keys: Mapping[str, str] | None = None,
         writeback: WriteBack | None = None,
+        node: NodeRecord | None = None,
     ) -> None:
         self._store = store
+        #: this serve as a node of the database: its heartbeat and the leases it sweeps
+        self.leases = NodeLeases(
+            store=store, node=node if node is not None else anonymous_node(),
+            lease=settings.lease, executor=reads, own_database=settings.own_database,
+        )  # fmt: skip
         self._updates = updates
         self._notes = notes
         self._writer = writer
@@ -111,6 +126,7 @@ class Dispatcher:
             updates=updates, send=send, writeback=writeback, retry_base=settings.retry_base,
             retry_cap=settings.retry_cap, counts=self.counts, latency=self.latency,
             unreachable=self._check_soon, max_result=settings.max_result,
+            node=self.leases.node.id, lease=settings.lease,
         )  # fmt: skip
 
     # --- life cycle -------------------------------------------------------------------
@@ -118,7 +134,7 @@ class Dispatcher:
     async def start(self) -> None:
         """Recover what a stop left behind, load due tasks, start the loops."""
         self._loop = asyncio.get_running_loop()
-        requeued, reset = await self._on(self._writer, self._store.recover)
+        requeued, reset = await self.leases.start()
         self.counts["recovered"] = requeued
         if requeued or reset:
             log.info("recovered %d in-flight tasks and %d busy workers", requeued, reset)
@@ -160,6 +176,7 @@ class Dispatcher:
                 return_exceptions=True,
             )  # fmt: skip
         await self._view.sync_busy({})
+        await self.leases.stop()
         return len(left)
 
     # --- intake -----------------------------------------------------------------------
@@ -206,6 +223,7 @@ class Dispatcher:
         """Figures for /health: tasks queued and in flight, and counts since the start."""
         figures = {"tasks_queued": self.queued(), "tasks_in_flight": self.in_flight()}
         figures.update({f"tasks_{name}": count for name, count in self.counts.items()})
+        figures["node_lease_ms"] = round(self.settings.lease * 1000)
         return figures
 
     # --- scheduling -------------------------------------------------------------------
@@ -348,6 +366,7 @@ class Dispatcher:
 
     async def _poll_once(self) -> None:
         await self._refresh_targets()
+        self.counts["recovered"] += await self.leases.sweep()
         due = await self._on(
             self._reads, self._store.due_tasks, now=time.time(), limit=5000,
             skip=frozenset(self._known),

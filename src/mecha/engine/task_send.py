@@ -57,6 +57,8 @@ class TaskSender:
         latency: Histogram,
         unreachable: Callable[[Target], None],
         max_result: int = DEFAULT_MAX_RESULT,
+        node: str = "",
+        lease: float = 0.0,
     ) -> None:
         self._updates = updates
         self._send = send
@@ -69,6 +71,9 @@ class TaskSender:
         self._unreachable = unreachable
         #: the most bytes of a result the store keeps (the policy sees all of it)
         self._max_result = max_result
+        #: the node a claim is recorded for, and how long its lease holds
+        self._node = node
+        self._lease = lease
         #: tasks whose answer is in and being settled: a cancel arriving now is seen by the
         #: guarded completion, which drops the result and abandons its writes
         self.settling: set[str] = set()
@@ -80,7 +85,8 @@ class TaskSender:
             TaskUpdate(
                 task_id=task.id, state=TaskState.RUNNING, only_from=_PENDING,
                 start_attempt=True, timeout=target.timeout, step=Step.DISPATCHED,
-                detail=f"attempt {task.attempts + 1} to {where}",
+                detail=f"attempt {task.attempts + 1} to {where}", node=self._node,
+                lease=self._lease,
             )
         )  # fmt: skip
         if claimed is None:  # cancelled, or handled elsewhere meanwhile

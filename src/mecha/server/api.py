@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
@@ -18,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from mecha import __version__
+from mecha.engine.leases import DEFAULT_LEASE
 from mecha.errors import EventNotFound, StoreError
 from mecha.event import EventState, event_json
 from mecha.server.state import (
@@ -27,6 +29,7 @@ from mecha.server.state import (
     key_matches,
     presented_key,
 )
+from mecha.store import NodeRecord
 from mecha.task import task_json
 from mecha.timeline import timeline_json
 
@@ -64,9 +67,25 @@ async def health(request: Request) -> Response:
         "commit_batches": state.pipeline.commits,
         "events_matched": state.pipeline.matched,
     }
+    lease = DEFAULT_LEASE
     if state.dispatch_stats is not None:
-        shown.update(state.dispatch_stats())
+        figures = state.dispatch_stats()
+        shown.update(figures)
+        lease = figures.get("node_lease_ms", lease * 1000) / 1000
+    nodes = await store_call(state, state.store.list_nodes)
+    if isinstance(nodes, list):  # else the store cannot be read: /health still answers
+        shown["nodes"] = [node_json(node, now=time.time(), lease=lease) for node in nodes]
     return JSONResponse(shown)
+
+
+def node_json(node: NodeRecord, *, now: float, lease: float) -> dict[str, Any]:
+    """A node as /health shows it: its id, state, heartbeat age (s) and tasks in flight."""
+    return {
+        "id": node.id, "host": node.host, "pid": node.pid,
+        "state": node.state(now=now, lease=lease),
+        "heartbeat_age": round(max(0.0, now - node.heartbeat_at), 1),
+        "in_flight": node.in_flight,
+    }  # fmt: skip
 
 
 @requires_key
