@@ -77,7 +77,11 @@ class NodeLeases:
         """Take back the running tasks of other nodes whose lease ended; how many."""
         if self.own_database:
             return 0
-        taken = await self._sweep()
+        try:
+            taken = await self._sweep()
+        except MechaError as exc:  # the poll goes on: due tasks are still picked up
+            log.error("node %s: taking back tasks whose lease ended failed: %s", self.node.id, exc)
+            return 0
         self.sweeps += 1
         if taken:
             log.info("took back %d tasks whose node stopped renewing its lease", len(taken))
