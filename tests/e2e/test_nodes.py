@@ -87,6 +87,7 @@ def test_a_node_starting_does_not_send_another_nodes_running_task_again(
                     [line_a] = [ln for ln in listed.stdout.splitlines() if a.id in ln]
                     assert line_a.split()[-1] == "1"  # node A's task in flight
                     health = httpx.get(f"{node_b.url}/health", timeout=10).json()
+                    assert health["node_lease_ms"] == LEASE * 1000  # MECHA_LEASE is used
                     shown = {n["id"]: n for n in health["nodes"]}
                     assert shown[a.id]["in_flight"] == 1 and shown[b.id]["in_flight"] == 0
                     assert shown[a.id]["state"] == shown[b.id]["state"] == "alive"

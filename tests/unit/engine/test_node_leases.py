@@ -7,7 +7,7 @@ import asyncio
 import dataclasses
 from pathlib import Path
 
-from mecha.store import Store
+from mecha.store import Store, TaskUpdate
 from mecha.task import NewTask, Task, TaskState
 from mecha.timeline import Step
 from tests.unit.engine.fakes import Worker, definition, eventually, register
@@ -73,6 +73,50 @@ def test_a_node_stopping_cleanly_is_recorded_stopped(store: Store, user_home: Pa
         assert seen.stopped_at > 0
 
     asyncio.run(main())
+
+
+def test_a_serve_owning_its_database_takes_back_every_running_task_at_start(
+    store: Store, user_home: Path
+) -> None:
+    """SQLite: one serve owns the file, so a task found running is no live node's."""
+    register(store, definition("w"))
+    [task] = store.create_tasks([NewTask(worker="w", event_id="", prompt="left running")])
+    claim = TaskUpdate(
+        task_id=task.id, state=TaskState.RUNNING, only_from=frozenset({TaskState.PENDING}),
+        start_attempt=True, node="gone-1-abcd", lease=3600,
+    )  # fmt: skip
+    store.update_tasks([claim])  # its lease has an hour to run
+    worker = Worker()
+    owning = dataclasses.replace(LEASED, own_database=True)
+
+    async def main() -> None:
+        async with Rig(store, user_home, send=worker.send, settings=owning) as rig:
+            await eventually(lambda: _in(store, task.id, TaskState.COMPLETED), "sent again")
+        assert rig.dispatcher.counts["recovered"] == 1
+
+    asyncio.run(main())
+    assert len(worker.sent) == 1
+
+
+def test_a_shared_database_keeps_a_live_lease_at_start(store: Store, user_home: Path) -> None:
+    register(store, definition("w"))
+    [task] = store.create_tasks([NewTask(worker="w", event_id="", prompt="another node's")])
+    claim = TaskUpdate(
+        task_id=task.id, state=TaskState.RUNNING, only_from=frozenset({TaskState.PENDING}),
+        start_attempt=True, node="live-1-abcd", lease=3600,
+    )  # fmt: skip
+    store.update_tasks([claim])
+    worker = Worker()
+
+    async def main() -> None:
+        async with Rig(store, user_home, send=worker.send, settings=LEASED) as rig:
+            sweeps = rig.dispatcher.leases.sweeps
+            await eventually(lambda: rig.dispatcher.leases.sweeps >= sweeps + 3, "swept")
+            assert store.get_task(task.id).state is TaskState.RUNNING
+        assert rig.dispatcher.counts["recovered"] == 0
+
+    asyncio.run(main())
+    assert worker.sent == []
 
 
 def _in(store: Store, task_id: str, state: TaskState) -> Task | None:
