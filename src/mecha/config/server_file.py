@@ -65,6 +65,7 @@ DISPATCH_KEYS = (
     "health_interval",
     "poll_interval",
     "drain_timeout",
+    "lease",
 )
 #: write-back settings: durations, except attempts and concurrency (counts)
 WRITEBACK_KEYS = ("attempts", "retry_base", "retry_cap", "concurrency")

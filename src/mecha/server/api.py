@@ -58,7 +58,8 @@ def requires_key(endpoint: Endpoint) -> Endpoint:
 
 
 async def health(request: Request) -> Response:
-    """Liveness and what the ingest path and the dispatcher have done so far."""
+    """Liveness and what the ingest path and the dispatcher have done so far; the nodes
+    too, for a caller with the API key (or any caller on an open loopback API)."""
     state: AppState = request.app.state.mecha
     shown: dict[str, Any] = {
         "status": "ok",
@@ -72,9 +73,11 @@ async def health(request: Request) -> Response:
         figures = state.dispatch_stats()
         shown.update(figures)
         lease = figures.get("node_lease_ms", lease * 1000) / 1000
-    nodes = await store_call(state, state.store.list_nodes)
-    if isinstance(nodes, list):  # else the store cannot be read: /health still answers
-        shown["nodes"] = [node_json(node, now=time.time(), lease=lease) for node in nodes]
+    # the nodes name hosts and pids: only for callers the API itself would answer
+    if closed_api(state) is None and key_matches(state.api_key, presented_key(request)):
+        nodes = await store_call(state, state.store.list_nodes)
+        if isinstance(nodes, list):  # else the store cannot be read: /health still answers
+            shown["nodes"] = [node_json(node, now=time.time(), lease=lease) for node in nodes]
     return JSONResponse(shown)
 
 
