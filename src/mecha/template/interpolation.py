@@ -23,6 +23,13 @@ class UnsetVariable(ValueError):
         super().__init__(f"environment variable {name} is not set")
 
 
+def referenced(text: str) -> set[str]:
+    """The variable names ``text`` refers to with ``${NAME}`` or ``${NAME:-fallback}``."""
+    return {
+        m.group(1).partition(":-")[0] for m in _TOKEN.finditer(text) if m.group(0) != "$$"
+    }
+
+
 def has_reference(text: str) -> bool:
     """Whether ``text`` contains a ``${...}`` to substitute."""
     return any(m.group(0) != "$$" for m in _TOKEN.finditer(text))

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from mecha.errors import Problem, WorkerFileError
 from mecha.secrets import SECRETS_FILE
-from mecha.template.interpolation import expand, has_reference
+from mecha.template.interpolation import expand, has_reference, referenced
 from mecha.worker.rules import cross_field_rules
 from mecha.worker.spec import (
     RESERVED_ENV,
@@ -85,6 +85,10 @@ class ParsedWorker:
     #: things that work but deserve attention (e.g. a key written literally)
     warnings: tuple[Problem, ...] = ()
 
+#: Mecha's own variables that hold a secret of Mecha's: no worker file may refer to them
+#: (the name is config.database.URL_VARIABLE's; config sits above the worker in the layers)
+WITHHELD_VARIABLES = frozenset({"MECHA_DATABASE_URL"})
+
 
 def parse_worker(
     doc: Document, *, environ: Mapping[str, str], secrets_file: str = SECRETS_FILE
@@ -141,6 +145,17 @@ def _expand_all(
         parent = _get(data, path[:-1])
         value = parent.get(path[-1]) if isinstance(parent, dict) else None
         if not isinstance(value, str):
+            continue
+        if withheld := sorted(referenced(value) & WITHHELD_VARIABLES):
+            failed.add(path)
+            problems.append(
+                Problem(
+                    doc.where(path),
+                    f"{_dotted(path)}: ${{{withheld[0]}}} holds Mecha's own database password; "
+                    "a worker file may not read it",
+                    "give the worker a variable of its own, or a token: from secrets.yml",
+                )
+            )
             continue
         try:
             parent[path[-1]] = expand(value, environ)
