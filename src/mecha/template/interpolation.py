@@ -25,9 +25,7 @@ class UnsetVariable(ValueError):
 
 def referenced(text: str) -> set[str]:
     """The variable names ``text`` refers to with ``${NAME}`` or ``${NAME:-fallback}``."""
-    return {
-        m.group(1).partition(":-")[0] for m in _TOKEN.finditer(text) if m.group(0) != "$$"
-    }
+    return {m.group(1).partition(":-")[0] for m in _TOKEN.finditer(text) if m.group(0) != "$$"}
 
 
 def has_reference(text: str) -> bool:

@@ -85,6 +85,7 @@ class ParsedWorker:
     #: things that work but deserve attention (e.g. a key written literally)
     warnings: tuple[Problem, ...] = ()
 
+
 #: Mecha's own variables that hold a secret of Mecha's: no worker file may refer to them
 #: (the name is config.database.URL_VARIABLE's; config sits above the worker in the layers)
 WITHHELD_VARIABLES = frozenset({"MECHA_DATABASE_URL"})
