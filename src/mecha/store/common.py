@@ -23,8 +23,9 @@ from mecha.errors import (
     WorkerStateError,
 )
 from mecha.event import Event, EventState
-from mecha.store import EventOutcome, TaskUpdate, WorkerRecord
-from mecha.task import FINAL_STATES, TaskState
+from mecha.policy.writes import WriteState, write_from_json
+from mecha.store import EventOutcome, TaskUpdate, WorkerRecord, WriteRecord
+from mecha.task import FINAL_STATES, Task, TaskState
 from mecha.timeline import Step, TimelineEntry
 from mecha.worker.kind import WorkerState
 
@@ -227,3 +228,44 @@ def worker_unreadable(name: str, exc: Exception) -> StoreError:
         f'worker "{name}" is stored in a form this mecha cannot read: {exc}',
         hint="upgrade mecha if a newer release wrote it; else remove it and add it again",
     )
+
+
+# --- rows as both SQL stores select them ------------------------------------------------
+
+#: a task row's columns, in the order ``task_from_row`` reads them
+TASK_COLUMNS = (
+    "id, worker, event_id, dedup_key, prompt, context, state, error, attempts, "
+    "created_at, updated_at, result, next_retry_at, dispatched_at, finished_at, timeout, tokens"
+)
+
+
+def task_from_row(row: Sequence[Any]) -> Task:
+    """A Task from a row of ``TASK_COLUMNS``."""
+    (task_id, worker, event_id, dedup_key, prompt, context, state, error, attempts,
+     created, updated, result, next_retry_at, dispatched_at, finished_at, timeout,
+     tokens) = row  # fmt: skip
+    return Task(
+        id=task_id, worker=worker, event_id=event_id, dedup_key=dedup_key, prompt=prompt,
+        context=json.loads(context), state=TaskState(state), error=error, attempts=attempts,
+        result=json.loads(result) if result else {}, next_retry_at=next_retry_at,
+        created_at=created, updated_at=updated, dispatched_at=dispatched_at,
+        finished_at=finished_at, timeout=timeout, tokens=tokens,
+    )  # fmt: skip
+
+
+#: a write-ledger row's columns, in the order ``write_from_row`` reads them
+WRITE_COLUMNS = (
+    "key, task_id, event_id, spec, state, attempts, next_at, detail, remote_id, "
+    "created_at, updated_at"
+)
+
+
+def write_from_row(row: Sequence[Any]) -> WriteRecord:
+    """A WriteRecord from a row of ``WRITE_COLUMNS``."""
+    (_, task_id, event_id, spec, state, attempts, next_at, detail, remote_id, created,
+     updated) = row  # fmt: skip
+    return WriteRecord(
+        write=write_from_json(json.loads(spec)), task_id=task_id, event_id=event_id,
+        state=WriteState(state), attempts=attempts, next_at=next_at, detail=detail,
+        remote_id=remote_id, created_at=created, updated_at=updated,
+    )  # fmt: skip

@@ -9,7 +9,6 @@ connections finishing its last two tasks at once cannot both miss the end.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Sequence
 from typing import Any
 
@@ -17,10 +16,12 @@ from mecha.event import EventState
 from mecha.store import TaskUpdate
 from mecha.store.common import (
     REQUEUED_DETAIL,
+    TASK_COLUMNS,
     finished,
     json_text,
     lease_end,
     reopened_from,
+    task_from_row,
     task_not_found,
 )
 from mecha.store.postgres.ids import rows_by_id
@@ -29,29 +30,11 @@ from mecha.task import FINAL_STATES, NewTask, Task, TaskState
 from mecha.timeline import Step, TimelineEntry
 from mecha.worker.kind import WorkerState
 
-TASK_COLUMNS = (
-    "id, worker, event_id, dedup_key, prompt, context, state, error, attempts, "
-    "created_at, updated_at, result, next_retry_at, dispatched_at, finished_at, timeout, tokens"
-)
 _INSERT_TIMELINE = "INSERT INTO timeline (at, step, event_id, task_id, worker, detail)"
 _TIMELINE_MARKS = "%s, %s, %s, %s, %s, %s"
 _INSERT_TASK = f"INSERT INTO tasks ({TASK_COLUMNS})"  # constant column names
 _TASK_MARKS = "%s, %s, %s, %s, %s, %s, %s, '', 0, %s, %s, '', 0, 0, 0, 0, 0"
 _SELECT_TIMELINE = "SELECT at, step, event_id, task_id, worker, detail FROM timeline"
-
-
-def task_from_row(row: Sequence[Any]) -> Task:
-    """A Task from a row of ``TASK_COLUMNS``."""
-    (task_id, worker, event_id, dedup_key, prompt, context, state, error, attempts,
-     created, updated, result, next_retry_at, dispatched_at, finished_at, timeout,
-     tokens) = row  # fmt: skip
-    return Task(
-        id=task_id, worker=worker, event_id=event_id, dedup_key=dedup_key, prompt=prompt,
-        context=json.loads(context), state=TaskState(state), error=error, attempts=attempts,
-        result=json.loads(result) if result else {}, next_retry_at=next_retry_at,
-        created_at=created, updated_at=updated, dispatched_at=dispatched_at,
-        finished_at=finished_at, timeout=timeout, tokens=tokens,
-    )  # fmt: skip
 
 
 def timeline_row(entry: TimelineEntry) -> tuple[Any, ...]:

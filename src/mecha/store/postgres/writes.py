@@ -10,19 +10,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Collection, Sequence
-from typing import Any
 
-from mecha.policy.writes import WriteState, write_from_json, write_json
+from mecha.policy.writes import WriteState, write_json
 from mecha.store import WritePlan, WriteRecord, WriteUpdate
+from mecha.store.common import WRITE_COLUMNS, write_from_row
 from mecha.store.postgres.parts import Conn, PostgresParts
 from mecha.store.postgres.tasks import add_timeline
 from mecha.timeline import TimelineEntry
 
-_COLUMNS = (
-    "key, task_id, event_id, spec, state, attempts, next_at, detail, remote_id, "
-    "created_at, updated_at"
-)
-_SELECT = f"SELECT {_COLUMNS} FROM writes"  # noqa: S608  (constant column names)
+_SELECT = f"SELECT {WRITE_COLUMNS} FROM writes"  # noqa: S608  (constant column names)
 # A key already in the ledger is left as it stands, unless its write never reached the
 # forge for good (failed, dead-lettered, a dry run): a new plan for it opens it again,
 # keeping its attempts, so a write tried before is still looked for on the forge first.
@@ -39,19 +35,9 @@ _UPDATE = (
     "remote_id = CASE WHEN %s = '' THEN remote_id ELSE %s END, "
     "attempts = CASE WHEN %s THEN least(attempts, 1) ELSE attempts + %s END, "
     "next_at = %s, updated_at = %s WHERE key = %s AND state = ANY(%s) "
-    f"RETURNING {_COLUMNS}"
+    f"RETURNING {WRITE_COLUMNS}"
 )
 _OPEN = [WriteState.PLANNED.value, WriteState.CALLING.value]
-
-
-def _record(row: Sequence[Any]) -> WriteRecord:
-    (_, task_id, event_id, spec, state, attempts, next_at, detail, remote_id, created,
-     updated) = row  # fmt: skip
-    return WriteRecord(
-        write=write_from_json(json.loads(spec)), task_id=task_id, event_id=event_id,
-        state=WriteState(state), attempts=attempts, next_at=next_at, detail=detail,
-        remote_id=remote_id, created_at=created, updated_at=updated,
-    )  # fmt: skip
 
 
 def plan_writes(conn: Conn, plans: Sequence[WritePlan], now: float) -> list[list[WriteRecord]]:
@@ -74,7 +60,7 @@ def plan_writes(conn: Conn, plans: Sequence[WritePlan], now: float) -> list[list
                     attempts=planned[0], detail=detail, created_at=now, updated_at=now,
                 ))  # fmt: skip
             elif row := conn.execute(f"{_SELECT} WHERE key = %s", (write.key,)).fetchone():
-                records.append(_record(row))
+                records.append(write_from_row(row))
         if new or not plan.writes:
             add_timeline(conn, plan.notes)
         found.append(records)
@@ -93,7 +79,7 @@ def update_writes(
              update.fresh_budget, int(update.start_attempt), update.next_at, now,
              update.key, [state.value for state in update.only_from]),
         ).fetchone()  # fmt: skip
-        record = _record(row) if row is not None else None
+        record = write_from_row(row) if row is not None else None
         if record is not None and update.step:
             entry = TimelineEntry(
                 at=now, step=update.step, event_id=record.event_id, task_id=record.task_id,
@@ -110,7 +96,7 @@ def due_writes(conn: Conn, *, now: float, limit: int, skip: Collection[str]) -> 
         f"{_SELECT} WHERE state = ANY(%s) AND next_at <= %s ORDER BY seq LIMIT %s",
         (_OPEN, now, limit + len(skip)),
     ).fetchall()
-    records = [_record(row) for row in rows]
+    records = [write_from_row(row) for row in rows]
     return [record for record in records if record.key not in skip][:limit]
 
 
@@ -126,7 +112,7 @@ def list_writes(conn: Conn, *, event_id: str | None, task_id: str | None) -> lis
         rows = conn.execute(f"{_SELECT} WHERE event_id = %s ORDER BY seq", (event_id,))
     else:
         rows = conn.execute(f"{_SELECT} ORDER BY seq DESC LIMIT 1000")
-    return [_record(row) for row in rows.fetchall()]
+    return [write_from_row(row) for row in rows.fetchall()]
 
 
 class LedgerMixin(PostgresParts):

@@ -9,18 +9,25 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import zlib
 from collections.abc import Sequence
 from typing import Any
 
 from mecha.event import Event, EventState
 from mecha.store import Arrival, EventOutcome, MatchRecord
-from mecha.store.common import decided_entry, event_not_found, json_text, received_entry
+from mecha.store.common import (
+    TASK_COLUMNS,
+    decided_entry,
+    event_not_found,
+    json_text,
+    pack_raw,
+    received_entry,
+    task_from_row,
+    unpack_raw,
+)
 from mecha.store.sqlite.ids import new_id, rows_by_id
-from mecha.store.sqlite.tasks import TASK_COLUMNS, add_timeline, insert_task, task_from_row
+from mecha.store.sqlite.tasks import add_timeline, insert_task
 from mecha.task import Task
 
-COMPRESS_ABOVE = 2048
 _EVENT_COLUMNS = (
     "id, source, delivery_id, type, actor, subject, attrs, headers, state, error, "
     "created_at, updated_at"
@@ -44,7 +51,7 @@ def insert_arrivals(
         event, outcome = arrival.event, arrival.outcome
         # the outcome is known before the insert, so the row is written once, in its final state
         state, error = (outcome.state, outcome.error) if outcome else (event.state, event.error)
-        raw, encoding = _pack(event.raw)
+        raw, encoding = pack_raw(event.raw)
         cursor = conn.execute(
             _INSERT_EVENT,
             (
@@ -68,7 +75,7 @@ def get_event(conn: sqlite3.Connection, event_id: str) -> Event:
     if len(rows) != 1:
         raise event_not_found(event_id, found=len(rows))
     row = rows[0]
-    return _event(row[:-2], raw=_unpack(row[-2], row[-1]))
+    return _event(row[:-2], raw=unpack_raw(row[-2], row[-1]))
 
 
 def event_brief(conn: sqlite3.Connection, event_id: str, keys: Sequence[str]) -> Event | None:
@@ -193,13 +200,3 @@ def _event(row: Sequence[Any], *, raw: bytes = b"") -> Event:
         subject=subject, attrs=json.loads(attrs), headers=json.loads(headers),
         state=EventState(state), error=error, raw=raw, created_at=created, updated_at=updated,
     )  # fmt: skip
-
-
-def _pack(raw: bytes) -> tuple[bytes, str]:
-    if len(raw) > COMPRESS_ABOVE:
-        return zlib.compress(raw, 1), "zlib"
-    return raw, "identity"
-
-
-def _unpack(raw: bytes, encoding: str) -> bytes:
-    return zlib.decompress(raw) if encoding == "zlib" else bytes(raw)

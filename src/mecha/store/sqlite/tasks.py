@@ -8,7 +8,6 @@ transaction. The event follows its tasks: ``dispatched`` once one starts, and
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Collection, Sequence
 from typing import Any
@@ -17,10 +16,12 @@ from mecha.event import EventState
 from mecha.store import TaskUpdate
 from mecha.store.common import (
     REQUEUED_DETAIL,
+    TASK_COLUMNS,
     finished,
     json_text,
     lease_end,
     reopened_from,
+    task_from_row,
     task_not_found,
 )
 from mecha.store.sqlite.ids import rows_by_id
@@ -28,27 +29,9 @@ from mecha.task import FINAL_STATES, NewTask, Task, TaskState
 from mecha.timeline import Step, TimelineEntry
 from mecha.worker.kind import WorkerState
 
-TASK_COLUMNS = (
-    "id, worker, event_id, dedup_key, prompt, context, state, error, attempts, "
-    "created_at, updated_at, result, next_retry_at, dispatched_at, finished_at, timeout, tokens"
-)
 _INSERT_TIMELINE = (
     "INSERT INTO timeline (at, step, event_id, task_id, worker, detail) VALUES (?, ?, ?, ?, ?, ?)"
 )
-
-
-def task_from_row(row: Sequence[Any]) -> Task:
-    """A Task from a row of ``TASK_COLUMNS``."""
-    (task_id, worker, event_id, dedup_key, prompt, context, state, error, attempts,
-     created, updated, result, next_retry_at, dispatched_at, finished_at, timeout,
-     tokens) = row  # fmt: skip
-    return Task(
-        id=task_id, worker=worker, event_id=event_id, dedup_key=dedup_key, prompt=prompt,
-        context=json.loads(context), state=TaskState(state), error=error, attempts=attempts,
-        result=json.loads(result) if result else {}, next_retry_at=next_retry_at,
-        created_at=created, updated_at=updated, dispatched_at=dispatched_at,
-        finished_at=finished_at, timeout=timeout, tokens=tokens,
-    )  # fmt: skip
 
 
 def add_timeline(conn: sqlite3.Connection, entries: Sequence[TimelineEntry]) -> None:

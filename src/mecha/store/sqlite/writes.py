@@ -12,19 +12,15 @@ import json
 import sqlite3
 import time
 from collections.abc import Collection, Sequence
-from typing import Any
 
-from mecha.policy.writes import WriteState, write_from_json, write_json
+from mecha.policy.writes import WriteState, write_json
 from mecha.store import WritePlan, WriteRecord, WriteUpdate
+from mecha.store.common import WRITE_COLUMNS, write_from_row
 from mecha.store.sqlite.parts import SqliteParts
 from mecha.store.sqlite.tasks import add_timeline
 from mecha.timeline import TimelineEntry
 
-_COLUMNS = (
-    "key, task_id, event_id, spec, state, attempts, next_at, detail, remote_id, "
-    "created_at, updated_at"
-)
-_SELECT = f"SELECT {_COLUMNS} FROM writes"  # noqa: S608  (constant column names)
+_SELECT = f"SELECT {WRITE_COLUMNS} FROM writes"  # noqa: S608  (constant column names)
 # A key already in the ledger is left as it stands, unless its write never reached the
 # forge for good (failed, dead-lettered, a dry run): a new plan for it opens it again,
 # keeping its attempts, so a write tried before is still looked for on the forge first.
@@ -39,19 +35,9 @@ _INSERT = (
 _OPEN = (WriteState.PLANNED.value, WriteState.CALLING.value)
 
 
-def _record(row: Sequence[Any]) -> WriteRecord:
-    (_, task_id, event_id, spec, state, attempts, next_at, detail, remote_id, created,
-     updated) = row  # fmt: skip
-    return WriteRecord(
-        write=write_from_json(json.loads(spec)), task_id=task_id, event_id=event_id,
-        state=WriteState(state), attempts=attempts, next_at=next_at, detail=detail,
-        remote_id=remote_id, created_at=created, updated_at=updated,
-    )  # fmt: skip
-
-
 def _by_key(conn: sqlite3.Connection, key: str) -> WriteRecord | None:
     row = conn.execute(f"{_SELECT} WHERE key = ?", (key,)).fetchone()
-    return _record(row) if row is not None else None
+    return write_from_row(row) if row is not None else None
 
 
 def plan_writes(
@@ -120,7 +106,7 @@ def due_writes(
         f"{_SELECT} WHERE state IN (?, ?) AND next_at <= ? ORDER BY seq LIMIT ?",
         (*_OPEN, now, limit + len(skip)),
     ).fetchall()
-    records = [_record(row) for row in rows]
+    records = [write_from_row(row) for row in rows]
     return [record for record in records if record.key not in skip][:limit]
 
 
@@ -138,7 +124,7 @@ def list_writes(
         rows = conn.execute(f"{_SELECT} WHERE event_id = ? ORDER BY seq", (event_id,))
     else:
         rows = conn.execute(f"{_SELECT} ORDER BY seq DESC LIMIT 1000")
-    return [_record(row) for row in rows.fetchall()]
+    return [write_from_row(row) for row in rows.fetchall()]
 
 
 class LedgerMixin(SqliteParts):
