@@ -65,6 +65,17 @@ class MatchRecord:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class WorkerLimits:
+    """A worker's limits across every node, checked by each claim of one of its tasks."""
+
+    #: tasks of the worker running at once, on all nodes together
+    concurrency: int
+    #: its shared token bucket: tokens per second (0 = no rate limit) and the most it holds
+    rate: float = 0.0
+    burst: int = 1
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class TaskUpdate:
     """A change of one task's state, applied only if the task is in one of ``only_from``.
 
@@ -96,6 +107,11 @@ class TaskUpdate:
     #: lease lasts (``lease_until`` = now + lease; the node's heartbeat renews it)
     node: str = ""
     lease: float = 0.0
+    #: with ``start_attempt``: the worker's limits across nodes. The claim applies only
+    #: while fewer than ``concurrency`` of the worker's tasks run and its bucket has a
+    #: token (which the claim takes); else it is *held back*: the task comes back as it
+    #: stands (pending), not None, and nothing is written
+    limits: WorkerLimits | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -140,6 +156,10 @@ class WriteRecord:
     remote_id: str = ""
     created_at: float = 0.0
     updated_at: float = 0.0
+    #: the node that claimed it last ("" = none), and, while it is ``calling``, until when
+    #: that claim holds (renewed by the node's heartbeat)
+    node: str = ""
+    lease_until: float = 0.0
 
     @property
     def key(self) -> str:
@@ -190,6 +210,11 @@ class WriteUpdate:
     next_at: float = 0.0
     #: the timeline step to record ("" = none); its detail is ``detail``
     step: str = ""
+    #: with ``start_attempt``: the node claiming the write ("" = none) and the seconds its
+    #: lease lasts. A claim takes a write another node is ``calling`` only once that
+    #: node's lease ended (its heartbeat stopped renewing it)
+    node: str = ""
+    lease: float = 0.0
 
 
 class Store(Protocol):
@@ -334,7 +359,8 @@ class Store(Protocol):
         ...
 
     def recover(self) -> tuple[int, int]:
-        """After a stop: running tasks back to pending, busy workers back to online.
+        """After a stop: running tasks back to pending, busy workers back to online, the
+        leases of writes left ``calling`` ended (the next claim takes them at once).
 
         Returns (tasks requeued, workers reset). Each requeued task gets a timeline entry.
         """
@@ -346,8 +372,9 @@ class Store(Protocol):
         ...
 
     def heartbeat(self, node_id: str, *, lease: float) -> int:
-        """The node is alive: its heartbeat is now, and the leases of the tasks it runs last
-        ``lease`` seconds from now, in one transaction. How many leases were renewed."""
+        """The node is alive: its heartbeat is now, and the leases of the tasks it runs and
+        the writes it calls last ``lease`` seconds from now, in one transaction. How many
+        task leases were renewed."""
         ...
 
     def stop_node(self, node_id: str) -> None:
@@ -403,7 +430,8 @@ class Store(Protocol):
     def due_writes(
         self, *, now: float, limit: int = 1000, skip: Collection[str] = ()
     ) -> list[WriteRecord]:
-        """Planned or calling writes whose time has come, oldest first, except ``skip``."""
+        """Planned writes whose time has come, and calling writes whose lease ended (their
+        node stopped renewing it), oldest first, except ``skip``."""
         ...
 
     def list_writes(

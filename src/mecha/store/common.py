@@ -24,7 +24,14 @@ from mecha.errors import (
 )
 from mecha.event import Event, EventState
 from mecha.policy.writes import WriteState, write_from_json
-from mecha.store import EventOutcome, TaskUpdate, WorkerRecord, WriteRecord
+from mecha.store import (
+    EventOutcome,
+    TaskUpdate,
+    WorkerLimits,
+    WorkerRecord,
+    WriteRecord,
+    WriteUpdate,
+)
 from mecha.task import FINAL_STATES, Task, TaskState
 from mecha.timeline import Step, TimelineEntry
 from mecha.worker.kind import WorkerState
@@ -92,9 +99,32 @@ REQUEUED_DETAIL = "it was in flight when mecha serve stopped; sending it again"
 NODE_MEMORY = 7 * 86400
 
 
-def lease_end(update: TaskUpdate, now: float) -> float:
+def lease_end(update: TaskUpdate | WriteUpdate, now: float) -> float:
     """When a claim's lease ends: ``now + lease`` for a node's claim, else 0 (none)."""
     return now + update.lease if update.node else 0.0
+
+
+def bucket_tokens(limits: WorkerLimits, stored: Sequence[float] | None, now: float) -> float:
+    """The tokens a worker's shared bucket holds at ``now`` (pure): full if it was never
+    used, else ``stored`` = (tokens, at) refilled at ``limits.rate`` up to ``burst``."""
+    full = float(max(1, limits.burst))
+    if stored is None:
+        return full
+    tokens, at = stored
+    return min(full, tokens + max(0.0, now - at) * limits.rate)
+
+
+def held_back(limits: WorkerLimits, running: int, tokens: float) -> bool:
+    """Whether a claim must wait: the worker runs ``limits.concurrency`` tasks already, or
+    its bucket (rate limited) has no whole token (pure)."""
+    return running >= limits.concurrency or (limits.rate > 0 and tokens < 1)
+
+
+def write_claimable(update: WriteUpdate, state: WriteState, lease_until: float, now: float) -> bool:
+    """Whether ``update`` may apply to a write in ``state`` whose lease ends at
+    ``lease_until`` (its state guard aside): a claim (``start_attempt``) takes a write
+    another node is calling only once that node's lease ended."""
+    return not (update.start_attempt and state is WriteState.CALLING and lease_until >= now)
 
 
 def expired_detail(node_id: str) -> str:
@@ -256,16 +286,17 @@ def task_from_row(row: Sequence[Any]) -> Task:
 #: a write-ledger row's columns, in the order ``write_from_row`` reads them
 WRITE_COLUMNS = (
     "key, task_id, event_id, spec, state, attempts, next_at, detail, remote_id, "
-    "created_at, updated_at"
+    "created_at, updated_at, node_id, lease_until"
 )
 
 
 def write_from_row(row: Sequence[Any]) -> WriteRecord:
     """A WriteRecord from a row of ``WRITE_COLUMNS``."""
     (_, task_id, event_id, spec, state, attempts, next_at, detail, remote_id, created,
-     updated) = row  # fmt: skip
+     updated, node_id, lease_until) = row  # fmt: skip
     return WriteRecord(
         write=write_from_json(json.loads(spec)), task_id=task_id, event_id=event_id,
         state=WriteState(state), attempts=attempts, next_at=next_at, detail=detail,
-        remote_id=remote_id, created_at=created, updated_at=updated,
+        remote_id=remote_id, created_at=created, updated_at=updated, node=node_id,
+        lease_until=lease_until,
     )  # fmt: skip

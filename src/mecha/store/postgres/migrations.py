@@ -202,6 +202,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX tasks_node ON tasks (node_id, state)",
         ),
     ),
+    Migration(
+        version=7,
+        name="write leases and worker limits across nodes",
+        statements=(
+            f"ALTER TABLE writes ADD COLUMN node_id text {_C} NOT NULL DEFAULT ''",
+            "ALTER TABLE writes ADD COLUMN lease_until double precision NOT NULL DEFAULT 0",
+            "CREATE INDEX tasks_worker_state ON tasks (worker, state)",
+            f"""CREATE TABLE paces (
+                worker text {_C} PRIMARY KEY,
+                tokens double precision NOT NULL,
+                at double precision NOT NULL
+            )""",
+        ),
+    ),
 )
 
 #: the version a database is at once every migration here is applied

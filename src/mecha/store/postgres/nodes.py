@@ -11,7 +11,7 @@ from __future__ import annotations
 from mecha.store import NodeRecord
 from mecha.store.common import NODE_MEMORY, expired_detail
 from mecha.store.postgres.parts import Conn
-from mecha.store.postgres.tasks import add_timeline
+from mecha.store.postgres.tasks import add_timeline, notify_tasks
 from mecha.timeline import Step, TimelineEntry
 
 _NODE_COLUMNS = "id, host, pid, version, started_at, heartbeat_at, stopped_at"
@@ -33,8 +33,13 @@ def register_node(conn: Conn, node: NodeRecord, now: float) -> None:
 
 
 def heartbeat(conn: Conn, node_id: str, lease: float, now: float) -> int:
-    """The node's heartbeat now; its running tasks' leases renewed. How many renewed."""
+    """The node's heartbeat now; the leases of its running tasks and of the writes it calls
+    renewed. How many task leases were renewed."""
     conn.execute("UPDATE nodes SET heartbeat_at = %s WHERE id = %s", (now, node_id))
+    conn.execute(
+        "UPDATE writes SET lease_until = %s WHERE node_id = %s AND state = 'calling'",
+        (now + lease, node_id),
+    )
     renewed = conn.execute(
         "UPDATE tasks SET lease_until = %s WHERE node_id = %s AND state = 'running' RETURNING id",
         (now + lease, node_id),
@@ -77,6 +82,8 @@ def take_back(conn: Conn, *, before: float, exclude_node: str, limit: int, now: 
         (before, exclude_node, exclude_node, limit, now),
     ).fetchall()
     rows.sort(key=lambda row: (row[4], row[5]))  # RETURNING has no order
+    if rows:
+        notify_tasks(conn)
     add_timeline(
         conn,
         [TimelineEntry(at=now, step=Step.REQUEUED, event_id=e, task_id=t, worker=w,

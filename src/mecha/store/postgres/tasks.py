@@ -13,11 +13,13 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from mecha.event import EventState
-from mecha.store import TaskUpdate
+from mecha.store import TaskUpdate, WorkerLimits
 from mecha.store.common import (
     REQUEUED_DETAIL,
     TASK_COLUMNS,
+    bucket_tokens,
     finished,
+    held_back,
     json_text,
     lease_end,
     reopened_from,
@@ -148,6 +150,8 @@ def create_tasks(
     ]
     tail = "ON CONFLICT (dedup_key) DO NOTHING"
     insert_rows(conn, _INSERT_TASK, _TASK_MARKS, [task_row(task) for task in made], tail)
+    if made:
+        notify_tasks(conn)
     add_timeline(
         conn,
         [TimelineEntry(at=now, step=Step.CREATED, event_id=t.event_id, task_id=t.id,
@@ -157,27 +161,96 @@ def create_tasks(
 
 
 def update_tasks(conn: Conn, updates: Sequence[TaskUpdate], now: float) -> list[Task | None]:
-    """Apply each guarded update; the task after it, or None where the guard refused."""
-    applied: list[Task | None] = []
+    """Apply each guarded update; the task after it, or None where the guard refused.
+
+    Rows are locked in one order on every connection, so two nodes' batches never
+    deadlock: first the limits of the workers whose tasks are claimed (an advisory lock
+    each, by key), then the tasks (by id), then their events (by id). A task leaving
+    ``running`` or becoming ``pending`` notifies ``mecha_tasks`` at the commit: other
+    nodes look for work at once (a slot of a worker with global limits may be free).
+    """
+    applied: list[Task | None] = [None] * len(updates)
     events: dict[str, TaskState] = {}
-    entries: list[TimelineEntry] = []
-    for update in updates:
+    entries: list[tuple[int, TimelineEntry]] = []
+    _lock_limits(conn, updates)
+    nudge = False
+    for index in sorted(range(len(updates)), key=lambda i: updates[i].task_id):
+        update = updates[index]
+        if update.limits is not None and update.start_attempt:
+            waiting = _held_back(conn, update, update.limits, now)
+            if waiting is not None:
+                applied[index] = task_from_row(waiting) if waiting else None
+                continue
         row = _apply(conn, update, now)
         if row is None:
-            applied.append(None)
             continue
         task = task_from_row(row)
-        applied.append(task)
+        applied[index] = task
+        nudge = nudge or task.state is not TaskState.RUNNING
         if update.step:
-            entries.append(TimelineEntry(at=now, step=update.step, event_id=task.event_id,
-                                         task_id=task.id, worker=task.worker,
-                                         detail=update.detail))  # fmt: skip
+            entries.append((index, TimelineEntry(
+                at=now, step=update.step, event_id=task.event_id, task_id=task.id,
+                worker=task.worker, detail=update.detail,
+            )))  # fmt: skip
         if task.event_id:
             events[task.event_id] = task.state
-    add_timeline(conn, entries)
+    add_timeline(conn, [entry for _, entry in sorted(entries, key=lambda pair: pair[0])])
     for event_id in sorted(events):  # one order for every connection: no deadlock
         _follow(conn, event_id, events[event_id], now)
+    if nudge:
+        notify_tasks(conn)
     return applied
+
+
+_T_COLUMNS = ", ".join(f"t.{name.strip()}" for name in TASK_COLUMNS.split(","))
+#: the channel nodes listen on for tasks to look at (``mecha.store.postgres.listen``)
+CHANNEL = "mecha_tasks"
+#: the first key of the advisory locks that make one worker's claims take turns
+_LIMITS_LOCK = 0x6D656361
+
+
+def notify_tasks(conn: Conn) -> None:
+    """Tell every listening node, at this transaction's commit, to look for due tasks."""
+    conn.execute(f"NOTIFY {CHANNEL}")
+
+
+def _lock_limits(conn: Conn, updates: Sequence[TaskUpdate]) -> None:
+    """Lock the limits of every worker a claim here is limited by, in key order (held to
+    the commit): claims of one worker on several nodes take turns, and see each other's
+    tasks running."""
+    ids = [u.task_id for u in updates if u.limits is not None and u.start_attempt]
+    if ids:
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(%s, k) FROM (SELECT DISTINCT hashtext(worker) AS k "
+            "FROM tasks WHERE id = ANY(%s) ORDER BY k) AS keys",
+            (_LIMITS_LOCK, ids),
+        ).fetchall()
+
+
+def _held_back(
+    conn: Conn, update: TaskUpdate, limits: WorkerLimits, now: float
+) -> tuple[Any, ...] | None:
+    """The task's row if its worker's limits hold the claim back; () if the task is not in
+    a state the claim may start from; None if the claim may go (its token is taken)."""
+    found = conn.execute(
+        f"SELECT {_T_COLUMNS}, (SELECT count(*) FROM tasks AS r WHERE r.worker = t.worker "  # noqa: S608
+        "AND r.state = 'running'), p.tokens, p.at FROM tasks AS t "
+        "LEFT JOIN paces AS p ON p.worker = t.worker WHERE t.id = %s AND t.state = ANY(%s)",
+        (update.task_id, [s.value for s in update.only_from]),
+    ).fetchone()
+    if found is None:
+        return ()
+    row, running, stored = found[:-3], found[-3], found[-2:]
+    tokens = bucket_tokens(limits, stored if stored[0] is not None else None, now)
+    if held_back(limits, running, tokens):
+        return tuple(row)
+    if limits.rate > 0:
+        conn.execute(
+            "INSERT INTO paces (worker, tokens, at) VALUES (%s, %s, %s) ON CONFLICT (worker) "
+            "DO UPDATE SET tokens = excluded.tokens, at = excluded.at",
+            (row[1], tokens - 1, now),
+        )
+    return None
 
 
 def _apply(conn: Conn, update: TaskUpdate, now: float) -> tuple[Any, ...] | None:
@@ -277,6 +350,7 @@ def recover(conn: Conn, now: float) -> tuple[int, int]:
         [TimelineEntry(at=now, step=Step.REQUEUED, event_id=e, task_id=t, worker=w,
                        detail=REQUEUED_DETAIL) for t, e, w, _ in rows],
     )  # fmt: skip
+    conn.execute("UPDATE writes SET lease_until = 0 WHERE state = 'calling'")
     workers = conn.execute(
         "UPDATE workers SET state = %s, updated_at = %s WHERE state = %s RETURNING name",
         (WorkerState.ONLINE.value, now, WorkerState.BUSY.value),

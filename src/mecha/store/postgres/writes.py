@@ -13,7 +13,7 @@ from collections.abc import Collection, Sequence
 
 from mecha.policy.writes import WriteState, write_json
 from mecha.store import WritePlan, WriteRecord, WriteUpdate
-from mecha.store.common import WRITE_COLUMNS, write_from_row
+from mecha.store.common import WRITE_COLUMNS, lease_end, write_from_row
 from mecha.store.postgres.parts import Conn, PostgresParts
 from mecha.store.postgres.tasks import add_timeline
 from mecha.timeline import TimelineEntry
@@ -30,11 +30,14 @@ _INSERT = (
     "updated_at = excluded.updated_at "
     "WHERE writes.state IN ('failed', 'dead-letter', 'dry-run') RETURNING attempts"
 )
+# a claim (``start_attempt``) takes a write another node is calling only once its lease ended
 _UPDATE = (
     "UPDATE writes SET state = %s, detail = %s, "  # noqa: S608  (constant column names)
     "remote_id = CASE WHEN %s = '' THEN remote_id ELSE %s END, "
     "attempts = CASE WHEN %s THEN least(attempts, 1) ELSE attempts + %s END, "
-    "next_at = %s, updated_at = %s WHERE key = %s AND state = ANY(%s) "
+    "next_at = %s, updated_at = %s, node_id = CASE WHEN %s THEN %s ELSE node_id END, "
+    "lease_until = %s WHERE key = %s AND state = ANY(%s) "
+    "AND NOT (%s AND state = 'calling' AND lease_until >= %s) "
     f"RETURNING {WRITE_COLUMNS}"
 )
 _OPEN = [WriteState.PLANNED.value, WriteState.CALLING.value]
@@ -73,11 +76,13 @@ def update_writes(
     """Apply each guarded update; record its step."""
     results: list[WriteRecord | None] = []
     for update in updates:
+        claim = update.start_attempt
         row = conn.execute(
             _UPDATE,
             (update.state.value, update.detail, update.remote_id, update.remote_id,
-             update.fresh_budget, int(update.start_attempt), update.next_at, now,
-             update.key, [state.value for state in update.only_from]),
+             update.fresh_budget, int(claim), update.next_at, now, claim, update.node,
+             lease_end(update, now) if claim else 0.0, update.key,
+             [state.value for state in update.only_from], claim, now),
         ).fetchone()  # fmt: skip
         record = write_from_row(row) if row is not None else None
         if record is not None and update.step:
@@ -93,8 +98,9 @@ def update_writes(
 def due_writes(conn: Conn, *, now: float, limit: int, skip: Collection[str]) -> list[WriteRecord]:
     """Open writes whose time has come, oldest first."""
     rows = conn.execute(
-        f"{_SELECT} WHERE state = ANY(%s) AND next_at <= %s ORDER BY seq LIMIT %s",
-        (_OPEN, now, limit + len(skip)),
+        f"{_SELECT} WHERE state = ANY(%s) AND next_at <= %s "
+        "AND (state <> 'calling' OR lease_until < %s) ORDER BY seq LIMIT %s",
+        (_OPEN, now, now, limit + len(skip)),
     ).fetchall()
     records = [write_from_row(row) for row in rows]
     return [record for record in records if record.key not in skip][:limit]
@@ -132,7 +138,7 @@ class LedgerMixin(PostgresParts):
     def due_writes(
         self, *, now: float, limit: int = 1000, skip: Collection[str] = ()
     ) -> list[WriteRecord]:
-        """Planned or calling writes whose time has come."""
+        """Planned writes whose time has come; calling writes whose lease ended."""
         with self._use("listing due writes") as conn:
             return due_writes(conn, now=now, limit=limit, skip=skip)
 

@@ -198,6 +198,24 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX tasks_node ON tasks (node_id, state)",
         ),
     ),
+    Migration(
+        version=7,
+        name="write leases and worker limits across nodes",
+        statements=(
+            # the node calling the write now ('' = none), and until when its claim holds
+            "ALTER TABLE writes ADD COLUMN node_id TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE writes ADD COLUMN lease_until REAL NOT NULL DEFAULT 0",
+            # a worker's tasks in flight are counted at each claim
+            "CREATE INDEX tasks_worker_state ON tasks (worker, state)",
+            # each worker's token bucket (its rate_limit) shared by every node; the row is
+            # locked by a claim, so claims of one worker take turns
+            """CREATE TABLE paces (
+                worker TEXT PRIMARY KEY,
+                tokens REAL NOT NULL,
+                at REAL NOT NULL
+            )""",
+        ),
+    ),
 )
 
 #: the version a database is at once every migration here is applied

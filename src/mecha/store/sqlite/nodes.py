@@ -29,8 +29,13 @@ def register_node(conn: sqlite3.Connection, node: NodeRecord, now: float) -> Non
 
 
 def heartbeat(conn: sqlite3.Connection, node_id: str, lease: float, now: float) -> int:
-    """The node's heartbeat now; its running tasks' leases renewed. How many renewed."""
+    """The node's heartbeat now; the leases of its running tasks and of the writes it calls
+    renewed. How many task leases were renewed."""
     conn.execute("UPDATE nodes SET heartbeat_at = ? WHERE id = ?", (now, node_id))
+    conn.execute(
+        "UPDATE writes SET lease_until = ? WHERE node_id = ? AND state = 'calling'",
+        (now + lease, node_id),
+    )
     return conn.execute(
         "UPDATE tasks SET lease_until = ? WHERE node_id = ? AND state = 'running'",
         (now + lease, node_id),

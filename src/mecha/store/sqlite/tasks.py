@@ -13,11 +13,13 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from mecha.event import EventState
-from mecha.store import TaskUpdate
+from mecha.store import TaskUpdate, WorkerLimits
 from mecha.store.common import (
     REQUEUED_DETAIL,
     TASK_COLUMNS,
+    bucket_tokens,
     finished,
+    held_back,
     json_text,
     lease_end,
     reopened_from,
@@ -160,6 +162,11 @@ def update_tasks(
     applied: list[Task | None] = []
     events: dict[str, TaskState] = {}
     for update in updates:
+        if update.limits is not None and update.start_attempt:
+            waiting = _held_back(conn, update, update.limits, now)
+            if waiting is not None:
+                applied.append(task_from_row(waiting) if waiting else None)
+                continue
         row = _apply(conn, update, now)
         if row is None:
             applied.append(None)
@@ -177,6 +184,32 @@ def update_tasks(
     for event_id, state in events.items():
         _follow(conn, event_id, state, now)
     return applied
+
+
+def _held_back(
+    conn: sqlite3.Connection, update: TaskUpdate, limits: WorkerLimits, now: float
+) -> tuple[Any, ...] | None:
+    """The task's row if its worker's limits hold the claim back; () if the task is not in
+    a state the claim may start from; None if the claim may go (its token is taken)."""
+    select = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?"  # noqa: S608  (constant columns)
+    row = conn.execute(select, (update.task_id,)).fetchone()
+    if row is None or TaskState(row[6]) not in update.only_from:
+        return ()
+    worker = row[1]
+    (running,) = conn.execute(
+        "SELECT count(*) FROM tasks WHERE worker = ? AND state = 'running'", (worker,)
+    ).fetchone()
+    stored = conn.execute("SELECT tokens, at FROM paces WHERE worker = ?", (worker,)).fetchone()
+    tokens = bucket_tokens(limits, stored, now)
+    if held_back(limits, running, tokens):
+        return tuple(row)
+    if limits.rate > 0:
+        conn.execute(
+            "INSERT INTO paces (worker, tokens, at) VALUES (?, ?, ?) ON CONFLICT (worker) "
+            "DO UPDATE SET tokens = excluded.tokens, at = excluded.at",
+            (worker, tokens - 1, now),
+        )
+    return None
 
 
 def _apply(conn: sqlite3.Connection, update: TaskUpdate, now: float) -> tuple[Any, ...] | None:
@@ -289,6 +322,7 @@ def recover(conn: sqlite3.Connection, now: float) -> tuple[int, int]:
         [TimelineEntry(at=now, step=Step.REQUEUED, event_id=e, task_id=t, worker=w,
                        detail=REQUEUED_DETAIL) for t, e, w in rows],
     )  # fmt: skip
+    conn.execute("UPDATE writes SET lease_until = 0 WHERE state = 'calling'")
     workers = conn.execute(
         "UPDATE workers SET state = ?, updated_at = ? WHERE state = ?",
         (WorkerState.ONLINE.value, now, WorkerState.BUSY.value),

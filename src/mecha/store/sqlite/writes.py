@@ -15,7 +15,7 @@ from collections.abc import Collection, Sequence
 
 from mecha.policy.writes import WriteState, write_json
 from mecha.store import WritePlan, WriteRecord, WriteUpdate
-from mecha.store.common import WRITE_COLUMNS, write_from_row
+from mecha.store.common import WRITE_COLUMNS, lease_end, write_from_row
 from mecha.store.sqlite.parts import SqliteParts
 from mecha.store.sqlite.tasks import add_timeline
 from mecha.timeline import TimelineEntry
@@ -78,14 +78,17 @@ def update_writes(
     for update in updates:
         allowed = [state.value for state in update.only_from]
         marks = ", ".join("?" * len(allowed))
+        claim = int(update.start_attempt)
         cursor = conn.execute(
             f"UPDATE writes SET state = ?, detail = ?, remote_id = CASE WHEN ? = '' "  # noqa: S608
             f"THEN remote_id ELSE ? END, attempts = CASE WHEN ? THEN min(attempts, 1) "
-            f"ELSE attempts + ? END, next_at = ?, updated_at = ? "
-            f"WHERE key = ? AND state IN ({marks})",
+            f"ELSE attempts + ? END, next_at = ?, updated_at = ?, "
+            f"node_id = CASE WHEN ? THEN ? ELSE node_id END, lease_until = ? "
+            f"WHERE key = ? AND state IN ({marks}) "
+            f"AND NOT (? AND state = 'calling' AND lease_until >= ?)",
             (update.state.value, update.detail, update.remote_id, update.remote_id,
-             int(update.fresh_budget), int(update.start_attempt), update.next_at, now,
-             update.key, *allowed),
+             int(update.fresh_budget), claim, update.next_at, now, claim, update.node,
+             lease_end(update, now) if claim else 0.0, update.key, *allowed, claim, now),
         )  # fmt: skip
         record = _by_key(conn, update.key) if cursor.rowcount else None
         if record is not None and update.step:
@@ -103,8 +106,9 @@ def due_writes(
 ) -> list[WriteRecord]:
     """Open writes whose time has come, oldest first."""
     rows = conn.execute(
-        f"{_SELECT} WHERE state IN (?, ?) AND next_at <= ? ORDER BY seq LIMIT ?",
-        (*_OPEN, now, limit + len(skip)),
+        f"{_SELECT} WHERE state IN (?, ?) AND next_at <= ? "
+        "AND (state <> 'calling' OR lease_until < ?) ORDER BY seq LIMIT ?",
+        (*_OPEN, now, now, limit + len(skip)),
     ).fetchall()
     records = [write_from_row(row) for row in rows]
     return [record for record in records if record.key not in skip][:limit]
@@ -144,7 +148,7 @@ class LedgerMixin(SqliteParts):
     def due_writes(
         self, *, now: float, limit: int = 1000, skip: Collection[str] = ()
     ) -> list[WriteRecord]:
-        """Planned or calling writes whose time has come."""
+        """Planned writes whose time has come; calling writes whose lease ended."""
         with self._use("listing due writes") as conn:
             return due_writes(conn, now=now, limit=limit, skip=skip)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from mecha.policy.writes import WriteState
 from mecha.store import NodeRecord
 from mecha.store.common import NODE_MEMORY, expired_detail
 from mecha.task import TaskState
@@ -25,10 +26,14 @@ def register_node(tables: Tables, node: NodeRecord, now: float) -> None:
 
 
 def heartbeat(tables: Tables, node_id: str, lease: float, now: float) -> int:
-    """The node's heartbeat now; its running tasks' leases renewed. How many renewed."""
+    """The node's heartbeat now; the leases of its running tasks and of the writes it calls
+    renewed. How many task leases were renewed."""
     row = tables.nodes.get(node_id)
     if row is not None:
         tables.nodes[node_id] = dataclasses.replace(row, heartbeat_at=now)
+    for write in list(tables.writes.values()):
+        if write.node_id == node_id and write.state is WriteState.CALLING:
+            tables.writes[write.key] = dataclasses.replace(write, lease_until=now + lease)
     renewed = 0
     for task in list(tables.tasks.values()):
         if task.node_id == node_id and task.state is TaskState.RUNNING:

@@ -148,6 +148,8 @@ class WriteRow:
     remote_id: str = ""
     created_at: float
     updated_at: float
+    node_id: str = ""
+    lease_until: float = 0.0
 
     def record(self) -> WriteRecord:
         """The WriteRecord."""
@@ -155,7 +157,8 @@ class WriteRow:
             write=write_from_json(json.loads(self.spec)), task_id=self.task_id,
             event_id=self.event_id, state=self.state, attempts=self.attempts,
             next_at=self.next_at, detail=self.detail, remote_id=self.remote_id,
-            created_at=self.created_at, updated_at=self.updated_at,
+            created_at=self.created_at, updated_at=self.updated_at, node=self.node_id,
+            lease_until=self.lease_until,
         )  # fmt: skip
 
 
@@ -191,6 +194,8 @@ class Tables:
     #: key → write, in planning order
     writes: dict[str, WriteRow] = field(default_factory=dict)
     nodes: dict[str, NodeRow] = field(default_factory=dict)
+    #: worker → (tokens, at) of its shared bucket
+    paces: dict[str, tuple[float, float]] = field(default_factory=dict)
     #: the last row number given
     seq: int = 0
 
@@ -200,7 +205,8 @@ class Tables:
             workers=dict(self.workers), registry=self.registry, events=dict(self.events),
             deliveries=dict(self.deliveries), matches=dict(self.matches),
             tasks=dict(self.tasks), dedup=dict(self.dedup), timeline=list(self.timeline),
-            writes=dict(self.writes), nodes=dict(self.nodes), seq=self.seq,
+            writes=dict(self.writes), nodes=dict(self.nodes), paces=dict(self.paces),
+            seq=self.seq,
         )  # fmt: skip
 
     def next_seq(self) -> int:

@@ -9,10 +9,13 @@ from collections.abc import Collection, Sequence
 
 from mecha.errors import StoreError
 from mecha.event import EventState
-from mecha.store import TaskUpdate
+from mecha.policy.writes import WriteState
+from mecha.store import TaskUpdate, WorkerLimits
 from mecha.store.common import (
     REQUEUED_DETAIL,
+    bucket_tokens,
     finished,
+    held_back,
     json_text,
     lease_end,
     reopened_from,
@@ -96,6 +99,10 @@ def update_tasks(tables: Tables, updates: Sequence[TaskUpdate], now: float) -> l
         if row is None or row.state not in update.only_from:
             applied.append(None)
             continue
+        limits = update.limits if update.start_attempt else None
+        if limits is not None and _held_back(tables, row.worker, limits, now):
+            applied.append(row.task())
+            continue
         changed = _changed(row, update, now)
         tables.tasks[row.id] = changed
         task = changed.task()
@@ -110,6 +117,19 @@ def update_tasks(tables: Tables, updates: Sequence[TaskUpdate], now: float) -> l
     for event_id, state in events.items():
         _follow(tables, event_id, state, now)
     return applied
+
+
+def _held_back(tables: Tables, worker: str, limits: WorkerLimits, now: float) -> bool:
+    """Whether the worker's limits hold a claim back; if not, its token is taken."""
+    running = sum(
+        1 for t in tables.tasks.values() if t.worker == worker and t.state is TaskState.RUNNING
+    )
+    tokens = bucket_tokens(limits, tables.paces.get(worker), now)
+    if held_back(limits, running, tokens):
+        return True
+    if limits.rate > 0:
+        tables.paces[worker] = (tokens - 1, now)
+    return False
 
 
 def _changed(row: TaskRow, update: TaskUpdate, now: float) -> TaskRow:
@@ -189,6 +209,9 @@ def recover(tables: Tables, now: float) -> tuple[int, int]:
         [TimelineEntry(at=now, step=Step.REQUEUED, event_id=r.event_id, task_id=r.id,
                        worker=r.worker, detail=REQUEUED_DETAIL) for r in running],
     )  # fmt: skip
+    for write in list(tables.writes.values()):
+        if write.state is WriteState.CALLING:
+            tables.writes[write.key] = dataclasses.replace(write, lease_until=0.0)
     busy = [w for w in tables.workers.values() if w.record.state is WorkerState.BUSY]
     for worker in busy:
         record = dataclasses.replace(worker.record, state=WorkerState.ONLINE, updated_at=now)

@@ -10,6 +10,7 @@ from collections.abc import Collection, Sequence
 
 from mecha.policy.writes import WriteState, write_json
 from mecha.store import WritePlan, WriteRecord, WriteUpdate
+from mecha.store.common import lease_end, write_claimable
 from mecha.testing.memory.tables import Tables, WriteRow, limited
 from mecha.timeline import TimelineEntry
 
@@ -63,7 +64,11 @@ def update_writes(
     results: list[WriteRecord | None] = []
     for update in updates:
         row = tables.writes.get(update.key)
-        if row is None or row.state not in update.only_from:
+        if (
+            row is None
+            or row.state not in update.only_from
+            or not write_claimable(update, row.state, row.lease_until, now)
+        ):
             results.append(None)
             continue
         if update.fresh_budget:
@@ -74,6 +79,8 @@ def update_writes(
             row, state=WriteState(update.state), detail=update.detail,
             remote_id=update.remote_id or row.remote_id, attempts=attempts,
             next_at=float(update.next_at), updated_at=now,
+            node_id=update.node if update.start_attempt else row.node_id,
+            lease_until=lease_end(update, now) if update.start_attempt else 0.0,
         )  # fmt: skip
         tables.writes[row.key] = row
         record = row.record()
@@ -90,7 +97,11 @@ def due_writes(
     tables: Tables, *, now: float, limit: int, skip: Collection[str]
 ) -> list[WriteRecord]:
     """Open writes whose time has come, oldest first."""
-    rows = [r for r in tables.writes.values() if r.state in _OPEN and r.next_at <= now]
+    rows = [
+        r for r in tables.writes.values()
+        if r.state in _OPEN and r.next_at <= now
+        and (r.state is not WriteState.CALLING or r.lease_until < now)
+    ]  # fmt: skip
     rows = limited(sorted(rows, key=lambda row: row.seq), limit + len(skip))
     return [row.record() for row in rows if row.key not in skip][:limit]
 
