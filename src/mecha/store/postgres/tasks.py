@@ -169,32 +169,36 @@ def update_tasks(conn: Conn, updates: Sequence[TaskUpdate], now: float) -> list[
     ``running`` or becoming ``pending`` notifies ``mecha_tasks`` at the commit: other
     nodes look for work at once (a slot of a worker with global limits may be free).
     """
-    applied: list[Task | None] = [None] * len(updates)
+    applied: list[Task | None] = []
     events: dict[str, TaskState] = {}
-    entries: list[tuple[int, TimelineEntry]] = []
+    entries: list[TimelineEntry] = []
     _lock_limits(conn, updates)
+    if len(updates) > 1:  # the rows in one order; then the updates in theirs
+        conn.execute(
+            "SELECT 1 FROM tasks WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
+            (sorted({u.task_id for u in updates}),),
+        ).fetchall()
     nudge = False
-    for index in sorted(range(len(updates)), key=lambda i: updates[i].task_id):
-        update = updates[index]
+    for update in updates:
         if update.limits is not None and update.start_attempt:
             waiting = _held_back(conn, update, update.limits, now)
             if waiting is not None:
-                applied[index] = task_from_row(waiting) if waiting else None
+                applied.append(task_from_row(waiting) if waiting else None)
                 continue
         row = _apply(conn, update, now)
         if row is None:
+            applied.append(None)
             continue
         task = task_from_row(row)
-        applied[index] = task
+        applied.append(task)
         nudge = nudge or task.state is not TaskState.RUNNING
         if update.step:
-            entries.append((index, TimelineEntry(
-                at=now, step=update.step, event_id=task.event_id, task_id=task.id,
-                worker=task.worker, detail=update.detail,
-            )))  # fmt: skip
+            entries.append(TimelineEntry(at=now, step=update.step, event_id=task.event_id,
+                                         task_id=task.id, worker=task.worker,
+                                         detail=update.detail))  # fmt: skip
         if task.event_id:
             events[task.event_id] = task.state
-    add_timeline(conn, [entry for _, entry in sorted(entries, key=lambda pair: pair[0])])
+    add_timeline(conn, entries)
     for event_id in sorted(events):  # one order for every connection: no deadlock
         _follow(conn, event_id, events[event_id], now)
     if nudge:
