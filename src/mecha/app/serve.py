@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mecha.app.stores import database, open_prune_store, open_store
+from mecha.app.stores import database, listen_for_nodes, open_prune_store, open_store
 from mecha.app.workers import WorkerRuntime, this_node
 from mecha.config.server_file import API_KEY_HINT, DEFAULT_ADDR, ServerConfig, api_key_problem
 from mecha.config.settings import Settings
@@ -140,7 +140,7 @@ def writeback_settings(config: ServerConfig, dispatch: DispatchSettings) -> Writ
     for count in ("attempts", "concurrency"):
         if count in given:
             given[count] = int(given[count])
-    return WriteBackSettings(**given, poll_interval=dispatch.poll_interval)
+    return WriteBackSettings(**given, poll_interval=dispatch.poll_interval, lease=dispatch.lease)
 
 
 class Ingest:
@@ -163,6 +163,9 @@ class Ingest:
         self.known = known if known is not None else KnownSecrets()
         self.known.add({*secrets.values(), api_key})
         inner = store if store is not None else open_store(settings)
+        self._inner = inner
+        #: stops listening for other nodes' wake-ups (PostgreSQL), once started
+        self._stop_listening: Callable[[], None] | None = None
         # nothing from outside is stored before it is redacted
         self.store: Store = (
             inner if isinstance(inner, RedactingStore) and inner.known is self.known
@@ -214,6 +217,9 @@ class Ingest:
         )
         self._build_writers()
         await self.workers.start()
+        self._stop_listening = listen_for_nodes(
+            self._inner, self.workers.dispatcher.nudge_threadsafe
+        )
         await self.pruner.start()
         pending = self.store.list_events(
             state=EventState.RECEIVED, limit=RECOVER_LIMIT, oldest_first=True
@@ -257,6 +263,8 @@ class Ingest:
     async def shutdown(self) -> None:
         """Finish matching, drain tasks in flight, then every queued commit; close the store."""
         await self.pruner.stop()
+        if self._stop_listening is not None:
+            await asyncio.to_thread(self._stop_listening)
         await self.pipeline.finish_matching()
         await self.workers.stop()
         await self.pipeline.close()

@@ -10,12 +10,15 @@ migrated on open; psycopg is imported only then). Every command opens it here.
 Besides opening: ``open_existing_store`` (read-only commands: None when there is no
 database yet), ``schema_state`` (its version, read without migrating, and this Mecha's),
 ``migrate_store`` (``mecha db migrate``), ``copy_to_postgres`` (``mecha db copy``) and
-``describe`` (what to call it, no password).
+``describe`` (what to call it, no password); ``listen_for_nodes`` (PostgreSQL's wake-ups
+between nodes).
 """
 
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +29,6 @@ from mecha.store import Store
 from mecha.store.pruning import PruneStore
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from pathlib import Path
 
     from mecha.store.copy import CopyReport, Progress
@@ -193,6 +195,22 @@ def _sqlite_version(chosen: Database) -> int:
             return max(current_version(conn), _user_version(conn))
         finally:
             conn.close()
+
+
+def listen_for_nodes(store: Store, heard: Callable[[], None]) -> Callable[[], None] | None:
+    """On PostgreSQL: call ``heard`` (from a thread) whenever another node may have freed a
+    slot or made a task (``mecha.store.postgres.listen``); what stops it. None on a
+    database one serve owns (SQLite): no other node is there to hear."""
+    if "mecha.store.postgres.store" not in sys.modules:  # psycopg was never imported
+        return None
+    from mecha.store.postgres.listen import Listener
+    from mecha.store.postgres.store import PostgresStore
+
+    if not isinstance(store, PostgresStore):
+        return None
+    listener = Listener(store.server, heard)
+    listener.start()
+    return listener.close
 
 
 def _user_version(conn: Any) -> int:

@@ -25,6 +25,7 @@ from mecha.app.adapter_host import PROBE_TIMEOUT, AdapterHost
 from mecha.app.worker_reload import WorkerReload
 from mecha.engine.batcher import Batcher
 from mecha.engine.dispatcher import Dispatcher, DispatchSettings
+from mecha.engine.leases import anonymous_node
 from mecha.engine.progress import ProgressWriter
 from mecha.engine.registry import LoadedWorker, WorkerRegistry
 from mecha.engine.targets import Target
@@ -87,10 +88,13 @@ class WorkerRuntime:
             store.update_writes, executor=writer, name="write-updates"
         )
         self.progress = ProgressWriter(store, writer=writer)  # streamed tokens → the store
+        node = node if node is not None else anonymous_node()
         self.writeback = WriteBack(
             store=store, registry=registry, writers={}, previews={}, plans=self.write_plans,
-            updates=self.write_updates, reads=reads,
-            settings=writeback or WriteBackSettings(poll_interval=settings.poll_interval),
+            updates=self.write_updates, reads=reads, node=node.id,
+            settings=writeback or WriteBackSettings(
+                poll_interval=settings.poll_interval, lease=settings.lease
+            ),
         )  # fmt: skip
         self.dispatcher = Dispatcher(
             store=store, registry=registry, updates=self.updates, notes=self.notes,

@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 
 _PENDING = frozenset({TaskState.PENDING})
 _RUNNING = frozenset({TaskState.RUNNING})
+HELD_DETAIL = "its worker is at its concurrency or rate limit (counted across all nodes)"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,7 +117,7 @@ class Dispatcher:
         self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self.counts: dict[str, int] = dict.fromkeys(
-            ("sent", "completed", "failed", "retried", "dead_lettered", "recovered"), 0
+            ("sent", "completed", "failed", "retried", "dead_lettered", "recovered", "held"), 0
         )
         #: ms from a task being stored (or due again) to its send starting
         self.latency = Histogram()
@@ -126,8 +127,10 @@ class Dispatcher:
             updates=updates, send=send, writeback=writeback, retry_base=settings.retry_base,
             retry_cap=settings.retry_cap, counts=self.counts, latency=self.latency,
             unreachable=self._check_soon, max_result=settings.max_result,
-            node=self.leases.node.id, lease=settings.lease,
+            node=self.leases.node.id, lease=settings.lease, shared=not settings.own_database,
         )  # fmt: skip
+        #: set when another node may have freed a slot or made work (``nudge``)
+        self._nudged = asyncio.Event()
 
     # --- life cycle -------------------------------------------------------------------
 
@@ -142,6 +145,7 @@ class Dispatcher:
         for name, body in (
             ("dispatch", self._schedule_loop),
             ("dispatch-poll", self._poll_loop),
+            ("dispatch-nudges", self._nudge_loop),
             ("dispatch-health", self._health_loop),
         ):
             self._loops.append(self._loop.create_task(body(), name=name))
@@ -195,6 +199,12 @@ class Dispatcher:
         """``submit`` from another thread (the store writer, after a commit)."""
         if tasks and self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self.submit, list(tasks))
+
+    def nudge_threadsafe(self) -> None:
+        """Look for due tasks now, not at the next poll: another node ended a task (a slot of
+        a worker limited across nodes may be free) or made one. Safe from any thread."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._nudged.set)
 
     def queued(self) -> int:
         """Tasks waiting in lanes (not in flight, not waiting for a retry time)."""
@@ -257,7 +267,7 @@ class Dispatcher:
                 self._notes.put(entry)  # once per task, batched with task updates
             return False
         lane.unnoted.clear()
-        if lane.running >= target.concurrency:
+        if lane.running >= target.concurrency or lane.held:
             return False
         wait = lane.bucket.take(time.monotonic())
         if wait > 0:
@@ -298,8 +308,20 @@ class Dispatcher:
                 self._known.discard(task.id)
                 self._noted.discard(task.id)
             self._wake.set()
-        if retry is not None and self._loop is not None:
+        if retry is not None and retry.held:
+            # first in its lane again; the lane waits for a slot to free up somewhere
+            lane.queue.appendleft(retry.task)
+            lane.held = True
+            if task.id not in self._noted:
+                self._noted.add(task.id)
+                self._notes.put(TimelineEntry(
+                    at=time.time(), step=Step.WAITING, event_id=task.event_id, task_id=task.id,
+                    worker=task.worker, detail=HELD_DETAIL,
+                ))  # fmt: skip
+        elif retry is not None and self._loop is not None:
             self._loop.call_later(retry.delay, self._requeue, retry.task)
+        elif lane.held:
+            lane.held = False  # one of ours ended: a slot of its worker is free
 
     def _requeue(self, task: Task) -> None:
         if self._closing or task.id not in self._known:
@@ -367,13 +389,30 @@ class Dispatcher:
     async def _poll_once(self) -> None:
         await self._refresh_targets()
         self.counts["recovered"] += await self.leases.sweep()
+        await self._pick_up()
+        await self._abort_cancelled()
+        await self._view.sync_busy(self._running())
+
+    async def _pick_up(self) -> None:
+        """Lanes held back by their worker's limits try again; due tasks we do not hold
+        yet are queued."""
+        for lane in self._lanes:
+            lane.held = False
         due = await self._on(
             self._reads, self._store.due_tasks, now=time.time(), limit=5000,
             skip=frozenset(self._known),
         )  # fmt: skip
         self.submit(due)
-        await self._abort_cancelled()
-        await self._view.sync_busy(self._running())
+
+    async def _nudge_loop(self) -> None:
+        """Each nudge (coalesced while one is handled): pick up due tasks at once."""
+        while not self._closing:
+            await self._nudged.wait()
+            self._nudged.clear()
+            try:
+                await self._pick_up()
+            except MechaError as exc:
+                log.error("dispatcher: reading due tasks failed: %s", exc)
 
     async def _abort_cancelled(self) -> None:
         """Stop sends whose task was cancelled meanwhile (by `mecha task cancel`)."""

@@ -32,6 +32,9 @@ class Lane:
     timer: asyncio.TimerHandle | None = None
     #: the worker is unknown and the workers are being read again
     checking: bool = False
+    #: a claim was held back by the worker's limits across nodes: none goes until a slot
+    #: may be free (a nudge, a poll, one of this lane's tasks ending)
+    held: bool = False
     #: queued since the lane last said why it waits (each task is told once)
     unnoted: list[Task] = field(default_factory=list)
     #: told when nothing is in flight any more (``Lanes.settled``)

@@ -22,7 +22,7 @@ from mecha.engine.writeback import Settled, WriteBack
 from mecha.result import TaskResult
 from mecha.result_cap import DEFAULT_MAX_RESULT
 from mecha.runtimes.contract import WorkerFailure
-from mecha.store import TaskUpdate
+from mecha.store import TaskUpdate, WorkerLimits
 from mecha.task import Task, TaskState
 from mecha.timeline import Step
 
@@ -40,6 +40,9 @@ class Retry:
 
     task: Task
     delay: float
+    #: not sent: its worker's limits across nodes held the claim back; it goes again when
+    #: another node's task may have ended (a notification, the next poll, one of ours)
+    held: bool = False
 
 
 class TaskSender:
@@ -59,6 +62,7 @@ class TaskSender:
         max_result: int = DEFAULT_MAX_RESULT,
         node: str = "",
         lease: float = 0.0,
+        shared: bool = False,
     ) -> None:
         self._updates = updates
         self._send = send
@@ -74,6 +78,9 @@ class TaskSender:
         #: the node a claim is recorded for, and how long its lease holds
         self._node = node
         self._lease = lease
+        #: other nodes send from the same database: each claim checks the worker's limits
+        #: across all of them (one serve alone keeps them in its lanes)
+        self._shared = shared
         #: tasks whose answer is in and being settled: a cancel arriving now is seen by the
         #: guarded completion, which drops the result and abandons its writes
         self.settling: set[str] = set()
@@ -86,11 +93,14 @@ class TaskSender:
                 task_id=task.id, state=TaskState.RUNNING, only_from=_PENDING,
                 start_attempt=True, timeout=target.timeout, step=Step.DISPATCHED,
                 detail=f"attempt {task.attempts + 1} to {where}", node=self._node,
-                lease=self._lease,
+                lease=self._lease, limits=self._limits(target),
             )
         )  # fmt: skip
         if claimed is None:  # cancelled, or handled elsewhere meanwhile
             return None
+        if claimed.state is TaskState.PENDING:  # its worker is at its limits on other nodes
+            self._counts["held"] += 1
+            return Retry(claimed, 0.0, held=True)
         self._counts["sent"] += 1
         ready = max(claimed.created_at, claimed.next_retry_at)
         self._latency.observe(max(0.0, (claimed.dispatched_at - ready) * 1000))
@@ -104,6 +114,11 @@ class TaskSender:
         finally:
             self.settling.discard(claimed.id)
         return None
+
+    def _limits(self, target: Target) -> WorkerLimits | None:
+        if not self._shared:
+            return None
+        return WorkerLimits(concurrency=target.concurrency, rate=target.rate, burst=target.burst)
 
     async def _completed(self, task: Task, result: TaskResult) -> None:
         # the writes are recorded (synced) before the task is completed: a crash between

@@ -1,7 +1,9 @@
 """Trying writes against the forges: claims, calls, retries with backoff, dead letters.
 
 Each write is marked ``calling`` (synced) before its forge is called and ``done``
-(synced) after. A write tried before, or found ``calling`` after a stop, is
+(synced) after. The claim holds a lease this node's heartbeat renews: another node takes
+a write up only once its caller stopped renewing (died). A write tried before, or found
+``calling`` after a stop (or a take-over), is
 ``uncertain``: the writer looks on the forge first. Transient failures go back to
 ``planned`` with the time of the next try (a longer ``Retry-After`` wins, but never past
 ``retry_cap``); after ``attempts`` tries the write is dead-lettered; other refusals fail
@@ -46,6 +48,8 @@ class WriteBackSettings:
     concurrency: int = 4
     #: how often the ledger is read for writes left behind or due again
     poll_interval: float = 1.0
+    #: seconds a claim of a write holds without this node's heartbeat (the dispatch lease)
+    lease: float = 30.0
 
 
 class WriteTries:
@@ -59,8 +63,11 @@ class WriteTries:
         reads: Executor,
         settings: WriteBackSettings,
         counts: dict[str, int],
+        node: str = "",
     ) -> None:
         self._store = store
+        #: the node a claim is recorded for (its heartbeat renews the lease)
+        self._node = node
         self._updates = updates
         self._reads = reads
         self.settings = settings
@@ -113,7 +120,8 @@ class WriteTries:
             async with self._slots, self._place(write.place.name):
                 claimed = await self._updates.add(
                     WriteUpdate(key=write.key, state=WriteState.CALLING, only_from=_OPEN,
-                                start_attempt=True, detail=record.detail)
+                                start_attempt=True, detail=record.detail, node=self._node,
+                                lease=self.settings.lease)
                 )  # fmt: skip
                 if claimed is None:
                     return

@@ -82,6 +82,7 @@ class WriteBack:
         updates: Batcher[WriteUpdate, WriteRecord | None],
         reads: Executor,
         settings: WriteBackSettings,
+        node: str = "",
     ) -> None:
         self._store = store
         self._registry = registry
@@ -99,8 +100,9 @@ class WriteBack:
             ("written", "failed", "retried", "dead_lettered", "dry_run", "denied"), 0
         )
         self._tries = WriteTries(
-            store=store, updates=updates, reads=reads, settings=settings, counts=self.counts
-        )
+            store=store, updates=updates, reads=reads, settings=settings, counts=self.counts,
+            node=node,
+        )  # fmt: skip
         self._tries.writers = writers
 
     # --- life cycle -------------------------------------------------------------------
