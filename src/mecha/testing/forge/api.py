@@ -10,6 +10,11 @@ and merge requests, point a client at ``github_url`` (as ``GITHUB_API_URL``) or
         ...
         assert forge.requests[0].headers["accept"] == "application/vnd.github.diff"
 
+Several clients (e.g. nodes of one deployment) can be told apart: point each at
+``github_url_for(name)`` and read ``Recorded.caller``. ``hold`` makes a write happen at
+once but keeps its answer until released: a client stuck between the forge's write and
+its own record of it, for as long as the test wants.
+
 What each forge serves is described in ``forge_github`` and ``forge_gitlab``.
 """
 
@@ -43,6 +48,8 @@ class Recorded:
     #: lowercase names
     headers: dict[str, str]
     body: bytes
+    #: the name in the URL the client was given (``github_url_for(name)``), "" if none
+    caller: str = ""
 
 
 @dataclass
@@ -56,6 +63,8 @@ class _Failure:
     method: str = ""
     #: wait after the request was carried out, before answering (status 0 only)
     late: bool = False
+    #: with ``late``: answer once this is set (or the emulator closes), not after ``delay``
+    release: threading.Event | None = None
 
 
 class ForgeEmulator:
@@ -107,6 +116,10 @@ class ForgeEmulator:
     def close(self) -> None:
         """Stop serving, wake delayed answers, close the socket and join every thread."""
         self._closing.set()
+        with self._lock:
+            for failure in self._failures:
+                if failure.release is not None:
+                    failure.release.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -126,6 +139,12 @@ class ForgeEmulator:
     def github_url(self) -> str:
         """Where GitHub's API is served: use it as ``GITHUB_API_URL``."""
         return f"{self.base_url}/github"
+
+    def github_url_for(self, caller: str) -> str:
+        """``github_url`` for one client: its requests are recorded with ``caller``."""
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", caller):
+            raise ValueError(f"a caller's name is letters, digits, '_', '.' or '-': {caller!r}")
+        return f"{self.base_url}/~{caller}/github"
 
     @property
     def gitlab_url(self) -> str:
@@ -207,6 +226,20 @@ class ForgeEmulator:
         with self._lock:
             self._failures.append(late)
 
+    def hold(self, path_regex: str, *, method: str = "", times: int | None = 1) -> threading.Event:
+        """Carry out matching requests at once but answer only once the event returned is set.
+
+        Like ``answer_late``, for as long as the test wants: ``.set()`` it to let the
+        answers go (closing the emulator lets them go too).
+        """
+        release = threading.Event()
+        held = _Failure(
+            re.compile(path_regex), 0, None, {}, times, 0.0, method.upper(), True, release
+        )
+        with self._lock:
+            self._failures.append(held)
+        return release
+
     @property
     def requests(self) -> list[Recorded]:
         """Every request received so far, in order."""
@@ -235,15 +268,20 @@ class ForgeEmulator:
         """Answer one request: record it, apply injected failures, then route it."""
         parts = urlsplit(target)
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        path, caller = parts.path, ""
+        if path.startswith("/~"):  # a URL from github_url_for(caller)
+            caller, _, rest = path[2:].partition("/")
+            path = "/" + rest
         with self._lock:
-            self._log.append(Recorded(method, parts.path, query, headers, body))
-            failure = self._failure(method, parts.path)
+            self._log.append(Recorded(method, path, query, headers, body, caller))
+            failure = self._failure(method, path)
         if failure is not None and failure.delay and not failure.late:
             self._closing.wait(failure.delay)
         if failure is not None and failure.status:
-            return _failure_reply(failure, parts.path)
-        forge, _, rest = parts.path.lstrip("/").partition("/")
-        call = Call(method, "/" + rest, query, headers, body, f"{self.base_url}/{forge}")
+            return _failure_reply(failure, path)
+        forge, _, rest = path.lstrip("/").partition("/")
+        prefix = f"{self.base_url}/~{caller}" if caller else self.base_url
+        call = Call(method, "/" + rest, query, headers, body, f"{prefix}/{forge}")
         with self._lock:
             if forge == "github":
                 reply = self.github.handle(call)
@@ -252,7 +290,10 @@ class ForgeEmulator:
             else:
                 reply = github_error(404, "Not Found")
         if failure is not None and failure.late:
-            self._closing.wait(failure.delay)
+            if failure.release is not None:
+                failure.release.wait()
+            else:
+                self._closing.wait(failure.delay)
         return reply
 
     def _failure(self, method: str, path: str) -> _Failure | None:
