@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mecha.engine.registry import LoadedWorker
+from mecha.engine.targets import LocalWorker
 from mecha.errors import MechaError, WorkerNotFound
 from mecha.secrets import Secrets
 from mecha.store import Store
@@ -68,8 +69,16 @@ class AdapterHost:
         secrets: Callable[[], Secrets],
         keys: MutableMapping[str, str],
         client: Callable[[], httpx.AsyncClient],
+        local: MutableMapping[str, LocalWorker] | None = None,
+        shared: bool = False,
     ) -> None:
         self._store = store
+        #: this node's adapters as the dispatcher sends to them (the store's record of an
+        #: adapter worker is whatever node wrote it last)
+        self.local: MutableMapping[str, LocalWorker] = local if local is not None else {}
+        #: other nodes serve from the same database: stopping this serve leaves the
+        #: record alone (their adapters still run)
+        self._shared = shared
         self._writer = writer
         self._secrets = secrets
         self._keys = keys
@@ -146,18 +155,25 @@ class AdapterHost:
         """Stop adapter ``name``; record ``state`` (None: its record is gone, leave it)."""
         await _close(name, self._running.pop(name, None))
         self._keys.pop(name, None)
+        self.local.pop(name, None)
         if state is not None:
             await self.set_state(name, state, endpoint="", error=error)
 
     async def stop_all(self) -> None:
-        """Stop every adapter and record it offline (serve is stopping)."""
+        """Stop every adapter and record it offline (serve is stopping); on a shared database
+        the records are left as they are, since other nodes run their own."""
         for name in list(self._running):
-            await self.stop(name, state=WorkerState.OFFLINE)
+            await self.stop(name, state=None if self._shared else WorkerState.OFFLINE)
 
     async def set_state(
         self, name: str, state: WorkerState, *, endpoint: str, error: str = ""
     ) -> None:
-        """Record ``state``; a worker removed meanwhile is left removed."""
+        """Record ``state`` (here, and in the store); a worker removed meanwhile is left
+        removed."""
+        if state is WorkerState.OFFLINE:
+            self.local.pop(name, None)
+        else:
+            self.local[name] = LocalWorker(state, endpoint, error)
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(

@@ -28,7 +28,7 @@ from mecha.engine.dispatcher import Dispatcher, DispatchSettings
 from mecha.engine.leases import anonymous_node
 from mecha.engine.progress import ProgressWriter
 from mecha.engine.registry import LoadedWorker, WorkerRegistry
-from mecha.engine.targets import Target
+from mecha.engine.targets import LocalWorker, Target
 from mecha.engine.write_tries import WriteBackSettings
 from mecha.engine.writeback import WriteBack
 from mecha.result import TaskResult
@@ -67,6 +67,8 @@ class WorkerRuntime:
         self.registry = registry
         self.secrets = secrets
         self.keys: dict[str, str] = {}
+        #: this node's adapters: where each runs here and its state (node-local)
+        self.local: dict[str, LocalWorker] = {}
         self._writer = writer
         self._reads = reads
         self._mark = ServeMark(db_path) if db_path is not None else None
@@ -100,10 +102,11 @@ class WorkerRuntime:
             store=store, registry=registry, updates=self.updates, notes=self.notes,
             writer=writer, reads=reads, send=self._send, probe=self._probe,
             settings=settings, keys=self.keys, writeback=self.writeback, node=node,
+            local=self.local,
         )  # fmt: skip
         self.adapters = AdapterHost(
             store=store, writer=writer, secrets=lambda: self.secrets, keys=self.keys,
-            client=self._probe_client,
+            client=self._probe_client, local=self.local, shared=not settings.own_database,
         )  # fmt: skip
         self.reload = WorkerReload(
             registry=registry, dispatcher=self.dispatcher, adapters=self.adapters,
@@ -137,11 +140,12 @@ class WorkerRuntime:
     async def stop(self, drain_timeout: float | None = None) -> None:
         """Drain the dispatcher, stop adapters (offline), close the client and the writer."""
         self.reload.stopping()
-        left = await self.dispatcher.drain(drain_timeout)
+        left = await self.dispatcher.drain(drain_timeout, stop_node=False)
         if left:
             log.info("%d tasks were still in flight; they are sent again at the next start", left)
         await self.reload.close()
         await self.writeback.drain()
+        await self.dispatcher.leases.stop()  # after the writes: their leases held till now
         await self.adapters.stop_all()
         if self._disposables is not None:
             await self._disposables.close()

@@ -23,7 +23,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +36,7 @@ from mecha.engine.leases import DEFAULT_LEASE, NodeLeases, anonymous_node
 from mecha.engine.pacing import RETRY_BASE, RETRY_CAP
 from mecha.engine.polling import poll_forever
 from mecha.engine.registry import WorkerRegistry
-from mecha.engine.targets import Target
+from mecha.engine.targets import LocalWorker, Target
 from mecha.engine.task_send import Retry, Send, TaskSender
 from mecha.engine.worker_view import Probe, WorkerView
 from mecha.engine.writeback import WriteBack
@@ -88,6 +88,7 @@ class Dispatcher:
         probe: Probe,
         settings: DispatchSettings,
         keys: Mapping[str, str] | None = None,
+        local: MutableMapping[str, LocalWorker] | None = None,
         writeback: WriteBack | None = None,
         node: NodeRecord | None = None,
     ) -> None:
@@ -104,7 +105,7 @@ class Dispatcher:
         self.settings = settings
         self._view = WorkerView(
             store=store, registry=registry, writer=writer, reads=reads, probe=probe,
-            keys=keys if keys is not None else {},
+            keys=keys if keys is not None else {}, local=local,
         )  # fmt: skip
         self._lanes = Lanes()
         self._known: set[str] = set()
@@ -150,10 +151,13 @@ class Dispatcher:
         ):
             self._loops.append(self._loop.create_task(body(), name=name))
 
-    async def drain(self, timeout: float | None = None) -> int:
+    async def drain(self, timeout: float | None = None, *, stop_node: bool = True) -> int:
         """Stop sending; wait for tasks in flight up to ``timeout``; requeue the rest.
 
-        Returns how many were requeued for the next start.
+        Returns how many were requeued for the next start. With ``stop_node``, the node's
+        heartbeat stops and its stop is recorded; without, the caller does that with
+        ``leases.stop()`` once its writes are drained too (their leases are renewed until
+        then).
         """
         self._closing = True
         for loop_task in self._loops:
@@ -180,7 +184,8 @@ class Dispatcher:
                 return_exceptions=True,
             )  # fmt: skip
         await self._view.sync_busy({})
-        await self.leases.stop()
+        if stop_node:
+            await self.leases.stop()
         return len(left)
 
     # --- intake -----------------------------------------------------------------------

@@ -38,18 +38,37 @@ class Target:
     definition: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class LocalWorker:
+    """An adapter as this node runs it: its state, its loopback endpoint, why it is in error.
+
+    Each node runs its own adapter of every adapter worker; the store's record of the
+    worker is whatever node wrote last, so a node sends to (and waits on) its own.
+    """
+
+    state: WorkerState
+    endpoint: str = ""
+    error: str = ""
+
+
 def build_targets(
     loaded: Sequence[LoadedWorker],
     records: Sequence[WorkerRecord],
     *,
     keys: Mapping[str, str],
     held: Mapping[str, str] | None = None,
+    local: Mapping[str, LocalWorker] | None = None,
 ) -> dict[str, Target]:
     """Every registered worker's target; ``keys`` holds keys known only at run time,
-    ``held`` why a worker's tasks wait while serve restarts it."""
+    ``held`` why a worker's tasks wait while serve restarts it, ``local`` this node's
+    adapters (an adapter worker not in it does not run here: offline)."""
     by_name = {w.name: w for w in loaded}
     targets = {}
-    for record in records:
+    for stored in records:
+        record = stored
+        if stored.kind is WorkerKind.ADAPTER and local is not None:
+            here = local.get(stored.name, LocalWorker(WorkerState.OFFLINE))
+            record = replace(stored, state=here.state, endpoint=here.endpoint, error=here.error)
         worker = by_name.get(record.name)
         target = _target(record, worker, keys.get(record.name, ""))
         why = held.get(record.name, "") if held else ""

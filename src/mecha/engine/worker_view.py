@@ -17,13 +17,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from concurrent.futures import Executor
 from dataclasses import replace
 from typing import Any
 
 from mecha.engine.registry import WorkerRegistry
-from mecha.engine.targets import Target, build_targets
+from mecha.engine.targets import LocalWorker, Target, build_targets
 from mecha.errors import MechaError, WorkerStateError
 from mecha.store import Store
 from mecha.worker.kind import WorkerState
@@ -47,8 +47,11 @@ class WorkerView:
         reads: Executor,
         probe: Probe,
         keys: Mapping[str, str],
+        local: MutableMapping[str, LocalWorker] | None = None,
     ) -> None:
         self._store = store
+        #: this node's adapters (None: the store's records are the truth, as in unit tests)
+        self._local = local
         self._registry = registry
         self._writer = writer
         self._reads = reads
@@ -72,7 +75,9 @@ class WorkerView:
                     self.held.pop(name, None)
             loaded = await self._on(self._reads, self._registry.refresh)
             records = await self._on(self._reads, self._store.list_workers)
-            self.targets = build_targets(loaded, records, keys=self._keys, held=self.held)
+            self.targets = build_targets(
+                loaded, records, keys=self._keys, held=self.held, local=self._local
+            )
             self.loaded = True
 
     def hold(self, name: str, why: str) -> int:
@@ -134,6 +139,10 @@ class WorkerView:
         except MechaError as exc:
             log.error("worker %s: recording state %s failed: %s", target.name, state, exc)
             return
+        local = self._local
+        here = local.get(target.name) if local is not None else None
+        if local is not None and here is not None and here.endpoint == target.endpoint:
+            local[target.name] = replace(here, state=state, error=error)  # this node's adapter
         if state is not target.state:
             log.info("worker %s: %s → %s%s", target.name, target.state, state,
                      f" ({error})" if error else "")  # fmt: skip

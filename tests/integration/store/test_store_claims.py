@@ -135,3 +135,14 @@ def test_claims_share_their_workers_token_bucket(store: AnyStore) -> None:
     # without a rate limit, only the concurrency counts
     [free] = store.update_tasks([task_claim(made[2], WorkerLimits(concurrency=100))])
     assert free is not None and free.state is TaskState.RUNNING
+
+
+def test_a_clean_stop_ends_the_leases_of_the_writes_its_node_left_calling(
+    store: AnyStore,
+) -> None:
+    mine, theirs = planned(store, "ev1"), planned(store, "ev2")
+    store.register_node(NodeRecord(id="node-a", host="h", pid=1))
+    store.update_writes([write_claim(mine, "node-a", lease=600),
+                         write_claim(theirs, "node-b", lease=600)])  # fmt: skip
+    store.stop_node("node-a")  # its drain gave up on the write: the next start takes it
+    assert [record.key for record in store.due_writes(now=time.time())] == [mine.key]

@@ -10,6 +10,7 @@ joined.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 from collections.abc import AsyncIterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from mecha.engine.batcher import Batcher
 from mecha.engine.dispatcher import Dispatcher, DispatchSettings
+from mecha.engine.leases import anonymous_node
 from mecha.engine.registry import WorkerRegistry
 from mecha.engine.task_send import Send
 from mecha.engine.worker_view import Probe
@@ -81,14 +83,18 @@ class Rig:
         self.write_updates: Batcher[WriteUpdate, WriteRecord | None] = Batcher(
             store.update_writes, executor=self.writer, name="write-updates"
         )
+        # one node for both, as serve has: write claims hold leases its heartbeat renews
+        node = anonymous_node()
         self.writeback = WriteBack(
             store=store, registry=self.registry, writers=self._writers, previews=self._previews,
-            plans=self.plans, updates=self.write_updates, reads=self.reads, settings=self._writes,
+            plans=self.plans, updates=self.write_updates, reads=self.reads,
+            settings=dataclasses.replace(self._writes, lease=self._settings.lease),
+            node=node.id,
         )  # fmt: skip
         self.dispatcher = Dispatcher(
             store=store, registry=self.registry, updates=self.updates, notes=self.notes,
             writer=self.writer, reads=self.reads, send=self._send, probe=self._probe,
-            settings=self._settings, writeback=self.writeback,
+            settings=self._settings, writeback=self.writeback, node=node,
         )  # fmt: skip
         self._pipeline: Pipeline | None = None
         for batcher in self._batchers:
@@ -125,8 +131,9 @@ class Rig:
             if self._pipeline is not None:
                 await self._pipeline.finish_matching()
             # a failed test does not wait for sends it left hanging
-            await self.dispatcher.drain(0.0 if error is not None else None)
+            await self.dispatcher.drain(0.0 if error is not None else None, stop_node=False)
             await self.writeback.drain()
+            await self.dispatcher.leases.stop()
             if self._pipeline is not None:
                 await self._pipeline.close()
             for batcher in self._batchers:

@@ -43,8 +43,12 @@ def heartbeat(conn: sqlite3.Connection, node_id: str, lease: float, now: float) 
 
 
 def stop_node(conn: sqlite3.Connection, node_id: str, now: float) -> None:
-    """The node stopped cleanly."""
+    """The node stopped cleanly: the writes it left calling (a drain that gave up) may be
+    taken up at once by the next claim, as uncertain."""
     conn.execute("UPDATE nodes SET stopped_at = ? WHERE id = ?", (now, node_id))
+    conn.execute(
+        "UPDATE writes SET lease_until = 0 WHERE node_id = ? AND state = 'calling'", (node_id,)
+    )
 
 
 def list_nodes(conn: sqlite3.Connection) -> list[NodeRecord]:

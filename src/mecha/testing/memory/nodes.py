@@ -43,10 +43,13 @@ def heartbeat(tables: Tables, node_id: str, lease: float, now: float) -> int:
 
 
 def stop_node(tables: Tables, node_id: str, now: float) -> None:
-    """The node stopped cleanly."""
+    """The node stopped cleanly; the writes it left calling may be taken up at once."""
     row = tables.nodes.get(node_id)
     if row is not None:
         tables.nodes[node_id] = dataclasses.replace(row, stopped_at=now)
+    for write in list(tables.writes.values()):
+        if write.node_id == node_id and write.state is WriteState.CALLING:
+            tables.writes[write.key] = dataclasses.replace(write, lease_until=0.0)
 
 
 def list_nodes(tables: Tables) -> list[NodeRecord]:
