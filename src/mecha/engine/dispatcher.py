@@ -183,7 +183,7 @@ class Dispatcher:
                   for t in left),
                 return_exceptions=True,
             )  # fmt: skip
-        await self._view.sync_busy({})
+        await self._view.sync_busy({}, shared=not self.settings.own_database)
         if stop_node:
             await self.leases.stop()
         return len(left)
@@ -396,7 +396,7 @@ class Dispatcher:
         self.counts["recovered"] += await self.leases.sweep()
         await self._pick_up()
         await self._abort_cancelled()
-        await self._view.sync_busy(self._running())
+        await self._view.sync_busy(self._running(), shared=not self.settings.own_database)
 
     async def _pick_up(self) -> None:
         """Lanes held back by their worker's limits try again; due tasks we do not hold

@@ -26,6 +26,7 @@ from mecha.engine.registry import WorkerRegistry
 from mecha.engine.targets import LocalWorker, Target, build_targets
 from mecha.errors import MechaError, WorkerStateError
 from mecha.store import Store
+from mecha.task import TaskState
 from mecha.worker.kind import WorkerState
 
 log = logging.getLogger(__name__)
@@ -90,14 +91,30 @@ class WorkerView:
             self.targets[name] = replace(target, waiting=why)
         return self._serial
 
-    async def sync_busy(self, running: Mapping[str, int]) -> None:
-        """Record busy for workers with tasks in flight, online for the others."""
+    async def sync_busy(self, running: Mapping[str, int], *, shared: bool = False) -> None:
+        """Record busy for workers with tasks in flight, online for the others.
+
+        ``shared``: other nodes send from the same database, so a worker with nothing in
+        flight here goes back to online only if no node runs one of its tasks (else the
+        nodes would flip it at each poll)."""
         for name, target in list(self.targets.items()):
             busy = running.get(name, 0) > 0
             if busy and target.state is WorkerState.ONLINE:
                 await self.set_state(target, WorkerState.BUSY, {WorkerState.ONLINE})
             elif not busy and target.state is WorkerState.BUSY:
+                if shared and await self._runs_elsewhere(name):
+                    continue
                 await self.set_state(target, WorkerState.ONLINE, {WorkerState.BUSY})
+
+    async def _runs_elsewhere(self, name: str) -> bool:
+        call = functools.partial(
+            self._store.list_tasks, worker=name, state=TaskState.RUNNING, limit=1
+        )
+        try:
+            return bool(await self._on(self._reads, call))
+        except MechaError as exc:
+            log.error("worker %s: reading its tasks in flight failed: %s", name, exc)
+            return True
 
     async def check_all(self, running: Mapping[str, int]) -> bool:
         """Ask every started worker's /health; True if one came back from error."""
