@@ -179,8 +179,8 @@ class Dispatcher:
         if left:
             detail = "mecha serve stopped before the worker answered; sent again at the next start"
             await asyncio.gather(
-                *(self._update(t.id, TaskState.PENDING, _RUNNING, Step.REQUEUED, detail)
-                  for t in left),
+                *(self._update(t.id, TaskState.PENDING, _RUNNING, Step.REQUEUED, detail,
+                               node=self.leases.node.id) for t in left),
                 return_exceptions=True,
             )  # fmt: skip
         await self._view.sync_busy({}, shared=not self.settings.own_database)
@@ -375,10 +375,11 @@ class Dispatcher:
         detail: str,
         *,
         error: str | None = None,
+        node: str = "",
     ) -> Task | None:
         return await self._updates.add(
             TaskUpdate(task_id=task_id, state=state, only_from=only_from, step=step,
-                       detail=detail, error=error)
+                       detail=detail, error=error, node=node)
         )  # fmt: skip
 
     # --- what the store says ----------------------------------------------------------

@@ -124,12 +124,18 @@ class TaskSender:
         # the writes are recorded (synced) before the task is completed: a crash between
         # the two sends the task again, and its writes are planned under the same keys
         settled = await self._writeback.settle(task, result) if self._writeback else Settled()
-        update = replace(completed(task, result, max_result=self._max_result), plan=settled.quiet)
+        update = replace(
+            completed(task, result, max_result=self._max_result), plan=settled.quiet,
+            node=self._node,
+        )  # fmt: skip
         writes = settled.records
         if await self._updates.add(update) is None:
-            log.info("task %s was cancelled while it ran; its result is dropped", task.id)
+            log.info("task %s was cancelled (or taken over by another node) while it ran; "
+                     "its result is dropped", task.id)  # fmt: skip
             if self._writeback and writes:
-                await self._writeback.abandon(writes, "the task was cancelled while it ran")
+                await self._writeback.abandon(
+                    writes, "the task was cancelled (or taken over by another node) while it ran"
+                )
         else:
             self._counts["completed"] += 1
             if self._writeback and writes:
@@ -143,7 +149,7 @@ class TaskSender:
             task, failure, max_retries=target.max_retries, now=time.time(),
             retry_base=self._retry_base, retry_cap=self._retry_cap, max_result=self._max_result,
         )  # fmt: skip
-        stored = await self._updates.add(then.update)
+        stored = await self._updates.add(replace(then.update, node=self._node))
         if then.retry_in is None:
             log.warning("task %s for %s failed: %s", task.id, target.name, then.update.error)
             self._counts["failed"] += 1

@@ -104,7 +104,9 @@ class TaskUpdate:
     #: write-back to record with this change, if it applies (dry runs, decisions only)
     plan: WritePlan | None = None
     #: with ``start_attempt``: the node claiming the task ("" = none) and the seconds its
-    #: lease lasts (``lease_until`` = now + lease; the node's heartbeat renews it)
+    #: lease lasts (``lease_until`` = now + lease; the node's heartbeat renews it).
+    #: Without: a running task is changed only if it runs under this node (one whose lease
+    #: ended, and whose task another node took over, finds its late answer refused)
     node: str = ""
     lease: float = 0.0
     #: with ``start_attempt``: the worker's limits across nodes. The claim applies only

@@ -120,6 +120,13 @@ def held_back(limits: WorkerLimits, running: int, tokens: float) -> bool:
     return running >= limits.concurrency or (limits.rate > 0 and tokens < 1)
 
 
+def fence(update: TaskUpdate) -> tuple[str, str]:
+    """The node a change of a running task must come from, twice (SQL's two uses): "" for a
+    claim or an update of no node (any may change it), else the update's node."""
+    node = "" if update.start_attempt else update.node
+    return node, node
+
+
 def write_claimable(update: WriteUpdate, state: WriteState, lease_until: float, now: float) -> bool:
     """Whether ``update`` may apply to a write in ``state`` whose lease ends at
     ``lease_until`` (its state guard aside): a claim (``start_attempt``) takes a write

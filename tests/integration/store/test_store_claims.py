@@ -146,3 +146,32 @@ def test_a_clean_stop_ends_the_leases_of_the_writes_its_node_left_calling(
                          write_claim(theirs, "node-b", lease=600)])  # fmt: skip
     store.stop_node("node-a")  # its drain gave up on the write: the next start takes it
     assert [record.key for record in store.due_writes(now=time.time())] == [mine.key]
+
+
+def test_a_late_answer_from_a_node_whose_task_was_taken_over_is_refused(
+    store: AnyStore,
+) -> None:
+    [task, other] = tasks(store, 2)
+    [first] = store.update_tasks([TaskUpdate(
+        task_id=task.id, state=TaskState.RUNNING, only_from=PENDING, start_attempt=True,
+        node="node-a", lease=0.01,
+    )])  # fmt: skip
+    assert first is not None
+    assert store.take_back(now=time.time() + 1, exclude_node="node-b") == [task.id]
+    store.update_tasks([TaskUpdate(task_id=task.id, state=TaskState.RUNNING, only_from=PENDING,
+                                   start_attempt=True, node="node-b", lease=30)])  # fmt: skip
+
+    def done(node: str, task_id: str = task.id) -> TaskUpdate:
+        return TaskUpdate(task_id=task_id, state=TaskState.COMPLETED, only_from=RUNNING,
+                          node=node, result={"output": node})  # fmt: skip
+
+    assert store.update_tasks([done("node-a")]) == [None]  # node A woke up too late
+    [finished] = store.update_tasks([done("node-b")])
+    assert finished is not None and finished.result["output"] == "node-b"
+    # a change of no node (`mecha task cancel`) is not fenced
+    store.update_tasks([TaskUpdate(task_id=other.id, state=TaskState.RUNNING, only_from=PENDING,
+                                   start_attempt=True, node="node-a", lease=30)])  # fmt: skip
+    [cancelled] = store.update_tasks([TaskUpdate(
+        task_id=other.id, state=TaskState.CANCELLED, only_from=RUNNING,
+    )])  # fmt: skip
+    assert cancelled is not None and cancelled.state is TaskState.CANCELLED

@@ -18,6 +18,7 @@ from mecha.store.common import (
     REQUEUED_DETAIL,
     TASK_COLUMNS,
     bucket_tokens,
+    fence,
     finished,
     held_back,
     json_text,
@@ -279,8 +280,9 @@ def _apply(conn: Conn, update: TaskUpdate, now: float) -> tuple[Any, ...] | None
     params.append(now if update.state in FINAL_STATES else 0)
     row = conn.execute(
         f"UPDATE tasks SET {', '.join(sets)} "  # noqa: S608 - constant column names
-        f"WHERE id = %s AND state = ANY(%s) RETURNING {TASK_COLUMNS}",
-        (*params, update.task_id, [s.value for s in update.only_from]),
+        "WHERE id = %s AND state = ANY(%s) AND (%s = '' OR state <> 'running' OR node_id = %s) "
+        f"RETURNING {TASK_COLUMNS}",
+        (*params, update.task_id, [s.value for s in update.only_from], *fence(update)),
     ).fetchone()
     return tuple(row) if row is not None else None
 

@@ -18,6 +18,7 @@ from mecha.store.common import (
     REQUEUED_DETAIL,
     TASK_COLUMNS,
     bucket_tokens,
+    fence,
     finished,
     held_back,
     json_text,
@@ -235,8 +236,10 @@ def _apply(conn: sqlite3.Connection, update: TaskUpdate, now: float) -> tuple[An
     guard = ", ".join("?" for _ in update.only_from)
     row = conn.execute(
         f"UPDATE tasks SET {', '.join(sets)} "  # noqa: S608 - constant column names
-        f"WHERE id = ? AND state IN ({guard}) RETURNING {TASK_COLUMNS}",
-        (*params, update.task_id, *(s.value for s in update.only_from)),
+        f"WHERE id = ? AND state IN ({guard}) "
+        "AND (? = '' OR state <> 'running' OR node_id = ?) "
+        f"RETURNING {TASK_COLUMNS}",
+        (*params, update.task_id, *(s.value for s in update.only_from), *fence(update)),
     ).fetchone()
     return tuple(row) if row is not None else None
 

@@ -14,6 +14,7 @@ from mecha.store import TaskUpdate, WorkerLimits
 from mecha.store.common import (
     REQUEUED_DETAIL,
     bucket_tokens,
+    fence,
     finished,
     held_back,
     json_text,
@@ -96,7 +97,9 @@ def update_tasks(tables: Tables, updates: Sequence[TaskUpdate], now: float) -> l
     events: dict[str, TaskState] = {}
     for update in updates:
         row = tables.tasks.get(update.task_id)
-        if row is None or row.state not in update.only_from:
+        node = fence(update)[0]
+        if (row is None or row.state not in update.only_from
+                or (node and row.state is TaskState.RUNNING and row.node_id != node)):  # fmt: skip
             applied.append(None)
             continue
         limits = update.limits if update.start_attempt else None
