@@ -47,7 +47,7 @@ from mecha.policy.plan import PLACE_KEYS, plan_writes
 from mecha.policy.writes import Write, WriteState, marked_body
 from mecha.result import TaskResult
 from mecha.store import Store, WritePlan, WriteRecord, WriteUpdate
-from mecha.task import Task
+from mecha.task import Task, TaskState
 from mecha.timeline import Step, TimelineEntry
 from mecha.worker.kind import WorkerKind
 
@@ -195,7 +195,17 @@ class WriteBack:
                 self._tries.spawn(record)
 
     async def abandon(self, records: Sequence[WriteRecord], why: str) -> None:
-        """Fail writes planned for a task whose result was dropped (it was cancelled)."""
+        """Fail writes planned for a task whose result was dropped because it was cancelled.
+
+        A task another node took over (this node's lease ended) keeps them: the node that
+        finishes it plans the same keys, and the ledger writes each once.
+        """
+        task_ids = list({record.task_id for record in records})
+        loop = asyncio.get_running_loop()
+        states = await loop.run_in_executor(
+            self._reads, functools.partial(self._store.task_states, task_ids)
+        )
+        records = [r for r in records if states.get(r.task_id) is TaskState.CANCELLED]
         for record in records:
             if record.state is WriteState.PLANNED and record.attempts == 0:
                 await self._updates.add(
