@@ -15,6 +15,8 @@ Every wait has a generous deadline; nothing here measures speed.
 
 from __future__ import annotations
 
+import itertools
+import json
 import sys
 import threading
 import time
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 
 from mecha.event import Event
 from mecha.policy.writes import marked_worker
@@ -34,7 +37,7 @@ from mecha.store import WriteRecord
 from mecha.store.postgres.store import PostgresStore, open_postgres
 from mecha.task import Task
 from mecha.testing.forge.api import ForgeEmulator, Recorded
-from mecha.testing.instant_worker import InstantWorker
+from mecha.testing.instant_worker import InstantWorker, Received
 from mecha.testing.serve_process import ServeProcess
 from tests.e2e.dispatching import FAST
 from tests.e2e.nodes import DEADLINE, LEASE, add_worker, deliver, node_env, node_home, wait
@@ -122,7 +125,8 @@ def test_fifty_copies_of_one_delivery_over_three_nodes_make_one_event(
 # ---------------------------------------------------------------- a kill and a stop
 
 
-#: deliveries sent in the stream; the faults happen after these many were acknowledged
+#: deliveries sent in the stream; the stream waits for a fault before these (so each
+#: fault lands in its middle, and deliveries follow it)
 EVENTS = 60
 KILL_AT = 15
 STOP_AT = 40
@@ -133,11 +137,13 @@ SERIAL_DELAY = 0.2
 
 class Stream(threading.Thread):
     """Sends EVENTS signed deliveries (distinct ids, pull requests 1…EVENTS) round-robin
-    over ``nodes``, each to the next node until one acknowledges it."""
+    over ``nodes``, each to the next node until one acknowledges it. Before delivery
+    number ``n`` of ``faults`` it waits until that fault has happened."""
 
-    def __init__(self, nodes: list[ServeProcess]) -> None:
+    def __init__(self, nodes: list[ServeProcess], faults: dict[int, threading.Event]) -> None:
         super().__init__(name="deliveries", daemon=True)
         self.nodes = nodes
+        self.faults = faults
         #: delivery id → pull request number, for every acknowledged delivery
         self.acked: dict[str, int] = {}
         #: tries a dead or stopping node refused
@@ -149,6 +155,8 @@ class Stream(threading.Thread):
     def run(self) -> None:
         try:
             for number in range(1, EVENTS + 1):
+                if number in self.faults:
+                    assert self.faults[number].wait(DEADLINE), f"no fault before {number}"
                 delivery = f"stream-{number}-{uuid.uuid4().hex[:8]}"
                 _, answer, refused = deliver(
                     self.nodes, number, pr_payload(number=number), delivery
@@ -159,6 +167,38 @@ class Stream(threading.Thread):
                 time.sleep(0.05)  # a stream, not a burst: the faults land in its middle
         except BaseException as exc:  # reported by the test
             self.failure = exc
+
+
+def kill_and_stop(
+    stream: Stream, every: list[ServeProcess], homes: list[Path], env: dict[str, str],
+    pg_url: str,
+) -> tuple[int, float, int]:  # fmt: skip
+    """The faults, mid-stream: SIGKILL the node sending the concurrency-1 worker's task
+    and restart it; later SIGTERM another. (Its exit status, when, the other's status.)"""
+    nodes = stream.nodes
+    wait(lambda: len(stream.acked) >= KILL_AT - 1 or stream.failure, "deliveries acked")
+    # its task comes back (to be sent again) only once the dead node's lease has run out
+    victim = wait(lambda: serial_sender(pg_url, nodes), "a node sends a serial task") - 1
+    killed = nodes[victim].kill()
+    killed_at = time.time()
+    stream.faults[KILL_AT].set()  # deliveries go on while it is down, then restarted
+    nodes[victim] = ServeProcess(homes[victim], env=env)  # on the same home
+    every.append(nodes[victim])
+    wait(lambda: len(stream.acked) >= STOP_AT - 1 or stream.failure, "deliveries acked")
+    stream.faults[STOP_AT].set()  # deliveries go on while it drains, and after
+    stopped = nodes[(victim + 1) % len(nodes)].stop()
+    return killed, killed_at, stopped
+
+
+def serial_sender(pg_url: str, nodes: list[ServeProcess]) -> int:
+    """1 + the index in ``nodes`` of a node running a task of worker "serial"; 0 if none."""
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute(
+            "SELECT n.pid FROM tasks AS t JOIN nodes AS n ON n.id = t.node_id "
+            "WHERE t.worker = 'serial' AND t.state = 'running'"
+        ).fetchall()
+    pids = [node.pid for node in nodes]
+    return next((pids.index(pid) + 1 for (pid,) in rows if pid in pids), 0)
 
 
 def settled(store: PostgresStore, events: int, workers: int) -> bool:
@@ -192,22 +232,16 @@ def test_three_nodes_survive_a_kill_and_a_stop(tmp_path: Path, pg_url: str) -> N
             serial.set(delay=SERIAL_DELAY, result={"comment": {"body": "serial says hi"}})
             wide.set(delay=0.05, result={"comment": {"body": "wide says hi"}})
             for name, url, concurrency in (("serial", serial.url, 1), ("wide", wide.url, 4)):
-                extra = f"concurrency: {concurrency}\n{POLICY}"
+                # no rate limit (the default is 2 a second): only the concurrency paces
+                extra = f"concurrency: {concurrency}\nrate_limit: {{per_second: 0}}\n{POLICY}"
                 add_worker(homes[0], env, store, name, url, extra=extra)
             every: list[ServeProcess] = []  # every node started, the restarted one too
             stack.enter_context(stopped_at_the_end(every))
             every += [ServeProcess(home, env=env) for home in homes]
             nodes = list(every)  # the three serving now
-            stream = Stream(nodes)
+            stream = Stream(nodes, {KILL_AT: threading.Event(), STOP_AT: threading.Event()})
             stream.start()
-            wait(lambda: len(stream.acked) >= KILL_AT or stream.failure, "deliveries acked")
-            # SIGKILL node 0 mid-stream, once it has tasks in flight
-            wait(lambda: _in_flight(store, nodes[0].pid), "node 0 sends tasks")
-            killed = nodes[0].kill()
-            nodes[0] = ServeProcess(homes[0], env=env)  # restarted on the same home
-            every.append(nodes[0])
-            wait(lambda: len(stream.acked) >= STOP_AT or stream.failure, "deliveries acked")
-            stopped = nodes[1].stop()
+            killed, killed_at, stopped = kill_and_stop(stream, every, homes, env, pg_url)
             stream.join(DEADLINE)
             assert not stream.is_alive() and stream.failure is None, stream.failure
             acked = dict(stream.acked)
@@ -236,7 +270,11 @@ def test_three_nodes_survive_a_kill_and_a_stop(tmp_path: Path, pg_url: str) -> N
     )
     # a concurrency-1 worker never has two tasks in flight, whichever nodes sent them
     if serial.max_in_flight != 1:
-        found.append(f"the concurrency-1 worker had {serial.max_in_flight} tasks at once")
+        pairs = overlaps(serial.requests, killed_at)
+        found.append(
+            f"the concurrency-1 worker had {serial.max_in_flight} tasks at once; "
+            f"{len(pairs)} pairs overlapped, e.g. {pairs[:3]}"
+        )
     assert not found, "\n".join(found)
 
 
@@ -269,6 +307,24 @@ def problems(
     return found
 
 
+def overlaps(requests: list[Received], killed_at: float) -> list[str]:
+    """Each pair of tasks the worker had at once: their ids and times (s after the kill)."""
+    sent = Counter(r.id for r in requests)
+    found = []
+    for one, two in itertools.combinations(requests, 2):
+        if two.received_at < (one.finished_at or float("inf")) and one.received_at < (
+            two.finished_at or float("inf")
+        ):
+            found.append(
+                " & ".join(
+                    f"{r.id} ({r.received_at - killed_at:+.3f}…"
+                    f"{(r.finished_at or 0) - killed_at:+.3f}, sent {sent[r.id]}x)"
+                    for r in (one, two)
+                )
+            )
+    return found
+
+
 def _differ(what: str, got: Counter[Any], wanted: dict[Any, int]) -> list[str]:
     """One line naming what ``got`` has other than ``wanted`` (counts), none if alike."""
     wrong = {k: v for k, v in got.items() if wanted.get(k) != v}
@@ -280,8 +336,6 @@ def _differ(what: str, got: Counter[Any], wanted: dict[Any, int]) -> list[str]:
 
 
 def _body(request: Recorded) -> str:
-    import json
-
     data: dict[str, Any] = json.loads(request.body)
     return str(data["body"])
 
@@ -366,22 +420,12 @@ def left_alone_by_b(
     assert not touched, f"node B called the forge for a write node A is calling: {by_b}"
     [write] = store.list_writes(event_id=event_id)
     assert write.state.value == "calling" and write.attempts == 1, write
-    node, lease_until = _lease(write)
-    assert node == a_id and lease_until > b_started + 3 * LEASE, (node, lease_until, a_id)
+    assert write.node == a_id and write.lease_until > b_started + 3 * LEASE, (write, a_id)
 
 
 def _node_id(store: PostgresStore, pid: int) -> str:
     return next((n.id for n in store.list_nodes() if n.pid == pid), "")
 
 
-def _in_flight(store: PostgresStore, pid: int) -> int:
-    return next((n.in_flight for n in store.list_nodes() if n.pid == pid), 0)
-
-
 def _heartbeat(store: PostgresStore, node_id: str) -> float:
     return next((n.heartbeat_at for n in store.list_nodes() if n.id == node_id), 0.0)
-
-
-def _lease(write: WriteRecord) -> tuple[str, float]:
-    """The write's claim: (node, lease_until), ("", 0.0) before writes had leases."""
-    return str(getattr(write, "node", "")), float(getattr(write, "lease_until", 0.0))
