@@ -18,7 +18,7 @@ def adapter_worker(name: str) -> LoadedWorker:
 
 
 def record(name: str, kind: WorkerKind, state: WorkerState, endpoint: str) -> WorkerRecord:
-    return WorkerRecord(name=name, kind=kind, state=state, endpoint=endpoint, definition="{}")
+    return WorkerRecord(name=name, kind=kind, state=state, endpoint=endpoint, definition={})
 
 
 def test_an_adapter_is_sent_to_where_it_runs_on_this_node() -> None:
