@@ -217,8 +217,9 @@ class Ingest:
         )
         self._build_writers()
         await self.workers.start()
+        dispatcher = self.workers.dispatcher
         self._stop_listening = listen_for_nodes(
-            self._inner, self.workers.dispatcher.nudge_threadsafe
+            self._inner, dispatcher.nudge_threadsafe, dispatcher.leases.node.id
         )
         await self.pruner.start()
         pending = self.store.list_events(

@@ -197,9 +197,11 @@ def _sqlite_version(chosen: Database) -> int:
             conn.close()
 
 
-def listen_for_nodes(store: Store, heard: Callable[[], None]) -> Callable[[], None] | None:
-    """On PostgreSQL: call ``heard`` (from a thread) whenever another node may have freed a
-    slot or made a task (``mecha.store.postgres.listen``); what stops it. None on a
+def listen_for_nodes(
+    store: Store, heard: Callable[[], None], node: str = ""
+) -> Callable[[], None] | None:
+    """On PostgreSQL: call ``heard`` (from a thread) whenever another node than ``node``
+    may have freed a slot or made a task (``mecha.store.postgres.listen``); what stops it. None on a
     database one serve owns (SQLite): no other node is there to hear."""
     if "mecha.store.postgres.store" not in sys.modules:  # psycopg was never imported
         return None
@@ -208,7 +210,7 @@ def listen_for_nodes(store: Store, heard: Callable[[], None]) -> Callable[[], No
 
     if not isinstance(store, PostgresStore):
         return None
-    listener = Listener(store.server, heard)
+    listener = Listener(store.server, heard, node)
     listener.start()
     return listener.close
 

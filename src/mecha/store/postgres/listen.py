@@ -3,8 +3,11 @@
 A node's transactions notify the channel when a task leaves ``running`` (a slot of a
 worker limited across nodes may be free), becomes ``pending`` again, is taken back from a
 dead node, or is made through the API (``mecha.store.postgres.tasks``). Every listening
-node, the sender included, is told at the commit and looks for due tasks at once instead
-of at its next poll. Notifications carry no data, and a burst of them is one look.
+node is told at the commit and looks for due tasks at once instead of at its next poll; a
+burst of notifications is one look. A notification about one node's own tasks (its
+completions, its retries) names that node, and that node's listener ignores it: its
+dispatcher saw the change as it made it (on one node, each completion would otherwise
+cost a second look at the database).
 
 The listener runs on a thread (psycopg's ``notifies`` blocks). If its connection breaks it
 says so once, calls ``heard`` (a notification may have been missed meanwhile: the poll
@@ -35,9 +38,10 @@ _MOST_PAUSE = 10.0
 class Listener:
     """Calls ``heard`` (on its own thread) whenever another transaction notifies the channel."""
 
-    def __init__(self, server: Server, heard: Callable[[], None]) -> None:
+    def __init__(self, server: Server, heard: Callable[[], None], node: str = "") -> None:
         self._server = server
         self._heard = heard
+        self._node = node
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         #: set once the first LISTEN is in place (tests wait on it)
@@ -77,6 +81,8 @@ class Listener:
             conn.execute(f"LISTEN {CHANNEL}")
             self.listening.set()
             while not self._stop.is_set():
-                for _ in conn.notifies(timeout=_TICK):
+                for notice in conn.notifies(timeout=_TICK):
+                    if self._node and notice.payload == self._node:
+                        continue  # this node's own change
                     self.count += 1
                     self._heard()  # cheap: the dispatcher coalesces a burst into one look

@@ -173,13 +173,9 @@ def update_tasks(conn: Conn, updates: Sequence[TaskUpdate], now: float) -> list[
     applied: list[Task | None] = []
     events: dict[str, TaskState] = {}
     entries: list[TimelineEntry] = []
-    _lock_limits(conn, updates)
-    if len(updates) > 1:  # the rows in one order; then the updates in theirs
-        conn.execute(
-            "SELECT 1 FROM tasks WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
-            (sorted({u.task_id for u in updates}),),
-        ).fetchall()
+    _lock_rows(conn, updates)
     nudge = False
+    by: set[str] = set()  # the nodes whose updates notify
     for update in updates:
         if update.limits is not None and update.start_attempt:
             waiting = _held_back(conn, update, update.limits, now)
@@ -192,7 +188,9 @@ def update_tasks(conn: Conn, updates: Sequence[TaskUpdate], now: float) -> list[
             continue
         task = task_from_row(row)
         applied.append(task)
-        nudge = nudge or task.state is not TaskState.RUNNING
+        if task.state is not TaskState.RUNNING:
+            nudge = True
+            by.add(update.node)
         if update.step:
             entries.append(TimelineEntry(at=now, step=update.step, event_id=task.event_id,
                                          task_id=task.id, worker=task.worker,
@@ -202,8 +200,8 @@ def update_tasks(conn: Conn, updates: Sequence[TaskUpdate], now: float) -> list[
     add_timeline(conn, entries)
     for event_id in sorted(events):  # one order for every connection: no deadlock
         _follow(conn, event_id, events[event_id], now)
-    if nudge:
-        notify_tasks(conn)
+    if nudge:  # one node's own changes: that node knows already (it hears the others')
+        notify_tasks(conn, by.pop() if len(by) == 1 else "")
     return applied
 
 
@@ -214,9 +212,23 @@ CHANNEL = "mecha_tasks"
 _LIMITS_LOCK = 0x6D656361
 
 
-def notify_tasks(conn: Conn) -> None:
-    """Tell every listening node, at this transaction's commit, to look for due tasks."""
-    conn.execute(f"NOTIFY {CHANNEL}")
+def notify_tasks(conn: Conn, node: str = "") -> None:
+    """Tell every listening node, at this transaction's commit, to look for due tasks.
+
+    ``node`` (the payload) names the node whose own tasks changed, when one did: its
+    listener ignores the notification, as its dispatcher saw the change itself."""
+    conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, node))
+
+
+def _lock_rows(conn: Conn, updates: Sequence[TaskUpdate]) -> None:
+    """The limits of the claimed workers, then the tasks by id; then the updates apply in
+    their own order."""
+    _lock_limits(conn, updates)
+    if len(updates) > 1:
+        conn.execute(
+            "SELECT 1 FROM tasks WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
+            (sorted({u.task_id for u in updates}),),
+        ).fetchall()
 
 
 def _lock_limits(conn: Conn, updates: Sequence[TaskUpdate]) -> None:
