@@ -223,20 +223,27 @@ def test_ctrl_c_mid_way_leaves_the_target_empty(tmp_path: Path, pg_url: str) -> 
             "INSERT INTO timeline (at, step, detail) VALUES (?, 'policy', ?)",
             ((float(n), "x" * 200) for n in range(200_000)),
         )
+    migrated = mecha(home, "db", "migrate", env={"MECHA_DATABASE_URL": pg_url})
+    assert migrated.returncode == 0, migrated.stderr
     environ = {k: v for k, v in os.environ.items() if not k.startswith("MECHA_")}
     environ["MECHA_HOME"] = str(home)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mecha", "db", "copy", "--to", pg_url], env=environ,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert proc.stderr is not None
-    seen = []
-    for line in proc.stderr:
-        seen.append(line)
-        if "timeline: " in line and " of 200,000 rows" in line:
-            proc.send_signal(signal.SIGINT)
-            break
-    _, rest = proc.communicate(timeout=60)
+    # the copy's last step updates the registry row: held here, the copy cannot end
+    # before the Ctrl-C, however late a busy machine lets this test send it
+    with psycopg.connect(pg_url) as holder:
+        holder.execute("SELECT version FROM registry WHERE id = 1 FOR UPDATE").fetchall()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mecha", "db", "copy", "--to", pg_url], env=environ,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert proc.stderr is not None
+        seen = []
+        for line in proc.stderr:
+            seen.append(line)
+            if "timeline: " in line and " of 200,000 rows" in line:
+                proc.send_signal(signal.SIGINT)
+                break
+        _, rest = proc.communicate(timeout=60)
+        holder.rollback()
     assert proc.returncode != 0, "".join(seen) + rest
     assert f"interrupted: the copy was rolled back, {shown(pg_url)} is as it was" in rest
     assert pg_counts(pg_url) == dict.fromkeys(DATA_TABLES, 0)
