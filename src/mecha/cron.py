@@ -80,6 +80,23 @@ class Schedule:
             raise ScheduleError(f'"{self.text}" has no tick in {_HORIZON_YEARS} years')
         return found
 
+    def before(self, at: float) -> float | None:
+        """The last tick at or before the unix time ``at`` (None: none in nine years)."""
+        if self.every:
+            return (at // self.every) * self.every
+        end = datetime.fromtimestamp(at, self.zone)
+        day = end.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
+        first = day - timedelta(days=366 * _HORIZON_YEARS)
+        while day >= first:
+            if day.month in self.months and self._day_matches(day):
+                for hour in sorted(self.hours, reverse=True):
+                    for minute in sorted(self.minutes, reverse=True):
+                        found = self._real_time(day.replace(hour=hour, minute=minute))
+                        if found is not None and found <= at:
+                            return found
+            day -= timedelta(days=1)
+        return None
+
     def between(self, start: float, end: float, limit: int = 1000) -> list[float]:
         """The ticks in ``(start, end]``, oldest first, at most ``limit`` of them."""
         ticks: list[float] = []

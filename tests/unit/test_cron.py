@@ -82,6 +82,14 @@ def test_a_time_the_clock_skips_does_not_tick_and_a_repeated_one_ticks_once() ->
     assert len(ticks) == 1
 
 
+def test_the_last_tick_at_or_before_a_time() -> None:
+    weekdays = parse_schedule("0 9 * * 1-5")
+    assert iso(weekdays.before(at("2026-12-07 08:59")) or 0) == "2026-12-04 09:00 Fri"
+    assert iso(weekdays.before(at("2026-12-07 09:00")) or 0) == "2026-12-07 09:00 Mon"
+    assert parse_schedule("@every 10m").before(1_000_199) == 999_600
+    assert parse_schedule("@every 10m").before(1_000_200) == 1_000_200
+
+
 def test_every_falls_on_whole_multiples_of_unix_time() -> None:
     schedule = parse_schedule("@every 10m")
     assert schedule.after(1_000_000) == 1_000_200  # 1,000,200 = 1,667 x 600

@@ -17,6 +17,7 @@ import signal
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,7 @@ from mecha.engine.leases import DEFAULT_LEASE
 from mecha.engine.pipeline import Pipeline
 from mecha.engine.registry import WorkerRegistry
 from mecha.engine.retention import Pruner
+from mecha.engine.ticks import Ticker
 from mecha.engine.write_tries import WriteBackSettings
 from mecha.errors import ConfigError, MechaError, UsageError
 from mecha.event import EventState
@@ -196,6 +198,10 @@ class Ingest:
             store=self.store, registry=self.registry, writer=self.writer, reads=self.reads,
             tasks=self.workers.dispatcher, events=self.workers.writeback,
         )  # fmt: skip
+        self.ticker = Ticker(
+            store=self.store, registry=self.registry, receive=self.pipeline.receive,
+            writer=self.writer, reads=self.reads, local=local_zone(environ),
+        )  # fmt: skip
         self.sources: dict[str, SourceHandler] = build_sources(secrets, config, api_key=api_key)
         self.api_key = api_key
         self.api_closed = api_closed
@@ -229,6 +235,7 @@ class Ingest:
             self.pipeline.match_later(event)
         if pending:
             log.info("recovering %d events received before the last stop", len(pending))
+        await self.ticker.start()
         if self._reload_secrets is not None:
             with contextlib.suppress(NotImplementedError, RuntimeError):  # not on this platform
                 asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reload)
@@ -264,6 +271,7 @@ class Ingest:
     async def shutdown(self) -> None:
         """Finish matching, drain tasks in flight, then every queued commit; close the store."""
         await self.pruner.stop()
+        await self.ticker.stop()
         if self._stop_listening is not None:
             await asyncio.to_thread(self._stop_listening)
         await self.pipeline.finish_matching()
@@ -286,3 +294,21 @@ class Ingest:
         missing = [name for name, writer in writers.items() if writer is None]
         if missing:
             log.info("no credentials for %s: write-back there is a dry run", ", ".join(missing))
+
+
+def local_zone(environ: Mapping[str, str]) -> tzinfo:
+    """The server's time zone for schedules without ``tz:``: ``TZ`` if it names one, else
+    /etc/localtime, else UTC."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    name = environ.get("TZ", "").lstrip(":")
+    if name:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            log.warning("TZ=%s is not a known time zone; schedules use /etc/localtime", name)
+    try:
+        with open("/etc/localtime", "rb") as file:
+            return ZoneInfo.from_file(file, key="localtime")
+    except (OSError, ValueError):
+        return UTC

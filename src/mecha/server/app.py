@@ -29,7 +29,9 @@ def serve_app(ingest: Ingest) -> Starlette:
         store=ingest.store, pipeline=ingest.pipeline, sources=ingest.sources,
         reads=ingest.reads, api_key=ingest.api_key, api_closed=ingest.api_closed,
         dispatch=workers.dispatcher.submit, redactor=ingest.known,
-        dispatch_stats=lambda: {**workers.dispatcher.stats(), **workers.writeback.stats()},
+        dispatch_stats=lambda: {
+            **workers.dispatcher.stats(), **workers.writeback.stats(), **ingest.ticker.counts
+        },
         dispatch_latency=lambda: workers.dispatcher.latency,
     )  # fmt: skip
     return create_app(state, startup=ingest.startup, shutdown=ingest.shutdown)

@@ -30,6 +30,13 @@ _DISPATCH = {
     "writes_dry_run": ("mecha_writes_dry_run_total", "Writes shown, not sent", "counter"),
     "writes_denied": ("mecha_policy_denied_total", "Actions the policy denied", "counter"),
     "writes_in_flight": ("mecha_writes_in_flight", "Forge writes being made now", "gauge"),
+    "ticks": ("mecha_cron_ticks_total", "Schedule ticks made (source: cron)", "counter"),
+    "ticks_skipped": (
+        "mecha_cron_ticks_skipped_total", "Ticks skipped: the last one still ran", "counter"
+    ),
+    "ticks_dropped": (
+        "mecha_cron_ticks_dropped_total", "Ticks a clock jump passed over", "counter"
+    ),
 }  # fmt: skip
 
 

@@ -4,12 +4,14 @@ Every worker's every rule is looked at; a worker's first rule that matches and r
 (``auto: true``). A worker whose only matching rules say ``auto: false`` is *held*: matched,
 recorded, never run. Unlike upstream, one event may start several workers (fan-out).
 
-A rule matches when its ``source`` equals the event's, one of its ``on`` types equals the
-event type (or matches it as a wildcard: ``pull_request.*``, ``*``), and every ``filter``
-entry matches. A filter value is text or a list of texts (any one may match); a text equals
-the attribute as upstream printed it (``true``/``false``, ``<nil>`` when absent) or, when it
-holds ``*``, ``?`` or ``[``, matches it as a glob (``release/*``). For ``labels`` (and any
-list), it may match the whole text or any single label.
+A ``source: cron`` rule takes only the ticks made for it (the worker's name as actor, the
+rule's subject). Any other rule matches when its ``source`` equals the event's, one of its
+``on`` types equals the event type (or matches it as a wildcard: ``pull_request.*``,
+``*``), and every ``filter`` entry matches. A filter value is text or a list of texts (any
+one may match); a text equals the attribute as upstream printed it (``true``/``false``,
+``<nil>`` when absent) or, when it holds ``*``, ``?`` or ``[``, matches it as a glob
+(``release/*``). For ``labels`` (and any list), it may match the whole text or any single
+label.
 """
 
 from __future__ import annotations
@@ -78,7 +80,9 @@ def _decide_one(
     misses: list[str] = []
     held = -1
     for index, rule in enumerate(candidate.rules):
-        miss = _miss(rule, source=source, type=type, data=data)
+        miss = _miss(rule, source=source, type=type, data=data) or _tick_miss(
+            rule, candidate.name, data
+        )
         if miss:
             misses.append(f"rule {index + 1}: {miss}")
         elif rule.auto:
@@ -113,6 +117,18 @@ def _miss(rule: EventRule, *, source: str, type: str, data: Mapping[str, Any]) -
         if not any(_value_matches(key, value, p) for p in patterns):
             shown = " or ".join(repr(p) for p in patterns)
             return f"filter {key}: wanted {shown}, event has {render_value(value)!r}"
+    return ""
+
+
+def _tick_miss(rule: EventRule, worker: str, data: Mapping[str, Any]) -> str:
+    """A cron rule takes only its own ticks: made for this worker (the actor) and this
+    rule's subject. Another worker's tick with the same schedule is not its."""
+    if rule.source != "cron":
+        return ""
+    if data.get("actor") != worker:
+        return f"the tick is {data.get('actor')!r}'s, not this worker's"
+    if data.get("subject") != rule.subject:
+        return f"the tick's subject is {data.get('subject')!r}, rule has {rule.subject!r}"
     return ""
 
 

@@ -36,9 +36,26 @@ HOME_SECRET_DIRS = (
 def cross_field_rules(spec: WorkerSpec, doc: Document) -> list[Problem]:
     """Every rule that needs more than one field, as Problems."""
     problems = list(_kind_rules(spec, doc))
+    problems.extend(_cron_rules(spec, doc))
     if spec.docker is not None:
         problems.extend(_docker_rules(spec.docker, doc))
     return problems
+
+
+def _cron_rules(spec: WorkerSpec, doc: Document) -> Iterator[Problem]:
+    """Two cron rules of a worker with one subject would tick as one (name:subject:time)."""
+    seen: dict[str, int] = {}
+    for index, rule in enumerate(spec.events):
+        if rule.source != "cron":
+            continue
+        if rule.subject in seen:
+            yield Problem(
+                doc.where(("events", index, "subject")),
+                f'two cron rules have the subject "{rule.subject}" '
+                f"(rules {seen[rule.subject] + 1} and {index + 1}): their ticks would be one",
+                "give each cron rule its own subject:",
+            )
+        seen.setdefault(rule.subject, index)
 
 
 def _kind_rules(spec: WorkerSpec, doc: Document) -> Iterator[Problem]:

@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from mecha.cron import ScheduleError, parse_schedule
 from mecha.duration import parse_duration
 from mecha.errors import SecretsError, TemplateError
 from mecha.secrets import parse_reference
@@ -256,7 +257,9 @@ class EventRule(Section):
     """Which events a worker takes and the prompt it renders for them."""
 
     source: str = Field(pattern=SOURCE_PATTERN, description="github, gitlab or a generic source")
-    on: TextList = Field(min_length=1, description="event types, e.g. pull_request.opened")
+    on: TextList = Field(
+        min_length=1, description="event types, e.g. pull_request.opened (cron: tick, the default)"
+    )
     filter: dict[str, Text | list[Text]] = Field(
         default_factory=dict, description="event attributes that must match, e.g. repo_name: app"
     )
@@ -264,6 +267,52 @@ class EventRule(Section):
         min_length=1, description="prompt template: Go ({{.diff}}) or Jinja2 ({{ diff }})"
     )
     auto: bool = Field(True, description="false: the rule matches and is logged but never runs")
+    schedule: str = Field(
+        "",
+        description='source: cron: "0 9 * * 1-5" (minute hour day month weekday) or "@every 10m"',
+    )
+    subject: str = Field("", description="source: cron: what the tick is about (its subject)")
+    tz: str = Field(
+        "", description="source: cron: the schedule's IANA time zone (default: the server's)"
+    )
+    overlap: Literal["skip", "queue"] = Field(
+        "skip", description="source: cron: skip a tick while the last one runs, or queue it"
+    )
+    catch_up: bool = Field(
+        False, description="source: cron: after a downtime, run one missed tick at start"
+    )
+
+    @model_validator(mode="after")
+    def _cron(self) -> EventRule:
+        cron_keys = [k for k in ("schedule", "subject", "tz") if getattr(self, k)]
+        if self.source != "cron":
+            if cron_keys:
+                raise invalid(
+                    f"{cron_keys[0]}: is for source: cron rules", f"remove {cron_keys[0]}:"
+                )
+            return self
+        if not self.schedule:
+            raise invalid('a source: cron rule needs schedule:, e.g. schedule: "0 9 * * 1-5"')
+        try:
+            parse_schedule(self.schedule, self.tz)
+        except ScheduleError as exc:
+            raise invalid(f"schedule: {exc}") from None
+        if any(t != "tick" for t in self.on):
+            raise invalid(
+                "a source: cron rule takes only on: [tick]", "remove on: or write on: [tick]"
+            )
+        return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cron_defaults(cls, value: Any) -> Any:
+        """A cron rule's type is tick, and its subject the schedule unless given."""
+        if isinstance(value, dict) and value.get("source") == "cron":
+            value = dict(value)
+            value.setdefault("on", ["tick"])
+            if not value.get("subject") and isinstance(value.get("schedule"), str):
+                value["subject"] = value["schedule"]
+        return value
 
     @field_validator("on")
     @classmethod
