@@ -20,6 +20,7 @@ from mecha.forges.hydration import Hydration
 from mecha.store import EventOutcome
 from mecha.task import NewTask, task_context
 from mecha.worker.matching import Decision, Outcome, decide
+from mecha.worker.trust import command_args
 
 
 def decisions(event: Event, workers: Sequence[LoadedWorker]) -> list[Decision]:
@@ -78,6 +79,10 @@ def render(
     event: Event, worker: LoadedWorker, decision: Decision, data: Mapping[str, Any]
 ) -> NewTask | Decision:
     """The task for a matching worker, or a FAILED decision saying why its prompt failed."""
+    rule = worker.spec.events[decision.rule] if worker.spec is not None else None
+    if rule is not None and rule.command:
+        args = command_args(str(data.get("comment") or ""), rule.command)
+        data = {**data, "command": rule.command, "command_args": args or ""}
     try:
         prompt = worker.prompts[decision.rule].render(data)
     except MissingKey as exc:

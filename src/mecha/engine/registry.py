@@ -53,7 +53,9 @@ class LoadedWorker:
     @property
     def candidate(self) -> Candidate:
         """What matching looks at."""
-        return Candidate(name=self.name, rules=self.spec.events if self.spec else ())
+        if self.spec is None:
+            return Candidate(name=self.name, rules=())
+        return Candidate(name=self.name, rules=self.spec.events, trust=self.spec.trust)
 
     def same_as(self, other: LoadedWorker) -> bool:
         """Whether ``other`` is this worker with the same definition (its state aside)."""

@@ -83,11 +83,11 @@ _GH_PULL_REQUEST = obj(
 )  # fmt: skip
 _GH_COMMON = {
     "repository": obj(full_name=TEXT, name=TEXT, owner=obj(login=TEXT)),
-    "sender": obj(login=TEXT),
+    "sender": obj(login=TEXT, type=TEXT),
     "installation": obj(id=INTEGER),
 }
 _GH_ACTION = required(TEXT)
-_GH_COMMENT = obj(body=TEXT, author_association=TEXT)
+_GH_COMMENT = obj(body=TEXT, author_association=TEXT, user=obj(login=TEXT))
 _GH_PR_EVENT = {"action": _GH_ACTION, "number": INTEGER, "pull_request": required(_GH_PULL_REQUEST)}
 _GH_ISSUE = obj(
     number=INTEGER, title=TEXT, body=nullable(TEXT), labels=_GH_LABELS, author_association=TEXT,
@@ -103,7 +103,9 @@ GITHUB: Mapping[str, Shape] = {
         "pull_request_review_comment": {**_GH_PR_EVENT, "comment": required(_GH_COMMENT)},
         "pull_request_review": {
             **_GH_PR_EVENT,
-            "review": required(obj(body=nullable(TEXT), state=TEXT, author_association=TEXT)),
+            "review": required(obj(
+                body=nullable(TEXT), state=TEXT, author_association=TEXT, user=obj(login=TEXT),
+            )),
         },
         "push": {
             "action": TEXT, "ref": TEXT, "after": TEXT, "compare": TEXT,

@@ -78,20 +78,32 @@ def received_entry(event: Event) -> TimelineEntry:
 
 def decided_entry(outcome: EventOutcome, now: float) -> TimelineEntry:
     """The timeline entry for what matching decided."""
-    taken = sorted(d.worker for d in outcome.decisions if d.outcome == "matched")
-    held = sorted(d.worker for d in outcome.decisions if d.outcome == "held")
+    decisions = sorted(outcome.decisions, key=lambda d: d.worker)
+    taken = [d.worker for d in decisions if d.outcome == "matched"]
+    held = [f"{d.worker} ({d.reason})" for d in decisions if d.outcome == "held"]
     if outcome.error and not taken:
         return TimelineEntry(at=now, step=Step.EVENT_FAILED, event_id=outcome.event_id,
                              detail=outcome.error)  # fmt: skip
     if taken:
         step, detail = Step.MATCHED, "taken by " + ", ".join(taken)
     elif held:
-        step, detail = Step.HELD, "held (auto: false) by " + ", ".join(held)
+        step, detail = Step.HELD, "held by " + ", ".join(held)
     else:
         step, detail = Step.SKIPPED, "no worker takes it"
+    # a worker whose rule fit but whose trust refused the sender: said where it is seen
+    refused = [f"{d.worker}: {_trust_part(d.reason)}" for d in decisions
+               if d.outcome == "not_matched" and "trust: " in d.reason]  # fmt: skip
+    if refused:
+        detail += "; refused by " + "; ".join(refused)
     if outcome.error:
         detail += f"; {outcome.error}"
     return TimelineEntry(at=now, step=step, event_id=outcome.event_id, detail=detail)
+
+
+def _trust_part(reason: str) -> str:
+    """The trust refusal of a decision's reason (its rules' misses joined by "; ")."""
+    parts = [part for part in reason.split("; ") if "trust: " in part]
+    return "; ".join(parts)
 
 
 REQUEUED_DETAIL = "it was in flight when mecha serve stopped; sending it again"

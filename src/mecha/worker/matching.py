@@ -23,9 +23,10 @@ from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
 from mecha.event import render_value
+from mecha.worker.trust import command_miss, trust_miss
 
 if TYPE_CHECKING:
-    from mecha.worker.spec import EventRule
+    from mecha.worker.spec import EventRule, Trust
 
 _GLOB = frozenset("*?[")
 #: attributes whose text is a ", "-joined list, matched item by item as well
@@ -60,6 +61,8 @@ class Candidate:
 
     name: str
     rules: Sequence[EventRule]
+    #: who may start it (None: the defaults)
+    trust: Trust | None = None
 
 
 def decide(
@@ -80,8 +83,11 @@ def _decide_one(
     misses: list[str] = []
     held = -1
     for index, rule in enumerate(candidate.rules):
-        miss = _miss(rule, source=source, type=type, data=data) or _tick_miss(
-            rule, candidate.name, data
+        miss = (
+            _miss(rule, source=source, type=type, data=data)
+            or _tick_miss(rule, candidate.name, data)
+            or (command_miss(rule.command, data) if rule.command else "")
+            or _trust_miss(rule, candidate.trust, data)
         )
         if miss:
             misses.append(f"rule {index + 1}: {miss}")
@@ -118,6 +124,16 @@ def _miss(rule: EventRule, *, source: str, type: str, data: Mapping[str, Any]) -
             shown = " or ".join(repr(p) for p in patterns)
             return f"filter {key}: wanted {shown}, event has {render_value(value)!r}"
     return ""
+
+
+def _trust_miss(rule: EventRule, trust: Trust | None, data: Mapping[str, Any]) -> str:
+    if rule.source == "cron":  # made by Mecha itself
+        return ""
+    min_level, forks, bots = (
+        ("member", True, ()) if trust is None else (trust.min, trust.forks, trust.bots)
+    )
+    return trust_miss(command=bool(rule.command), min_level=min_level, forks=forks, bots=bots,
+                      data=data)  # fmt: skip
 
 
 def _tick_miss(rule: EventRule, worker: str, data: Mapping[str, Any]) -> str:

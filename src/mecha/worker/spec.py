@@ -32,6 +32,7 @@ from mecha.errors import SecretsError, TemplateError
 from mecha.secrets import parse_reference
 from mecha.template.prompt import compile_template
 from mecha.worker.kind import WorkerKind, WorkerState
+from mecha.worker.trust import COMMAND_PATTERN, COMMENT_TYPES
 
 __all__ = ["WorkerKind", "WorkerSpec", "WorkerState"]
 
@@ -253,6 +254,18 @@ class RateLimit(Section):
     burst: int = Field(5, ge=1, description="tasks that may go at once after a quiet spell")
 
 
+class Trust(Section):
+    """Who may start this worker (``mecha.worker.trust``)."""
+
+    min: Literal["anyone", "contributor", "member", "owner"] = Field(
+        "member", description="who may run a command: member = OWNER, MEMBER, COLLABORATOR"
+    )
+    forks: bool = Field(True, description="false: pull requests from forks run no on: rule")
+    bots: TextList = Field(
+        default_factory=list, description="bots (exact logins) that may start this worker"
+    )
+
+
 class EventRule(Section):
     """Which events a worker takes and the prompt it renders for them."""
 
@@ -281,9 +294,20 @@ class EventRule(Section):
     catch_up: bool = Field(
         False, description="source: cron: after a downtime, run one missed tick at start"
     )
+    command: str = Field(
+        "", description="a comment command, e.g. /review: new comments whose first line starts so"
+    )
 
     @model_validator(mode="after")
     def _cron(self) -> EventRule:
+        if self.command:
+            if self.source not in COMMENT_TYPES:
+                raise invalid("command: is for source: github or gitlab rules", "remove command:")
+            if not re.match(COMMAND_PATTERN, self.command):
+                raise invalid(
+                    f'"{self.command}" is not a command',
+                    "write a slash and one word, e.g. command: /review",
+                )
         cron_keys = [k for k in ("schedule", "subject", "tz") if getattr(self, k)]
         if self.source != "cron":
             if cron_keys:
@@ -307,6 +331,8 @@ class EventRule(Section):
     @classmethod
     def _cron_defaults(cls, value: Any) -> Any:
         """A cron rule's type is tick, and its subject the schedule unless given."""
+        if isinstance(value, dict) and value.get("command") and "on" not in value:
+            value = {**value, "on": list(COMMENT_TYPES.get(str(value.get("source")), ()))}
         if isinstance(value, dict) and value.get("source") == "cron":
             value = dict(value)
             value.setdefault("on", ["tick"])
@@ -346,6 +372,7 @@ class WorkerSpec(Section):
         3, ge=0, le=100, description="retries after a transient failure, then dead-letter"
     )
     rate_limit: RateLimit = Field(default_factory=RateLimit)  # type: ignore[arg-type]
+    trust: Trust = Field(default_factory=Trust)  # type: ignore[arg-type]
 
     model_config = ConfigDict(
         title="Mecha worker",

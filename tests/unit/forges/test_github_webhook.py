@@ -129,7 +129,10 @@ def test_verification_does_not_parse_the_body() -> None:
 
 # ---------------------------------------------------------------- parse_github: the samples
 
-COMMON = {"repo_owner": "Codertocat", "repo_name": "Hello-World", "sender": "Codertocat"}
+COMMON = {
+    "repo_owner": "Codertocat", "repo_name": "Hello-World", "sender": "Codertocat",
+    "sender_type": "User",
+}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -196,6 +199,7 @@ COMMON = {"repo_owner": "Codertocat", "repo_name": "Hello-World", "sender": "Cod
                 "number": 1,
                 "title": "Spelling error in the README file",
                 "comment": "You are totally right! I'll get this fixed right away.",
+                "comment_author": "Codertocat",
                 "labels": "bug",
                 "author_association": "OWNER",
                 "is_pull_request": False,
@@ -209,6 +213,7 @@ COMMON = {"repo_owner": "Codertocat", "repo_name": "Hello-World", "sender": "Cod
                 "repo_owner": "Octocoders",
                 "repo_name": "Hello-World",
                 "sender": "Codertocat",
+                "sender_type": "User",
                 "installation_id": 0,
             },
         ),
@@ -362,6 +367,7 @@ def test_an_unknown_event_keeps_its_name_and_the_common_attributes() -> None:
         "repo_owner": "Codertocat",
         "repo_name": "Hello-World",
         "sender": "octocat",
+        "sender_type": "",
         "installation_id": 0,
     }
 

@@ -145,6 +145,8 @@ def _common_attrs(payload: dict[str, Any]) -> Attrs:
         "repo_owner": owner,
         "repo_name": name,
         "sender": text_at(payload, "sender", "login"),
+        # User, Bot or Organization: a bot is told by this, never by its login
+        "sender_type": text_at(payload, "sender", "type"),
         "installation_id": int_at(payload, "installation", "id"),
     }
 
@@ -176,6 +178,7 @@ def _pull_request(payload: dict[str, Any]) -> Attrs:
 def _review_comment(payload: dict[str, Any]) -> Attrs:
     attrs = _pull_request(payload)
     attrs["comment"] = text_at(payload, "comment", "body")
+    attrs["comment_author"] = text_at(payload, "comment", "user", "login")
     attrs["author_association"] = text_at(payload, "comment", "author_association")
     return attrs
 
@@ -184,6 +187,7 @@ def _review(payload: dict[str, Any]) -> Attrs:
     attrs = _pull_request(payload)
     attrs["comment"] = text_at(payload, "review", "body")
     attrs["review_state"] = text_at(payload, "review", "state")
+    attrs["comment_author"] = text_at(payload, "review", "user", "login")
     attrs["author_association"] = text_at(payload, "review", "author_association")
     return attrs
 
@@ -214,6 +218,7 @@ def _issue_comment(payload: dict[str, Any]) -> Attrs:
         "number": int_at(issue, "number"),
         "title": text_at(issue, "title"),
         "comment": text_at(payload, "comment", "body"),
+        "comment_author": text_at(payload, "comment", "user", "login"),
         "labels": joined_names(issue.get("labels"), "name"),
         "author_association": text_at(payload, "comment", "author_association"),
         # GitHub reports comments on pull requests as issue comments on the PR's issue

@@ -386,6 +386,7 @@ def _note(payload: dict[str, Any]) -> Attrs:
     elif noteable == "Commit":
         attrs = {"head_sha": text_at(payload, "commit", "id")}
     attrs["comment"] = text_at(note, "note")
+    attrs["comment_author"] = text_at(payload, "user", "username")
     attrs["noteable_type"] = noteable
     attrs["action"] = text_at(note, "action")
     return attrs
