@@ -36,7 +36,9 @@ from mecha.engine.ticks import Ticker
 from mecha.engine.write_tries import WriteBackSettings
 from mecha.errors import ConfigError, MechaError, UsageError
 from mecha.event import EventState
+from mecha.forges.fetch import FetchError
 from mecha.forges.sources import SourceHandler, build_sources
+from mecha.forges.writer import WriteFailure, Writer
 from mecha.known_secrets import KnownSecrets
 from mecha.secrets import Secrets
 from mecha.store import Store
@@ -185,6 +187,7 @@ class Ingest:
             store=self.store, environ=environ, home=user_home, known=self.known
         )
         self.http: httpx.AsyncClient | None = None
+        self._identities: asyncio.Task[None] | None = None
         # SQLite: one serve owns the file (its serve mark), and takes back every task found
         # running at start; PostgreSQL: nodes share it and take back only ended leases
         own_database = database(settings).postgres is None
@@ -272,6 +275,8 @@ class Ingest:
         """Finish matching, drain tasks in flight, then every queued commit; close the store."""
         await self.pruner.stop()
         await self.ticker.stop()
+        if self._identities is not None:
+            self._identities.cancel()
         if self._stop_listening is not None:
             await asyncio.to_thread(self._stop_listening)
         await self.pipeline.finish_matching()
@@ -291,9 +296,19 @@ class Ingest:
             self.http, secrets=self.secrets, config=self.config, environ=self.environ
         )
         self.workers.writeback.set_writers(writers, previews)
+        if self._identities is not None:
+            self._identities.cancel()
+        found = {source: writer for source, writer in writers.items() if writer is not None}
+        self._identities = asyncio.get_running_loop().create_task(
+            learn_identities(found, self.pipeline.own), name="mecha-identities"
+        )
         missing = [name for name, writer in writers.items() if writer is None]
         if missing:
             log.info("no credentials for %s: write-back there is a dry run", ", ".join(missing))
+
+
+#: seconds between asks of a forge that could not say which account Mecha writes as
+IDENTITY_RETRY = 30.0
 
 
 def local_zone(environ: Mapping[str, str]) -> tzinfo:
@@ -312,3 +327,30 @@ def local_zone(environ: Mapping[str, str]) -> tzinfo:
             return ZoneInfo.from_file(file, key="localtime")
     except (OSError, ValueError):
         return UTC
+
+
+async def learn_identities(writers: Mapping[str, Writer], own: dict[str, str]) -> None:
+    """Ask each forge which account Mecha writes as, into ``own`` (the pipeline's): events
+    that account causes start no worker. A forge that cannot be asked now is asked again
+    after IDENTITY_RETRY seconds; until then its events are matched as they come."""
+    waiting = dict(writers)
+    while waiting:
+        for source, writer in list(waiting.items()):
+            try:
+                login = await writer.identity()
+            except (WriteFailure, FetchError) as exc:
+                log.warning("%s: cannot ask which account Mecha writes as (%s); its own "
+                            "events are not told apart until then", source, exc)  # fmt: skip
+                continue
+            except Exception:  # a bug: said once, not asked again
+                log.exception("%s: asking which account Mecha writes as failed", source)
+                login = ""
+            del waiting[source]
+            if login:
+                own[source] = login
+                log.info("%s: Mecha writes as %s; what that account does starts no worker",
+                         source, login)  # fmt: skip
+            else:
+                log.warning("%s: the forge did not say which account Mecha writes as", source)
+        if waiting:
+            await asyncio.sleep(IDENTITY_RETRY)

@@ -23,8 +23,17 @@ from mecha.worker.matching import Decision, Outcome, decide
 from mecha.worker.trust import command_args
 
 
-def decisions(event: Event, workers: Sequence[LoadedWorker]) -> list[Decision]:
-    """Each usable worker's decision about ``event`` (its rules, in order)."""
+def decisions(
+    event: Event, workers: Sequence[LoadedWorker], own: Mapping[str, str] | None = None
+) -> list[Decision]:
+    """Each usable worker's decision about ``event`` (its rules, in order). ``own``: Mecha's
+    own account by source; an event it caused starts no worker (no bot loops)."""
+    me = (own or {}).get(event.source, "")
+    if me and event.actor.lower() == me.lower():
+        why = (f"trust: the sender {event.actor} is Mecha's own {event.source} account (what "
+               "Mecha writes never starts a worker)")  # fmt: skip
+        return [Decision(worker=w.name, outcome=Outcome.NOT_MATCHED, reason=why)
+                for w in workers if not w.broken]  # fmt: skip
     return decide(
         [w.candidate for w in workers if not w.broken],
         source=event.source,

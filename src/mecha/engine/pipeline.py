@@ -100,6 +100,8 @@ class Pipeline:
         self._inflight: set[asyncio.Task[None]] = set()
         #: events matched so far (for /health and /metrics)
         self.matched = 0
+        #: Mecha's own account by source (learnt from the forges): its events start nothing
+        self.own: dict[str, str] = {}
 
     @property
     def stored(self) -> int:
@@ -143,7 +145,7 @@ class Pipeline:
     def _arrive(self, event: Event, workers: Sequence[LoadedWorker]) -> Arrival:
         """The event with its outcome, unless it waits for a diff (or matching broke)."""
         try:
-            decided = matcher.decisions(event, workers)
+            decided = matcher.decisions(event, workers, self.own)
             hydrator = self.hydrator
             if matcher.taken(decided) and hydrator is not None and hydrator.handles(event):
                 return Arrival(event=event)
@@ -170,7 +172,7 @@ class Pipeline:
     async def _match(self, event: Event) -> None:
         loop = asyncio.get_running_loop()
         workers = await loop.run_in_executor(self._reads, self._registry.refresh)
-        decided = matcher.decisions(event, workers)
+        decided = matcher.decisions(event, workers, self.own)
         hydrated: Hydration | None = None
         if self.hydrator is not None and matcher.taken(decided):
             hydrated = await self.hydrator.hydrate(event)

@@ -61,3 +61,8 @@ class Writer(Protocol):
     def preview(self, write: Write) -> str:
         """The requests ``write`` would make: ``POST /repos/o/r/issues/7/comments``."""
         ...
+
+    async def identity(self) -> str:
+        """The login of the account Mecha writes as ("" when the forge will not say);
+        WriteFailure or FetchError if the forge cannot be asked now."""
+        ...

@@ -238,6 +238,9 @@ class FakeWriter:
     def preview(self, write: Write) -> str:
         return f"POST {write.place.name} comments"
 
+    async def identity(self) -> str:
+        return "mecha-bot"
+
 
 async def review(rig: Rig, store: Store) -> Task:
     """Deliver a pull request to the reviewer; its task, once completed."""

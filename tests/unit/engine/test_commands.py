@@ -73,3 +73,26 @@ def test_a_member_runs_a_command_an_outsider_and_a_bot_do_not(store: Store, tmp_
     assert "refused by reviewer: rule 1: trust: the sender other-app[bot] is a bot" in details[3]
     assert details[4] == "no worker takes it"  # not the command: no trust question
     assert details[1] == "taken by reviewer"
+
+
+def test_what_mechas_own_account_does_starts_no_worker(store: Store, tmp_path: Path) -> None:
+    from tests.unit.engine.rig import Rig
+
+    register(store, REVIEWER)
+    worker = Worker()
+
+    async def main() -> None:
+        async with Rig(store, tmp_path, send=worker.send) as rig:
+            rig.pipeline.own["github"] = "Mecha-Bot"  # as the forge spells it
+            await rig.pipeline.receive(
+                comment(1, "/review", login="mecha-bot", association="OWNER")
+            )
+            await rig.pipeline.receive(comment(2, "/review", login="mona", association="OWNER"))
+            await rig.pipeline.finish_matching()
+            await eventually(lambda: len(worker.sent) == 1, "mona's command sent")
+
+    asyncio.run(main())
+    assert [t.prompt for t in worker.sent] == ["review #2 for mona: "]
+    [own] = [e for e in store.list_events(limit=10) if e.attrs["number"] == 1]
+    [step] = [e for e in store.list_timeline(event_id=own.id) if e.step == Step.SKIPPED]
+    assert "trust: the sender mecha-bot is Mecha's own github account" in step.detail

@@ -127,6 +127,18 @@ class GitHubWriter:
 
     # ------------------------------------------------------------ our account
 
+    async def identity(self) -> str:
+        """Our account's login: the token's user, or the App's bot (``slug[bot]``)."""
+        if self._login is None:
+            headers = {"Accept": JSON_ACCEPT, "X-GitHub-Api-Version": API_VERSION,
+                       "User-Agent": "mecha"}  # fmt: skip
+            if not self.auth.is_app:  # an App asks GET /app with its JWT (_ask_login)
+                headers["Authorization"] = await self.auth.authorization(
+                    self.http, api_url=self.api_url, installation_id="", timeout=self.timeout
+                )
+            await self._me(GitHubRest(self.http, self.api_url, headers, self.timeout))
+        return self._login or ""
+
     async def _me(self, api: GitHubRest) -> str:
         """Our account's login, "" when GitHub will not say (then nothing is edited)."""
         if self._login is None:

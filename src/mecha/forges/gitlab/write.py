@@ -94,6 +94,11 @@ class GitLabWriter:
 
     # --- comments ---------------------------------------------------------------------------
 
+    async def identity(self) -> str:
+        """The token's username."""
+        user, _ = await self.api.whoami()
+        return user
+
     async def _comment(self, write: Write, uncertain: bool) -> Done:
         target = target_of(write)
         body = note_body(write, write.body)
