@@ -22,6 +22,7 @@ tests every case.
 from __future__ import annotations
 
 import calendar
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -84,18 +85,7 @@ class Schedule:
         """The last tick at or before the unix time ``at`` (None: none in nine years)."""
         if self.every:
             return (at // self.every) * self.every
-        end = datetime.fromtimestamp(at, self.zone)
-        day = end.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
-        first = day - timedelta(days=366 * _HORIZON_YEARS)
-        while day >= first:
-            if day.month in self.months and self._day_matches(day):
-                for hour in sorted(self.hours, reverse=True):
-                    for minute in sorted(self.minutes, reverse=True):
-                        found = self._real_time(day.replace(hour=hour, minute=minute))
-                        if found is not None and found <= at:
-                            return found
-            day -= timedelta(days=1)
-        return None
+        return next((t for t in self._ticks(at, forward=False) if t <= at), None)
 
     def between(self, start: float, end: float, limit: int = 1000) -> list[float]:
         """The ticks in ``(start, end]``, oldest first, at most ``limit`` of them."""
@@ -116,18 +106,25 @@ class Schedule:
         return in_days or in_weekdays
 
     def _next_cron(self, at: float) -> float | None:
+        return next((t for t in self._ticks(at, forward=True) if t > at), None)
+
+    def _ticks(self, at: float, *, forward: bool) -> Iterator[float]:
+        """The cron ticks from the day of ``at`` on (or back), up to nine years, in order."""
         start = datetime.fromtimestamp(at, self.zone)
         day = start.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=None)
-        last = day + timedelta(days=366 * _HORIZON_YEARS)
-        while day <= last:
+        step = timedelta(days=1 if forward else -1)
+        hours, minutes = (
+            sorted(self.hours, reverse=not forward),
+            sorted(self.minutes, reverse=not forward),
+        )
+        for _ in range(366 * _HORIZON_YEARS + 1):
             if day.month in self.months and self._day_matches(day):
-                for hour in sorted(self.hours):
-                    for minute in sorted(self.minutes):
+                for hour in hours:
+                    for minute in minutes:
                         found = self._real_time(day.replace(hour=hour, minute=minute))
-                        if found is not None and found > at:
-                            return found
-            day += timedelta(days=1)
-        return None
+                        if found is not None:
+                            yield found
+            day += step
 
     def _real_time(self, wall: datetime) -> float | None:
         """The unix time of a wall-clock time in the zone; None if the zone skips it."""
