@@ -147,13 +147,17 @@ def render_value(value: Any) -> str:
 
 
 def template_data(event: Event | Delivery) -> dict[str, Any]:
-    """What a prompt template sees: actor, subject, source, type, then every attribute."""
+    """What a prompt template sees: actor, subject, source, type, then every attribute, and
+    ``repo`` (``owner/name``) where the event has ``repo_owner`` and ``repo_name``."""
     data: dict[str, Any] = {
         "actor": event.actor,
         "subject": event.subject,
         "source": event.source,
         "type": event.type,
     }
+    owner, name = event.attrs.get("repo_owner"), event.attrs.get("repo_name")
+    if owner and name:
+        data["repo"] = f"{owner}/{name}"
     data.update(event.attrs)
     return data
 

@@ -4,6 +4,11 @@ Matching creates a task ``pending`` with the dedup key ``<event id>:<worker>``, 
 never makes two tasks for one worker however often it is matched again (after a crash, say).
 Dispatch (the engine) moves it on: pending → running → completed | failed, and back to
 pending with a retry time when a transient failure allows another attempt.
+
+A worker with ``flow:`` gives each task a key (its rendered ``flow.key``): a key's tasks run
+one at a time, oldest event first. With ``supersede`` (or ``debounce``) a newer event's task
+replaces the key's waiting one, which ends ``superseded`` naming its replacer; with
+``supersede`` a running one is marked too, and its answer is dropped when it comes.
 """
 
 from __future__ import annotations
@@ -32,16 +37,20 @@ CONTEXT_ATTRS = (
 
 
 class TaskState(StrEnum):
-    """pending → running → completed | failed (| cancelled)."""
+    """pending → running → completed | failed (| cancelled | superseded)."""
 
     PENDING = "pending"
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    #: a newer event's task for the same flow key replaced it (it never writes back)
+    SUPERSEDED = "superseded"
 
 
-FINAL_STATES = frozenset({TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED})
+FINAL_STATES = frozenset(
+    {TaskState.COMPLETED, TaskState.FAILED, TaskState.CANCELLED, TaskState.SUPERSEDED}
+)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -71,11 +80,37 @@ class Task:
     timeout: float = 0.0
     #: tokens of the answer received so far in the last send (0 = none, or not streamed)
     tokens: int = 0
+    #: its worker's ``flow.key`` rendered for its event ("" = no flow control), and when
+    #: that event arrived (a key's tasks run in this order)
+    flow_key: str = ""
+    flow_at: float = 0.0
+    #: the task that replaced it ("" = none): set when it ends ``superseded``, or while it
+    #: still runs and its answer is to be dropped
+    superseded_by: str = ""
 
     @property
     def final(self) -> bool:
-        """Completed, failed or cancelled: nothing more happens to it by itself."""
+        """Completed, failed, cancelled or superseded: nothing more happens to it by itself."""
         return self.state in FINAL_STATES
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FlowMark:
+    """A new task's place under its worker's ``flow:``: the rendered key, what to do."""
+
+    key: str
+    #: when its event arrived (unix seconds): older events' tasks of the key go first
+    at: float
+    #: a newer event replaces the key's waiting task and marks its running one
+    supersede: bool = False
+    #: seconds the key must be quiet before the task starts (0 = at once); a newer event
+    #: replaces the waiting task (and starts the wait again)
+    debounce: float = 0.0
+
+    @property
+    def replaces(self) -> bool:
+        """Whether the key's waiting task gives way to this one."""
+        return self.supersede or self.debounce > 0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -87,6 +122,8 @@ class NewTask:
     event_id: str
     prompt: str
     context: Mapping[str, Any] = field(default_factory=dict)
+    #: its worker's flow control (None = none)
+    flow: FlowMark | None = None
 
     @property
     def dedup_key(self) -> str:
@@ -125,6 +162,8 @@ def task_json(task: Task, *, now: float | None = None) -> dict[str, Any]:
         "finished_at": timestamp(task.finished_at) if task.finished_at else None,
         "timeout": task.timeout or None,
         "progress": progress_json(task, now=now),
+        "flow_key": task.flow_key or None,
+        "superseded_by": task.superseded_by or None,
     }
 
 

@@ -27,6 +27,8 @@ class Step(StrEnum):
     FAILED = "failed"  # the task failed for good (dead-letter after retries)
     COMPLETED = "completed"  # the worker answered with a result
     CANCELLED = "cancelled"  # by hand
+    #: a newer event's task for the same flow key replaced it (or will drop its answer)
+    SUPERSEDED = "superseded"
     REQUEUED = "requeued"  # `mecha task retry`, or an in-flight task found after a crash
     EVENT_FAILED = "event failed"  # the event could not be matched
     POLICY = "policy"  # one policy decision on a result: allowed, denied or skipped, and why

@@ -31,7 +31,7 @@ from typing import Any
 from mecha.duration import format_duration
 from mecha.engine.batcher import Batcher
 from mecha.engine.histogram import Histogram
-from mecha.engine.lanes import Lane, Lanes
+from mecha.engine.lanes import Lane, Lanes, Parked
 from mecha.engine.leases import DEFAULT_LEASE, NodeLeases, anonymous_node
 from mecha.engine.pacing import RETRY_BASE, RETRY_CAP
 from mecha.engine.polling import poll_forever
@@ -43,6 +43,7 @@ from mecha.engine.writeback import WriteBack
 from mecha.errors import MechaError
 from mecha.result_cap import DEFAULT_MAX_RESULT
 from mecha.store import NodeRecord, Store, TaskUpdate
+from mecha.store.flow import held_detail
 from mecha.task import Task, TaskState
 from mecha.timeline import Step, TimelineEntry
 
@@ -118,8 +119,9 @@ class Dispatcher:
         self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self.counts: dict[str, int] = dict.fromkeys(
-            ("sent", "completed", "failed", "retried", "dead_lettered", "recovered", "held"), 0
-        )
+            ("sent", "completed", "failed", "retried", "dead_lettered", "recovered", "held",
+             "superseded"), 0,
+        )  # fmt: skip
         #: ms from a task being stored (or due again) to its send starting
         self.latency = Histogram()
         #: checks for cancelled sends done so far (tests wait on it)
@@ -132,6 +134,8 @@ class Dispatcher:
         )  # fmt: skip
         #: set when another node may have freed a slot or made work (``nudge``)
         self._nudged = asyncio.Event()
+        #: keyed tasks whose claim waited for their flow key, by (worker, key), in order
+        self._parked = Parked()
 
     # --- life cycle -------------------------------------------------------------------
 
@@ -191,10 +195,16 @@ class Dispatcher:
     # --- intake -----------------------------------------------------------------------
 
     def submit(self, tasks: Sequence[Task]) -> None:
-        """Queue pending tasks (from any coroutine on the server's loop); returns at once."""
+        """Queue pending tasks (from any coroutine on the server's loop); returns at once.
+
+        A task not due yet (a flow's debounce) is queued when it is."""
+        now = time.time()
         for task in tasks:
             if task.state is TaskState.PENDING and task.id not in self._known:
                 self._known.add(task.id)
+                if task.next_retry_at > now and self._loop is not None:
+                    self._loop.call_later(task.next_retry_at - now, self._requeue, task)
+                    continue
                 lane = self._lane(task.worker)
                 lane.queue.append(task)
                 lane.unnoted.append(task)
@@ -312,21 +322,44 @@ class Dispatcher:
             if retry is None:
                 self._known.discard(task.id)
                 self._noted.discard(task.id)
+            if task.flow_key:  # its key's next task may go now
+                self._unpark(self._parked.take(task.worker, task.flow_key))
             self._wake.set()
-        if retry is not None and retry.held:
+        self._after(lane, task, retry)
+
+    def _after(self, lane: Lane, task: Task, retry: Retry | None) -> None:
+        """What follows a send: a held claim waits (parked under its flow key, or first in
+        its lane), a retry is queued after its delay, a free slot lets the lane go."""
+        if retry is not None and retry.held and task.flow_key:
+            # its key has another task running, or an older one waiting: it goes after it
+            self._parked.put(retry.task)
+            self._note_waiting(task, held_detail(task.flow_key))
+        elif retry is not None and retry.held:
             # first in its lane again; the lane waits for a slot to free up somewhere
             lane.queue.appendleft(retry.task)
             lane.held = True
-            if task.id not in self._noted:
-                self._noted.add(task.id)
-                self._notes.put(TimelineEntry(
-                    at=time.time(), step=Step.WAITING, event_id=task.event_id, task_id=task.id,
-                    worker=task.worker, detail=HELD_DETAIL,
-                ))  # fmt: skip
+            self._note_waiting(task, HELD_DETAIL)
         elif retry is not None and self._loop is not None:
             self._loop.call_later(retry.delay, self._requeue, retry.task)
         elif lane.held:
             lane.held = False  # one of ours ended: a slot of its worker is free
+
+    def _note_waiting(self, task: Task, why: str) -> None:
+        """A ``waiting`` step saying ``why``, once per task."""
+        if task.id not in self._noted:
+            self._noted.add(task.id)
+            self._notes.put(TimelineEntry(
+                at=time.time(), step=Step.WAITING, event_id=task.event_id, task_id=task.id,
+                worker=task.worker, detail=why,
+            ))  # fmt: skip
+
+    def _unpark(self, tasks: Sequence[Task]) -> None:
+        """Parked tasks back to the front of their lanes, in their order."""
+        for task in reversed(tasks):
+            if not self._closing and task.id in self._known:
+                self._lane(task.worker).queue.appendleft(task)
+        if tasks:
+            self._wake.set()
 
     def _requeue(self, task: Task) -> None:
         if self._closing or task.id not in self._known:
@@ -404,6 +437,7 @@ class Dispatcher:
         yet are queued."""
         for lane in self._lanes:
             lane.held = False
+        self._unpark(self._parked.take_all())  # another node's task of their key may have ended
         due = await self._on(
             self._reads, self._store.due_tasks, now=time.time(), limit=5000,
             skip=frozenset(self._known),

@@ -130,3 +130,28 @@ class Lanes:
             waiter = asyncio.get_running_loop().create_future()
             lane.idle.append(waiter)
             await waiter
+
+
+class Parked:
+    """Keyed tasks whose claim waited for their flow key (another task of it runs, or an
+    older one waits), by (worker, key), in the order they came."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[tuple[str, str], list[Task]] = {}
+
+    def put(self, task: Task) -> None:
+        """Park ``task`` under its worker and key."""
+        self._by_key.setdefault((task.worker, task.flow_key), []).append(task)
+
+    def take(self, worker: str, key: str) -> list[Task]:
+        """The tasks parked under ``worker`` and ``key``, in order; none stay."""
+        return self._by_key.pop((worker, key), [])
+
+    def take_all(self) -> list[Task]:
+        """Every parked task, key by key, each key's in order; none stay."""
+        taken = [task for tasks in self._by_key.values() for task in tasks]
+        self._by_key.clear()
+        return taken
+
+    def __len__(self) -> int:
+        return sum(len(tasks) for tasks in self._by_key.values())

@@ -18,7 +18,7 @@ from mecha.errors import MechaError, MissingKey
 from mecha.event import Event, EventState, template_data
 from mecha.forges.hydration import Hydration
 from mecha.store import EventOutcome
-from mecha.task import NewTask, task_context
+from mecha.task import FlowMark, NewTask, task_context
 from mecha.worker.matching import Decision, Outcome, decide
 from mecha.worker.trust import command_args
 
@@ -104,10 +104,29 @@ def render(
         return replace(decision, outcome=Outcome.FAILED, reason=why)
     except MechaError as exc:
         return replace(decision, outcome=Outcome.FAILED, reason=f"prompt failed: {exc.message}")
+    try:
+        flow = _flow(event, worker, data)
+    except MissingKey as exc:
+        why = (f"flow.key uses {exc.key}, which this {event.source} {event.type} event lacks "
+               "(write a key every event the worker takes has, e.g. {{.subject}})")  # fmt: skip
+        return replace(decision, outcome=Outcome.FAILED, reason=why)
+    except MechaError as exc:
+        return replace(decision, outcome=Outcome.FAILED, reason=f"flow.key failed: {exc.message}")
     context = task_context(
         source=event.source, actor=event.actor, subject=event.subject, attrs=event.attrs
     )
-    return NewTask(worker=worker.name, event_id=event.id, prompt=prompt, context=context)
+    return NewTask(worker=worker.name, event_id=event.id, prompt=prompt, context=context, flow=flow)
+
+
+def _flow(event: Event, worker: LoadedWorker, data: Mapping[str, Any]) -> FlowMark | None:
+    """The task's place under its worker's ``flow:`` (None without one)."""
+    flow = worker.spec.flow if worker.spec is not None else None
+    if flow is None or worker.flow_key is None:
+        return None
+    key = worker.flow_key.render(data).strip()
+    return FlowMark(
+        key=key, at=event.created_at, supersede=flow.supersede, debounce=flow.debounce_seconds
+    )
 
 
 def _state(decisions: Sequence[Decision], tasks: Sequence[NewTask]) -> EventState:

@@ -42,6 +42,8 @@ class LoadedWorker:
     spec: WorkerSpec | None = None
     #: one compiled prompt per event rule, in rule order
     prompts: tuple[PromptTemplate, ...] = ()
+    #: its compiled ``flow.key`` (None without ``flow:``)
+    flow_key: PromptTemplate | None = None
     #: why the definition cannot be used, "" if it can
     broken: str = ""
     updated_at: float = 0.0
@@ -140,13 +142,14 @@ class WorkerRegistry:
         try:
             spec = from_record(record, environ=self.environ, home=self.home).spec
             prompts = tuple(compile_template(rule.prompt) for rule in spec.events)
+            flow_key = compile_template(spec.flow.key) if spec.flow is not None else None
         except MechaError as exc:
             why = str(exc).replace("\n", " ")
             log.warning("worker %s cannot be used: %s", name, why)
             return replace(base, broken=why)
         if self.known is not None:
             self.known.add(worker_secret_values(spec))
-        return replace(base, spec=spec, prompts=prompts)
+        return replace(base, spec=spec, prompts=prompts, flow_key=flow_key)
 
 
 def fingerprint(record: WorkerRecord) -> str:

@@ -5,6 +5,9 @@ send does. The claim is a guarded update (pending → running), so a `mecha task
 made meanwhile wins and nothing is sent. An answer is settled by write-back (its writes
 recorded, synced, before the task is completed); a failure becomes a retry (the task
 waits, still the dispatcher's) or a failed task.
+
+A task under ``flow:`` control whose key got a newer task while it ran (it is *marked*)
+ends ``superseded`` when its worker answers or fails: nothing of its answer is written.
 """
 
 from __future__ import annotations
@@ -32,6 +35,11 @@ log = logging.getLogger(__name__)
 Send = Callable[[Target, Task], Awaitable[TaskResult]]
 
 _PENDING = frozenset({TaskState.PENDING})
+_RUNNING = frozenset({TaskState.RUNNING})
+DROPPED = (
+    "a newer task for its flow key replaced it while it ran: the worker's answer is dropped, "
+    "nothing is written"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +101,7 @@ class TaskSender:
                 task_id=task.id, state=TaskState.RUNNING, only_from=_PENDING,
                 start_attempt=True, timeout=target.timeout, step=Step.DISPATCHED,
                 detail=f"attempt {task.attempts + 1} to {where}", node=self._node,
-                lease=self._lease, limits=self._limits(target),
+                lease=self._lease, limits=self._limits(target), keyed=bool(task.flow_key),
             )
         )  # fmt: skip
         if claimed is None:  # cancelled, or handled elsewhere meanwhile
@@ -115,12 +123,29 @@ class TaskSender:
             self.settling.discard(claimed.id)
         return None
 
+    async def _superseded(self, task: Task) -> bool:
+        """End a keyed task a newer one for its key marked while it ran (True), else False."""
+        if not task.flow_key:
+            return False
+        ended = await self._updates.add(
+            TaskUpdate(task_id=task.id, state=TaskState.SUPERSEDED, only_from=_RUNNING,
+                       step=Step.SUPERSEDED, detail=DROPPED, node=self._node)
+        )  # fmt: skip
+        if ended is None:
+            return False
+        log.info("task %s was superseded by task %s while it ran; its answer is dropped",
+                 task.id, ended.superseded_by)  # fmt: skip
+        self._counts["superseded"] += 1
+        return True
+
     def _limits(self, target: Target) -> WorkerLimits | None:
         if not self._shared:
             return None
         return WorkerLimits(concurrency=target.concurrency, rate=target.rate, burst=target.burst)
 
     async def _completed(self, task: Task, result: TaskResult) -> None:
+        if await self._superseded(task):
+            return  # a newer task for its flow key replaced it: nothing is written
         # the writes are recorded (synced) before the task is completed: a crash between
         # the two sends the task again, and its writes are planned under the same keys
         settled = await self._writeback.settle(task, result) if self._writeback else Settled()
@@ -130,6 +155,7 @@ class TaskSender:
         )  # fmt: skip
         writes = settled.records
         if await self._updates.add(update) is None:
+            await self._superseded(task)  # marked since the check above, perhaps
             log.info("task %s was cancelled (or taken over by another node) while it ran; "
                      "its result is dropped", task.id)  # fmt: skip
             if self._writeback and writes:
@@ -150,6 +176,8 @@ class TaskSender:
             retry_base=self._retry_base, retry_cap=self._retry_cap, max_result=self._max_result,
         )  # fmt: skip
         stored = await self._updates.add(replace(then.update, node=self._node))
+        if stored is None and await self._superseded(task):
+            return None
         if then.retry_in is None:
             log.warning("task %s for %s failed: %s", task.id, target.name, then.update.error)
             self._counts["failed"] += 1

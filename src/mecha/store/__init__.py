@@ -114,6 +114,10 @@ class TaskUpdate:
     #: token (which the claim takes); else it is *held back*: the task comes back as it
     #: stands (pending), not None, and nothing is written
     limits: WorkerLimits | None = None
+    #: with ``start_attempt``: the task has a flow key; the claim is held back (the task
+    #: comes back pending, nothing written) while another task of its worker and key runs
+    #: or an older one still waits
+    keyed: bool = False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -167,13 +167,17 @@ def reopened_from(state: TaskState) -> tuple[EventState, ...]:
 
 def finished(counts: Mapping[str, int]) -> tuple[EventState, str] | None:
     """The event's state and error once its tasks (``counts`` by state) are all final;
-    None while one is still to run."""
+    None while one is still to run. A superseded task counts as done: a newer event's task
+    for its flow key took its place."""
     final = {state.value for state in FINAL_STATES}
     if any(state not in final for state in counts):
         return None
-    done = EventState.COMPLETED if set(counts) == {TaskState.COMPLETED.value} else EventState.FAILED
-    failed = sum(n for s, n in counts.items() if s != TaskState.COMPLETED.value)
+    failed = sum(n for s, n in counts.items() if s not in _DONE)
+    done = EventState.FAILED if failed else EventState.COMPLETED
     return done, f"{failed} of {sum(counts.values())} tasks did not complete" if failed else ""
+
+
+_DONE = frozenset({TaskState.COMPLETED.value, TaskState.SUPERSEDED.value})
 
 
 # --- refusals ----------------------------------------------------------------------------
@@ -284,7 +288,8 @@ def worker_unreadable(name: str, exc: Exception) -> StoreError:
 #: a task row's columns, in the order ``task_from_row`` reads them
 TASK_COLUMNS = (
     "id, worker, event_id, dedup_key, prompt, context, state, error, attempts, "
-    "created_at, updated_at, result, next_retry_at, dispatched_at, finished_at, timeout, tokens"
+    "created_at, updated_at, result, next_retry_at, dispatched_at, finished_at, timeout, tokens, "
+    "flow_key, flow_at, superseded_by"
 )
 
 
@@ -292,13 +297,14 @@ def task_from_row(row: Sequence[Any]) -> Task:
     """A Task from a row of ``TASK_COLUMNS``."""
     (task_id, worker, event_id, dedup_key, prompt, context, state, error, attempts,
      created, updated, result, next_retry_at, dispatched_at, finished_at, timeout,
-     tokens) = row  # fmt: skip
+     tokens, flow_key, flow_at, superseded_by) = row  # fmt: skip
     return Task(
         id=task_id, worker=worker, event_id=event_id, dedup_key=dedup_key, prompt=prompt,
         context=json.loads(context), state=TaskState(state), error=error, attempts=attempts,
         result=json.loads(result) if result else {}, next_retry_at=next_retry_at,
         created_at=created, updated_at=updated, dispatched_at=dispatched_at,
-        finished_at=finished_at, timeout=timeout, tokens=tokens,
+        finished_at=finished_at, timeout=timeout, tokens=tokens, flow_key=flow_key,
+        flow_at=flow_at, superseded_by=superseded_by,
     )  # fmt: skip
 
 

@@ -41,6 +41,8 @@ SOURCE_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"
 MEMORY_PATTERN = r"^[1-9][0-9]*[MmGg]$"
 DEFAULT_TIMEOUT = "10m"
 DEFAULT_PIDS = 1024
+#: the longest flow.debounce: a task never waits longer than this for its key to go quiet
+MAX_DEBOUNCE = 3600
 #: env keys the runtime sets itself; a worker file may not set them (any case)
 RESERVED_ENV = frozenset(
     {"WORKER_PORT", "WORKER_API_KEY", "WORKER_TIMEOUT", "WORKER_DRY_RUN", "HOME"}
@@ -266,6 +268,49 @@ class Trust(Section):
     )
 
 
+class Flow(Section):
+    """Per-key flow control: one task at a time per key; newer events may replace older."""
+
+    key: str = Field(
+        min_length=1,
+        description='a template over the event\'s attributes, e.g. "{{.repo}}#{{.number}}"',
+    )
+    debounce: DurationText = Field(
+        "0", description="wait until the key has been quiet this long, e.g. 30s (0 = no wait)"
+    )
+    supersede: bool = Field(
+        False,
+        description="a newer event replaces the waiting task and drops the running one's answer",
+    )
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        try:
+            compile_template(value)
+        except TemplateError as exc:
+            raise invalid(exc.message, exc.hint) from None
+        return value
+
+    @field_validator("debounce")
+    @classmethod
+    def _debounce(cls, value: str) -> str:
+        try:
+            seconds = parse_duration(value)
+        except ValueError as exc:
+            raise invalid(str(exc)) from None
+        if not 0 <= seconds <= MAX_DEBOUNCE:
+            raise invalid(
+                f'debounce "{value}" is out of range', "write a duration from 0 to 1h, e.g. 30s"
+            )
+        return value
+
+    @property
+    def debounce_seconds(self) -> float:
+        """The quiet time in seconds (0 = none)."""
+        return parse_duration(self.debounce)
+
+
 class EventRule(Section):
     """Which events a worker takes and the prompt it renders for them."""
 
@@ -373,6 +418,7 @@ class WorkerSpec(Section):
     )
     rate_limit: RateLimit = Field(default_factory=RateLimit)  # type: ignore[arg-type]
     trust: Trust = Field(default_factory=Trust)  # type: ignore[arg-type]
+    flow: Flow | None = Field(None, description="per-key flow control: key, debounce, supersede")
 
     model_config = ConfigDict(
         title="Mecha worker",

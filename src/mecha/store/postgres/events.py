@@ -29,10 +29,12 @@ from mecha.store.common import (
     received_entry,
     unpack_raw,
 )
+from mecha.store.flow import new_task
+from mecha.store.flow_sql import apply_flow
 from mecha.store.postgres.ids import rows_by_id
 from mecha.store.postgres.parts import Conn, insert_rows
-from mecha.store.postgres.tasks import add_timeline, insert_tasks
-from mecha.task import Task
+from mecha.store.postgres.tasks import add_timeline, ended_flows, insert_tasks
+from mecha.task import FlowMark, Task
 from mecha.timeline import TimelineEntry
 
 _EVENT_COLUMNS = (
@@ -83,14 +85,17 @@ def insert_arrivals(conn: Conn, arrivals: Sequence[Arrival]) -> list[list[Task] 
     stored = [arrival.event.id in inserted for arrival in arrivals]
     entries: list[TimelineEntry] = []
     new_tasks: list[Task] = []
+    flows: dict[str, FlowMark] = {}
     for arrival, kept in zip(arrivals, stored, strict=True):
         if kept:
             entries.append(received_entry(arrival.event))
             if arrival.outcome is not None:
                 entries.append(decided_entry(arrival.outcome, arrival.event.created_at))
-                new_tasks.extend(_tasks_of(arrival.outcome, arrival.event.created_at))
+                new_tasks.extend(_tasks_of(arrival.outcome, arrival.event.created_at, flows))
     add_timeline(conn, entries)
-    tasks = iter(insert_tasks(conn, new_tasks))
+    placed = insert_tasks(conn, new_tasks)
+    _flow(conn, placed, flows)
+    tasks = iter(placed)
     made: list[list[Task] | None] = []
     matches: list[tuple[Any, ...]] = []
     for arrival, kept in zip(arrivals, stored, strict=True):
@@ -160,8 +165,9 @@ def list_events(
 def record_outcomes(conn: Conn, outcomes: Sequence[EventOutcome], now: float) -> list[list[Task]]:
     """Write each event's new state, decisions and tasks; return the tasks created for each."""
     created: list[list[Task]] = []
+    flows: dict[str, FlowMark] = {}
     for outcome in outcomes:
-        tasks = insert_tasks(conn, _tasks_of(outcome, now))
+        tasks = insert_tasks(conn, _tasks_of(outcome, now, flows))
         add_timeline(conn, [decided_entry(outcome, now)])
         _insert_matches(conn, _match_rows(outcome, tasks, now))
         if outcome.attrs is None:
@@ -177,23 +183,23 @@ def record_outcomes(conn: Conn, outcomes: Sequence[EventOutcome], now: float) ->
                  outcome.event_id),
             )  # fmt: skip
         created.append(tasks)
+    # after the events' own state: a task born superseded may end its event
+    _flow(conn, [task for tasks in created for task in tasks], flows)
     return created
 
 
-def _tasks_of(outcome: EventOutcome, now: float) -> list[Task]:
-    return [
-        Task(
-            id=new_id(),
-            worker=new.worker,
-            event_id=new.event_id,
-            dedup_key=new.dedup_key,
-            prompt=new.prompt,
-            context=dict(new.context),
-            created_at=now,
-            updated_at=now,
-        )
-        for new in outcome.tasks
-    ]
+def _tasks_of(outcome: EventOutcome, now: float, flows: dict[str, FlowMark]) -> list[Task]:
+    """An outcome's tasks to insert; the flow of each keyed one goes in ``flows`` by id."""
+    tasks = [new_task(new, new_id(), now) for new in outcome.tasks]
+    flows.update((t.id, n.flow) for t, n in zip(tasks, outcome.tasks, strict=True) if n.flow)
+    return tasks
+
+
+def _flow(conn: Conn, tasks: Sequence[Task], flows: dict[str, FlowMark]) -> None:
+    """What the new keyed tasks among ``tasks`` (not those matched before) do to their keys."""
+    placed = [(task, flows[task.id]) for task in tasks if task.id in flows]
+    if placed:
+        ended_flows(conn, apply_flow(conn, placed, "%s"), placed[-1][0].created_at)
 
 
 def _insert_matches(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:

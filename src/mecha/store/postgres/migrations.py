@@ -216,6 +216,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        version=8,
+        name="flow keys and superseded tasks",
+        statements=(
+            f"ALTER TABLE tasks ADD COLUMN flow_key text {_C} NOT NULL DEFAULT ''",
+            "ALTER TABLE tasks ADD COLUMN flow_at double precision NOT NULL DEFAULT 0",
+            f"ALTER TABLE tasks ADD COLUMN superseded_by text {_C} NOT NULL DEFAULT ''",
+            "CREATE INDEX tasks_flow ON tasks (worker, flow_key, state) WHERE flow_key <> ''",
+        ),
+    ),
 )
 
 #: the version a database is at once every migration here is applied

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from mecha.store import NodeRecord
 from mecha.store.common import NODE_MEMORY, expired_detail
+from mecha.store.flow_sql import end_marked
 from mecha.store.postgres.parts import Conn
-from mecha.store.postgres.tasks import add_timeline, notify_tasks
+from mecha.store.postgres.tasks import add_timeline, ended_flows, notify_tasks
 from mecha.timeline import Step, TimelineEntry
 
 _NODE_COLUMNS = "id, host, pid, version, started_at, heartbeat_at, stopped_at"
@@ -74,6 +75,10 @@ def take_back(conn: Conn, *, before: float, exclude_node: str, limit: int, now: 
     """Running tasks whose lease ended before ``before`` back to pending (not those of
     ``exclude_node``; none another sweep holds), each with a timeline entry at ``now``;
     their ids, oldest first."""
+    marked = "lease_until < ? AND (? = '' OR node_id <> ?)"
+    ended_flows(
+        conn, end_marked(conn, marked, (before, exclude_node, exclude_node), now, "%s"), now
+    )
     # the CTE is run once (a subquery in IN may be run again for each row, each time
     # taking up to ``limit`` more)
     rows = conn.execute(

@@ -27,6 +27,8 @@ from mecha.store.common import (
     task_from_row,
     task_not_found,
 )
+from mecha.store.flow import mark_guard, mark_guard_sql
+from mecha.store.flow_sql import end_marked, flow_held
 from mecha.store.postgres.ids import rows_by_id
 from mecha.store.postgres.parts import Conn, insert_rows
 from mecha.task import FINAL_STATES, NewTask, Task, TaskState
@@ -36,7 +38,8 @@ from mecha.worker.kind import WorkerState
 _INSERT_TIMELINE = "INSERT INTO timeline (at, step, event_id, task_id, worker, detail)"
 _TIMELINE_MARKS = "%s, %s, %s, %s, %s, %s"
 _INSERT_TASK = f"INSERT INTO tasks ({TASK_COLUMNS})"  # constant column names
-_TASK_MARKS = "%s, %s, %s, %s, %s, %s, %s, '', 0, %s, %s, '', 0, 0, 0, 0, 0"
+_TASK_MARKS = "%s, %s, %s, %s, %s, %s, %s, '', 0, %s, %s, '', %s, 0, 0, 0, 0, %s, %s, ''"
+_MARK_GUARD = mark_guard_sql("%s")
 _SELECT_TIMELINE = "SELECT at, step, event_id, task_id, worker, detail FROM timeline"
 
 
@@ -112,7 +115,8 @@ def task_row(task: Task) -> tuple[Any, ...]:
     """The ``_INSERT_TASK`` parameters of a new task."""
     context = json_text(task.context)
     return (task.id, task.worker, task.event_id, task.dedup_key, task.prompt, context,
-            task.state.value, task.created_at, task.updated_at)  # fmt: skip
+            task.state.value, task.created_at, task.updated_at, task.next_retry_at,
+            task.flow_key, task.flow_at)  # fmt: skip
 
 
 def insert_tasks(conn: Conn, tasks: Sequence[Task]) -> list[Task]:
@@ -177,11 +181,10 @@ def update_tasks(conn: Conn, updates: Sequence[TaskUpdate], now: float) -> list[
     nudge = False
     by: set[str] = set()  # the nodes whose updates notify
     for update in updates:
-        if update.limits is not None and update.start_attempt:
-            waiting = _held_back(conn, update, update.limits, now)
-            if waiting is not None:
-                applied.append(task_from_row(waiting) if waiting else None)
-                continue
+        waiting = _claim_waits(conn, update, now)
+        if waiting is not None:
+            applied.append(task_from_row(waiting) if waiting else None)
+            continue
         row = _apply(conn, update, now)
         if row is None:
             applied.append(None)
@@ -235,13 +238,24 @@ def _lock_limits(conn: Conn, updates: Sequence[TaskUpdate]) -> None:
     """Lock the limits of every worker a claim here is limited by, in key order (held to
     the commit): claims of one worker on several nodes take turns, and see each other's
     tasks running."""
-    ids = [u.task_id for u in updates if u.limits is not None and u.start_attempt]
+    ids = [u.task_id for u in updates if (u.limits is not None or u.keyed) and u.start_attempt]
     if ids:
         conn.execute(
             "SELECT pg_advisory_xact_lock(%s, k) FROM (SELECT DISTINCT hashtext(worker) AS k "
             "FROM tasks WHERE id = ANY(%s) ORDER BY k) AS keys",
             (_LIMITS_LOCK, ids),
         ).fetchall()
+
+
+def _claim_waits(conn: Conn, update: TaskUpdate, now: float) -> tuple[Any, ...] | None:
+    """For a claim: the task's row if its flow or its worker's limits hold it back; () if
+    it is not in a state the claim starts from; None if it may go (or this is no claim)."""
+    if not update.start_attempt:
+        return None
+    waiting = flow_held(conn, update, "%s")
+    if waiting is None and update.limits is not None:
+        waiting = _held_back(conn, update, update.limits, now)
+    return waiting
 
 
 def _held_back(
@@ -293,10 +307,20 @@ def _apply(conn: Conn, update: TaskUpdate, now: float) -> tuple[Any, ...] | None
     row = conn.execute(
         f"UPDATE tasks SET {', '.join(sets)} "  # noqa: S608 - constant column names
         "WHERE id = %s AND state = ANY(%s) AND (%s = '' OR state <> 'running' OR node_id = %s) "
-        f"RETURNING {TASK_COLUMNS}",
-        (*params, update.task_id, [s.value for s in update.only_from], *fence(update)),
-    ).fetchone()
+        f"AND {_MARK_GUARD} RETURNING {TASK_COLUMNS}",
+        (*params, update.task_id, [s.value for s in update.only_from], *fence(update),
+         *mark_guard(update.state)),
+    ).fetchone()  # fmt: skip
     return tuple(row) if row is not None else None
+
+
+def ended_flows(conn: Conn, entries: Sequence[TimelineEntry], now: float) -> None:
+    """Record what flow control did (``mecha.store.flow_sql``); move the events of the
+    tasks it ended along (in id order, as every connection locks them)."""
+    add_timeline(conn, entries)
+    for event_id in sorted({e.event_id for e in entries if e.step == Step.SUPERSEDED}):
+        if event_id:
+            _follow(conn, event_id, TaskState.SUPERSEDED, now)
 
 
 def _follow(conn: Conn, event_id: str, state: TaskState, now: float) -> None:
@@ -356,7 +380,9 @@ def due_tasks(conn: Conn, *, now: float, limit: int, skip: Collection[str] = ())
 
 
 def recover(conn: Conn, now: float) -> tuple[int, int]:
-    """Running tasks back to pending (with a timeline entry); busy workers back to online."""
+    """Running tasks back to pending (with a timeline entry), marked ones superseded;
+    busy workers back to online."""
+    ended_flows(conn, end_marked(conn, "1 = 1", (), now, "%s"), now)
     rows = conn.execute(
         "UPDATE tasks SET state = 'pending', next_retry_at = 0, updated_at = %s "
         "WHERE state = 'running' RETURNING id, event_id, worker, seq",

@@ -24,9 +24,11 @@ from mecha.store.common import (
     task_from_row,
     unpack_raw,
 )
+from mecha.store.flow import new_task
+from mecha.store.flow_sql import apply_flow
 from mecha.store.sqlite.ids import new_id, rows_by_id
-from mecha.store.sqlite.tasks import add_timeline, insert_task
-from mecha.task import Task
+from mecha.store.sqlite.tasks import add_timeline, ended_flows, insert_task
+from mecha.task import FlowMark, Task
 
 _EVENT_COLUMNS = (
     "id, source, delivery_id, type, actor, subject, attrs, headers, state, error, "
@@ -64,7 +66,9 @@ def insert_arrivals(
             made.append(None)
             continue
         add_timeline(conn, [received_entry(event)])
-        made.append(_record_decisions(conn, outcome, event.created_at) if outcome else [])
+        placed: list[tuple[Task, FlowMark]] = []
+        made.append(_record_decisions(conn, outcome, event.created_at, placed) if outcome else [])
+        ended_flows(conn, apply_flow(conn, placed, "?"), event.created_at)
     return made
 
 
@@ -120,8 +124,9 @@ def record_outcomes(
 ) -> list[list[Task]]:
     """Write each event's new state, decisions and tasks; return the tasks created for each."""
     created: list[list[Task]] = []
+    placed: list[tuple[Task, FlowMark]] = []
     for outcome in outcomes:
-        tasks = _record_decisions(conn, outcome, now)
+        tasks = _record_decisions(conn, outcome, now, placed)
         if outcome.attrs is None:
             conn.execute(
                 "UPDATE events SET state = ?, error = ?, updated_at = ? WHERE id = ?",
@@ -134,12 +139,16 @@ def record_outcomes(
                  outcome.event_id),
             )  # fmt: skip
         created.append(tasks)
+    # after the events' own state: a task born superseded may end its event
+    ended_flows(conn, apply_flow(conn, placed, "?"), now)
     return created
 
 
-def _record_decisions(conn: sqlite3.Connection, outcome: EventOutcome, now: float) -> list[Task]:
+def _record_decisions(
+    conn: sqlite3.Connection, outcome: EventOutcome, now: float, placed: list[tuple[Task, FlowMark]]
+) -> list[Task]:
     """Insert an outcome's tasks and decisions; the tasks (existing ones for known keys)."""
-    tasks = _insert_tasks(conn, outcome, now)
+    tasks = _insert_tasks(conn, outcome, now, placed)
     by_worker = {task.worker: task.id for task in tasks}
     add_timeline(conn, [decided_entry(outcome, now)])
     if outcome.decisions:
@@ -174,15 +183,17 @@ def registry_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT version FROM registry WHERE id = 1").fetchone()[0])
 
 
-def _insert_tasks(conn: sqlite3.Connection, outcome: EventOutcome, now: float) -> list[Task]:
+def _insert_tasks(
+    conn: sqlite3.Connection, outcome: EventOutcome, now: float, placed: list[tuple[Task, FlowMark]]
+) -> list[Task]:
+    """Insert an outcome's tasks; the new keyed ones are added to ``placed``."""
     tasks = []
     for new in outcome.tasks:
-        task = Task(
-            id=new_id(), worker=new.worker, event_id=new.event_id, dedup_key=new.dedup_key,
-            prompt=new.prompt, context=dict(new.context), created_at=now, updated_at=now,
-        )  # fmt: skip
+        task = new_task(new, new_id(), now)
         if insert_task(conn, task):
             tasks.append(task)
+            if new.flow is not None:
+                placed.append((task, new.flow))
         else:  # matched before (e.g. recovery after a crash): keep the first task
             row = conn.execute(
                 f"SELECT {TASK_COLUMNS} FROM tasks WHERE dedup_key = ?",  # noqa: S608

@@ -216,6 +216,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        version=8,
+        name="flow keys and superseded tasks",
+        statements=(
+            # the task's worker's flow.key, rendered ('' = none), and when its event arrived
+            "ALTER TABLE tasks ADD COLUMN flow_key TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE tasks ADD COLUMN flow_at REAL NOT NULL DEFAULT 0",
+            # the task that replaced it ('' = none)
+            "ALTER TABLE tasks ADD COLUMN superseded_by TEXT NOT NULL DEFAULT ''",
+            "CREATE INDEX tasks_flow ON tasks (worker, flow_key, state) WHERE flow_key <> ''",
+        ),
+    ),
 )
 
 #: the version a database is at once every migration here is applied

@@ -10,7 +10,8 @@ import sqlite3
 
 from mecha.store import NodeRecord
 from mecha.store.common import NODE_MEMORY, expired_detail
-from mecha.store.sqlite.tasks import add_timeline
+from mecha.store.flow_sql import end_marked
+from mecha.store.sqlite.tasks import add_timeline, ended_flows
 from mecha.timeline import Step, TimelineEntry
 
 _NODE_COLUMNS = "id, host, pid, version, started_at, heartbeat_at, stopped_at"
@@ -70,6 +71,9 @@ def take_back(
 ) -> list[str]:
     """Running tasks whose lease ended before ``before`` back to pending (not those of
     ``exclude_node``), each with a timeline entry at ``now``; their ids, oldest first."""
+    marked = "lease_until < ? AND (? = '' OR node_id <> ?)"
+    ended = end_marked(conn, marked, (before, exclude_node, exclude_node), now, "?")
+    ended_flows(conn, ended, now)
     rows = conn.execute(
         "SELECT id, event_id, worker, node_id FROM tasks WHERE state = 'running' "
         "AND lease_until < ? AND (? = '' OR node_id <> ?) ORDER BY created_at, rowid LIMIT ?",

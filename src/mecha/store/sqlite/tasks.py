@@ -27,11 +27,14 @@ from mecha.store.common import (
     task_from_row,
     task_not_found,
 )
+from mecha.store.flow import mark_guard, mark_guard_sql
+from mecha.store.flow_sql import end_marked, flow_held
 from mecha.store.sqlite.ids import rows_by_id
 from mecha.task import FINAL_STATES, NewTask, Task, TaskState
 from mecha.timeline import Step, TimelineEntry
 from mecha.worker.kind import WorkerState
 
+_MARK_GUARD = mark_guard_sql("?")
 _INSERT_TIMELINE = (
     "INSERT INTO timeline (at, step, event_id, task_id, worker, detail) VALUES (?, ?, ?, ?, ?, ?)"
 )
@@ -127,10 +130,11 @@ def insert_task(conn: sqlite3.Connection, task: Task) -> bool:
     """Insert a new pending task; False if its dedup key is taken."""
     cursor = conn.execute(
         f"INSERT INTO tasks ({TASK_COLUMNS}) "  # noqa: S608
-        "VALUES (?, ?, ?, ?, ?, ?, ?, '', 0, ?, ?, '', 0, 0, 0, 0, 0) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, '', 0, ?, ?, '', ?, 0, 0, 0, 0, ?, ?, '') "
         "ON CONFLICT (dedup_key) DO NOTHING",
         (task.id, task.worker, task.event_id, task.dedup_key, task.prompt,
-         json_text(task.context), task.state.value, task.created_at, task.updated_at),
+         json_text(task.context), task.state.value, task.created_at, task.updated_at,
+         task.next_retry_at, task.flow_key, task.flow_at),
     )  # fmt: skip
     return cursor.rowcount == 1
 
@@ -163,11 +167,10 @@ def update_tasks(
     applied: list[Task | None] = []
     events: dict[str, TaskState] = {}
     for update in updates:
-        if update.limits is not None and update.start_attempt:
-            waiting = _held_back(conn, update, update.limits, now)
-            if waiting is not None:
-                applied.append(task_from_row(waiting) if waiting else None)
-                continue
+        waiting = _claim_waits(conn, update, now)
+        if waiting is not None:
+            applied.append(task_from_row(waiting) if waiting else None)
+            continue
         row = _apply(conn, update, now)
         if row is None:
             applied.append(None)
@@ -185,6 +188,19 @@ def update_tasks(
     for event_id, state in events.items():
         _follow(conn, event_id, state, now)
     return applied
+
+
+def _claim_waits(
+    conn: sqlite3.Connection, update: TaskUpdate, now: float
+) -> tuple[Any, ...] | None:
+    """For a claim: the task's row if its flow or its worker's limits hold it back; () if
+    it is not in a state the claim starts from; None if it may go (or this is no claim)."""
+    if not update.start_attempt:
+        return None
+    waiting = flow_held(conn, update, "?")
+    if waiting is None and update.limits is not None:
+        waiting = _held_back(conn, update, update.limits, now)
+    return waiting
 
 
 def _held_back(
@@ -238,10 +254,20 @@ def _apply(conn: sqlite3.Connection, update: TaskUpdate, now: float) -> tuple[An
         f"UPDATE tasks SET {', '.join(sets)} "  # noqa: S608 - constant column names
         f"WHERE id = ? AND state IN ({guard}) "
         "AND (? = '' OR state <> 'running' OR node_id = ?) "
-        f"RETURNING {TASK_COLUMNS}",
-        (*params, update.task_id, *(s.value for s in update.only_from), *fence(update)),
-    ).fetchone()
+        f"AND {_MARK_GUARD} RETURNING {TASK_COLUMNS}",
+        (*params, update.task_id, *(s.value for s in update.only_from), *fence(update),
+         *mark_guard(update.state)),
+    ).fetchone()  # fmt: skip
     return tuple(row) if row is not None else None
+
+
+def ended_flows(conn: sqlite3.Connection, entries: Sequence[TimelineEntry], now: float) -> None:
+    """Record what flow control did (``mecha.store.sqlite.flow``); move the events of the
+    tasks it ended along."""
+    add_timeline(conn, entries)
+    for event_id in dict.fromkeys(e.event_id for e in entries if e.step == Step.SUPERSEDED):
+        if event_id:
+            _follow(conn, event_id, TaskState.SUPERSEDED, now)
 
 
 def _follow(conn: sqlite3.Connection, event_id: str, state: TaskState, now: float) -> None:
@@ -314,7 +340,9 @@ def due_tasks(
 
 
 def recover(conn: sqlite3.Connection, now: float) -> tuple[int, int]:
-    """Running tasks back to pending (with a timeline entry); busy workers back to online."""
+    """Running tasks back to pending (with a timeline entry), marked ones superseded;
+    busy workers back to online."""
+    ended_flows(conn, end_marked(conn, "1 = 1", (), now, "?"), now)
     rows = conn.execute(
         "UPDATE tasks SET state = 'pending', next_retry_at = 0, updated_at = ? "
         "WHERE state = 'running' RETURNING id, event_id, worker",

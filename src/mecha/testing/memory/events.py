@@ -16,9 +16,11 @@ from mecha.store.common import (
     new_id,
     received_entry,
 )
-from mecha.task import Task, TaskState
+from mecha.store.flow import new_task
+from mecha.task import FlowMark, Task, TaskState
+from mecha.testing.memory.flow import apply_flow
 from mecha.testing.memory.tables import EventRow, MatchRow, Tables, TaskRow, by_id, limited
-from mecha.testing.memory.tasks import insert_task
+from mecha.testing.memory.tasks import ended_flows, insert_task
 
 
 def insert_arrivals(tables: Tables, arrivals: Sequence[Arrival]) -> list[list[Task] | None]:
@@ -47,7 +49,9 @@ def insert_arrivals(tables: Tables, arrivals: Sequence[Arrival]) -> list[list[Ta
         tables.events[event.id] = dataclasses.replace(row, seq=tables.next_seq())
         tables.deliveries[delivery] = event.id
         tables.add_timeline([received_entry(event)])
-        made.append(_record_decisions(tables, outcome, row.created_at) if outcome else [])
+        placed: list[tuple[Task, FlowMark]] = []
+        made.append(_record_decisions(tables, outcome, row.created_at, placed) if outcome else [])
+        ended_flows(tables, apply_flow(tables, placed), row.created_at)
     return made
 
 
@@ -86,8 +90,9 @@ def record_outcomes(
 ) -> list[list[Task]]:
     """Each event's new state, decisions and tasks; the tasks for each."""
     created: list[list[Task]] = []
+    placed: list[tuple[Task, FlowMark]] = []
     for outcome in outcomes:
-        tasks = _record_decisions(tables, outcome, now)
+        tasks = _record_decisions(tables, outcome, now, placed)
         row = tables.events.get(outcome.event_id)
         if row is not None:
             changed = dataclasses.replace(
@@ -97,13 +102,17 @@ def record_outcomes(
                 changed = dataclasses.replace(changed, attrs=json_text(outcome.attrs))
             tables.events[row.id] = changed
         created.append(tasks)
+    ended_flows(tables, apply_flow(tables, placed), now)
     return created
 
 
-def _record_decisions(tables: Tables, outcome: EventOutcome, now: float) -> list[Task]:
+def _record_decisions(
+    tables: Tables, outcome: EventOutcome, now: float, placed: list[tuple[Task, FlowMark]]
+) -> list[Task]:
     """An outcome's tasks (existing ones for known dedup keys), then its timeline entry,
-    then its decisions (a worker's earlier decision about the event is replaced)."""
-    tasks = [_insert_task(tables, outcome, index, now) for index in range(len(outcome.tasks))]
+    then its decisions (a worker's earlier decision about the event is replaced). The new
+    keyed tasks are added to ``placed``."""
+    tasks = [_insert_task(tables, outcome, i, now, placed) for i in range(len(outcome.tasks))]
     by_worker = {task.worker: task.id for task in tasks}
     tables.add_timeline([decided_entry(outcome, now)])
     if outcome.decisions and outcome.event_id not in tables.events:
@@ -124,14 +133,21 @@ def _record_decisions(tables: Tables, outcome: EventOutcome, now: float) -> list
     return tasks
 
 
-def _insert_task(tables: Tables, outcome: EventOutcome, index: int, now: float) -> Task:
+def _insert_task(
+    tables: Tables, outcome: EventOutcome, index: int, now: float,
+    placed: list[tuple[Task, FlowMark]],
+) -> Task:  # fmt: skip
     new = outcome.tasks[index]
+    task = new_task(new, new_id(), now)
     row = TaskRow(
-        seq=0, id=new_id(), worker=new.worker, event_id=new.event_id, dedup_key=new.dedup_key,
+        seq=0, id=task.id, worker=new.worker, event_id=new.event_id, dedup_key=new.dedup_key,
         prompt=new.prompt, context=json_text(dict(new.context)), state=TaskState.PENDING,
-        created_at=now, updated_at=now,
+        created_at=now, updated_at=now, next_retry_at=task.next_retry_at,
+        flow_key=task.flow_key, flow_at=task.flow_at,
     )  # fmt: skip
     if insert_task(tables, row):
+        if new.flow is not None:
+            placed.append((task, new.flow))
         return row.task()
     # matched before (e.g. recovery after a crash): keep the first task
     return tables.tasks[tables.dedup[new.dedup_key]].task()

@@ -8,7 +8,9 @@ from mecha.policy.writes import WriteState
 from mecha.store import NodeRecord
 from mecha.store.common import NODE_MEMORY, expired_detail
 from mecha.task import TaskState
-from mecha.testing.memory.tables import NodeRow, Tables
+from mecha.testing.memory.flow import end_marked
+from mecha.testing.memory.tables import NodeRow, Tables, TaskRow
+from mecha.testing.memory.tasks import ended_flows
 from mecha.timeline import Step, TimelineEntry
 
 
@@ -72,10 +74,12 @@ def take_back(
 ) -> list[str]:
     """Running tasks whose lease ended before ``before`` back to pending (not those of
     ``exclude_node``), each with a timeline entry at ``now``; their ids, oldest first."""
+    ended_flows(
+        tables, end_marked(tables, lambda row: _expired(row, before, exclude_node), now), now
+    )
     expired = sorted(
         (row for row in tables.tasks.values()
-         if row.state is TaskState.RUNNING and row.lease_until < before
-         and not (exclude_node and row.node_id == exclude_node)),
+         if row.state is TaskState.RUNNING and _expired(row, before, exclude_node)),
         key=lambda row: (row.created_at, row.seq),
     )[: max(limit, 0)]  # fmt: skip
     for row in expired:
@@ -87,3 +91,8 @@ def take_back(
                        worker=r.worker, detail=expired_detail(r.node_id)) for r in expired],
     )  # fmt: skip
     return [row.id for row in expired]
+
+
+def _expired(row: TaskRow, before: float, exclude_node: str) -> bool:
+    """Whether a running task's lease ended before ``before`` (not one of ``exclude_node``)."""
+    return row.lease_until < before and not (exclude_node and row.node_id == exclude_node)

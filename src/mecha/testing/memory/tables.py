@@ -94,6 +94,9 @@ class TaskRow:
     #: the node that claimed it last ("" = none) and when that claim's lease ends
     node_id: str = ""
     lease_until: float = 0.0
+    flow_key: str = ""
+    flow_at: float = 0.0
+    superseded_by: str = ""
 
     def task(self) -> Task:
         """The Task."""
@@ -105,6 +108,7 @@ class TaskRow:
             next_retry_at=self.next_retry_at, created_at=self.created_at,
             updated_at=self.updated_at, dispatched_at=self.dispatched_at,
             finished_at=self.finished_at, timeout=self.timeout, tokens=self.tokens,
+            flow_key=self.flow_key, flow_at=self.flow_at, superseded_by=self.superseded_by,
         )  # fmt: skip
 
 

@@ -22,7 +22,9 @@ from mecha.store.common import (
     reopened_from,
     task_not_found,
 )
+from mecha.store.flow import change_allowed
 from mecha.task import FINAL_STATES, NewTask, Task, TaskState
+from mecha.testing.memory.flow import end_marked, flow_held
 from mecha.testing.memory.tables import Tables, TaskRow, by_id, limited
 from mecha.timeline import Step, TimelineEntry
 from mecha.worker.kind import WorkerState
@@ -99,8 +101,12 @@ def update_tasks(tables: Tables, updates: Sequence[TaskUpdate], now: float) -> l
         row = tables.tasks.get(update.task_id)
         node = fence(update)[0]
         if (row is None or row.state not in update.only_from
-                or (node and row.state is TaskState.RUNNING and row.node_id != node)):  # fmt: skip
+                or (node and row.state is TaskState.RUNNING and row.node_id != node)
+                or not change_allowed(update.state, bool(row.superseded_by))):  # fmt: skip
             applied.append(None)
+            continue
+        if update.start_attempt and flow_held(tables, row, update):
+            applied.append(row.task())
             continue
         limits = update.limits if update.start_attempt else None
         if limits is not None and _held_back(tables, row.worker, limits, now):
@@ -157,6 +163,14 @@ def _changed(row: TaskRow, update: TaskUpdate, now: float) -> TaskRow:
     return changed
 
 
+def ended_flows(tables: Tables, entries: Sequence[TimelineEntry], now: float) -> None:
+    """Record what flow control did; move the events of the tasks it ended along."""
+    tables.add_timeline(list(entries))
+    for event_id in dict.fromkeys(e.event_id for e in entries if e.step == Step.SUPERSEDED):
+        if event_id:
+            _follow(tables, event_id, TaskState.SUPERSEDED, now)
+
+
 def _follow(tables: Tables, event_id: str, state: TaskState, now: float) -> None:
     """Move the event along with its tasks."""
     row = tables.events.get(event_id)
@@ -199,7 +213,9 @@ def due_tasks(tables: Tables, *, now: float, limit: int, skip: Collection[str]) 
 
 
 def recover(tables: Tables, now: float) -> tuple[int, int]:
-    """Running tasks back to pending (with a timeline entry); busy workers back to online."""
+    """Running tasks back to pending (with a timeline entry), marked ones superseded;
+    busy workers back to online."""
+    ended_flows(tables, end_marked(tables, lambda _: True, now), now)
     running = sorted(
         (row for row in tables.tasks.values() if row.state is TaskState.RUNNING),
         key=lambda row: (row.created_at, row.seq),
