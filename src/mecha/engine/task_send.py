@@ -106,6 +106,9 @@ class TaskSender:
         )  # fmt: skip
         if claimed is None:  # cancelled, or handled elsewhere meanwhile
             return None
+        if claimed.state is TaskState.SUPERSEDED:  # a newer task for its flow key came
+            self._counts["superseded"] += 1
+            return None
         if claimed.state is TaskState.PENDING:  # its worker is at its limits on other nodes
             self._counts["held"] += 1
             return Retry(claimed, 0.0, held=True)

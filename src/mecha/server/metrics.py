@@ -18,6 +18,11 @@ _DISPATCH = {
     "tasks_dead_lettered": (
         "mecha_tasks_dead_lettered_total", "Tasks failed after their last retry", "counter"
     ),
+    "tasks_superseded": (
+        "mecha_tasks_superseded_total",
+        "Tasks a newer event for their flow key replaced (waiting, or running: answer dropped)",
+        "counter",
+    ),
     "tasks_recovered": ("mecha_tasks_recovered", "In-flight tasks requeued at start", "counter"),
     "tasks_queued": ("mecha_queue_depth", "Tasks waiting in worker queues", "gauge"),
     "tasks_in_flight": ("mecha_tasks_in_flight", "Tasks being sent now", "gauge"),

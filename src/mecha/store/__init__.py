@@ -116,7 +116,7 @@ class TaskUpdate:
     limits: WorkerLimits | None = None
     #: with ``start_attempt``: the task has a flow key; the claim is held back (the task
     #: comes back pending, nothing written) while another task of its worker and key runs
-    #: or an older one still waits
+    #: or an older one still waits, and a superseded task comes back superseded
     keyed: bool = False
 
 

@@ -27,13 +27,15 @@ from mecha.timeline import Step, TimelineEntry
 
 def flow_held(conn: Any, update: TaskUpdate, mark: str) -> tuple[Any, ...] | None:
     """For the claim of a keyed task: its row if another task of its worker and key runs
-    or is older and still waits; () if it is not in a state the claim starts from; None
-    if the claim may go (or the task has no key)."""
+    or is older and still waits, or if it was superseded; () if it is not in a state the
+    claim starts from; None if the claim may go (or the task has no key)."""
     if not update.keyed:
         return None
     run = _runner(conn, mark)
     select = f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = ?"  # noqa: S608  (constant columns)
     row = run(select, (update.task_id,)).fetchone()
+    if row is not None and TaskState(row[6]) is TaskState.SUPERSEDED:
+        return tuple(row)  # comes back as it stands: the claimer counts it
     if row is None or TaskState(row[6]) not in update.only_from:
         return ()
     worker, key, at, task_id = row[1], row[17], row[18], row[0]

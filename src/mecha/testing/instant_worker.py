@@ -64,6 +64,8 @@ class Behaviour:
     huge: bool = False
     #: never answer; the connection is dropped when the worker closes
     hang: bool = False
+    #: after ``delay``, wait until ``open_gate()`` is called (or the worker closes)
+    gated: bool = False
     #: the ``Retry-After`` header to send, e.g. ``"2"`` with ``status=429``
     retry_after: str | None = None
     #: ``metadata.exit_code`` to answer
@@ -125,6 +127,7 @@ class InstantWorker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
         self._release: asyncio.Event | None = None
+        self._gate: asyncio.Event | None = None
         self._ready = threading.Event()
         self._failed: BaseException | None = None
         self._port = 0
@@ -171,6 +174,12 @@ class InstantWorker:
         with self._changed:
             self._script.extend(items)
 
+    def open_gate(self) -> None:
+        """Let ``gated`` answers go (those waiting now and any later ones)."""
+        loop, gate = self._loop, self._gate
+        if loop is not None and gate is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(gate.set)
+
     def wait_for(self, count: int, timeout: float = 60.0) -> list[Received]:
         """Block until ``count`` tasks were received; AssertionError after ``timeout`` s."""
         deadline = time.monotonic() + timeout
@@ -206,7 +215,11 @@ class InstantWorker:
 
     async def _serve(self, port: int) -> None:
         self._loop = asyncio.get_running_loop()
-        self._stopping, self._release = asyncio.Event(), asyncio.Event()
+        self._stopping, self._release, self._gate = (
+            asyncio.Event(),
+            asyncio.Event(),
+            asyncio.Event(),
+        )
         server = await asyncio.start_server(
             self._connection, "127.0.0.1", port, limit=_HEAD_LIMIT, backlog=1024
         )
@@ -215,6 +228,7 @@ class InstantWorker:
         await self._stopping.wait()
         server.close()
         self._release.set()
+        self._gate.set()
         # connections idle in keep-alive would keep wait_closed() waiting (Python 3.12+)
         handlers = asyncio.all_tasks() - {asyncio.current_task()}
         for task in handlers:
@@ -293,6 +307,9 @@ class InstantWorker:
             behaviour = self._next()
             if behaviour.delay > 0:
                 await asyncio.sleep(behaviour.delay)
+            if behaviour.gated:
+                assert self._gate is not None
+                await self._gate.wait()
             if behaviour.hang:
                 assert self._release is not None
                 await self._release.wait()

@@ -20,9 +20,13 @@ from mecha.timeline import Step, TimelineEntry
 
 
 def flow_held(tables: Tables, row: TaskRow, update: TaskUpdate) -> bool:
-    """Whether the claim of keyed task ``row`` waits: another task of its worker and key
-    runs, or is older and still waits."""
+    """Whether the claim of keyed task ``row`` comes back as it stands: it was superseded,
+    or another task of its worker and key runs, or is older and still waits."""
     if not update.keyed or not row.flow_key:
+        return False
+    if row.state is TaskState.SUPERSEDED:
+        return True
+    if row.state not in update.only_from:
         return False
     order = (row.flow_at, row.id)
     return any(

@@ -100,13 +100,13 @@ def update_tasks(tables: Tables, updates: Sequence[TaskUpdate], now: float) -> l
     for update in updates:
         row = tables.tasks.get(update.task_id)
         node = fence(update)[0]
+        if update.start_attempt and row is not None and flow_held(tables, row, update):
+            applied.append(row.task())
+            continue
         if (row is None or row.state not in update.only_from
                 or (node and row.state is TaskState.RUNNING and row.node_id != node)
                 or not change_allowed(update.state, bool(row.superseded_by))):  # fmt: skip
             applied.append(None)
-            continue
-        if update.start_attempt and flow_held(tables, row, update):
-            applied.append(row.task())
             continue
         limits = update.limits if update.start_attempt else None
         if limits is not None and _held_back(tables, row.worker, limits, now):
