@@ -48,8 +48,8 @@ def test_five_pushes_during_a_review_run_the_first_and_the_last_head_only(
         endpoint_worker(home, "reviewer", worker.url, rules=RULES, extra=FLOW)
         # every review takes 2 s; the first also waits until the five pushes are stored
         worker.set(delay=2.0, result={"comment": {"body": "review of the last head"}})
-        worker.script([Behaviour(delay=2.0, gated=True,
-                                 result={"comment": {"body": "review of the first head"}})])  # fmt: skip
+        first = {"comment": {"body": "review of the first head"}}
+        worker.script([Behaviour(delay=2.0, gated=True, result=first)])
         with ServeProcess(home, env={"GITHUB_API_URL": forge.github_url}) as serve:
             events = [_send(serve.url, HEADS[0], "opened")]
             worker.wait_for(1)

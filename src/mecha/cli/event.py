@@ -76,8 +76,10 @@ def show_event(app: AppContext, event_id: str, as_json: bool) -> None:
         app.echo(f"  {match.worker}: {match.outcome}{made}\n    {match.reason}")
     if tasks:
         app.echo("\ntasks:")
+        from mecha.cli.task_show import state_text
+
         for task in tasks:
-            app.echo(f"  {task.id[:ID_WIDTH]} {task.worker} {task.state.value}")
+            app.echo(f"  {task.id[:ID_WIDTH]} {task.worker} {state_text(task)}")
     if writes:
         app.echo("\nwrite-back:")
         app.echo(writes_table(writes))

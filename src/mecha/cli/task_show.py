@@ -15,9 +15,14 @@ RESULT_ORDER = ("output", "comment", "labels", "status", "commit", "metadata", "
 
 
 def state_text(task: Task, *, now: float | None = None) -> str:
-    """``running 1m12s of 10m, 42 tokens`` for a running task, else just its state."""
+    """``running 1m12s of 10m, 42 tokens`` for a running task, ``superseded by 3f2a9c1d``
+    for one a newer task of its flow key replaced, else just its state."""
     progress = progress_of(task, now=time.time() if now is None else now)
-    return f"{task.state.value} {progress.text()}" if progress else task.state.value
+    text = f"{task.state.value} {progress.text()}" if progress else task.state.value
+    if task.superseded_by:
+        by = task.superseded_by[:8]
+        text += f" by {by}" if task.state is TaskState.SUPERSEDED else f" (superseded by {by})"
+    return text
 
 
 def describe_task(task: Task, *, now: float | None = None) -> str:
@@ -28,6 +33,7 @@ def describe_task(task: Task, *, now: float | None = None) -> str:
         f"  state:      {state_text(task, now=now)}",
         f"  event:      {task.event_id or '- (sent through the API)'}",
         f"  attempts:   {task.attempts}",
+        *([f"  flow key:   {task.flow_key}"] if task.flow_key else []),
         f"  created:    {timestamp(task.created_at)}",
     ]
     if task.dispatched_at:

@@ -99,8 +99,8 @@ def test_a_newer_event_supersedes_the_waiting_task_and_marks_the_running_one(
     [ended] = store.update_tasks([done(first, TaskState.SUPERSEDED)])
     assert ended is not None and ended.state is TaskState.SUPERSEDED and ended.result == {"ok": 1}
     assert store.get_event(first.event_id).state is EventState.COMPLETED
-    [running] = store.update_tasks([claim(third)])
-    assert running is not None and running.state is TaskState.RUNNING
+    [newest] = store.update_tasks([claim(third)])
+    assert newest is not None and newest.state is TaskState.RUNNING
     # an unmarked task cannot be made superseded
     assert store.update_tasks([done(third, TaskState.SUPERSEDED)]) == [None]
 
@@ -178,8 +178,9 @@ def test_a_stop_ends_a_marked_task_superseded_and_requeues_the_rest(store: AnySt
 def test_a_dead_nodes_marked_task_ends_superseded_when_taken_back(store: AnyStore) -> None:
     now = time.time()
     first = keyed(store, "1", at=now, supersede=True)
-    store.update_tasks([TaskUpdate(task_id=first.id, state=TaskState.RUNNING, only_from=PENDING,
-                                   start_attempt=True, keyed=True, node="dead", lease=0.01)])  # fmt: skip
+    lost = TaskUpdate(task_id=first.id, state=TaskState.RUNNING, only_from=PENDING,
+                      start_attempt=True, keyed=True, node="dead", lease=0.01)  # fmt: skip
+    store.update_tasks([lost])
     keyed(store, "2", at=now + 1, supersede=True)
     assert store.take_back(now=time.time() + 60) == []
     assert store.get_task(first.id).state is TaskState.SUPERSEDED

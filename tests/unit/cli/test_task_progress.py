@@ -77,3 +77,16 @@ def test_token_counts_are_taken_once_and_held_ones_stay() -> None:
     counts.finish("one")
     assert counts.take_changed() == []  # a finished task is not written any more
     assert "one" not in counts and counts.get("two") == 5
+
+
+def test_the_cli_names_the_task_that_superseded_one() -> None:
+    by = "3f2a9c1d" + "0" * 24
+    ended = task(TaskState.SUPERSEDED, superseded_by=by, flow_key="octo/app#7")
+    assert state_text(ended, now=NOW) == "superseded by 3f2a9c1d"
+    marked = task(superseded_by=by)
+    assert state_text(marked, now=NOW) == "running 1m12s of 10m (superseded by 3f2a9c1d)"
+    assert "  flow key:   octo/app#7\n" in describe_task(ended, now=NOW)
+    shown = task_json(ended, now=NOW)
+    assert (shown["state"], shown["superseded_by"], shown["flow_key"]) == (
+        "superseded", by, "octo/app#7"
+    )  # fmt: skip
