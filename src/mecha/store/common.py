@@ -60,8 +60,9 @@ def pull_columns(attrs: Mapping[str, Any]) -> tuple[int, str]:
     (0 and "" when absent or of another type), kept apart so a pull request's events are
     found by an index (``Store.last_reviewed_head``) without reading any JSON."""
     number, head = attrs.get("number"), attrs.get("head_sha")
-    whole = isinstance(number, int) and not isinstance(number, bool)
-    return (number if whole else 0), (head if isinstance(head, str) else "")
+    if not isinstance(number, int) or isinstance(number, bool):
+        number = 0
+    return number, (head if isinstance(head, str) else "")
 
 
 def definition_text(record: WorkerRecord) -> str:

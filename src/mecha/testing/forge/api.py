@@ -30,6 +30,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from mecha.testing.forge.commits import moved
 from mecha.testing.forge.github.emulator import GitHubState, Pull, github_error
 from mecha.testing.forge.gitlab.emulator import GitLabState, MergeRequest, gitlab_error
 from mecha.testing.forge.wire import Call, FileChange, Reply
@@ -162,10 +163,42 @@ class ForgeEmulator:
         files: Iterable[FileChange] = (),
         title: str = "",
     ) -> None:
-        """Seed a GitHub pull request (also what compare answers for its two SHAs)."""
+        """Seed a GitHub pull request (also what compare answers for its two SHAs), its base
+        and head commits in the repository's graph."""
         pull = Pull(owner, repo, number, base_sha, head_sha, list(files), title)
         with self._lock:
             self.github.pulls[(owner.lower(), repo.lower(), number)] = pull
+            graph = self.github.graph(owner, repo)
+            graph.add(base_sha, message="base")
+            graph.add(head_sha, (base_sha,), pull.files, title)
+
+    def push_pull(
+        self,
+        owner: str,
+        repo: str,
+        number: int,
+        *,
+        head_sha: str,
+        files: Iterable[FileChange],
+        force: bool = False,
+        forget_old: bool = False,
+    ) -> None:
+        """Move a seeded pull request's head to a new commit that changes ``files``.
+
+        A push adds the commit on top of the head (the pull request's files become the old
+        ones updated by these). ``force`` makes it a force-push: the commit starts again
+        from the base, ``files`` are all the pull request changes, and the old head is no
+        longer an ancestor of the new one. ``forget_old``: the commits only the old head
+        reached are gone, as once the forge has collected them.
+        """
+        with self._lock:
+            pull = self.github.pulls[(owner.lower(), repo.lower(), number)]
+            graph = self.github.graph(owner, repo)
+            pull.files = moved(
+                graph, base=pull.base_sha, old_head=pull.head_sha, new_head=head_sha,
+                files=list(files), before=pull.files, force=force, forget_old=forget_old,
+            )  # fmt: skip
+            pull.head_sha = head_sha
 
     def add_merge_request(
         self,
@@ -178,11 +211,35 @@ class ForgeEmulator:
         project_id: int | None = None,
         title: str = "",
     ) -> int:
-        """Seed a GitLab merge request in the project at path ``project``; its project id."""
+        """Seed a GitLab merge request in the project at path ``project``; its project id.
+        Its base and head commits go into the project's graph."""
         with self._lock:
             found = self.gitlab.project(project, project_id)
             found.merge_requests[iid] = MergeRequest(iid, base_sha, head_sha, list(files), title)
+            found.commits.add(base_sha, message="base")
+            found.commits.add(head_sha, (base_sha,), list(files), title)
             return found.id
+
+    def push_merge_request(
+        self,
+        project: str,
+        iid: int,
+        *,
+        head_sha: str,
+        files: Iterable[FileChange],
+        force: bool = False,
+        forget_old: bool = False,
+    ) -> None:
+        """Move a seeded merge request's head to a new commit: as ``push_pull`` does."""
+        with self._lock:
+            found = self.gitlab.project(project)
+            request = found.merge_requests[iid]
+            request.files = moved(
+                found.commits, base=request.base_sha, old_head=request.head_sha,
+                new_head=head_sha, files=list(files), before=request.files, force=force,
+                forget_old=forget_old,
+            )  # fmt: skip
+            request.head_sha = head_sha
 
     def github_app(self, app_id: str | int, public_key: Any) -> None:
         """Accept App JWTs signed by the key whose public half (PEM or key object) is given."""
@@ -267,7 +324,8 @@ class ForgeEmulator:
     def dispatch(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
         """Answer one request: record it, apply injected failures, then route it."""
         parts = urlsplit(target)
-        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        pairs = tuple(parse_qsl(parts.query, keep_blank_values=True))
+        query = dict(pairs)
         path, caller = parts.path, ""
         if path.startswith("/~"):  # a URL from github_url_for(caller)
             caller, _, rest = path[2:].partition("/")
@@ -281,7 +339,7 @@ class ForgeEmulator:
             return _failure_reply(failure, path)
         forge, _, rest = path.lstrip("/").partition("/")
         prefix = f"{self.base_url}/~{caller}" if caller else self.base_url
-        call = Call(method, "/" + rest, query, headers, body, f"{prefix}/{forge}")
+        call = Call(method, "/" + rest, query, headers, body, f"{prefix}/{forge}", pairs)
         with self._lock:
             if forge == "github":
                 reply = self.github.handle(call)
