@@ -51,6 +51,8 @@ class Recorded:
     body: bytes
     #: the name in the URL the client was given (``github_url_for(name)``), "" if none
     caller: str = ""
+    #: every query parameter in order, repeated names too (``query`` keeps the last)
+    pairs: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -331,7 +333,7 @@ class ForgeEmulator:
             caller, _, rest = path[2:].partition("/")
             path = "/" + rest
         with self._lock:
-            self._log.append(Recorded(method, path, query, headers, body, caller))
+            self._log.append(Recorded(method, path, query, headers, body, caller, pairs))
             failure = self._failure(method, path)
         if failure is not None and failure.delay and not failure.late:
             self._closing.wait(failure.delay)
