@@ -4,7 +4,9 @@ Per event, every worker's rules decide (fan-out: one task per matching worker) a
 taking worker's prompt is rendered (a missing key fails that worker alone). A broken worker
 is recorded as unusable; an event no worker takes is skipped; one whose every taking
 worker's prompt failed has failed. ``mecha.engine.pipeline`` calls these twice over: as the
-event is stored (most events), or after its diff is fetched.
+event is stored (most events), or after its diff is fetched. ``wanting_since_last`` names
+the workers whose prompt uses incremental review's attributes; ``plan`` renders each of them
+with its own (``mecha.forges.incremental``).
 """
 
 from __future__ import annotations

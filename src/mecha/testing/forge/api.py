@@ -6,6 +6,7 @@ and merge requests, point a client at ``github_url`` (as ``GITHUB_API_URL``) or
 
     with ForgeEmulator(github_token="ghp_test") as forge:
         forge.add_pull("octo", "hello", 7, base_sha=BASE, head_sha=HEAD, files=[...])
+        forge.push_pull("octo", "hello", 7, head_sha=NEW, files=[...])  # force=True: rewritten
         forge.fail(r"/pulls/7/files", 500, times=1)
         ...
         assert forge.requests[0].headers["accept"] == "application/vnd.github.diff"
@@ -23,16 +24,15 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from mecha.testing.forge.commits import moved
-from mecha.testing.forge.github.emulator import GitHubState, Pull, github_error
-from mecha.testing.forge.gitlab.emulator import GitLabState, MergeRequest, gitlab_error
+from mecha.testing.forge.github.emulator import GitHubState, github_error
+from mecha.testing.forge.gitlab.emulator import GitLabState, gitlab_error
+from mecha.testing.forge.seeding import Seeding
 from mecha.testing.forge.wire import Call, FileChange, Reply
 
 __all__ = ["FileChange", "ForgeEmulator", "Recorded"]
@@ -70,7 +70,7 @@ class _Failure:
     release: threading.Event | None = None
 
 
-class ForgeEmulator:
+class ForgeEmulator(Seeding):
     """GitHub's and GitLab's REST APIs on one loopback port; a context manager."""
 
     def __init__(
@@ -153,95 +153,6 @@ class ForgeEmulator:
     def gitlab_url(self) -> str:
         """The GitLab instance's base URL; its API is under ``/api/v4``."""
         return f"{self.base_url}/gitlab"
-
-    def add_pull(
-        self,
-        owner: str,
-        repo: str,
-        number: int,
-        *,
-        base_sha: str,
-        head_sha: str,
-        files: Iterable[FileChange] = (),
-        title: str = "",
-    ) -> None:
-        """Seed a GitHub pull request (also what compare answers for its two SHAs), its base
-        and head commits in the repository's graph."""
-        pull = Pull(owner, repo, number, base_sha, head_sha, list(files), title)
-        with self._lock:
-            self.github.pulls[(owner.lower(), repo.lower(), number)] = pull
-            graph = self.github.graph(owner, repo)
-            graph.add(base_sha, message="base")
-            graph.add(head_sha, (base_sha,), pull.files, title)
-
-    def push_pull(
-        self,
-        owner: str,
-        repo: str,
-        number: int,
-        *,
-        head_sha: str,
-        files: Iterable[FileChange],
-        force: bool = False,
-        forget_old: bool = False,
-    ) -> None:
-        """Move a seeded pull request's head to a new commit that changes ``files``.
-
-        A push adds the commit on top of the head (the pull request's files become the old
-        ones updated by these). ``force`` makes it a force-push: the commit starts again
-        from the base, ``files`` are all the pull request changes, and the old head is no
-        longer an ancestor of the new one. ``forget_old``: the commits only the old head
-        reached are gone, as once the forge has collected them.
-        """
-        with self._lock:
-            pull = self.github.pulls[(owner.lower(), repo.lower(), number)]
-            graph = self.github.graph(owner, repo)
-            pull.files = moved(
-                graph, base=pull.base_sha, old_head=pull.head_sha, new_head=head_sha,
-                files=list(files), before=pull.files, force=force, forget_old=forget_old,
-            )  # fmt: skip
-            pull.head_sha = head_sha
-
-    def add_merge_request(
-        self,
-        project: str,
-        iid: int,
-        *,
-        base_sha: str,
-        head_sha: str,
-        files: Iterable[FileChange] = (),
-        project_id: int | None = None,
-        title: str = "",
-    ) -> int:
-        """Seed a GitLab merge request in the project at path ``project``; its project id.
-        Its base and head commits go into the project's graph."""
-        with self._lock:
-            found = self.gitlab.project(project, project_id)
-            found.merge_requests[iid] = MergeRequest(iid, base_sha, head_sha, list(files), title)
-            found.commits.add(base_sha, message="base")
-            found.commits.add(head_sha, (base_sha,), list(files), title)
-            return found.id
-
-    def push_merge_request(
-        self,
-        project: str,
-        iid: int,
-        *,
-        head_sha: str,
-        files: Iterable[FileChange],
-        force: bool = False,
-        forget_old: bool = False,
-    ) -> None:
-        """Move a seeded merge request's head to a new commit: as ``push_pull`` does."""
-        with self._lock:
-            found = self.gitlab.project(project)
-            request = found.merge_requests[iid]
-            request.files = moved(
-                found.commits, base=request.base_sha, old_head=request.head_sha,
-                new_head=head_sha, files=list(files), before=request.files, force=force,
-                forget_old=forget_old,
-            )  # fmt: skip
-            request.head_sha = head_sha
 
     def github_app(self, app_id: str | int, public_key: Any) -> None:
         """Accept App JWTs signed by the key whose public half (PEM or key object) is given."""
