@@ -4,11 +4,14 @@ Per event, every worker's rules decide (fan-out: one task per matching worker) a
 taking worker's prompt is rendered (a missing key fails that worker alone). A broken worker
 is recorded as unusable; an event no worker takes is skipped; one whose every taking
 worker's prompt failed has failed. ``mecha.engine.pipeline`` calls these twice over: as the
-event is stored (most events), or after its diff is fetched.
+event is stored (most events), or after its diff is fetched. ``wanting_since_last`` names
+the workers whose prompt uses incremental review's attributes; ``plan`` renders each of them
+with its own (``mecha.forges.incremental``).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -17,10 +20,14 @@ from mecha.engine.registry import LoadedWorker
 from mecha.errors import MechaError, MissingKey
 from mecha.event import Event, EventState, template_data
 from mecha.forges.hydration import Hydration
+from mecha.forges.incremental import SINCE_LAST_ATTRS
 from mecha.store import EventOutcome
 from mecha.task import FlowMark, NewTask, task_context
 from mecha.worker.matching import Decision, Outcome, decide
 from mecha.worker.trust import command_args
+
+#: a prompt that names an incremental-review attribute
+_SINCE_LAST = re.compile(r"\b(?:" + "|".join(SINCE_LAST_ATTRS) + r")\b")
 
 
 def decisions(
@@ -47,15 +54,36 @@ def taken(decided: Sequence[Decision]) -> bool:
     return any(d.outcome is Outcome.MATCHED for d in decided)
 
 
+def wanting_since_last(workers: Sequence[LoadedWorker], decided: Sequence[Decision]) -> list[str]:
+    """The workers taking the event whose rule's prompt names an incremental-review attribute
+    (``diff_since_last``, ``last_reviewed_sha``, …): only they cost a store read and a
+    comparison. A name in the text is enough (a guard, a comment): the check errs on asking."""
+    by_name = {w.name: w for w in workers}
+    wanting = []
+    for decision in decided:
+        worker = by_name.get(decision.worker)
+        if decision.outcome is not Outcome.MATCHED or worker is None:
+            continue
+        prompts = worker.prompts
+        if decision.rule < len(prompts) and _SINCE_LAST.search(prompts[decision.rule].source):
+            wanting.append(worker.name)
+    return wanting
+
+
 def plan(
     event: Event,
     workers: Sequence[LoadedWorker],
     decided: Sequence[Decision],
     hydrated: Hydration | None,
+    since_last: Mapping[str, Mapping[str, str]] | None = None,
 ) -> EventOutcome:
-    """The outcome to record: decisions (broken workers and failed prompts included), tasks."""
+    """The outcome to record: decisions (broken workers and failed prompts included), tasks.
+
+    ``since_last``: by worker, the incremental-review attributes its prompt sees besides the
+    event's (``wanting_since_last``); its decision's reason says what they hold."""
     by_name = {w.name: w for w in workers}
     data = template_data(event)
+    since_last = since_last or {}
     final: list[Decision] = [
         Decision(worker=w.name, outcome=Outcome.UNUSABLE, reason=w.broken)
         for w in workers
@@ -66,10 +94,13 @@ def plan(
         if decision.outcome is not Outcome.MATCHED:
             final.append(decision)
             continue
-        made = render(event, by_name[decision.worker], decision, data)
+        extra = since_last.get(decision.worker)
+        seen = {**data, **extra} if extra else data
+        made = render(event, by_name[decision.worker], decision, seen)
         if isinstance(made, NewTask):
             tasks.append(made)
-            final.append(decision)
+            final.append(replace(decision, reason=f"{decision.reason}; {_incremental(extra)}")
+                         if extra else decision)  # fmt: skip
         else:
             final.append(made)
     final.sort(key=lambda d: d.worker)
@@ -96,7 +127,7 @@ def render(
         prompt = worker.prompts[decision.rule].render(data)
     except MissingKey as exc:
         why = f"prompt of rule {decision.rule + 1} uses {exc.key}, which this event lacks"
-        if exc.key.lstrip(".") in ("diff", "file_list"):
+        if exc.key.lstrip(".") in ("diff", "file_list", *SINCE_LAST_ATTRS):
             why += (
                 f" (the diff is fetched from {event.source} only when a token is set in "
                 "secrets.yml; see `mecha event show` for a fetch error)"
@@ -127,6 +158,15 @@ def _flow(event: Event, worker: LoadedWorker, data: Mapping[str, Any]) -> FlowMa
     return FlowMark(
         key=key, at=event.created_at, supersede=flow.supersede, debounce=flow.debounce_seconds
     )
+
+
+def _incremental(attrs: Mapping[str, str]) -> str:
+    """What a worker's ``diff_since_last`` holds, for its decision's reason."""
+    last = attrs.get("last_reviewed_sha", "")
+    if last:
+        return f"diff since last review: the changes since {last[:12]}"
+    why = attrs.get("diff_since_last_fallback", "")
+    return f"diff since last review: the full diff ({why})"
 
 
 def _state(decisions: Sequence[Decision], tasks: Sequence[NewTask]) -> EventState:

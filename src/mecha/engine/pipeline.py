@@ -10,9 +10,11 @@
    every worker's rules decide, each taking worker's prompt is rendered. An event that
    some worker takes and whose diff must be fetched first is stored ``received`` and
    matched afterwards (``Pipeline.match_later``): the forge is asked once (a failure is
-   recorded, never fatal), then the outcome is written in a grouped commit. An event still
-   ``received`` when the process died is matched again at the next start; the task dedup
-   key (event:worker) keeps that from making a second task.
+   recorded, never fatal), then the outcome is written in a grouped commit. A worker whose
+   prompt uses ``{{.diff_since_last}}`` also gets the diff since the head it last completed
+   a task on for this pull request: the store says which head, the hydrator compares. An
+   event still ``received`` when the process died is matched again at the next start; the
+   task dedup key (event:worker) keeps that from making a second task.
 4. **dispatch**: new tasks go to the dispatcher, their events to write-back (which needs
    them for the policy), in ``Pipeline.dispatch``.
 5. **policy** and **write**: when a worker answers, ``mecha.engine.task_send`` has
@@ -37,6 +39,7 @@ from mecha.event import Delivery, Event, EventState, received
 from mecha.forges.hydration import Hydration
 from mecha.store import Arrival, EventOutcome, Store
 from mecha.task import Task
+from mecha.worker.matching import Decision
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,12 @@ class Hydrator(Protocol):
 
     async def hydrate(self, event: Event) -> Hydration | None:
         """What the forge adds to the event; None when there is nothing to add."""
+        ...
+
+    async def since_last(self, event: Event, last: str, full: Hydration) -> dict[str, str]:
+        """For a worker whose last completed review of the event's pull request was at
+        commit ``last`` ("" if none): the diff since then and what it is
+        (``mecha.forges.incremental``), the full diff in ``full`` standing in when needed."""
         ...
 
 
@@ -174,16 +183,49 @@ class Pipeline:
         workers = await loop.run_in_executor(self._reads, self._registry.refresh)
         decided = matcher.decisions(event, workers, self.own)
         hydrated: Hydration | None = None
-        if self.hydrator is not None and matcher.taken(decided):
-            hydrated = await self.hydrator.hydrate(event)
+        since_last: dict[str, dict[str, str]] = {}
+        hydrator = self.hydrator
+        if hydrator is not None and matcher.taken(decided):
+            hydrated = await hydrator.hydrate(event)
             if hydrated is not None:
                 event = replace(event, attrs={**event.attrs, **hydrated.attrs})
-        outcome = matcher.plan(event, workers, decided, hydrated)
+                since_last = await self._since_last(hydrator, event, workers, decided, hydrated)
+        outcome = matcher.plan(event, workers, decided, hydrated, since_last)
         made = await self._outcomes.add(outcome)
         self.matched += 1
         if made:
             self.dispatch([event], made)
         _log(event, outcome)
+
+    async def _since_last(
+        self,
+        hydrator: Hydrator,
+        event: Event,
+        workers: Sequence[LoadedWorker],
+        decided: Sequence[Decision],
+        hydrated: Hydration,
+    ) -> dict[str, dict[str, str]]:
+        """Incremental review, by worker whose prompt asks for it: the head each last
+        completed a task on for this pull request (a store read), then the forge's
+        comparison from there to the event's head, once per distinct head."""
+        wanting = matcher.wanting_since_last(workers, decided)
+        if not wanting:
+            return {}
+        loop = asyncio.get_running_loop()
+        heads = await loop.run_in_executor(self._reads, self._reviewed_heads, event, wanting)
+        distinct = sorted(set(heads.values()))
+        found = await asyncio.gather(*(hydrator.since_last(event, h, hydrated) for h in distinct))
+        by_head = dict(zip(distinct, found, strict=True))
+        return {name: by_head[heads[name]] for name in wanting}
+
+    def _reviewed_heads(self, event: Event, workers: Sequence[str]) -> dict[str, str]:
+        """Each worker's last reviewed head of the event's pull request ("" if none)."""
+        number = event.attrs.get("number")
+        if not isinstance(number, int) or isinstance(number, bool) or number <= 0:
+            return dict.fromkeys(workers, "")
+        return {name: self._store.last_reviewed_head(
+                    name, source=event.source, repo=event.subject, number=number)
+                for name in workers}  # fmt: skip
 
     # 4. dispatch
     def dispatch(self, events: Sequence[Event], tasks: Sequence[Task]) -> None:

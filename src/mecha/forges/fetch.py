@@ -80,10 +80,12 @@ async def fetch(
     limit: int,
     timeout: float,
     method: str = "GET",
-    params: Mapping[str, str | int] | None = None,
+    params: Mapping[str, str | int] | httpx.QueryParams | None = None,
     json_body: Any = None,
 ) -> Answer:
     """``method url``, read up to ``limit`` bytes, all within ``timeout`` seconds.
+
+    ``params``: the query, a mapping or (for a repeated name, ``refs[]``) ``httpx.QueryParams``.
 
     ``json_body``, when not None, is sent as the JSON request body.
     """

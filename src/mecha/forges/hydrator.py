@@ -4,6 +4,10 @@ Pull request events (``pull_request*`` on GitHub, ``merge_request*`` on GitLab) 
 comments on pull requests are hydrated, once per event, only when some worker takes the
 event. A forge without API credentials is not asked: a prompt that uses ``{{.diff}}`` then
 fails for that worker with a message naming the key.
+
+``since_last`` adds, for one worker, the diff since its last review of the pull request
+(``forges.incremental``): the engine reads that worker's last reviewed head from the store
+and hands it over, so the forge side never touches the store.
 """
 
 from __future__ import annotations
@@ -16,9 +20,12 @@ import httpx
 from mecha.config.server_file import ServerConfig
 from mecha.event import Event
 from mecha.forges.credentials import github_api_url, github_auth, gitlab_url
+from mecha.forges.github import since_last as github_since
 from mecha.forges.github.hydrate import GitHubClient
+from mecha.forges.gitlab import since_last as gitlab_since
 from mecha.forges.gitlab.hydrate import GitLabClient
 from mecha.forges.hydration import Hydration
+from mecha.forges.incremental import Compared, since_last_attrs
 from mecha.secrets import Secrets
 
 log = logging.getLogger(__name__)
@@ -46,6 +53,26 @@ class ForgeHydrator:
         if result.error:
             log.warning("event %s: hydration failed: %s", event.id, result.error)
         return result
+
+    async def since_last(self, event: Event, last: str, full: Hydration) -> dict[str, str]:
+        """The incremental-review attributes (``forges.incremental``) for a worker whose last
+        completed review of this pull request was at ``last`` ("" if none); ``full`` is what
+        ``hydrate`` added, the fallback. Empty for an event this hydrator does not handle."""
+        if not self.handles(event):
+            return {}
+        compared: Compared | None = None
+        if self.github is not None and event.source == "github":
+            client: GitHubClient | GitLabClient = self.github
+            if last:
+                compared = await github_since.compare_since(self.github, event.attrs, last)
+        else:
+            assert self.gitlab is not None
+            client = self.gitlab
+            if last:
+                compared = await gitlab_since.compare_since(self.gitlab, event.attrs, last)
+        if compared is not None and compared.fallback:
+            log.info("event %s: the full diff since %s: %s", event.id, last[:12], compared.fallback)
+        return since_last_attrs(full.attrs, last, compared, max_bytes=client.max_diff_bytes)
 
 
 def build_hydrator(

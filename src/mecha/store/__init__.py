@@ -332,6 +332,15 @@ class Store(Protocol):
         """The task with this id (or unique prefix of at least 6); TaskNotFound."""
         ...
 
+    def last_reviewed_head(self, worker: str, *, source: str, repo: str, number: int) -> str:
+        """The head commit ``worker`` last completed a task on for pull request ``number`` of
+        ``repo`` (an event's ``subject``) on ``source``; "" if it completed none.
+
+        Only ``completed`` tasks count (failed, cancelled or superseded ones reviewed
+        nothing), of events whose ``head_sha`` attribute is set; the latest to finish wins.
+        """
+        ...
+
     def create_tasks(self, tasks: Sequence[NewTask]) -> list[Task]:
         """Store tasks sent through the API (no event), pending, with a timeline entry."""
         ...

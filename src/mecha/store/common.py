@@ -55,6 +55,16 @@ def json_text(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+def pull_columns(attrs: Mapping[str, Any]) -> tuple[int, str]:
+    """The ``number`` and ``head_sha`` columns of an event: its attributes of those names
+    (0 and "" when absent or of another type), kept apart so a pull request's events are
+    found by an index (``Store.last_reviewed_head``) without reading any JSON."""
+    number, head = attrs.get("number"), attrs.get("head_sha")
+    if not isinstance(number, int) or isinstance(number, bool):
+        number = 0
+    return number, (head if isinstance(head, str) else "")
+
+
 def definition_text(record: WorkerRecord) -> str:
     """A worker's definition as kept: compact, key-sorted JSON; StoreError if it is not."""
     try:

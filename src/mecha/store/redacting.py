@@ -207,6 +207,10 @@ class RedactingStore:
         """See Store.get_task."""
         return self.inner.get_task(task_id)
 
+    def last_reviewed_head(self, worker: str, *, source: str, repo: str, number: int) -> str:
+        """See Store.last_reviewed_head."""
+        return self.inner.last_reviewed_head(worker, source=source, repo=repo, number=number)
+
     def create_tasks(self, tasks: Sequence[NewTask]) -> list[Task]:
         """See Store.create_tasks."""
         return self.inner.create_tasks(tasks)

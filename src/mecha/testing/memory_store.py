@@ -38,6 +38,7 @@ from mecha.task import NewTask, Task, TaskState
 from mecha.testing.memory import events as event_rows
 from mecha.testing.memory import nodes as node_rows
 from mecha.testing.memory import prune as prune_rows
+from mecha.testing.memory import reviews as review_rows
 from mecha.testing.memory import tasks as task_rows
 from mecha.testing.memory import workers as worker_rows
 from mecha.testing.memory import writes as write_rows
@@ -199,6 +200,13 @@ class MemoryStore:
         """The task with this id (or unique prefix of at least 6); TaskNotFound."""
         with self._use("reading a task") as tables:
             return task_rows.get_task(tables, task_id)
+
+    def last_reviewed_head(self, worker: str, *, source: str, repo: str, number: int) -> str:
+        """See Store.last_reviewed_head."""
+        with self._use(f"reading what {worker} last reviewed") as tables:
+            return review_rows.last_reviewed_head(
+                tables, worker, source=source, repo=repo, number=number
+            )
 
     def create_tasks(self, tasks: Sequence[NewTask]) -> list[Task]:
         """Store tasks sent through the API, pending, with a timeline entry."""

@@ -49,7 +49,9 @@ def fill(store: SqliteStore, events: int = 30) -> None:
     arrivals = []
     for n in range(events):
         raw = (b'{"n": %d, "pad": "' % n) + b"y" * (n * 300) + b'"}'  # > 2 KB: zlib
-        event = received(delivery(f"d-{n}", raw=raw), now=now)  # one instant: ties
+        sent = delivery(f"d-{n}", raw=raw)
+        sent = replace(sent, attrs={**sent.attrs, "head_sha": f"{n:040x}"})  # a head per push
+        event = received(sent, now=now)  # one instant: ties
         decide = EventOutcome(
             event_id=event.id, state=EventState.MATCHED,
             decisions=[Decision(worker="alpha", outcome=Outcome.MATCHED, rule=0,
@@ -108,6 +110,8 @@ def snapshot(store: SqliteStore | PostgresStore) -> dict[str, object]:
         "timeline": [store.list_timeline(event_id=e.id) for e in events],
         "task_timeline": [store.list_timeline(task_id=t.id) for t in tasks],
         "writes": [store.list_writes(event_id=e.id) for e in events],
+        # the events' number and head_sha columns (migration 10) came along
+        "reviewed": store.last_reviewed_head("alpha", source="github", repo="octo/app", number=7),
     }
 
 
@@ -136,6 +140,7 @@ def pg_rows(url: str) -> dict[str, int]:
 def test_everything_reads_the_same_after_the_copy(source: Path, pg_url: str) -> None:
     sqlite_store = open_sqlite(source)
     before = snapshot(sqlite_store)
+    assert before["reviewed"] != ""  # the completed task's head
     registry = sqlite_store.registry_version()
     sqlite_store.close()
     seen: list[Progress] = []

@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 from mecha.engine.registry import LoadedWorker
 from mecha.engine.targets import Target
 from mecha.event import AttrValue, Delivery, Event, received
-from mecha.forges.hydration import Hydration
+from mecha.forges.hydration import Hydration, RawDiff
+from mecha.forges.incremental import Compared, since_last_attrs
 from mecha.result import TaskResult
 from mecha.runtimes.contract import WorkerFailure
 from mecha.store import Store, WorkerRecord
@@ -166,6 +167,8 @@ class Hydrator:
         self.error = error
         self.gate = asyncio.Event()
         self.asked: list[str] = []
+        #: (event id, last reviewed head) of every comparison asked for
+        self.compared: list[tuple[str, str]] = []
 
     def handles(self, event: Event) -> bool:
         return event.source == "github" and event.type.startswith("pull_request")
@@ -174,6 +177,12 @@ class Hydrator:
         self.asked.append(event.id)
         await self.gate.wait()
         return Hydration(attrs=dict(self.attrs), error=self.error)
+
+    async def since_last(self, event: Event, last: str, full: Hydration) -> dict[str, str]:
+        """A comparison that says what it compared: ``changes since <last>``."""
+        self.compared.append((event.id, last))
+        compared = Compared(RawDiff(f"changes since {last}\n")) if last else None
+        return since_last_attrs(full.attrs, last, compared, max_bytes=500_000)
 
 
 # --- the worker runtime ---------------------------------------------------------------

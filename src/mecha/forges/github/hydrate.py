@@ -38,7 +38,7 @@ from mecha.forges.hydration import (
     failed,
 )
 
-__all__ = ["DIFF_ACCEPT", "GitHubAuth", "GitHubClient"]
+__all__ = ["DIFF_ACCEPT", "GitHubAuth", "GitHubClient", "Pull", "add_files", "read_pull"]
 
 DIFF_ACCEPT = "application/vnd.github.diff"
 #: pages of 100 files: GitHub lists at most 3000 files of a pull request
@@ -55,7 +55,9 @@ _NO_PATCH = "(GitHub sent no patch for this file: binary, or too large)"
 
 
 @dataclass(frozen=True)
-class _Pull:
+class Pull:
+    """The pull request an event names."""
+
     owner: str
     repo: str
     number: int
@@ -96,23 +98,13 @@ class GitHubClient:
 
     async def hydrate(self, attrs: Mapping[str, Any]) -> Hydration:
         """Diff and file list for the pull request ``attrs`` describe; errors in the result."""
-        pull = _pull(attrs)
+        pull = read_pull(attrs)
         if isinstance(pull, str):
             return failed(pull)
         try:
-            authorization = await self.auth.authorization(
-                self.http,
-                api_url=self.api_url,
-                installation_id=pull.installation_id,
-                timeout=self.timeout,
-            )
+            headers = await self.headers(pull)
         except FetchError as exc:
             return failed(scrub(str(exc), self.auth.secrets()))
-        headers = {
-            "Authorization": authorization,
-            "X-GitHub-Api-Version": API_VERSION,
-            "User-Agent": "mecha",
-        }
         (diff, diff_error), (files, files_error) = await asyncio.gather(
             attempt(self._diff(pull, headers)), attempt(self._files(pull, headers))
         )
@@ -122,7 +114,22 @@ class GitHubClient:
         names = None if files is None else files.files
         return build_hydration(diff, names, errors, max_bytes=self.max_diff_bytes)
 
-    async def _diff(self, pull: _Pull, headers: dict[str, str]) -> RawDiff | None:
+    async def headers(self, pull: Pull) -> dict[str, str]:
+        """The headers of a request about ``pull`` (an App's token for its installation);
+        FetchError if no token can be had."""
+        authorization = await self.auth.authorization(
+            self.http,
+            api_url=self.api_url,
+            installation_id=pull.installation_id,
+            timeout=self.timeout,
+        )
+        return {
+            "Authorization": authorization,
+            "X-GitHub-Api-Version": API_VERSION,
+            "User-Agent": "mecha",
+        }
+
+    async def _diff(self, pull: Pull, headers: dict[str, str]) -> RawDiff | None:
         """The diff GitHub sends; None when it is too large to send (and files can stand in)."""
         if pull.pinned:
             url = f"{self.api_url}{pull.path}/compare/{pull.base_sha}...{pull.head_sha}"
@@ -145,7 +152,7 @@ class GitHubClient:
             raise
         return RawDiff(answer.text(), answer.complete)
 
-    async def _files(self, pull: _Pull, headers: dict[str, str]) -> DiffBuilder | None:
+    async def _files(self, pull: Pull, headers: dict[str, str]) -> DiffBuilder | None:
         """Every file's name, and their patches as a diff up to the cap."""
         if not pull.number:
             return None
@@ -163,14 +170,14 @@ class GitHubClient:
                 limit=JSON_LIMIT,
                 timeout=self.timeout,
             )
-            _add_files(files, answer.json(what), what)
+            add_files(files, answer.json(what), what)
             if not answer.next_url:
                 break
             url, params = same_origin(self.api_url, answer.next_url, what), None
         return files
 
 
-def _add_files(files: DiffBuilder, data: Any, what: str) -> None:
+def add_files(files: DiffBuilder, data: Any, what: str) -> None:
     if not isinstance(data, list):
         raise FetchError(f"{what}: expected a list of files")
     for item in data:
@@ -186,7 +193,7 @@ def _file_section(item: Mapping[str, Any]) -> str:
     return file_section(old, new, str(item.get("patch") or ""), status=status, note=note)
 
 
-def _pull(attrs: Mapping[str, Any]) -> _Pull | str:
+def read_pull(attrs: Mapping[str, Any]) -> Pull | str:
     """The pull request ``attrs`` name, or why they name none."""
     owner, repo = str(attrs.get("repo_owner") or ""), str(attrs.get("repo_name") or "")
     if not (_NAME.fullmatch(owner) and _NAME.fullmatch(repo)) or {owner, repo} & {".", ".."}:
@@ -196,7 +203,7 @@ def _pull(attrs: Mapping[str, Any]) -> _Pull | str:
     if not number and not (base and head):
         return "GitHub: the event has no pull request number and no base/head SHAs"
     installation = attr_int(attrs.get("installation_id"))
-    return _Pull(owner, repo, number, base, head, str(installation or ""))
+    return Pull(owner, repo, number, base, head, str(installation or ""))
 
 
 def _sha(value: Any) -> str:

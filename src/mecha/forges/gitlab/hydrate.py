@@ -42,8 +42,14 @@ _SHA = re.compile(r"[0-9a-fA-F]{7,64}")
 _PATH = re.compile(r"[\w.-]+(/[\w.-]+)+")
 
 
+#: a request's query: a mapping, or pairs for a repeated name (``refs[]``)
+Query = Mapping[str, str | int] | httpx.QueryParams | None
+
+
 @dataclass(frozen=True)
-class _MergeRequest:
+class MergeRequest:
+    """The merge request an event names."""
+
     #: the project's id, or its URL-encoded path
     project: str
     #: how messages name it: the id or the path
@@ -73,7 +79,7 @@ class GitLabClient:
 
     async def hydrate(self, attrs: Mapping[str, Any]) -> Hydration:
         """Diff and file list for the merge request ``attrs`` describe; errors in the result."""
-        request = _merge_request(attrs)
+        request = read_merge_request(attrs)
         if isinstance(request, str):
             return failed(request)
         collected = DiffBuilder(self.max_diff_bytes + READ_MARGIN)
@@ -87,27 +93,27 @@ class GitLabClient:
             collected.diff(), collected.files, [warning or ""], max_bytes=self.max_diff_bytes
         )
 
-    async def _compare(self, request: _MergeRequest, collected: DiffBuilder) -> str:
+    async def _compare(self, request: MergeRequest, collected: DiffBuilder) -> str:
         """Fills ``collected``; a warning if GitLab says the comparison is incomplete."""
         what = f"GitLab compare {request.name} {request.base_sha}...{request.head_sha}"
         url = f"{self.api_url}/projects/{request.project}/repository/compare"
         params = {"from": request.base_sha, "to": request.head_sha, "straight": "false"}
-        answer = await self._get(url, what, params)
+        answer = await self.get(url, what, params)
         data = answer.json(what)
         if not isinstance(data, dict):
             raise FetchError(f"{what}: expected a comparison")
-        _add_changes(collected, data.get("diffs"), what)
+        add_changes(collected, data.get("diffs"), what)
         if data.get("compare_timeout"):
             return f"{what}: GitLab timed out comparing; the diff may be incomplete"
         return ""
 
-    async def _diffs(self, request: _MergeRequest, collected: DiffBuilder) -> str:
+    async def _diffs(self, request: MergeRequest, collected: DiffBuilder) -> str:
         url = f"{self.api_url}/projects/{request.project}/merge_requests/{request.iid}/diffs"
         params: dict[str, str | int] | None = {"per_page": PER_PAGE, "page": 1}
         for page in range(1, MAX_PAGES + 1):
             what = f"GitLab merge request {request.name}!{request.iid} diffs (page {page})"
-            answer = await self._get(url, what, params)
-            _add_changes(collected, answer.json(what), what)
+            answer = await self.get(url, what, params)
+            add_changes(collected, answer.json(what), what)
             next_page = answer.headers.get("x-next-page", "")
             if next_page.isdigit():
                 params = {"per_page": PER_PAGE, "page": int(next_page)}
@@ -117,7 +123,8 @@ class GitLabClient:
                 break
         return ""
 
-    async def _get(self, url: str, what: str, params: Mapping[str, str | int] | None) -> Answer:
+    async def get(self, url: str, what: str, params: Query) -> Answer:
+        """``GET url`` with the token; FetchError if it fails."""
         headers = {"PRIVATE-TOKEN": self.token, "Accept": "application/json"}
         headers["User-Agent"] = "mecha"
         return await fetch(
@@ -145,7 +152,7 @@ def change_section(change: Mapping[str, Any]) -> str:
     return file_section(old, new, str(change.get("diff") or ""), status=status, note=note)
 
 
-def _add_changes(collected: DiffBuilder, changes: Any, what: str) -> None:
+def add_changes(collected: DiffBuilder, changes: Any, what: str) -> None:
     if not isinstance(changes, list):
         raise FetchError(f"{what}: expected a list of changes")
     for change in changes:
@@ -154,7 +161,7 @@ def _add_changes(collected: DiffBuilder, changes: Any, what: str) -> None:
             collected.add(name, partial(change_section, change))
 
 
-def _merge_request(attrs: Mapping[str, Any]) -> _MergeRequest | str:
+def read_merge_request(attrs: Mapping[str, Any]) -> MergeRequest | str:
     """The merge request ``attrs`` name, or why they name none."""
     project_id = attr_int(attrs.get("project_id"))
     path = f"{attrs.get('repo_owner') or ''}/{attrs.get('repo_name') or ''}"
@@ -168,7 +175,7 @@ def _merge_request(attrs: Mapping[str, Any]) -> _MergeRequest | str:
     iid = attr_int(attrs.get("number"))
     if not iid and not (base and head):
         return "GitLab: the event has no merge request number and no base/head SHAs"
-    return _MergeRequest(project, name, iid, base, head)
+    return MergeRequest(project, name, iid, base, head)
 
 
 def _sha(value: Any) -> str:

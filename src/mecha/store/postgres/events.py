@@ -26,6 +26,7 @@ from mecha.store.common import (
     json_text,
     new_id,
     pack_raw,
+    pull_columns,
     received_entry,
     unpack_raw,
 )
@@ -43,9 +44,9 @@ _EVENT_COLUMNS = (
 )
 _INSERT_EVENT = (
     "INSERT INTO events (id, source, delivery_id, type, actor, subject, attrs, headers, raw, "
-    "raw_encoding, state, error, created_at, updated_at)"
+    "raw_encoding, state, error, created_at, updated_at, number, head_sha)"
 )
-_EVENT_MARKS = "%s, %s, %s, %s, %s, %s, %s, %s, %b, %s, %s, %s, %s, %s"
+_EVENT_MARKS = "%s, %s, %s, %s, %s, %s, %s, %s, %b, %s, %s, %s, %s, %s, %s, %s"
 _INSERT_MATCH = (
     "INSERT INTO event_matches (event_id, worker, outcome, rule, reason, task_id, created_at)"
 )
@@ -64,7 +65,7 @@ def _event_row(arrival: Arrival) -> tuple[Any, ...]:
     return (
         event.id, event.source, event.delivery_id, event.type, event.actor, event.subject,
         json_text(dict(event.attrs)), json_text(dict(event.headers)), raw, encoding,
-        state.value, error, event.created_at, event.updated_at,
+        state.value, error, event.created_at, event.updated_at, *pull_columns(event.attrs),
     )  # fmt: skip
 
 

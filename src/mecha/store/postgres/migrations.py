@@ -226,6 +226,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX tasks_flow ON tasks (worker, flow_key, state) WHERE flow_key <> ''",
         ),
     ),
+    # 8 and 9: flow control and budgets (issue 17), landing separately
+    Migration(
+        version=10,
+        name="pull request columns",
+        statements=(
+            "ALTER TABLE events ADD COLUMN number bigint NOT NULL DEFAULT 0",
+            "ALTER TABLE events ADD COLUMN head_sha text NOT NULL DEFAULT ''",
+            "CREATE INDEX events_pull ON events (source, subject, number)",
+        ),
+    ),
 )
 
 #: the version a database is at once every migration here is applied

@@ -33,6 +33,7 @@ from mecha.store.postgres.migrations import current_version, migrate
 from mecha.store.postgres.parts import Conn
 from mecha.store.postgres.progress import ProgressMixin
 from mecha.store.postgres.prune import PruneMixin
+from mecha.store.postgres.reviews import ReviewsMixin
 from mecha.store.postgres.server import Server
 from mecha.store.postgres.workers import WorkersMixin
 from mecha.store.postgres.writes import LedgerMixin
@@ -85,7 +86,7 @@ def migrate_schema(conn: Conn) -> int:
     return migrate(conn)
 
 
-class PostgresStore(WorkersMixin, LedgerMixin, ProgressMixin, PruneMixin):
+class PostgresStore(WorkersMixin, LedgerMixin, ProgressMixin, PruneMixin, ReviewsMixin):
     """The Store on a pool of PostgreSQL connections; threads run their calls at once."""
 
     def __init__(self, pool: ConnectionPool[Conn], server: Server) -> None:

@@ -20,6 +20,7 @@ from mecha.store.common import (
     event_not_found,
     json_text,
     pack_raw,
+    pull_columns,
     received_entry,
     task_from_row,
     unpack_raw,
@@ -36,8 +37,8 @@ _EVENT_COLUMNS = (
 )
 _INSERT_EVENT = (
     "INSERT INTO events (id, source, delivery_id, type, actor, subject, attrs, headers, raw, "
-    "raw_encoding, state, error, created_at, updated_at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "raw_encoding, state, error, created_at, updated_at, number, head_sha) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (source, delivery_id) DO NOTHING"
 )
 
@@ -60,6 +61,7 @@ def insert_arrivals(
                 event.id, event.source, event.delivery_id, event.type, event.actor,
                 event.subject, json_text(dict(event.attrs)), json_text(dict(event.headers)),
                 raw, encoding, state.value, error, event.created_at, event.updated_at,
+                *pull_columns(event.attrs),
             ),
         )  # fmt: skip
         if cursor.rowcount != 1:  # a duplicate delivery: nothing of it is written

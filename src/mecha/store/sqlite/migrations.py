@@ -228,6 +228,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX tasks_flow ON tasks (worker, flow_key, state) WHERE flow_key <> ''",
         ),
     ),
+    Migration(
+        version=10,
+        name="pull request columns",
+        statements=(
+            # the event's number and head_sha attributes as columns, so a pull request's
+            # events are found by an index without reading JSON (incremental review's
+            # Store.last_reviewed_head). Events stored before are left at 0 and ''
+            "ALTER TABLE events ADD COLUMN number INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE events ADD COLUMN head_sha TEXT NOT NULL DEFAULT ''",
+            "CREATE INDEX events_pull ON events (source, subject, number)",
+        ),
+    ),
 )
 
 #: the version a database is at once every migration here is applied

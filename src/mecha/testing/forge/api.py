@@ -6,6 +6,7 @@ and merge requests, point a client at ``github_url`` (as ``GITHUB_API_URL``) or
 
     with ForgeEmulator(github_token="ghp_test") as forge:
         forge.add_pull("octo", "hello", 7, base_sha=BASE, head_sha=HEAD, files=[...])
+        forge.push_pull("octo", "hello", 7, head_sha=NEW, files=[...])  # force=True: rewritten
         forge.fail(r"/pulls/7/files", 500, times=1)
         ...
         assert forge.requests[0].headers["accept"] == "application/vnd.github.diff"
@@ -23,15 +24,15 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from mecha.testing.forge.github.emulator import GitHubState, Pull, github_error
-from mecha.testing.forge.gitlab.emulator import GitLabState, MergeRequest, gitlab_error
+from mecha.testing.forge.github.emulator import GitHubState, github_error
+from mecha.testing.forge.gitlab.emulator import GitLabState, gitlab_error
+from mecha.testing.forge.seeding import Seeding
 from mecha.testing.forge.wire import Call, FileChange, Reply
 
 __all__ = ["FileChange", "ForgeEmulator", "Recorded"]
@@ -50,6 +51,8 @@ class Recorded:
     body: bytes
     #: the name in the URL the client was given (``github_url_for(name)``), "" if none
     caller: str = ""
+    #: every query parameter in order, repeated names too (``query`` keeps the last)
+    pairs: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -67,7 +70,7 @@ class _Failure:
     release: threading.Event | None = None
 
 
-class ForgeEmulator:
+class ForgeEmulator(Seeding):
     """GitHub's and GitLab's REST APIs on one loopback port; a context manager."""
 
     def __init__(
@@ -150,39 +153,6 @@ class ForgeEmulator:
     def gitlab_url(self) -> str:
         """The GitLab instance's base URL; its API is under ``/api/v4``."""
         return f"{self.base_url}/gitlab"
-
-    def add_pull(
-        self,
-        owner: str,
-        repo: str,
-        number: int,
-        *,
-        base_sha: str,
-        head_sha: str,
-        files: Iterable[FileChange] = (),
-        title: str = "",
-    ) -> None:
-        """Seed a GitHub pull request (also what compare answers for its two SHAs)."""
-        pull = Pull(owner, repo, number, base_sha, head_sha, list(files), title)
-        with self._lock:
-            self.github.pulls[(owner.lower(), repo.lower(), number)] = pull
-
-    def add_merge_request(
-        self,
-        project: str,
-        iid: int,
-        *,
-        base_sha: str,
-        head_sha: str,
-        files: Iterable[FileChange] = (),
-        project_id: int | None = None,
-        title: str = "",
-    ) -> int:
-        """Seed a GitLab merge request in the project at path ``project``; its project id."""
-        with self._lock:
-            found = self.gitlab.project(project, project_id)
-            found.merge_requests[iid] = MergeRequest(iid, base_sha, head_sha, list(files), title)
-            return found.id
 
     def github_app(self, app_id: str | int, public_key: Any) -> None:
         """Accept App JWTs signed by the key whose public half (PEM or key object) is given."""
@@ -267,13 +237,14 @@ class ForgeEmulator:
     def dispatch(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
         """Answer one request: record it, apply injected failures, then route it."""
         parts = urlsplit(target)
-        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        pairs = tuple(parse_qsl(parts.query, keep_blank_values=True))
+        query = dict(pairs)
         path, caller = parts.path, ""
         if path.startswith("/~"):  # a URL from github_url_for(caller)
             caller, _, rest = path[2:].partition("/")
             path = "/" + rest
         with self._lock:
-            self._log.append(Recorded(method, path, query, headers, body, caller))
+            self._log.append(Recorded(method, path, query, headers, body, caller, pairs))
             failure = self._failure(method, path)
         if failure is not None and failure.delay and not failure.late:
             self._closing.wait(failure.delay)
@@ -281,7 +252,7 @@ class ForgeEmulator:
             return _failure_reply(failure, path)
         forge, _, rest = path.lstrip("/").partition("/")
         prefix = f"{self.base_url}/~{caller}" if caller else self.base_url
-        call = Call(method, "/" + rest, query, headers, body, f"{prefix}/{forge}")
+        call = Call(method, "/" + rest, query, headers, body, f"{prefix}/{forge}", pairs)
         with self._lock:
             if forge == "github":
                 reply = self.github.handle(call)

@@ -51,6 +51,12 @@ class Call:
     body: bytes
     #: where the forge's API is served, e.g. http://127.0.0.1:PORT/github (for Link URLs)
     base_url: str
+    #: every query parameter in order, repeated names too (``refs[]=a&refs[]=b``)
+    pairs: tuple[tuple[str, str], ...] = ()
+
+    def query_list(self, name: str) -> list[str]:
+        """Every value of a repeated parameter, ``name[]`` or ``name`` (Rails reads both)."""
+        return [value for key, value in self.pairs if key in (name, f"{name}[]")]
 
 
 @dataclass

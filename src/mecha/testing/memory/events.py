@@ -14,6 +14,7 @@ from mecha.store.common import (
     event_not_found,
     json_text,
     new_id,
+    pull_columns,
     received_entry,
 )
 from mecha.store.flow import new_task
@@ -30,12 +31,14 @@ def insert_arrivals(tables: Tables, arrivals: Sequence[Arrival]) -> list[list[Ta
     for arrival in arrivals:
         event, outcome = arrival.event, arrival.outcome
         state, error = (outcome.state, outcome.error) if outcome else (event.state, event.error)
+        number, head_sha = pull_columns(event.attrs)
         row = EventRow(
             seq=0, id=event.id, source=event.source, delivery_id=event.delivery_id,
             type=event.type, actor=event.actor, subject=event.subject,
             attrs=json_text(dict(event.attrs)), headers=json_text(dict(event.headers)),
             raw=bytes(event.raw), state=EventState(state), error=error,
             created_at=float(event.created_at), updated_at=float(event.updated_at),
+            number=number, head_sha=head_sha,
         )  # fmt: skip
         delivery = (event.source, event.delivery_id)
         if delivery in tables.deliveries:  # a duplicate delivery: nothing of it is written

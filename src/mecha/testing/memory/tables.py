@@ -43,6 +43,9 @@ class EventRow:
     error: str
     created_at: float
     updated_at: float
+    #: the ``number`` and ``head_sha`` attributes, as columns (``common.pull_columns``)
+    number: int = 0
+    head_sha: str = ""
 
     def event(self, *, raw: bool = False) -> Event:
         """The Event; with its raw body only if asked (lists leave it out)."""

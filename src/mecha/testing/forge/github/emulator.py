@@ -2,9 +2,11 @@
 
 Served under ``/github`` (which stands for ``https://api.github.com``):
 
-* ``GET /repos/{o}/{r}/compare/{base}...{head}``: JSON with ``files[]`` (at most 300), or
-  the unified diff when ``Accept`` asks for ``application/vnd.github.diff`` (406
-  ``too_large`` past 300 files or 20 000 lines, as GitHub)
+* ``GET /repos/{o}/{r}/compare/{base}...{head}``: JSON with ``status``, ``ahead_by``,
+  ``behind_by``, ``commits`` and ``files[]`` (at most 300), or the unified diff when
+  ``Accept`` asks for ``application/vnd.github.diff`` (406 ``too_large`` past 300 files or
+  20 000 lines, as GitHub); any two commits of the repository's ``CommitGraph`` (a pull
+  request pushed to, force-pushed: ``compare.py``), 404 for a commit it lacks
 * ``GET /repos/{o}/{r}/pulls/{n}``: JSON, or the diff with the diff media type
 * ``GET /repos/{o}/{r}/pulls/{n}/files``: ``per_page`` (default 30, at most 100), ``page``,
   ``Link`` with rel next/last/prev/first; 3000 files at most, as GitHub
@@ -29,11 +31,12 @@ from typing import Any
 
 import jwt
 
+from mecha.testing.forge.commits import CommitGraph, UnknownCommit, Unrelated
+from mecha.testing.forge.github.compare import MAX_COMPARE_FILES, comparison_json, file_json
 from mecha.testing.forge.wire import (
     Call,
     FileChange,
     Reply,
-    fake_sha,
     git_section,
     json_reply,
     link_header,
@@ -42,9 +45,8 @@ from mecha.testing.forge.wire import (
 )
 
 DOCS = "https://docs.github.com/rest"
-#: GitHub lists at most this many files of a pull request, and 300 in a comparison
+#: GitHub lists at most this many files of a pull request (and 300 of a comparison)
 MAX_PULL_FILES = 3000
-MAX_COMPARE_FILES = 300
 #: past these, GitHub will not send a diff (406)
 MAX_DIFF_FILES = 300
 MAX_DIFF_LINES = 20_000
@@ -89,6 +91,8 @@ class GitHubState:
 
     def __init__(self) -> None:
         self.pulls: dict[tuple[str, str, int], Pull] = {}
+        #: (owner, repo) lowercased → its commits (seeded pulls and their pushes)
+        self.graphs: dict[tuple[str, str], CommitGraph] = {}
         #: accepted tokens -> expiry (epoch seconds; None: never)
         self.tokens: dict[str, float | None] = {}
         self.app_id = ""
@@ -137,6 +141,8 @@ class GitHubState:
     def _compare(self, call: Call, match: re.Match[str]) -> Reply:
         owner, repo, basehead = match.groups()
         base, dots, head = basehead.partition("...")
+        if not dots:
+            return github_error(404, "Not Found")
         pull = next(
             (
                 p
@@ -146,12 +152,31 @@ class GitHubState:
             ),
             None,
         )
-        if pull is None or not dots:
-            return github_error(404, "Not Found")
+        if pull is None:
+            return self._compare_commits(call, f"{owner}/{repo}", base, head)
         if _wants_diff(call):
             return diff_reply(pull.files)
-        files = [_file_json(change) for change in pull.files[:MAX_COMPARE_FILES]]
+        files = [file_json(change) for change in pull.files[:MAX_COMPARE_FILES]]
         return json_reply(_comparison(pull, files))
+
+    def _compare_commits(self, call: Call, repo_path: str, base: str, head: str) -> Reply:
+        """Any two commits of the repository, compared in its graph."""
+        owner, _, repo = repo_path.partition("/")
+        graph = self.graph(owner, repo)
+        try:
+            comparison = graph.compare(base, head)
+        except UnknownCommit:
+            return github_error(404, "Not Found")
+        except Unrelated:
+            return github_error(404, f"No common ancestor between {base} and {head}.")
+        if _wants_diff(call):
+            return diff_reply(list(comparison.files))
+        shown = comparison_json(comparison, graph, call, repo_path=repo_path, base=base, head=head)
+        return json_reply(shown)
+
+    def graph(self, owner: str, repo: str) -> CommitGraph:
+        """The commits of ``owner/repo`` (made empty on first use)."""
+        return self.graphs.setdefault((owner.lower(), repo.lower()), CommitGraph())
 
     def _pull(self, call: Call, match: re.Match[str]) -> Reply:
         pull = self._find(match[1], match[2], int(match[3]))
@@ -168,7 +193,7 @@ class GitHubState:
         listed = pull.files[:MAX_PULL_FILES]
         items, page = paginate(listed, call, default=30, maximum=100)
         links = link_header(call, page)
-        reply = json_reply([_file_json(change) for change in items])
+        reply = json_reply([file_json(change) for change in items])
         if links:
             reply.headers["Link"] = links
         return reply
@@ -219,22 +244,6 @@ class GitHubState:
 def _wants_diff(call: Call) -> bool:
     accept = call.headers.get("accept", "")
     return "application/vnd.github.diff" in accept or "application/vnd.github.v3.diff" in accept
-
-
-def _file_json(change: FileChange) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        "sha": fake_sha(f"new:{change.filename}"),
-        "filename": change.filename,
-        "status": change.status,
-        "additions": change.additions,
-        "deletions": change.deletions,
-        "changes": change.additions + change.deletions,
-    }
-    if change.patch:
-        item["patch"] = change.patch
-    if change.previous_filename:
-        item["previous_filename"] = change.previous_filename
-    return item
 
 
 def _comparison(pull: Pull, files: list[dict[str, Any]]) -> dict[str, Any]:

@@ -7,7 +7,10 @@ Served under ``/gitlab`` (an instance's base URL), API under ``/gitlab/api/v4``:
   ``page``; ``X-Page``, ``X-Per-Page``, ``X-Next-Page``, ``X-Prev-Page``, ``X-Total``,
   ``X-Total-Pages`` and ``Link`` headers, as GitLab sends
 * ``GET /projects/:id/repository/compare?from=&to=&straight=``: ``{"commit", "commits",
-  "diffs", "compare_timeout", ...}`` for a seeded merge request's base and head SHAs
+  "diffs", "compare_timeout", ...}`` for a seeded merge request's base and head SHAs, or
+  any two commits of the project's ``CommitGraph`` (a merge request pushed to or
+  force-pushed); ``GET /projects/:id/repository/merge_base?refs[]=&refs[]=``: see
+  ``compare.py``
 
 The write side (labels, commit statuses, ``/user``) is in ``forge_gitlab_write``, its
 notes and diff threads in ``forge_gitlab_notes``. ``:id`` is the project's number or its
@@ -23,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
+from mecha.testing.forge.commits import CommitGraph
+from mecha.testing.forge.gitlab.compare import compare_reply, merge_base_reply
 from mecha.testing.forge.gitlab.rules import page_headers, request_token
 from mecha.testing.forge.gitlab.write import GitLabWrites
 from mecha.testing.forge.wire import Call, FileChange, Reply, json_reply, paginate
@@ -48,6 +53,8 @@ class Project:
     id: int
     path: str
     merge_requests: dict[int, MergeRequest] = field(default_factory=dict)
+    #: its commits (seeded merge requests and their pushes)
+    commits: CommitGraph = field(default_factory=CommitGraph)
 
 
 def gitlab_error(status: int, message: str) -> Reply:
@@ -68,6 +75,7 @@ class GitLabState(GitLabWrites):
             ("GET", re.compile(rf"{API}{project}/merge_requests/(\d+)"), self._merge_request),
             ("GET", re.compile(rf"{API}{project}/merge_requests/(\d+)/diffs"), self._diffs),
             ("GET", re.compile(rf"{API}{project}/repository/compare()"), self._compare),
+            ("GET", re.compile(rf"{API}{project}/repository/merge_base()"), self._merge_base),
             *self.write_routes(),
         ]
 
@@ -124,7 +132,7 @@ class GitLabState(GitLabWrites):
             None,
         )
         if request is None:
-            return gitlab_error(404, "404 Commit Not Found")
+            return compare_reply(project.commits, call, project.path, change_json)
         commit = {"id": head, "short_id": head[:8], "title": request.title or "change"}
         return json_reply(
             {
@@ -136,6 +144,9 @@ class GitLabState(GitLabWrites):
                 "web_url": f"{call.base_url}/{project.path}/-/compare/{base}...{head}",
             }
         )
+
+    def _merge_base(self, call: Call, project: Project, _: int) -> Reply:
+        return merge_base_reply(project.commits, call, project.path)
 
 
 def change_json(change: FileChange) -> dict[str, Any]:
