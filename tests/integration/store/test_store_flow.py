@@ -5,6 +5,7 @@ to pending."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 from mecha.event import EventState
@@ -184,3 +185,36 @@ def test_a_dead_nodes_marked_task_ends_superseded_when_taken_back(store: AnyStor
     keyed(store, "2", at=now + 1, supersede=True)
     assert store.take_back(now=time.time() + 60) == []
     assert store.get_task(first.id).state is TaskState.SUPERSEDED
+
+
+def test_two_nodes_storing_one_keys_events_at_once_leave_one_waiting_task(pg_url: str) -> None:
+    """Two PostgreSQL stores on one database (two nodes), each storing a stream of events
+    for one key at once: whichever commits second sees the first's task and replaces it
+    (or gives way to it if its own event is older), so one task waits: the newest."""
+    from mecha.store.postgres.store import open_postgres
+
+    nodes = [open_postgres(pg_url), open_postgres(pg_url)]
+    start = time.time()
+    errors: list[BaseException] = []
+
+    def stream(node: int) -> None:
+        try:
+            for n in range(15):
+                keyed(nodes[node], f"{node}-{n}", at=start + n * 2 + node, supersede=True)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=stream, args=(node,)) for node in (0, 1)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        assert errors == []
+        tasks = nodes[0].list_tasks(limit=100)
+    finally:
+        for node in nodes:
+            node.close()
+    [waiting] = [t for t in tasks if t.state is TaskState.PENDING]
+    assert waiting.flow_at == max(t.flow_at for t in tasks) == start + 29
+    assert sum(t.state is TaskState.SUPERSEDED for t in tasks) == 29

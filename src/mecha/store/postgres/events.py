@@ -197,10 +197,25 @@ def _tasks_of(outcome: EventOutcome, now: float, flows: dict[str, FlowMark]) -> 
 
 
 def _flow(conn: Conn, tasks: Sequence[Task], flows: dict[str, FlowMark]) -> None:
-    """What the new keyed tasks among ``tasks`` (not those matched before) do to their keys."""
+    """What the new keyed tasks among ``tasks`` (not those matched before) do to their keys.
+
+    Each (worker, key) is locked first (an advisory lock each, in one order, held to the
+    commit, taken after every other row this transaction writes): two nodes storing events
+    of one key take turns, so the second sees the first's task and replaces it."""
     placed = [(task, flows[task.id]) for task in tasks if task.id in flows]
-    if placed:
-        ended_flows(conn, apply_flow(conn, placed, "%s"), placed[-1][0].created_at)
+    if not placed:
+        return
+    keys = sorted({f"{task.worker}\n{flow.key}" for task, flow in placed})
+    conn.execute(
+        "SELECT pg_advisory_xact_lock(%s, h) FROM (SELECT DISTINCT hashtext(k) AS h "
+        "FROM unnest(%s::text[]) AS k ORDER BY h) AS keys",
+        (_FLOW_LOCK, keys),
+    ).fetchall()
+    ended_flows(conn, apply_flow(conn, placed, "%s"), placed[-1][0].created_at)
+
+
+#: the first key of the advisory locks that make one flow key's new tasks take turns
+_FLOW_LOCK = 0x6D666C77
 
 
 def _insert_matches(conn: Conn, rows: Sequence[tuple[Any, ...]]) -> None:
