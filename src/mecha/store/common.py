@@ -319,3 +319,7 @@ def write_from_row(row: Sequence[Any]) -> WriteRecord:
         remote_id=remote_id, created_at=created, updated_at=updated, node=node_id,
         lease_until=lease_until,
     )  # fmt: skip
+
+
+#: the ledger states ``Store.count_writes`` counts: made, or to be made
+COUNTED_WRITE_STATES = (WriteState.PLANNED.value, WriteState.CALLING.value, WriteState.DONE.value)

@@ -216,6 +216,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    # 8 (per-key flow), 9 (budgets) and 10 (incremental review) are other parts of issue 17
+    Migration(
+        version=11,
+        name="comment caps",
+        statements=(
+            # policy.comment.max_per_hour counts a worker's comments on one thread in an hour
+            "CREATE INDEX writes_thread ON writes (target, worker, action, created_at)",
+        ),
+    ),
 )
 
 #: the version a database is at once every migration here is applied

@@ -47,6 +47,7 @@ from mecha.store.sqlite.file import configure, make_file, make_folder, rollback,
 from mecha.store.sqlite.migrations import current_version, migrate
 from mecha.store.sqlite.progress import ProgressMixin
 from mecha.store.sqlite.prune import PruneMixin
+from mecha.store.sqlite.write_counts import WriteCountsMixin
 from mecha.store.sqlite.writes import LedgerMixin
 from mecha.task import NewTask, Task, TaskState
 from mecha.timeline import TimelineEntry
@@ -90,7 +91,7 @@ def open_sqlite(path: Path, *, busy_timeout: float = BUSY_TIMEOUT) -> SqliteStor
     return SqliteStore(conn, path)
 
 
-class SqliteStore(LedgerMixin, ProgressMixin, PruneMixin):
+class SqliteStore(LedgerMixin, WriteCountsMixin, ProgressMixin, PruneMixin):
     """The Store on one SQLite connection; calls from several threads take turns."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
