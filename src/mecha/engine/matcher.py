@@ -107,6 +107,8 @@ def render(
     context = task_context(
         source=event.source, actor=event.actor, subject=event.subject, attrs=event.attrs
     )
+    if rule is not None and rule.command:  # a command's task: acknowledged as it starts
+        context["command"] = rule.command
     return NewTask(worker=worker.name, event_id=event.id, prompt=prompt, context=context)
 
 
