@@ -28,7 +28,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from mecha.engine import matcher
 from mecha.engine.batcher import Batcher
@@ -50,6 +50,15 @@ class Hydrator(Protocol):
 
     async def hydrate(self, event: Event) -> Hydration | None:
         """What the forge adds to the event; None when there is nothing to add."""
+        ...
+
+    def asks_access(self, event: Event) -> bool:
+        """Whether this event's author's access level can be asked of its forge (GitLab)."""
+        ...
+
+    async def access(self, event: Event) -> dict[str, Any]:
+        """The author's access level as attributes (``author_access_level``, or
+        ``author_access_error`` when it cannot be known); never raises for the forge."""
         ...
 
 
@@ -143,10 +152,13 @@ class Pipeline:
         return stored
 
     def _arrive(self, event: Event, workers: Sequence[LoadedWorker]) -> Arrival:
-        """The event with its outcome, unless it waits for a diff (or matching broke)."""
+        """The event with its outcome, unless it waits for a diff or its author's access
+        level (or matching broke)."""
         try:
             decided = matcher.decisions(event, workers, self.own)
             hydrator = self.hydrator
+            if hydrator is not None and self._asks_access(event, workers):
+                return Arrival(event=event)
             if matcher.taken(decided) and hydrator is not None and hydrator.handles(event):
                 return Arrival(event=event)
             outcome = matcher.plan(event, workers, decided, None)
@@ -172,18 +184,31 @@ class Pipeline:
     async def _match(self, event: Event) -> None:
         loop = asyncio.get_running_loop()
         workers = await loop.run_in_executor(self._reads, self._registry.refresh)
-        decided = matcher.decisions(event, workers, self.own)
         hydrated: Hydration | None = None
+        if self.hydrator is not None and self._asks_access(event, workers):
+            # a GitLab command's trust needs its author's access level: asked first
+            event = replace(event, attrs={**event.attrs, **await self.hydrator.access(event)})
+            hydrated = Hydration(attrs={})  # the attributes changed: stored with the outcome
+        decided = matcher.decisions(event, workers, self.own)
         if self.hydrator is not None and matcher.taken(decided):
-            hydrated = await self.hydrator.hydrate(event)
-            if hydrated is not None:
-                event = replace(event, attrs={**event.attrs, **hydrated.attrs})
+            found = await self.hydrator.hydrate(event)
+            if found is not None:
+                event = replace(event, attrs={**event.attrs, **found.attrs})
+                hydrated = found
         outcome = matcher.plan(event, workers, decided, hydrated)
         made = await self._outcomes.add(outcome)
         self.matched += 1
         if made:
             self.dispatch([event], made)
         _log(event, outcome)
+
+    def _asks_access(self, event: Event, workers: Sequence[LoadedWorker]) -> bool:
+        hydrator = self.hydrator
+        return (
+            hydrator is not None
+            and matcher.needs_access(event, workers, self.own)
+            and hydrator.asks_access(event)
+        )
 
     # 4. dispatch
     def dispatch(self, events: Sequence[Event], tasks: Sequence[Task]) -> None:

@@ -4,12 +4,17 @@ Pull request events (``pull_request*`` on GitHub, ``merge_request*`` on GitLab) 
 comments on pull requests are hydrated, once per event, only when some worker takes the
 event. A forge without API credentials is not asked: a prompt that uses ``{{.diff}}`` then
 fails for that worker with a message naming the key.
+
+A GitLab note that a ``command:`` rule would take gets its author's access level first
+(``access``, from the members API), which trust needs; without a GitLab token it is not
+asked, and trust refuses the command saying so.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 import httpx
 
@@ -46,6 +51,23 @@ class ForgeHydrator:
         if result.error:
             log.warning("event %s: hydration failed: %s", event.id, result.error)
         return result
+
+    def asks_access(self, event: Event) -> bool:
+        """True for a GitLab note when a GitLab token is set (the members API can be asked)."""
+        return self.gitlab is not None and event.source == "gitlab" and _kind(event) == "note"
+
+    async def access(self, event: Event) -> dict[str, Any]:
+        """The note author's access level (``mecha.forges.gitlab.members``)."""
+        if self.gitlab is None or not self.asks_access(event):
+            return {"author_access_error": "no GitLab token in secrets.yml to ask with"}
+        found = await self.gitlab.access(event.attrs)
+        if "author_access_error" in found:
+            log.warning("event %s: %s", event.id, found["author_access_error"])
+        return found
+
+
+def _kind(event: Event) -> str:
+    return event.type.split(".", 1)[0]
 
 
 def build_hydrator(

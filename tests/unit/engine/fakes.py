@@ -175,6 +175,12 @@ class Hydrator:
         await self.gate.wait()
         return Hydration(attrs=dict(self.attrs), error=self.error)
 
+    def asks_access(self, event: Event) -> bool:
+        return False
+
+    async def access(self, event: Event) -> dict[str, Any]:
+        raise AssertionError("this forge is never asked for access levels")
+
 
 # --- the worker runtime ---------------------------------------------------------------
 

@@ -158,7 +158,8 @@ class GitHubReactions:
 
 def _argument(query: str, name: str, variables: Any) -> Any:
     """An input field of the mutation: a ``$variable``'s value, or the literal written."""
-    found = re.search(rf"\b{name}\s*:\s*(\$?)(\w+)", query)
+    fields = re.search(r"addReaction\s*\(\s*input\s*:\s*\{([^}]*)\}", query)
+    found = re.search(rf"\b{name}\s*:\s*(\$?)(\w+)", fields[1]) if fields else None
     if found is None:
         return None
     if found[1]:
