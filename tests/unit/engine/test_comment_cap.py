@@ -7,6 +7,7 @@ window has rolled over."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,11 @@ SKIPPED = (
 )
 
 
+def later(seconds: float) -> float:
+    """A clock ``seconds`` ahead of the real one."""
+    return time.time() + seconds
+
+
 def deliver_all(store: Store, home: Path, forge: ForgeEmulator, policy: dict[str, Any],
                 plan: list[tuple[int, float]]) -> dict[str, int]:  # fmt: skip
     """Register a reviewer with ``policy``; deliver one pull request event per (number,
@@ -43,7 +49,7 @@ def deliver_all(store: Store, home: Path, forge: ForgeEmulator, policy: dict[str
             github = GitHubWriter(http, api_url=forge.github_url, auth=GitHubAuth.token(TOKEN))
             async with Rig(store, home, send=sender.send, writers={"github": github}) as rig:
                 for n, (number, hours) in enumerate(plan):
-                    rig.writeback.cap.clock = lambda hours=hours: time.time() + hours * 3600
+                    rig.writeback.cap.clock = functools.partial(later, hours * 3600)
                     event = await rig.pipeline.receive(delivery(f"d-{n}", number=number))
                     assert event is not None
 
