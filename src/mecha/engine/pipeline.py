@@ -10,9 +10,11 @@
    every worker's rules decide, each taking worker's prompt is rendered. An event that
    some worker takes and whose diff must be fetched first is stored ``received`` and
    matched afterwards (``Pipeline.match_later``): the forge is asked once (a failure is
-   recorded, never fatal), then the outcome is written in a grouped commit. An event still
-   ``received`` when the process died is matched again at the next start; the task dedup
-   key (event:worker) keeps that from making a second task.
+   recorded, never fatal), then the outcome is written in a grouped commit. So is a GitLab
+   note a ``command:`` rule would take: its author's access level is asked of GitLab first
+   (``Hydrator.access``), since trust needs it; a lookup that fails refuses the command.
+   An event still ``received`` when the process died is matched again at the next start;
+   the task dedup key (event:worker) keeps that from making a second task.
 4. **dispatch**: new tasks go to the dispatcher, their events to write-back (which needs
    them for the policy), in ``Pipeline.dispatch``.
 5. **policy** and **write**: when a worker answers, ``mecha.engine.task_send`` has

@@ -17,6 +17,10 @@ pull request or issue go one at a time, so a sticky comment is never made twice 
 With ``dry_run`` in the policy, or no credentials for the event's forge, writes are
 recorded as ``dry-run`` with the requests they would have made, and never sent.
 
+A comment over the worker's ``policy.comment.max_per_hour`` on its thread is dropped as it
+is planned (``mecha.engine.comment_cap``). When a command's task starts, ``acknowledge``
+plans the 👀 on its comment (``mecha.policy.reactions``) in the same ledger.
+
 A write is recorded as it will be sent (``as_written``): a comment longer than its forge
 takes is cut, with the forge client's note, before it is recorded, so the ledger never
 keeps more of a worker's answer than reaches the forge (a 5 MB comment is recorded as the
