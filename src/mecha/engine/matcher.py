@@ -24,6 +24,7 @@ from mecha.forges.incremental import SINCE_LAST_ATTRS
 from mecha.store import EventOutcome
 from mecha.task import FlowMark, NewTask, task_context
 from mecha.worker.matching import Decision, Outcome, decide
+from mecha.worker.matching import needs_access as needs_access_of
 from mecha.worker.trust import command_args
 
 #: a prompt that names an incremental-review attribute
@@ -47,6 +48,20 @@ def decisions(
         type=event.type,
         data=template_data(event),
     )
+
+
+def needs_access(
+    event: Event, workers: Sequence[LoadedWorker], own: Mapping[str, str] | None = None
+) -> bool:
+    """Whether a worker's command rule waits for the GitLab note author's access level
+    (asked of the forge before matching; ``mecha.worker.matching.needs_access``)."""
+    me = (own or {}).get(event.source, "")
+    if me and event.actor.lower() == me.lower():
+        return False
+    return needs_access_of(
+        [w.candidate for w in workers if not w.broken], source=event.source, type=event.type,
+        data=template_data(event),
+    )  # fmt: skip
 
 
 def taken(decided: Sequence[Decision]) -> bool:
@@ -146,6 +161,8 @@ def render(
     context = task_context(
         source=event.source, actor=event.actor, subject=event.subject, attrs=event.attrs
     )
+    if rule is not None and rule.command:  # a command's task: acknowledged as it starts
+        context["command"] = rule.command
     return NewTask(worker=worker.name, event_id=event.id, prompt=prompt, context=context, flow=flow)
 
 

@@ -12,9 +12,11 @@
    matched afterwards (``Pipeline.match_later``): the forge is asked once (a failure is
    recorded, never fatal), then the outcome is written in a grouped commit. A worker whose
    prompt uses ``{{.diff_since_last}}`` also gets the diff since the head it last completed
-   a task on for this pull request: the store says which head, the hydrator compares. An
-   event still ``received`` when the process died is matched again at the next start; the
-   task dedup key (event:worker) keeps that from making a second task.
+   a task on for this pull request: the store says which head, the hydrator compares. So is
+   a GitLab note a ``command:`` rule would take matched later: its author's access level is
+   asked of GitLab first (``Hydrator.access``), since trust needs it; a lookup that fails
+   refuses the command. An event still ``received`` when the process died is matched again
+   at the next start; the task dedup key (event:worker) keeps that from making a second task.
 4. **dispatch**: new tasks go to the dispatcher, their events to write-back (which needs
    them for the policy), in ``Pipeline.dispatch``.
 5. **policy** and **write**: when a worker answers, ``mecha.engine.task_send`` has
@@ -30,7 +32,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import replace
-from typing import Protocol
+from typing import Any, Protocol
 
 from mecha.engine import matcher
 from mecha.engine.batcher import Batcher
@@ -59,6 +61,15 @@ class Hydrator(Protocol):
         """For a worker whose last completed review of the event's pull request was at
         commit ``last`` ("" if none): the diff since then and what it is
         (``mecha.forges.incremental``), the full diff in ``full`` standing in when needed."""
+        ...
+
+    def asks_access(self, event: Event) -> bool:
+        """Whether this event's author's access level can be asked of its forge (GitLab)."""
+        ...
+
+    async def access(self, event: Event) -> dict[str, Any]:
+        """The author's access level as attributes (``author_access_level``, or
+        ``author_access_error`` when it cannot be known); never raises for the forge."""
         ...
 
 
@@ -152,10 +163,13 @@ class Pipeline:
         return stored
 
     def _arrive(self, event: Event, workers: Sequence[LoadedWorker]) -> Arrival:
-        """The event with its outcome, unless it waits for a diff (or matching broke)."""
+        """The event with its outcome, unless it waits for a diff or its author's access
+        level (or matching broke)."""
         try:
             decided = matcher.decisions(event, workers, self.own)
             hydrator = self.hydrator
+            if hydrator is not None and self._asks_access(event, workers):
+                return Arrival(event=event)
             if matcher.taken(decided) and hydrator is not None and hydrator.handles(event):
                 return Arrival(event=event)
             outcome = matcher.plan(event, workers, decided, None)
@@ -181,15 +195,20 @@ class Pipeline:
     async def _match(self, event: Event) -> None:
         loop = asyncio.get_running_loop()
         workers = await loop.run_in_executor(self._reads, self._registry.refresh)
-        decided = matcher.decisions(event, workers, self.own)
         hydrated: Hydration | None = None
         since_last: dict[str, dict[str, str]] = {}
         hydrator = self.hydrator
+        if hydrator is not None and self._asks_access(event, workers):
+            # a GitLab command's trust needs its author's access level: asked first
+            event = replace(event, attrs={**event.attrs, **await hydrator.access(event)})
+            hydrated = Hydration(attrs={})  # the attributes changed: stored with the outcome
+        decided = matcher.decisions(event, workers, self.own)
         if hydrator is not None and matcher.taken(decided):
-            hydrated = await hydrator.hydrate(event)
-            if hydrated is not None:
-                event = replace(event, attrs={**event.attrs, **hydrated.attrs})
-                since_last = await self._since_last(hydrator, event, workers, decided, hydrated)
+            found = await hydrator.hydrate(event)
+            if found is not None:
+                event = replace(event, attrs={**event.attrs, **found.attrs})
+                hydrated = found
+                since_last = await self._since_last(hydrator, event, workers, decided, found)
         outcome = matcher.plan(event, workers, decided, hydrated, since_last)
         made = await self._outcomes.add(outcome)
         self.matched += 1
@@ -226,6 +245,14 @@ class Pipeline:
         return {name: self._store.last_reviewed_head(
                     name, source=event.source, repo=event.subject, number=number)
                 for name in workers}  # fmt: skip
+
+    def _asks_access(self, event: Event, workers: Sequence[LoadedWorker]) -> bool:
+        hydrator = self.hydrator
+        return (
+            hydrator is not None
+            and matcher.needs_access(event, workers, self.own)
+            and hydrator.asks_access(event)
+        )
 
     # 4. dispatch
     def dispatch(self, events: Sequence[Event], tasks: Sequence[Task]) -> None:

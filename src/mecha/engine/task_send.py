@@ -113,6 +113,8 @@ class TaskSender:
             self._counts["held"] += 1
             return Retry(claimed, 0.0, held=True)
         self._counts["sent"] += 1
+        if self._writeback is not None:  # 👀 on a command's comment, in the background
+            self._writeback.acknowledge(claimed)
         ready = max(claimed.created_at, claimed.next_retry_at)
         self._latency.observe(max(0.0, (claimed.dispatched_at - ready) * 1000))
         try:

@@ -17,6 +17,10 @@ pull request or issue go one at a time, so a sticky comment is never made twice 
 With ``dry_run`` in the policy, or no credentials for the event's forge, writes are
 recorded as ``dry-run`` with the requests they would have made, and never sent.
 
+A comment over the worker's ``policy.comment.max_per_hour`` on its thread is dropped as it
+is planned (``mecha.engine.comment_cap``). When a command's task starts, ``acknowledge``
+plans the 👀 on its comment (``mecha.policy.reactions``) in the same ledger.
+
 A write is recorded as it will be sent (``as_written``): a comment longer than its forge
 takes is cut, with the forge client's note, before it is recorded, so the ledger never
 keeps more of a worker's answer than reaches the forge (a 5 MB comment is recorded as the
@@ -36,6 +40,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 
 from mecha.engine.batcher import Batcher
+from mecha.engine.comment_cap import CommentCap
 from mecha.engine.registry import WorkerRegistry
 from mecha.engine.write_tries import WriteBackSettings, WriteTries
 from mecha.errors import MechaError
@@ -43,7 +48,8 @@ from mecha.event import Event
 from mecha.forges.bodies import comment_body
 from mecha.forges.writer import Writer
 from mecha.policy.gate import Policy, PolicyKind, Verdict, apply_policy, parse_policy
-from mecha.policy.plan import PLACE_KEYS, plan_writes
+from mecha.policy.plan import PLACE_KEYS, PlannedWrites, plan_writes
+from mecha.policy.reactions import REACTION_KEYS, reaction_write
 from mecha.policy.writes import Write, WriteState, marked_body
 from mecha.result import TaskResult
 from mecha.store import Store, WritePlan, WriteRecord, WriteUpdate
@@ -58,6 +64,7 @@ _CALLING = frozenset({WriteState.CALLING})
 _NAMES = {"github": "GitHub", "gitlab": "GitLab"}
 #: events whose write-back place is kept in memory (older ones are read from the store)
 BRIEFS = 4096
+_BRIEF_KEYS = (*PLACE_KEYS, *REACTION_KEYS)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,8 +104,12 @@ class WriteBack:
         self._briefs: OrderedDict[str, Event] = OrderedDict()
         self._briefs_lock = threading.Lock()
         self.counts: dict[str, int] = dict.fromkeys(
-            ("written", "failed", "retried", "dead_lettered", "dry_run", "denied"), 0
+            ("written", "failed", "retried", "dead_lettered", "dry_run", "denied", "capped"), 0
         )
+        #: policy.comment.max_per_hour, counted in the ledger
+        self.cap = CommentCap(store=store, reads=reads)
+        #: reactions being planned (``acknowledge``)
+        self._acks: set[asyncio.Task[None]] = set()
         self._tries = WriteTries(
             store=store, updates=updates, reads=reads, settings=settings, counts=self.counts,
             node=node,
@@ -121,6 +132,8 @@ class WriteBack:
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Let writes in flight finish (up to ``timeout``); the rest resume at the next start."""
+        if self._acks:  # reactions being planned: recorded before the ledger closes
+            await asyncio.wait(list(self._acks), timeout=timeout)
         await self._tries.drain(timeout)
 
     @property
@@ -139,11 +152,12 @@ class WriteBack:
     def remember(self, events: Sequence[Event]) -> None:
         """Keep where these events write back, so a result needs no store read (thread-safe).
 
-        Only the attributes a write's place needs are kept, for the last BRIEFS events.
+        Only the attributes a write's place (and a reaction) needs are kept, for the last
+        BRIEFS events.
         """
         with self._briefs_lock:
             for event in events:
-                attrs = {key: event.attrs[key] for key in PLACE_KEYS if key in event.attrs}
+                attrs = {key: event.attrs[key] for key in _BRIEF_KEYS if key in event.attrs}
                 self._briefs[event.id] = replace(event, attrs=attrs, raw=b"", headers={})
             while len(self._briefs) > BRIEFS:
                 self._briefs.popitem(last=False)
@@ -166,6 +180,13 @@ class WriteBack:
         verdict = apply_policy(policy, result, worker=task.worker)
         planned = plan_writes(verdict, event=event, worker=task.worker)
         planned = replace(planned, writes=tuple(as_written(w) for w in planned.writes))
+        async with self.cap.turn(planned.writes):  # counted and planned in one turn
+            planned, capped = await self.cap.check(planned, policy.comment.max_per_hour)
+            self.counts["capped"] += capped
+            return await self._record(task, verdict, planned)
+
+    async def _record(self, task: Task, verdict: Verdict, planned: PlannedWrites) -> Settled:
+        """Record what ``settle`` planned: writes to send now, or a quiet plan (dry run)."""
         forge = planned.writes[0].place.forge if planned.writes else ""
         dry = bool(planned.writes) and (verdict.dry_run or self._writers.get(forge) is None)
         notes = self._notes(task, verdict, planned.skipped)
@@ -187,6 +208,45 @@ class WriteBack:
         if dry or not planned.writes:
             return Settled(quiet=plan)
         return Settled(records=await self._plans.add(plan))
+
+    def acknowledge(self, task: Task) -> None:
+        """👀 on the comment that carried ``task``'s command, now that it starts, if the
+        worker's policy says ``reactions: {allow: true}`` (from the loop; returns at once).
+
+        Planned in the ledger under the key of the event, the worker and the comment, so a
+        task claimed again (a retry, a take-over, a restart) reacts once. A reaction that
+        fails is a failed write on the timeline, never a failed task.
+        """
+        if not task.event_id or not task.context.get("command") or self._tries.closing:
+            return
+        job = asyncio.get_running_loop().create_task(self._acknowledge(task))
+        self._acks.add(job)
+        job.add_done_callback(self._acks.discard)
+
+    async def _acknowledge(self, task: Task) -> None:
+        try:
+            loaded = self._registry.workers.get(task.worker)
+            policy = parse_policy(loaded.spec.policy if loaded and loaded.spec else None)
+            event = await self._event(task) if policy.reactions else None
+            if event is None or policy.kind is not PolicyKind.RULES:
+                return
+            write = reaction_write(event, worker=task.worker)
+            if isinstance(write, str):
+                note = self._entry(task, Step.POLICY, f"skipped: {write}")
+                await self._plans.add(WritePlan(task_id=task.id, event_id=task.event_id,
+                                                writes=(), notes=[note]))  # fmt: skip
+                return
+            dry = policy.dry_run or self._writers.get(write.place.forge) is None
+            details = {write.key: f"would {self._preview(write)}"} if dry else {}
+            notes = [self._entry(task, Step.DRY_RUN, f"reaction: {details[write.key]}")
+                     for _ in details]  # fmt: skip
+            plan = WritePlan(
+                task_id=task.id, event_id=task.event_id, writes=(write,), notes=notes,
+                state=WriteState.DRY_RUN if dry else WriteState.PLANNED, details=details,
+            )  # fmt: skip
+            self.launch(await self._plans.add(plan))
+        except Exception:  # a reaction never fails the task, nor takes the loop down
+            log.exception("task %s: the reaction to its command could not be planned", task.id)
 
     def launch(self, records: Sequence[WriteRecord]) -> None:
         """Start trying the open ones among ``records`` (after their task is completed)."""
@@ -259,7 +319,7 @@ class WriteBack:
         if known is not None:
             return known
         loop = asyncio.get_running_loop()
-        read = functools.partial(self._store.get_event_brief, task.event_id, keys=PLACE_KEYS)
+        read = functools.partial(self._store.get_event_brief, task.event_id, keys=_BRIEF_KEYS)
         try:
             return await loop.run_in_executor(self._reads, read)
         except MechaError as exc:

@@ -8,12 +8,17 @@ fails for that worker with a message naming the key.
 ``since_last`` adds, for one worker, the diff since its last review of the pull request
 (``forges.incremental``): the engine reads that worker's last reviewed head from the store
 and hands it over, so the forge side never touches the store.
+
+A GitLab note that a ``command:`` rule would take gets its author's access level first
+(``access``, from the members API), which trust needs; without a GitLab token it is not
+asked, and trust refuses the command saying so.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 import httpx
 
@@ -73,6 +78,23 @@ class ForgeHydrator:
         if compared is not None and compared.fallback:
             log.info("event %s: the full diff since %s: %s", event.id, last[:12], compared.fallback)
         return since_last_attrs(full.attrs, last, compared, max_bytes=client.max_diff_bytes)
+
+    def asks_access(self, event: Event) -> bool:
+        """True for a GitLab note when a GitLab token is set (the members API can be asked)."""
+        return self.gitlab is not None and event.source == "gitlab" and _kind(event) == "note"
+
+    async def access(self, event: Event) -> dict[str, Any]:
+        """The note author's access level (``mecha.forges.gitlab.members``)."""
+        if self.gitlab is None or not self.asks_access(event):
+            return {"author_access_error": "no GitLab token in secrets.yml to ask with"}
+        found = await self.gitlab.access(event.attrs)
+        if "author_access_error" in found:
+            log.warning("event %s: %s", event.id, found["author_access_error"])
+        return found
+
+
+def _kind(event: Event) -> str:
+    return event.type.split(".", 1)[0]
 
 
 def build_hydrator(

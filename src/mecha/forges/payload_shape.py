@@ -87,7 +87,7 @@ _GH_COMMON = {
     "installation": obj(id=INTEGER),
 }
 _GH_ACTION = required(TEXT)
-_GH_COMMENT = obj(body=TEXT, author_association=TEXT, user=obj(login=TEXT))
+_GH_COMMENT = obj(id=INTEGER, body=TEXT, author_association=TEXT, user=obj(login=TEXT))
 _GH_PR_EVENT = {"action": _GH_ACTION, "number": INTEGER, "pull_request": required(_GH_PULL_REQUEST)}
 _GH_ISSUE = obj(
     number=INTEGER, title=TEXT, body=nullable(TEXT), labels=_GH_LABELS, author_association=TEXT,
@@ -104,7 +104,8 @@ GITHUB: Mapping[str, Shape] = {
         "pull_request_review": {
             **_GH_PR_EVENT,
             "review": required(obj(
-                body=nullable(TEXT), state=TEXT, author_association=TEXT, user=obj(login=TEXT),
+                id=INTEGER, node_id=TEXT, body=nullable(TEXT), state=TEXT,
+                author_association=TEXT, user=obj(login=TEXT),
             )),
         },
         "push": {
@@ -139,16 +140,17 @@ _GL_COMMON = {
     "project": obj(path_with_namespace=TEXT, id=INTEGER),
     "project_id": INTEGER,
     "user_username": TEXT,
-    "user": obj(username=TEXT),
+    "user": obj(username=TEXT, id=INTEGER),
 }
 _GL_PUSH = {
     "ref": TEXT, "after": nullable(TEXT), "commits": array(obj(id=TEXT, message=TEXT)),
 }  # fmt: skip
 _GL_NOTE = {
-    "object_attributes": required(
-        obj(noteable_type=TEXT, note=nullable(TEXT), action=nullable(TEXT))
-    ),
-}
+    "object_attributes": required(obj(
+        id=INTEGER, author_id=INTEGER, noteable_type=TEXT, note=nullable(TEXT),
+        action=nullable(TEXT),
+    )),
+}  # fmt: skip
 
 #: by the kind Mecha gives an X-Gitlab-Event (``mecha.forges.gitlab.webhook``); a note's is
 #: ``gitlab_shape``'s, which adds the object it is on

@@ -32,9 +32,12 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from mecha.diff.unified import changed_paths, hunk_count
-from mecha.policy.schema import SECTIONS, PolicyProblem, normal_domain, policy_problems
+from mecha.policy.schema import OPT_IN, SECTIONS, PolicyProblem, normal_domain, policy_problems
 from mecha.policy.text import INVISIBLE, TextRules, clean_code, clean_prose, plural, truncate
 from mecha.result import STATUS_STATES, CommitSuggestion, Labels, Status, TaskResult
+
+#: ``policy.comment.max_per_hour`` when it is not written (a worker without a policy too)
+DEFAULT_MAX_PER_HOUR = 10
 
 
 class PolicyKind(StrEnum):
@@ -53,6 +56,8 @@ class CommentRule:
     max_length: int | None = None
     #: edit the worker's one comment instead of adding another
     sticky: bool = True
+    #: comment writes (sticky edits too) on one thread an hour (``mecha.engine.comment_cap``)
+    max_per_hour: int = DEFAULT_MAX_PER_HOUR
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +106,8 @@ class Policy:
     text: TextRules = field(default_factory=TextRules)
     dry_run: bool = False
     problems: tuple[PolicyProblem, ...] = ()
+    #: ``reactions: {allow: true}``: 👀 on a command's comment as its task starts (else none)
+    reactions: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,36 +143,26 @@ def parse_policy(mapping: Mapping[str, Any] | None) -> Policy:
     if any(problem.fatal for problem in problems):
         dry_run = isinstance(mapping, Mapping) and mapping.get("dry_run") is True
         return Policy(PolicyKind.INVALID, dry_run=dry_run, problems=problems)
-    section = {name: _rules(mapping.get(name)) for name in SECTIONS}
+    section = {name: _rules(mapping.get(name)) for name in SECTIONS if name not in OPT_IN}
     comment, labels = section["comment"], section["labels"]
     status, commit = section["status"], section["commit"]
     return Policy(
         PolicyKind.RULES,
-        comment=CommentRule(
-            _allow(comment), comment.get("max_length"), comment.get("sticky", True)
-        ),
-        labels=LabelRule(
-            _allow(labels),
-            tuple(labels.get("allowed", ())),
-            tuple(labels.get("blocked", ())),
-            labels.get("max"),
-        ),
-        status=StatusRule(
-            _allow(status),
-            tuple(s.lower() for s in status.get("states", STATUS_STATES)),
-            tuple(status.get("contexts", ())),
-        ),
-        commit=CommitRule(
-            _allow(commit),
-            commit.get("max_size"),
-            commit.get("max"),
-            tuple(commit.get("blocked_paths", ())),
-        ),
+        comment=CommentRule(_allow(comment), comment.get("max_length"), comment.get("sticky", True),
+                            comment.get("max_per_hour", DEFAULT_MAX_PER_HOUR)),
+        labels=LabelRule(_allow(labels), tuple(labels.get("allowed", ())),
+                         tuple(labels.get("blocked", ())), labels.get("max")),
+        status=StatusRule(_allow(status),
+                          tuple(s.lower() for s in status.get("states", STATUS_STATES)),
+                          tuple(status.get("contexts", ()))),
+        commit=CommitRule(_allow(commit), commit.get("max_size"), commit.get("max"),
+                          tuple(commit.get("blocked_paths", ()))),
         metadata=_allow(section["metadata"]),
         text=_text_rules(mapping),
         dry_run=mapping.get("dry_run", False),
         problems=problems,
-    )
+        reactions=isinstance(reactions := mapping.get("reactions"), Mapping) and _allow(reactions),
+    )  # fmt: skip
 
 
 def apply_policy(policy: Policy, result: TaskResult, *, worker: str) -> Verdict:

@@ -18,12 +18,15 @@ from mecha.result import STATUS_STATES, kind_of
 
 #: the sections of a policy and the keys each one knows
 SECTIONS: dict[str, tuple[str, ...]] = {
-    "comment": ("allow", "max_length", "sticky"),
+    "comment": ("allow", "max_length", "sticky", "max_per_hour"),
     "labels": ("allow", "allowed", "blocked", "max"),
     "status": ("allow", "states", "contexts"),
     "commit": ("allow", "max_size", "max", "blocked_paths"),
     "metadata": ("allow",),
+    "reactions": ("allow",),
 }
+#: sections that allow nothing unless written (``reactions``: no 👀 without ``allow: true``)
+OPT_IN = frozenset({"reactions"})
 #: top-level switches, all off by default
 SWITCHES = ("dry_run", "neutralize_mentions", "neutralize_references", "strip_hidden")
 #: every key a policy mapping knows at its top level
@@ -40,10 +43,16 @@ _EXPECTED = {
 }
 _KIND_OF = {
     "allow": "switch", "sticky": "switch", "max_length": "count", "max_size": "count",
+    "max_per_hour": "count",
     "max": "count", "allowed": "labels", "blocked": "labels", "states": "states",
     "contexts": "contexts", "blocked_paths": "paths", "allowed_domains": "domains",
     **dict.fromkeys(SWITCHES, "switch"),
 }  # fmt: skip
+#: what a key means, added to a problem with its value
+_HINTS = {
+    "max_per_hour": " (the most comments the worker writes on one pull request or issue in an "
+    "hour; write comment: {allow: false} to post none)",
+}
 _DOMAIN = re.compile(r"[^\s/:@\\?#]+")
 
 
@@ -103,10 +112,13 @@ def _section_problems(
     path: str, keys: tuple[Any, ...], known: Sequence[str], value: Any
 ) -> list[PolicyProblem]:
     if not isinstance(value, Mapping):
-        message = (
-            f"expected a mapping of rules, got {_shown(value)}; the section is ignored, so this "
-            "action is not restricted (write allow: false to deny it)"
+        ignored = (
+            "no reaction is made (write reactions: {allow: true} to react)"
+            if keys[-1] in OPT_IN
+            else "this action is not restricted (write allow: false to deny it)"
         )
+        shown = _shown(value)
+        message = f"expected a mapping of rules, got {shown}; the section is ignored, so {ignored}"
         return [PolicyProblem(path, message, False, keys)]
     problems: list[PolicyProblem] = []
     for key, item in value.items():
@@ -127,7 +139,8 @@ def _value_problems(path: str, keys: tuple[Any, ...], kind: str, value: Any) -> 
     else:
         ok = isinstance(value, list)
     if not ok:
-        return [PolicyProblem(path, f"expected {expected}, got {_shown(value)}", True, keys)]
+        hint = _HINTS.get(str(keys[-1]), "")
+        return [PolicyProblem(path, f"expected {expected}, got {_shown(value)}{hint}", True, keys)]
     if kind in ("switch", "count"):
         return []
     return [

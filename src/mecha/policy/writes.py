@@ -1,10 +1,10 @@
 """Writes to a forge that a policy allows: ``Place``, ``Write`` and their ledger keys (pure).
 
 A ``Write`` is one intended change on a forge (a comment, label changes, a commit status,
-a commit suggestion) at a ``Place`` (a repository's pull/merge request or issue). Its
-``key`` is deterministic: the same event, worker, action, target and head commit always
-give the same key, so the write-back ledger can tell a write that is done from one that
-is not, across retries and restarts.
+a commit suggestion, a reaction to a comment) at a ``Place`` (a repository's pull/merge
+request or issue). Its ``key`` is deterministic: the same event, worker, action, target
+and head commit always give the same key, so the write-back ledger can tell a write that
+is done from one that is not, across retries and restarts.
 
 Comments and suggestion reviews carry hidden markers: ``<!-- mecha:worker=NAME -->``
 (which worker's sticky comment this is) and ``<!-- mecha:write=KEY -->`` (which write
@@ -21,7 +21,7 @@ from enum import StrEnum
 from typing import Any
 
 #: actions a write can be
-ACTIONS = ("comment", "labels", "status", "suggestion")
+ACTIONS = ("comment", "labels", "status", "suggestion", "reaction")
 _WORKER_MARK = re.compile(r"<!-- mecha:worker=([A-Za-z0-9_.-]+) -->")
 _WRITE_MARK = re.compile(r"<!-- mecha:write=([0-9a-f]{32}) -->")
 
@@ -81,7 +81,8 @@ class Write:
     #: one of ACTIONS
     action: str
     place: Place
-    #: comment: the body (markers are added by the writer); suggestion: the commit message
+    #: comment: the body (markers are added by the writer); suggestion: the commit message;
+    #: reaction: its name as the forge's REST API spells it ("eyes")
     body: str = ""
     #: labels to add and remove
     add: tuple[str, ...] = ()
@@ -94,6 +95,8 @@ class Write:
     diff: str = ""
     #: comment: edit this worker's one comment on the place instead of adding another
     sticky: bool = True
+    #: reaction: the comment it goes on, ``<kind>:<id>`` (``mecha.policy.reactions``)
+    subject: str = ""
 
     @property
     def target(self) -> str:
@@ -152,7 +155,7 @@ def write_json(write: Write) -> dict[str, Any]:
         },
         "body": write.body, "add": list(write.add), "remove": list(write.remove),
         "state": write.state, "description": write.description, "context": write.context,
-        "diff": write.diff, "sticky": write.sticky,
+        "diff": write.diff, "sticky": write.sticky, "subject": write.subject,
     }  # fmt: skip
 
 

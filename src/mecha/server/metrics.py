@@ -34,6 +34,9 @@ _DISPATCH = {
     ),
     "writes_dry_run": ("mecha_writes_dry_run_total", "Writes shown, not sent", "counter"),
     "writes_denied": ("mecha_policy_denied_total", "Actions the policy denied", "counter"),
+    "writes_capped": (
+        "mecha_comments_capped_total", "Comments over policy.comment.max_per_hour", "counter"
+    ),
     "writes_in_flight": ("mecha_writes_in_flight", "Forge writes being made now", "gauge"),
     "ticks": ("mecha_cron_ticks_total", "Schedule ticks made (source: cron)", "counter"),
     "ticks_skipped": (

@@ -455,6 +455,15 @@ class Store(Protocol):
         """The writes of one event or one task, in the order they were planned."""
         ...
 
+    def count_writes(
+        self, *, worker: str, action: str, target: str, since: float, exclude: str = ""
+    ) -> int:
+        """How many of ``worker``'s ``action`` writes on ``target`` (``WriteRecord.write.
+        target``) were first planned at or after ``since`` (unix time) and were made or are
+        to be (planned, calling or done; not failed, dead-lettered or dry runs), leaving out
+        the key ``exclude``. What ``policy.comment.max_per_hour`` is checked against."""
+        ...
+
     def registry_version(self) -> int:
         """A number that changes whenever a worker is added, replaced or removed."""
         ...

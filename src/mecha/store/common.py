@@ -9,6 +9,7 @@ store conformance suite checks that both behave alike.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 import zlib
 from collections.abc import Collection, Mapping, Sequence
@@ -111,9 +112,13 @@ def decided_entry(outcome: EventOutcome, now: float) -> TimelineEntry:
 
 
 def _trust_part(reason: str) -> str:
-    """The trust refusal of a decision's reason (its rules' misses joined by "; ")."""
-    parts = [part for part in reason.split("; ") if "trust: " in part]
+    """The trust refusal of a decision's reason (its rules' misses, ``rule N: …``, joined by
+    "; "; a miss may hold "; " itself)."""
+    parts = [part for part in _RULE_MISS.split(reason) if "trust: " in part]
     return "; ".join(parts)
+
+
+_RULE_MISS = re.compile(r"; (?=rule \d+: )")
 
 
 REQUEUED_DETAIL = "it was in flight when mecha serve stopped; sending it again"
@@ -335,3 +340,7 @@ def write_from_row(row: Sequence[Any]) -> WriteRecord:
         remote_id=remote_id, created_at=created, updated_at=updated, node=node_id,
         lease_until=lease_until,
     )  # fmt: skip
+
+
+#: the ledger states ``Store.count_writes`` counts: made, or to be made
+COUNTED_WRITE_STATES = (WriteState.PLANNED.value, WriteState.CALLING.value, WriteState.DONE.value)

@@ -276,6 +276,14 @@ class RedactingStore:
         """See Store.list_writes."""
         return self.inner.list_writes(event_id=event_id, task_id=task_id)
 
+    def count_writes(
+        self, *, worker: str, action: str, target: str, since: float, exclude: str = ""
+    ) -> int:
+        """See Store.count_writes."""
+        return self.inner.count_writes(
+            worker=worker, action=action, target=target, since=since, exclude=exclude
+        )
+
     def registry_version(self) -> int:
         """See Store.registry_version."""
         return self.inner.registry_version()

@@ -41,6 +41,7 @@ from mecha.testing.memory import prune as prune_rows
 from mecha.testing.memory import reviews as review_rows
 from mecha.testing.memory import tasks as task_rows
 from mecha.testing.memory import workers as worker_rows
+from mecha.testing.memory import write_counts
 from mecha.testing.memory import writes as write_rows
 from mecha.testing.memory.tables import Tables
 from mecha.timeline import TimelineEntry
@@ -311,6 +312,16 @@ class MemoryStore:
         """The writes of one event or one task, in the order they were planned."""
         with self._use("reading the write ledger") as tables:
             return write_rows.list_writes(tables, event_id=event_id, task_id=task_id)
+
+    def count_writes(
+        self, *, worker: str, action: str, target: str, since: float, exclude: str = ""
+    ) -> int:
+        """See Store.count_writes."""
+        with self._use("counting writes") as tables:
+            return write_counts.count_writes(
+                tables, worker=worker, action=action, target=target, since=since,
+                exclude=exclude,
+            )  # fmt: skip
 
     # --- pruning ------------------------------------------------------------------------
 

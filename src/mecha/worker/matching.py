@@ -23,7 +23,7 @@ from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
 from mecha.event import render_value
-from mecha.worker.trust import command_miss, trust_miss
+from mecha.worker.trust import ACCESS_ERROR, ACCESS_LEVEL, command_miss, trust_miss
 
 if TYPE_CHECKING:
     from mecha.worker.spec import EventRule, Trust
@@ -70,6 +70,24 @@ def decide(
 ) -> list[Decision]:
     """One Decision per candidate, in the order given."""
     return [_decide_one(c, source=source, type=type, data=data) for c in candidates]
+
+
+def needs_access(
+    candidates: Sequence[Candidate], *, source: str, type: str, data: Mapping[str, Any]
+) -> bool:
+    """Whether a command rule fits this GitLab note but for its author's access level, which
+    the note does not carry: the engine asks GitLab for it, then matches
+    (``mecha.engine.pipeline``). False once it was asked (or failed to be)."""
+    if source != "gitlab" or ACCESS_LEVEL in data or ACCESS_ERROR in data:
+        return False
+    for candidate in candidates:
+        if candidate.trust is not None and candidate.trust.min == "anyone":
+            continue
+        for rule in candidate.rules:
+            if (rule.command and not _miss(rule, source=source, type=type, data=data)
+                    and not command_miss(rule.command, data)):  # fmt: skip
+                return True
+    return False
 
 
 def wants_type(patterns: Sequence[str], type: str) -> bool:

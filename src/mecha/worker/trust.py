@@ -6,8 +6,12 @@
 - **Who may run a command.** By default OWNER, MEMBER and COLLABORATOR: GitHub's
   ``author_association`` of the comment. ``trust.min`` widens or narrows it:
   ``owner`` (OWNER), ``member`` (the default), ``contributor`` (adds CONTRIBUTOR and
-  first-time contributors), ``anyone``. A GitLab note does not carry its author's access
-  level, so there a command rule runs only with ``trust: {min: anyone}`` for now.
+  first-time contributors), ``anyone``.
+- **GitLab.** A note does not carry its author's access level: the engine asks GitLab's
+  members API (``mecha.forges.gitlab.members``) into ``author_access_level`` (0: no member)
+  or ``author_access_error``, and the levels map as ``GITLAB_MIN`` says: Developer (30) and
+  up is ``member``, Maintainer (40) and Owner (50) ``owner``, Guest (10) to Reporter (20)
+  ``contributor``. A level that could not be looked up refuses the command (fail closed).
 - **Forks.** A pull request from a fork (``is_fork``) runs ``on:`` rules unless
   ``trust.forks`` is false.
 - **Bots.** A sender is a bot when the forge says so (GitHub's ``sender.type == "Bot"``),
@@ -42,6 +46,15 @@ COMMENT_TYPES: dict[str, tuple[str, ...]] = {
     "gitlab": ("note",),
 }
 COMMAND_PATTERN = r"^/[A-Za-z0-9][A-Za-z0-9_.-]*$"
+#: the attributes a GitLab note's author's access level arrives in (set before matching)
+ACCESS_LEVEL, ACCESS_ERROR = "author_access_level", "author_access_error"
+#: trust.min → the lowest GitLab access level that may run a command
+GITLAB_MIN = {"owner": 40, "member": 30, "contributor": 10}
+#: GitLab's access levels by name (``access_level`` of the members API)
+GITLAB_LEVELS = {
+    0: "no member", 5: "Minimal access", 10: "Guest", 15: "Planner", 20: "Reporter",
+    30: "Developer", 40: "Maintainer", 50: "Owner",
+}  # fmt: skip
 
 
 def command_args(comment: str, command: str) -> str | None:
@@ -92,10 +105,7 @@ def _level_miss(min_level: str, data: Mapping[str, Any]) -> str:
     if allowed is None:
         return ""
     if data.get("source") == "gitlab":
-        return (
-            "trust: a GitLab note does not say its author's access level; set "
-            "trust: {min: anyone} to let anyone run this command"
-        )
+        return _gitlab_miss(min_level, data)
     association = str(data.get("author_association") or "NONE")
     if association not in allowed:
         return (
@@ -103,3 +113,32 @@ def _level_miss(min_level: str, data: Mapping[str, Any]) -> str:
             f"{min_level} allows {', '.join(sorted(allowed))}"
         )
     return ""
+
+
+def _gitlab_miss(min_level: str, data: Mapping[str, Any]) -> str:
+    """Why a GitLab note's author may not run the command, by its access level."""
+    error, level = data.get(ACCESS_ERROR), data.get(ACCESS_LEVEL)
+    if error:
+        return (
+            f"trust: the note author's access level could not be looked up on GitLab "
+            f"({error}), so the command is refused"
+        )
+    if not isinstance(level, int) or isinstance(level, bool):
+        return (
+            "trust: the note author's GitLab access level is unknown (Mecha asks GitLab's "
+            "members API only with a GitLab token in secrets.yml); set trust: {min: anyone} "
+            "to let anyone run this command"
+        )
+    lowest = GITLAB_MIN[min_level]
+    if level < lowest:
+        return (
+            f"trust: the note's author is {level_name(level)} on this GitLab project; "
+            f"trust.min {min_level} allows {level_name(lowest)} and up"
+        )
+    return ""
+
+
+def level_name(level: int) -> str:
+    """``Reporter (20)``: a GitLab access level in words."""
+    name = GITLAB_LEVELS.get(level)
+    return f"{name} ({level})" if name else f"access level {level}"

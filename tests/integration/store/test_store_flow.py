@@ -201,7 +201,7 @@ def test_two_nodes_storing_one_keys_events_at_once_leave_one_waiting_task(pg_url
         try:
             for n in range(15):
                 keyed(nodes[node], f"{node}-{n}", at=start + n * 2 + node, supersede=True)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=stream, args=(node,)) for node in (0, 1)]

@@ -221,3 +221,36 @@ def test_a_clean_policy_adds_no_warnings(write_file: Write, home: Path) -> None:
     (parsed,) = read_workers([path], environ={}, home=home)
     assert parsed.warnings == ()
     assert from_record(to_record(parsed, source=path), environ={}, home=home).warnings == ()
+
+
+@pytest.mark.parametrize(
+    ("value", "shown", "column"),
+    [("0", "a number 0", 19), ("-3", "a number -3", 19), ("2.5", "a number 2.5", 19),
+     ('"10"', 'a string "10"', 19), ("true", "a boolean true", 19), ("", "null", 18)],
+)  # fmt: skip
+def test_a_bad_max_per_hour_is_located_and_explained(
+    write_file: Write, home: Path, value: str, shown: str, column: int
+) -> None:
+    """0, negative and non-whole caps are mistakes at their place, saying what the key means."""
+    path = write_file(
+        "w.yml",
+        f"name: w\nendpoint: http://h\npolicy:\n  comment:\n    max_per_hour: {value}\n"
+        "  reactions: {allow: true}\n",
+    )
+    (parsed,) = read_workers([path], environ={}, home=home)
+    (problem,) = (str(w) for w in parsed.warnings)
+    assert problem.startswith(
+        f"{path}:5:{column}: policy.comment.max_per_hour: expected a whole number above 0, got "
+        f"{shown} (the most comments the worker writes on one pull request or issue in an hour; "
+        "write comment: {allow: false} to post none); the policy is invalid"
+    ), problem
+
+
+def test_reactions_that_are_not_a_mapping_are_a_warning(write_file: Write, home: Path) -> None:
+    path = write_file("w.yml", "name: w\nendpoint: http://h\npolicy:\n  reactions: true\n")
+    (parsed,) = read_workers([path], environ={}, home=home)
+    (problem,) = (str(w) for w in parsed.warnings)
+    assert problem.startswith(
+        f"{path}:4:3: policy.reactions: expected a mapping of rules, got a boolean true; the "
+        "section is ignored, so no reaction is made (write reactions: {allow: true} to react)"
+    )

@@ -184,6 +184,12 @@ class Hydrator:
         compared = Compared(RawDiff(f"changes since {last}\n")) if last else None
         return since_last_attrs(full.attrs, last, compared, max_bytes=500_000)
 
+    def asks_access(self, event: Event) -> bool:
+        return False
+
+    async def access(self, event: Event) -> dict[str, Any]:
+        raise AssertionError("this forge is never asked for access levels")
+
 
 # --- the worker runtime ---------------------------------------------------------------
 

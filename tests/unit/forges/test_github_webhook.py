@@ -202,6 +202,7 @@ COMMON = {
                 "comment_author": "Codertocat",
                 "labels": "bug",
                 "author_association": "OWNER",
+                "comment_id": 492700400,
                 "is_pull_request": False,
             },
         ),

@@ -51,3 +51,28 @@ def test_a_command_needs_a_forge() -> None:
 def test_trust_min_is_one_of_four() -> None:
     found = only(MANAGED + "trust:\n  min: everybody\n")
     assert found.startswith("w.yml:5:8: trust.min") and "member" in found
+
+
+def test_a_gitlab_note_waits_for_its_authors_access_level_only_for_a_command_rule() -> None:
+    from mecha.worker.matching import Candidate, needs_access
+
+    def worker(rules: str, trust: str = "") -> Candidate:
+        found = spec(MANAGED + "events:\n" + rules + trust)
+        return Candidate(name="w", rules=found.events, trust=found.trust)
+
+    command = worker("  - {source: gitlab, command: /review, prompt: p}\n")
+    anyone = worker("  - {source: gitlab, command: /review, prompt: p}\n",
+                    "trust:\n  min: anyone\n")  # fmt: skip
+    plain = worker("  - {source: gitlab, on: [note], prompt: p}\n")
+    note = {"source": "gitlab", "comment": "/review now", "action": "create"}
+
+    def needs(candidate: Candidate, **attrs: object) -> bool:
+        return needs_access([candidate], source="gitlab", type="note", data={**note, **attrs})
+
+    assert needs(command)
+    assert not needs(command, comment="LGTM")  # not the command: no trust question
+    assert not needs(command, action="update")  # an edited note runs nothing
+    assert not needs(command, author_access_level=30)  # asked already
+    assert not needs(command, author_access_error="502")  # failed already: refused
+    assert not needs(anyone) and not needs(plain)
+    assert not needs_access([command], source="github", type="issue_comment.created", data=note)

@@ -72,8 +72,48 @@ def test_forks_run_on_rules_unless_turned_off() -> None:
     assert miss(command=False, forks=False, is_fork=False) == ""
 
 
-def test_a_gitlab_command_needs_min_anyone_for_now() -> None:
-    assert "access level" in miss(source="gitlab")
+@pytest.mark.parametrize(
+    ("level", "allowed"),
+    [
+        (50, {"owner", "member", "contributor"}),  # Owner
+        (40, {"owner", "member", "contributor"}),  # Maintainer
+        (30, {"member", "contributor"}),  # Developer: a member, as by default
+        (20, {"contributor"}),  # Reporter
+        (15, {"contributor"}),  # Planner
+        (10, {"contributor"}),  # Guest
+        (5, set()),  # Minimal access
+        (0, set()),  # not a member (the members API's 404)
+    ],
+)
+def test_a_gitlab_note_authors_access_level_is_mapped_to_trust(
+    level: int, allowed: set[str]
+) -> None:
+    for min_level in ("owner", "member", "contributor", "anyone"):
+        found = miss(source="gitlab", min_level=min_level, author_access_level=level)
+        assert (found == "") is (min_level in allowed or min_level == "anyone"), (min_level, found)
+
+
+def test_a_gitlab_refusal_names_the_level_and_what_trust_min_allows() -> None:
+    assert miss(source="gitlab", author_access_level=20) == (
+        "trust: the note's author is Reporter (20) on this GitLab project; trust.min member "
+        "allows Developer (30) and up"
+    )
+    owner = miss(source="gitlab", min_level="owner", author_access_level=30)
+    assert owner.endswith("is Developer (30) on this GitLab project; trust.min owner allows "
+                          "Maintainer (40) and up")  # fmt: skip
+
+
+def test_a_gitlab_level_unknown_or_not_looked_up_refuses_the_command() -> None:
+    unknown = miss(source="gitlab")
+    assert "access level is unknown" in unknown and "GitLab token" in unknown
+    failed = miss(source="gitlab", author_access_error="GitLab GET /projects/5/members/all/7 "
+                  "answered 502")  # fmt: skip
+    assert failed == (
+        "trust: the note author's access level could not be looked up on GitLab (GitLab GET "
+        "/projects/5/members/all/7 answered 502), so the command is refused"
+    )
+    # an error wins over a level (fail closed); min anyone asks nothing
+    assert miss(source="gitlab", author_access_level=50, author_access_error="x") != ""
     assert miss(source="gitlab", min_level="anyone") == ""
 
 

@@ -180,6 +180,7 @@ def _review_comment(payload: dict[str, Any]) -> Attrs:
     attrs["comment"] = text_at(payload, "comment", "body")
     attrs["comment_author"] = text_at(payload, "comment", "user", "login")
     attrs["author_association"] = text_at(payload, "comment", "author_association")
+    attrs["comment_id"] = int_at(payload, "comment", "id")
     return attrs
 
 
@@ -189,6 +190,9 @@ def _review(payload: dict[str, Any]) -> Attrs:
     attrs["review_state"] = text_at(payload, "review", "state")
     attrs["comment_author"] = text_at(payload, "review", "user", "login")
     attrs["author_association"] = text_at(payload, "review", "author_association")
+    # a review is reacted to through GraphQL, which names it by its node id
+    attrs["comment_id"] = int_at(payload, "review", "id")
+    attrs["comment_node_id"] = text_at(payload, "review", "node_id")
     return attrs
 
 
@@ -221,6 +225,7 @@ def _issue_comment(payload: dict[str, Any]) -> Attrs:
         "comment_author": text_at(payload, "comment", "user", "login"),
         "labels": joined_names(issue.get("labels"), "name"),
         "author_association": text_at(payload, "comment", "author_association"),
+        "comment_id": int_at(payload, "comment", "id"),
         # GitHub reports comments on pull requests as issue comments on the PR's issue
         "is_pull_request": issue.get("pull_request") is not None,
     }

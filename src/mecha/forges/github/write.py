@@ -10,6 +10,7 @@
 * labels: one ``POST .../issues/{n}/labels``; ``DELETE .../labels/{name}`` per removal
   (404 "Label does not exist" is fine).
 * status: ``POST /repos/{o}/{r}/statuses/{head_sha}`` (description cut to 140 characters).
+* reaction: 👀 on a command's comment or review (``mecha.forges.github.reactions``).
 * suggestion: the pull request's patches (``GET .../pulls/{n}/files``) place each hunk
   (``mecha.diff.suggestions``); all placed → one review (``POST .../pulls/{n}/reviews``,
   event COMMENT) with a suggestion block per hunk; otherwise, or when GitHub refuses the
@@ -35,6 +36,7 @@ from mecha.forges.bodies import fitted_body
 from mecha.forges.fetch import FetchError, scrub
 from mecha.forges.github.auth import API_VERSION, JSON_ACCEPT, GitHubAuth
 from mecha.forges.github.limits import MAX_DESCRIPTION, failure, short
+from mecha.forges.github.reactions import graphql_url, react, reaction_preview
 from mecha.forges.github.rest import GitHubRest
 from mecha.forges.writer import Done, WriteFailure
 from mecha.policy.writes import Write, worker_marker, write_marker
@@ -87,6 +89,9 @@ class GitHubWriter:
                 return await self._labels(api, target, write)
             if write.action == "status":
                 return await self._status(api, target, write)
+            if write.action == "reaction":
+                graphql = GitHubRest(self.http, graphql_url(self.api_url), api.headers, api.timeout)
+                return await react(api, graphql, target.repo, write)
             return await self._suggestion(api, target, write, uncertain)
         except FetchError as exc:
             raise failure(exc, self.auth.secrets()) from None
@@ -96,12 +101,10 @@ class GitHubWriter:
         target = _target(write)
         if isinstance(target, str):
             return f"nothing: {target}"
-        previews = {
-            "comment": _comment_preview,
-            "labels": _labels_preview,
-            "status": _status_preview,
-            "suggestion": _suggestion_preview,
-        }
+        if write.action == "reaction":
+            return reaction_preview(target.repo, write)
+        previews = {"comment": _comment_preview, "labels": _labels_preview,
+                    "status": _status_preview, "suggestion": _suggestion_preview}  # fmt: skip
         return previews[write.action](target, write)
 
     async def _headers(self, write: Write) -> dict[str, str]:
@@ -352,7 +355,7 @@ def _target(write: Write) -> _Target | str:
         return f"{place.name} is on {place.forge or 'no forge'}, not GitHub"
     if not owner or not name or "/" in name:
         return f"{place.repo!r} is not an owner/name repository"
-    if write.action not in ("comment", "labels", "status", "suggestion"):
+    if write.action not in ("comment", "labels", "status", "suggestion", "reaction"):
         return f"{write.action!r} is no action GitHub write-back knows"
     if write.action != "status" and place.number <= 0:
         return f"{place.name} has no pull request or issue number to write to"

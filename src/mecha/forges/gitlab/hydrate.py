@@ -28,6 +28,7 @@ import httpx
 
 from mecha.diff.cap import file_section
 from mecha.forges.fetch import Answer, FetchError, attempt, fetch, same_origin, scrub
+from mecha.forges.gitlab.members import author_access
 from mecha.forges.hydration import DiffBuilder, Hydration, attr_int, build_hydration, failed
 
 #: changes per page of merge request diffs (see the module docstring)
@@ -91,6 +92,12 @@ class GitLabClient:
             return failed(scrub(error, [self.token]))
         return build_hydration(
             collected.diff(), collected.files, [warning or ""], max_bytes=self.max_diff_bytes
+        )
+
+    async def access(self, attrs: Mapping[str, Any]) -> dict[str, Any]:
+        """The note author's access level on the project (``mecha.forges.gitlab.members``)."""
+        return await author_access(
+            self.http, api_url=self.api_url, token=self.token, attrs=attrs, timeout=self.timeout
         )
 
     async def _compare(self, request: MergeRequest, collected: DiffBuilder) -> str:

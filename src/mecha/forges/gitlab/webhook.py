@@ -386,7 +386,10 @@ def _note(payload: dict[str, Any]) -> Attrs:
     elif noteable == "Commit":
         attrs = {"head_sha": text_at(payload, "commit", "id")}
     attrs["comment"] = text_at(note, "note")
+    attrs["comment_id"] = int_at(note, "id")
     attrs["comment_author"] = text_at(payload, "user", "username")
+    # whose access level trust asks GitLab's members API for
+    attrs["comment_author_id"] = int_at(note, "author_id") or int_at(payload, "user", "id")
     attrs["noteable_type"] = noteable
     attrs["action"] = text_at(note, "action")
     return attrs

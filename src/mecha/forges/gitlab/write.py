@@ -16,6 +16,9 @@ a ``"pull"`` place is a merge request (``/merge_requests/:iid``), an ``"issue"``
   holds ("Cannot transition status via :enqueue from :pending"): that counts as done.
 * suggestion: diff threads with ``suggestion:-N+0`` blocks, the rest in a note
   (``gitlab_suggestions``).
+* reaction: an award emoji on the note that carried a command
+  (``POST .../notes/:note_id/award_emoji {"name": "eyes"}``); GitLab's 404 "Award Emoji
+  Name has already been taken" (ours is there) counts as done.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from mecha.forges.gitlab.api import (
 )
 from mecha.forges.gitlab.suggestions import post_suggestion
 from mecha.forges.writer import Done, WriteFailure
+from mecha.policy.reactions import subject_kind
 from mecha.policy.writes import Write, worker_marker, write_marker
 
 #: the longest commit status description GitLab documents
@@ -65,6 +69,8 @@ class GitLabWriter:
             return await self._status(write)
         if write.action == "suggestion":
             return await post_suggestion(self.api, write, uncertain=uncertain)
+        if write.action == "reaction":
+            return await self._award(write)
         raise WriteFailure(f"GitLab: no such write action {write.action!r}", transient=False)
 
     def preview(self, write: Write) -> str:
@@ -77,6 +83,9 @@ class GitLabWriter:
             said = f' "{_description(write)}"' if write.description else ""
             return f"POST /projects/{project}/statuses/{sha} {state}{said} (name {_name(write)})"
         base = f"/projects/{project}/{noteables(place)}/{place.number}"
+        if write.action == "reaction":
+            note_id = subject_kind(write.subject)[1]
+            return f"POST {base}/notes/{note_id}/award_emoji name={write.body}"
         if write.action == "labels":
             fields = _label_fields(write, check=False)
             said = " ".join(f"{key}={value}" for key, value in fields.items())
@@ -140,6 +149,24 @@ class GitLabWriter:
             ):
                 return note
         return None
+
+    async def _award(self, write: Write) -> Done:
+        """The reaction as an award emoji on the note; one we gave before counts as done."""
+        target = target_of(write)
+        kind, note_id = subject_kind(write.subject)
+        if kind != "note" or not note_id.isdigit():
+            raise WriteFailure(f"GitLab: no note to award an emoji to ({write.subject!r})",
+                               transient=False)  # fmt: skip
+        said = f"award emoji {write.body} on note {note_id} of {target.name}"
+        path = f"{target.path}/notes/{note_id}/award_emoji"
+        try:
+            made = await self.api.json("POST", path, f"GitLab {said}", body={"name": write.body})
+        except WriteFailure as failure:
+            if failure.status == 404 and "has already been taken" in failure.message:
+                return Done(f"{said} was given before")
+            raise
+        award_id = str(made.get("id", "")) if isinstance(made, dict) else ""
+        return Done(said, award_id)
 
     # --- labels and statuses ----------------------------------------------------------------
 

@@ -236,6 +236,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX events_pull ON events (source, subject, number)",
         ),
     ),
+    Migration(
+        version=11,
+        name="comment caps",
+        statements=(
+            # policy.comment.max_per_hour counts a worker's comments on one thread in an hour
+            "CREATE INDEX writes_thread ON writes (target, worker, action, created_at)",
+        ),
+    ),
 )
 
 #: the version a database is at once every migration here is applied

@@ -36,6 +36,7 @@ from mecha.store.postgres.prune import PruneMixin
 from mecha.store.postgres.reviews import ReviewsMixin
 from mecha.store.postgres.server import Server
 from mecha.store.postgres.workers import WorkersMixin
+from mecha.store.postgres.write_counts import WriteCountsMixin
 from mecha.store.postgres.writes import LedgerMixin
 from mecha.task import NewTask, Task, TaskState
 from mecha.timeline import TimelineEntry
@@ -86,7 +87,9 @@ def migrate_schema(conn: Conn) -> int:
     return migrate(conn)
 
 
-class PostgresStore(WorkersMixin, LedgerMixin, ProgressMixin, PruneMixin, ReviewsMixin):
+class PostgresStore(
+    WorkersMixin, LedgerMixin, WriteCountsMixin, ProgressMixin, PruneMixin, ReviewsMixin
+):
     """The Store on a pool of PostgreSQL connections; threads run their calls at once."""
 
     def __init__(self, pool: ConnectionPool[Conn], server: Server) -> None:

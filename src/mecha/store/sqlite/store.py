@@ -48,6 +48,7 @@ from mecha.store.sqlite.migrations import current_version, migrate
 from mecha.store.sqlite.progress import ProgressMixin
 from mecha.store.sqlite.prune import PruneMixin
 from mecha.store.sqlite.reviews import ReviewsMixin
+from mecha.store.sqlite.write_counts import WriteCountsMixin
 from mecha.store.sqlite.writes import LedgerMixin
 from mecha.task import NewTask, Task, TaskState
 from mecha.timeline import TimelineEntry
@@ -91,7 +92,7 @@ def open_sqlite(path: Path, *, busy_timeout: float = BUSY_TIMEOUT) -> SqliteStor
     return SqliteStore(conn, path)
 
 
-class SqliteStore(LedgerMixin, ProgressMixin, PruneMixin, ReviewsMixin):
+class SqliteStore(LedgerMixin, WriteCountsMixin, ProgressMixin, PruneMixin, ReviewsMixin):
     """The Store on one SQLite connection; calls from several threads take turns."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:

@@ -13,7 +13,8 @@ Served under ``/github`` (which stands for ``https://api.github.com``):
 * ``POST /app/installations/{id}/access_tokens``: checks the App's JWT (RS256, ``iss``,
   at most 10 minutes long) and answers 201 ``{"token", "expires_at", ...}``
 * the write side (comments, labels, statuses, reviews, ``/user``, ``/app``): see
-  ``forge_github_write``; its state and test helpers are ``GitHubState.writes``
+  ``forge_github_write``; its state and test helpers are ``GitHubState.writes``;
+  reactions (REST and GraphQL's ``addReaction``) are ``GitHubState.reactions``
 
 With any token configured (or an App), requests need ``Authorization: Bearer <token>`` or
 ``token <token>``, else 401 ``{"message": "Bad credentials", ...}`` as GitHub answers.
@@ -111,6 +112,11 @@ class GitHubState:
 
         self.writes = GitHubWrites(self)
         self.routes += self.writes.routes
+        from mecha.testing.forge.github.reactions import GitHubReactions
+
+        #: reactions to comments and reviews (REST, and GraphQL's addReaction)
+        self.reactions = GitHubReactions(self.writes)
+        self.routes += self.reactions.routes
         #: routes that check an App JWT themselves instead of a token
         self.jwt_routes = [self._access_token, self.writes.get_app]
 

@@ -99,6 +99,18 @@ class ReviewRoutes:
         found = self._reviews.get((owner.lower(), repo.lower(), number), [])
         return [replace(review, comments=list(review.comments)) for review in found]
 
+    def seed(self, owner: str, repo: str, number: int, body: str, *, login: str) -> Review:
+        """Add a submitted review (COMMENTED) by ``login`` to a pull request."""
+        review = Review(self.writes.new_id(), owner, repo, number, login, body, "COMMENTED",
+                        "", submitted_at=now_text())  # fmt: skip
+        self._reviews.setdefault((owner.lower(), repo.lower(), number), []).append(review)
+        return review
+
+    def by_id(self, number: int) -> Review | None:
+        """The review with this id, None if there is none."""
+        found = (r for reviews in self._reviews.values() for r in reviews if r.id == number)
+        return next(found, None)
+
     def _list(self, call: Call, match: re.Match[str]) -> Reply:
         key = (match[1].lower(), match[2].lower(), int(match[3]))
         if key not in self.state.pulls:

@@ -138,6 +138,10 @@ class GitHubWrites:
         """The statuses set on a commit, oldest first, as GitHub answered them."""
         return [dict(status) for status in self._statuses.get(_key(owner, repo, sha), [])]
 
+    def comment_by_id(self, number: int) -> Comment | None:
+        """The issue or pull request comment with this id (the stored one), None if none."""
+        return self._comments.get(number)
+
     def reviews(self, owner: str, repo: str, number: int) -> list[Review]:
         """The reviews of a pull request, oldest first."""
         return self.reviews_side.of(owner, repo, number)

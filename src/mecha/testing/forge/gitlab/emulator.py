@@ -13,7 +13,8 @@ Served under ``/gitlab`` (an instance's base URL), API under ``/gitlab/api/v4``:
   ``compare.py``
 
 The write side (labels, commit statuses, ``/user``) is in ``forge_gitlab_write``, its
-notes and diff threads in ``forge_gitlab_notes``. ``:id`` is the project's number or its
+notes and diff threads in ``forge_gitlab_notes``, project members and award emoji in
+``forge_gitlab_members`` (``GitLabState.people``). ``:id`` is the project's number or its
 URL-encoded path. With any token configured, requests need ``PRIVATE-TOKEN: <token>`` or
 ``Authorization: Bearer <token>``, else 401 ``{"message": "401 Unauthorized"}``.
 """
@@ -28,6 +29,7 @@ from urllib.parse import unquote
 
 from mecha.testing.forge.commits import CommitGraph
 from mecha.testing.forge.gitlab.compare import compare_reply, merge_base_reply
+from mecha.testing.forge.gitlab.members import GitLabPeople
 from mecha.testing.forge.gitlab.rules import page_headers, request_token
 from mecha.testing.forge.gitlab.write import GitLabWrites
 from mecha.testing.forge.wire import Call, FileChange, Reply, json_reply, paginate
@@ -78,6 +80,9 @@ class GitLabState(GitLabWrites):
             ("GET", re.compile(rf"{API}{project}/repository/merge_base()"), self._merge_base),
             *self.write_routes(),
         ]
+        #: project members and award emoji on notes
+        self.people = GitLabPeople(self)
+        self.routes += self.people.routes()
 
     def project(self, path: str, project_id: int | None = None) -> Project:
         """The project at ``path``, made (with ``project_id`` or the next free id) if new."""
