@@ -65,34 +65,34 @@ def test_only_writes_made_or_to_be_made_count(store: AnyStore) -> None:
     assert count(store, since=before) == 3  # done, calling, planned; not failed nor the dry run
 
 
-def test_migration_11_applies_over_the_gap_on_sqlite(tmp_path: Path) -> None:
+def test_the_comment_cap_index_is_added_to_an_older_sqlite_database(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "mecha.db", isolation_level=None)
     try:
         seven = [m for m in sqlite_migrations.MIGRATIONS if m.version <= 7]
         assert sqlite_migrations.migrate(conn, migrations=seven) == 7
-        assert sqlite_migrations.migrate(conn) == 11
+        assert sqlite_migrations.migrate(conn) == sqlite_migrations.LATEST_VERSION
         versions = [row[0] for row in conn.execute("SELECT version FROM schema_migrations")]
         index = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'writes_thread'")
         assert index.fetchone() is not None
-        assert sqlite_migrations.migrate(conn) == 11  # nothing left to apply
+        assert sqlite_migrations.migrate(conn) == sqlite_migrations.LATEST_VERSION  # no more
     finally:
         conn.close()
-    assert sorted(versions)[-2:] == [7, 11]
+    assert sorted(versions) == [m.version for m in sqlite_migrations.MIGRATIONS]
 
 
-def test_migration_11_applies_over_the_gap_on_postgres(pg_url: str) -> None:
+def test_the_comment_cap_index_is_added_to_an_older_postgres_database(pg_url: str) -> None:
     import psycopg
 
     with psycopg.connect(pg_url, autocommit=True) as conn:
         seven = [m for m in pg_migrations.MIGRATIONS if m.version <= 7]
         assert pg_migrations.migrate(conn, migrations=seven) == 7
-        assert pg_migrations.migrate(conn) == 11
+        assert pg_migrations.migrate(conn) == pg_migrations.LATEST_VERSION
         index = conn.execute("SELECT to_regclass('writes_thread') IS NOT NULL").fetchone()
         assert index is not None and index[0]
-        assert pg_migrations.migrate(conn) == 11
+        assert pg_migrations.migrate(conn) == pg_migrations.LATEST_VERSION
     store = open_postgres(pg_url)
     try:
-        assert store.schema_version() == 11
+        assert store.schema_version() == pg_migrations.LATEST_VERSION
         assert count(store, since=0.0) == 0
     finally:
         store.close()
