@@ -56,7 +56,7 @@ def needs_access(
     """Whether a worker's command rule waits for the GitLab note author's access level
     (asked of the forge before matching; ``mecha.worker.matching.needs_access``)."""
     me = (own or {}).get(event.source, "")
-    if me and event.actor.lower() == me.lower():
+    if event.source != "gitlab" or (me and event.actor.lower() == me.lower()):
         return False
     return needs_access_of(
         [w.candidate for w in workers if not w.broken], source=event.source, type=event.type,
