@@ -13,6 +13,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from mecha.budget import BudgetUse, Reservation, Settlement, Verdict
 from mecha.event import Delivery, Event, EventState
 from mecha.policy.writes import Write, WriteState, write_json
 from mecha.task import NewTask, Task, TaskState
@@ -440,6 +441,28 @@ class Store(Protocol):
         self, *, event_id: str | None = None, task_id: str | None = None
     ) -> list[WriteRecord]:
         """The writes of one event or one task, in the order they were planned."""
+        ...
+
+    def reserve_budget(self, reservation: Reservation, *, now: float) -> Verdict:
+        """Reserve the attempt's estimated tokens and one task in each of its budgets, or in
+        none (``mecha.budget.judge`` decides), checked and written in one transaction; two
+        reservations of one budget, from any node, take turns. Rows that left the day's
+        window are dropped.
+
+        Granted: the ledger holds the reservation (one of the same task and attempt is
+        replaced) and the task's wait, if any, ends. Refused: nothing is reserved; the
+        task's wait is recorded, and the verdict says since when it waits and whether this
+        refusal starts a wait (none before, or another budget refused it before).
+        """
+        ...
+
+    def settle_budget(self, settlements: Sequence[Settlement]) -> None:
+        """Settle reserved attempts in one transaction: at the tokens used, at the
+        reservation (no use known), or dropped (never sent); each task's wait ends."""
+        ...
+
+    def budget_use(self, scopes: Sequence[str], *, now: float) -> list[BudgetUse]:
+        """Each scope's use in its sliding windows (a worker's name, or ``GLOBAL``: all)."""
         ...
 
     def registry_version(self) -> int:

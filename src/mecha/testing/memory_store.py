@@ -36,6 +36,7 @@ from mecha.store.common import closed, new_id
 from mecha.store.pruning import DiskUsage, PruneCounts
 from mecha.task import NewTask, Task, TaskState
 from mecha.testing.memory import events as event_rows
+from mecha.testing.memory.budgets import BudgetMixin
 from mecha.testing.memory import nodes as node_rows
 from mecha.testing.memory import prune as prune_rows
 from mecha.testing.memory import tasks as task_rows
@@ -46,7 +47,7 @@ from mecha.timeline import TimelineEntry
 from mecha.worker.kind import WorkerState
 
 
-class MemoryStore:
+class MemoryStore(BudgetMixin):
     """The Store in memory; calls from several threads take turns."""
 
     def __init__(self) -> None:

@@ -216,6 +216,33 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    # version 8 is per-key flow control (issue 17, another branch): see SQLite's note
+    Migration(
+        version=9,
+        name="budgets",
+        statements=(
+            f"""CREATE TABLE budget_ledger (
+                task_id text {_C} NOT NULL,
+                attempt integer NOT NULL,
+                worker text {_C} NOT NULL,
+                at double precision NOT NULL,
+                reserved bigint NOT NULL,
+                used bigint NOT NULL DEFAULT 0,
+                state text NOT NULL,
+                PRIMARY KEY (task_id, attempt)
+            )""",
+            "CREATE INDEX budget_ledger_worker ON budget_ledger (worker, at)",
+            "CREATE INDEX budget_ledger_at ON budget_ledger (at)",
+            f"""CREATE TABLE budget_waits (
+                task_id text {_C} PRIMARY KEY,
+                worker text {_C} NOT NULL,
+                scope text {_C} NOT NULL,
+                kind text NOT NULL,
+                since double precision NOT NULL
+            )""",
+            "CREATE INDEX budget_waits_scope ON budget_waits (scope)",
+        ),
+    ),
 )
 
 #: the version a database is at once every migration here is applied

@@ -29,6 +29,7 @@ from mecha.store.postgres import nodes as pg_nodes
 from mecha.store.postgres import tasks as pg_tasks
 from mecha.store.postgres import writes as pg_writes
 from mecha.store.postgres.adapters import configure
+from mecha.store.postgres.budgets import BudgetMixin
 from mecha.store.postgres.migrations import current_version, migrate
 from mecha.store.postgres.parts import Conn
 from mecha.store.postgres.progress import ProgressMixin
@@ -85,7 +86,7 @@ def migrate_schema(conn: Conn) -> int:
     return migrate(conn)
 
 
-class PostgresStore(WorkersMixin, LedgerMixin, ProgressMixin, PruneMixin):
+class PostgresStore(WorkersMixin, LedgerMixin, ProgressMixin, PruneMixin, BudgetMixin):
     """The Store on a pool of PostgreSQL connections; threads run their calls at once."""
 
     def __init__(self, pool: ConnectionPool[Conn], server: Server) -> None:

@@ -216,6 +216,37 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    # version 8 is per-key flow control (issue 17, another branch): a gap is applied in
+    # order like any step, and 8 lands before 9 in this list when both are here
+    Migration(
+        version=9,
+        name="budgets",
+        statements=(
+            # one row per reserved attempt (mecha.budget): open at its estimate, then
+            # settled at what it used; a send that never happened leaves no row
+            """CREATE TABLE budget_ledger (
+                task_id TEXT NOT NULL,
+                attempt INTEGER NOT NULL,
+                worker TEXT NOT NULL,
+                at REAL NOT NULL,
+                reserved INTEGER NOT NULL,
+                used INTEGER NOT NULL DEFAULT 0,
+                state TEXT NOT NULL, -- open or settled
+                PRIMARY KEY (task_id, attempt)
+            )""",
+            "CREATE INDEX budget_ledger_worker ON budget_ledger (worker, at)",
+            "CREATE INDEX budget_ledger_at ON budget_ledger (at)",
+            # tasks over budget: since when they wait (budget_wait), and on which budget
+            """CREATE TABLE budget_waits (
+                task_id TEXT PRIMARY KEY,
+                worker TEXT NOT NULL,
+                scope TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                since REAL NOT NULL
+            )""",
+            "CREATE INDEX budget_waits_scope ON budget_waits (scope)",
+        ),
+    ),
 )
 
 #: the version a database is at once every migration here is applied

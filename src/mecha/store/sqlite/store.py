@@ -39,6 +39,7 @@ from mecha.store.common import (
     worker_not_removable,
 )
 from mecha.store.sqlite import events as sqlite_events
+from mecha.store.sqlite.budgets import BudgetMixin
 from mecha.store.sqlite import ids as sqlite_ids
 from mecha.store.sqlite import nodes as sqlite_nodes
 from mecha.store.sqlite import tasks as sqlite_tasks
@@ -90,7 +91,7 @@ def open_sqlite(path: Path, *, busy_timeout: float = BUSY_TIMEOUT) -> SqliteStor
     return SqliteStore(conn, path)
 
 
-class SqliteStore(LedgerMixin, ProgressMixin, PruneMixin):
+class SqliteStore(LedgerMixin, ProgressMixin, PruneMixin, BudgetMixin):
     """The Store on one SQLite connection; calls from several threads take turns."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
