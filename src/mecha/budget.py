@@ -45,6 +45,9 @@ DEFAULT_PER_TASK = 50_000
 #: then everything counted when it began waiting has left the window, so a task still
 #: refused is refused by newer use and would wait behind it for ever
 DEFAULT_BUDGET_WAIT = DAY
+#: seconds a reservation waits for its claim: one older whose task is still pending was
+#: made by a node that stopped between the two, and is no longer in flight
+CLAIM_WITHIN = 60.0
 TOKENS = "tokens_per_day"
 TASKS = "tasks_per_hour"
 #: each window's length
@@ -98,11 +101,9 @@ def scope_name(scope: str) -> str:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Reservation:
-    """What one attempt of a task reserves before it is sent."""
+    """What a task's next attempt reserves before it is claimed and sent."""
 
     task_id: str
-    #: the attempt it pays for (the task's attempts + 1)
-    attempt: int
     worker: str
     #: the estimated tokens
     tokens: int
@@ -114,8 +115,9 @@ class Reservation:
 class Settlement:
     """How one reserved attempt ended: what it cost."""
 
+    #: the reservation (``Verdict.ticket``)
+    ticket: str
     task_id: str
-    attempt: int
     #: the tokens its answer reported; None keeps the reservation as its cost
     tokens: int | None = None
     #: False: it never reached the worker (claim lost, refused before work): it costs
@@ -149,6 +151,11 @@ class Verdict:
     """What a reservation came to: granted, or which budget refused it and until when."""
 
     granted: bool
+    #: granted: the reservation's id, to settle it by
+    ticket: str = ""
+    #: not granted, and by no budget: the task is not there to reserve for (not pending,
+    #: or another node reserved its attempt a moment ago and is claiming it)
+    taken: bool = False
     scope: str = ""
     #: TOKENS or TASKS
     kind: str = ""
@@ -169,7 +176,7 @@ class Verdict:
         unit = "tokens" if self.kind == TOKENS else "tasks"
         window = "24 hours" if self.kind == TOKENS else "hour"
         asked = f"; this task needs {self.asked}" if self.kind == TOKENS else ""
-        flight = f", {self.in_flight} in flight" if self.in_flight else ""
+        flight = f", {self.in_flight} in flight" if self.in_flight and self.kind == TOKENS else ""
         return (
             f"over {scope_name(self.scope)}: {self.kind} {self.limit}, {self.used} {unit} used "
             f"in the last {window}{flight}{asked}"
@@ -329,4 +336,3 @@ def use_lines(
                 "next_frees_at": oldest + WINDOWS[kind] if oldest else None,
             })  # fmt: skip
     return lines
-

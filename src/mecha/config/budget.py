@@ -28,43 +28,50 @@ _EXAMPLE = "e.g. budget: {tokens_per_day: 1000000, tasks_per_hour: 200}"
 
 def check_budget(doc: Document, data: Mapping[str, Any]) -> tuple[Budget | None, list[Problem]]:
     """config.yml's ``budget:`` (None when absent or empty), and what is wrong with it."""
-    problems: list[Problem] = []
     value = data.get(KEY)
     if value is None:
-        return None, problems
-
-    def add(key: str, message: str, hint: str, *, at_key: bool = False) -> None:
-        path = (KEY, key) if key else (KEY,)
-        problems.append(Problem(doc.where(path, key=at_key), message, hint))
-
+        return None, []
     if not isinstance(value, dict):
-        add("", "budget must be a mapping", _EXAMPLE)
-        return None, problems
-    for key in value:
-        if key not in BUDGET_KEYS:
-            add(str(key), f'unknown key "{key}" in budget', suggest_key(str(key), BUDGET_KEYS),
-                at_key=True)  # fmt: skip
+        return None, [Problem(doc.where((KEY,)), "budget must be a mapping", _EXAMPLE)]
+    problems = [
+        Problem(doc.where((KEY, key), key=True), f'unknown key "{key}" in budget',
+                suggest_key(str(key), BUDGET_KEYS))
+        for key in value
+        if key not in BUDGET_KEYS
+    ]  # fmt: skip
     found: dict[str, Any] = {}
-    for key, least in (("tokens_per_day", 0), ("tasks_per_hour", 0), ("per_task", 1)):
+    for key in BUDGET_KEYS:
         if key not in value:
             continue
-        item = value[key]
-        if isinstance(item, bool) or not isinstance(item, int) or item < least:
-            add(key, f"budget.{key} is {_shown(item)}; it must be a whole number of {least} or more",
-                f"e.g. {key}: {_SAMPLES[key]}")  # fmt: skip
+        checked, message, hint = _check(key, value[key])
+        if message:
+            problems.append(Problem(doc.where((KEY, key)), message, hint))
         else:
-            found[key] = item
-    if "budget_wait" in value:
-        seconds = _seconds(value["budget_wait"])
-        if seconds is None or seconds < 0:
-            add("budget_wait", f"budget.budget_wait is {_shown(value['budget_wait'])}; it must be a "
-                "duration of 0 or more", "e.g. budget_wait: 6h (0: a task over budget fails "
-                "at once)")  # fmt: skip
-        else:
-            found["budget_wait"] = seconds
+            found[key] = checked
     if problems:
         return None, problems
     return Budget(**found), problems
+
+
+def _check(key: str, item: Any) -> tuple[Any, str, str]:
+    """(the value as Budget takes it, "", "") or (None, what is wrong, what to do)."""
+    if key == "budget_wait":
+        seconds = _seconds(item)
+        if seconds is None or seconds < 0:
+            return (
+                None,
+                (f"budget.budget_wait is {_shown(item)}; it must be a duration of 0 or more"),
+                "e.g. budget_wait: 6h (0: a task over budget fails at once)",
+            )
+        return seconds, "", ""
+    least = 1 if key == "per_task" else 0
+    if isinstance(item, bool) or not isinstance(item, int) or item < least:
+        return (
+            None,
+            (f"budget.{key} is {_shown(item)}; it must be a whole number of {least} or more"),
+            f"e.g. {key}: {_SAMPLES[key]}",
+        )
+    return item, "", ""
 
 
 _SAMPLES = {"tokens_per_day": 1_000_000, "tasks_per_hour": 200, "per_task": 50_000}

@@ -28,8 +28,10 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
+from mecha.budget import Budget
 from mecha.duration import format_duration
 from mecha.engine.batcher import Batcher
+from mecha.engine.budgets import DEFAULT_RECHECK, Budgets
 from mecha.engine.histogram import Histogram
 from mecha.engine.lanes import Lane, Lanes
 from mecha.engine.leases import DEFAULT_LEASE, NodeLeases, anonymous_node
@@ -70,6 +72,10 @@ class DispatchSettings:
     #: one serve owns the database (SQLite's serve mark): every task found running at start
     #: is taken back, and no other node's leases are swept
     own_database: bool = False
+    #: config.yml's ``budget:`` (all workers together; None: none), and how often a task
+    #: over a budget whose tasks in flight may settle lower looks again (``engine.budgets``)
+    budget: Budget | None = None
+    budget_recheck: float = DEFAULT_RECHECK
 
 
 class Dispatcher:
@@ -124,11 +130,16 @@ class Dispatcher:
         self.latency = Histogram()
         #: checks for cancelled sends done so far (tests wait on it)
         self.polls = 0
+        self.budgets = Budgets(
+            store=store, updates=updates, writer=writer, budget=settings.budget,
+            recheck=settings.budget_recheck,
+        )  # fmt: skip
         self._sender = TaskSender(
             updates=updates, send=send, writeback=writeback, retry_base=settings.retry_base,
             retry_cap=settings.retry_cap, counts=self.counts, latency=self.latency,
             unreachable=self._check_soon, max_result=settings.max_result,
             node=self.leases.node.id, lease=settings.lease, shared=not settings.own_database,
+            budgets=self.budgets,
         )  # fmt: skip
         #: set when another node may have freed a slot or made work (``nudge``)
         self._nudged = asyncio.Event()
@@ -239,6 +250,7 @@ class Dispatcher:
         figures = {"tasks_queued": self.queued(), "tasks_in_flight": self.in_flight()}
         figures.update({f"tasks_{name}": count for name, count in self.counts.items()})
         figures["node_lease_ms"] = round(self.settings.lease * 1000)
+        figures.update(self.budgets.stats())
         return figures
 
     # --- scheduling -------------------------------------------------------------------

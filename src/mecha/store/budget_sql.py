@@ -1,17 +1,19 @@
 """The budget ledger in SQL, one text for SQLite and PostgreSQL (``mecha.budget``'s rules).
 
-Tables (migration 9): ``budget_ledger``, a row per reserved attempt (task id, attempt,
-worker, when, tokens reserved, tokens used, ``open`` or ``settled``), and ``budget_waits``,
-a row per task refused (since when, on which budget). Statements are written with
+Tables (migration 9): ``budget_ledger``, a row per reserved attempt (its id, the ticket;
+task id, attempt, worker, when, tokens reserved, tokens used, ``open`` or ``settled``), and
+``budget_waits``, a row per task refused (since when, on which budget). Statements are written with
 SQLite's ``?`` marks; ``mark`` turns them into PostgreSQL's ``%s``. Each function takes
 ``run`` (a statement and its parameters → the rows it answered) on a connection inside
 the caller's transaction; the caller serialises reservations (SQLite's write lock,
 PostgreSQL's advisory lock per budget).
 
-An open row is *in flight* while its attempt is still on its way: its task pending with
-one attempt fewer (reserved, not yet claimed) or running that attempt. A row left open by
-a node that died (its task taken back) is no longer in flight but keeps its reservation
-as its cost until it leaves the window.
+An open row is *in flight* while its attempt is still on its way: its task running that
+attempt, or pending with one attempt fewer for at most ``CLAIM_WITHIN`` (reserved, not
+yet claimed). A row left open by a node that died (its task taken back, or never claimed)
+is no longer in flight but keeps its reservation as its cost until it leaves the window.
+A task is reserved for once per attempt: a reservation for a task that is not pending, or
+whose attempt another node reserved and is claiming, is *taken* and reserves nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from mecha.budget import (
+    CLAIM_WITHIN,
     DAY,
     HOUR,
     TOKENS,
@@ -32,28 +35,27 @@ from mecha.budget import (
     judge,
     refused_scope,
 )
+from mecha.store.common import new_id
 
 #: a statement and its parameters → the rows it answered ([] for one that answers none)
 Run = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
 
 _COST = "CASE WHEN b.state = 'open' THEN b.reserved ELSE b.used END"
+#: in flight (its parameter: reservations since then are still waiting for their claim)
 _LIVE = (
-    "(b.state = 'open' AND ((t.state = 'pending' AND t.attempts = b.attempt - 1) "
+    "(b.state = 'open' AND ((t.state = 'pending' AND t.attempts = b.attempt - 1 AND b.at > ?) "
     "OR (t.state = 'running' AND t.attempts = b.attempt)))"
 )
 _FROM = "FROM budget_ledger AS b LEFT JOIN tasks AS t ON t.id = b.task_id"
 #: one scope's rows in the day window (a worker's, or all for the global scope)
 _WHERE = "WHERE b.at > ? AND (? = '' OR b.worker = ?)"
 _TOTALS = (
-    f"SELECT coalesce(sum({_COST}), 0), count(CASE WHEN b.at > ? THEN 1 END), "  # noqa: S608
+    f"SELECT coalesce(sum({_COST}), 0), count(CASE WHEN b.at > ? THEN 1 END), "
     f"count(CASE WHEN {_LIVE} THEN 1 END) {_FROM} {_WHERE}"
 )
-_ROWS = (
-    f"SELECT b.at, {_COST}, CASE WHEN {_LIVE} THEN 1 ELSE 0 END {_FROM} {_WHERE} "  # noqa: S608
-    "ORDER BY b.at"
-)
+_ROWS = f"SELECT b.at, {_COST}, CASE WHEN {_LIVE} THEN 1 ELSE 0 END {_FROM} {_WHERE} ORDER BY b.at"
 _USE = (
-    "SELECT coalesce(sum(CASE WHEN b.state = 'settled' THEN b.used ELSE 0 END), 0), "  # noqa: S608
+    "SELECT coalesce(sum(CASE WHEN b.state = 'settled' THEN b.used ELSE 0 END), 0), "
     "coalesce(sum(CASE WHEN b.state = 'open' THEN b.reserved ELSE 0 END), 0), "
     "count(CASE WHEN b.at > ? AND b.state = 'settled' THEN 1 END), "
     "count(CASE WHEN b.at > ? AND b.state = 'open' THEN 1 END), "
@@ -74,30 +76,46 @@ def mark(sql: str) -> str:
 def reserve(run: Run, reservation: Reservation, now: float) -> Verdict:
     """Reserve in every budget of ``reservation`` or in none; a refusal records the wait."""
     run("DELETE FROM budget_ledger WHERE at <= ?", (now - DAY,))
+    attempt = _next_attempt(run, reservation.task_id, now)
+    if attempt is None:
+        return Verdict(granted=False, taken=True)
     totals = {limit.scope: _totals(run, limit.scope, now) for limit in reservation.limits}
     scope, kind = refused_scope(reservation, totals)
     if not scope and not kind:
+        ticket = new_id()
         run(
-            "DELETE FROM budget_ledger WHERE task_id = ? AND attempt = ?",
-            (reservation.task_id, reservation.attempt),
+            "INSERT INTO budget_ledger (id, task_id, attempt, worker, at, reserved, used, state) "
+            "VALUES (?, ?, ?, ?, ?, ?, 0, 'open')",
+            (ticket, reservation.task_id, attempt, reservation.worker, now, reservation.tokens),
         )
-        run(
-            "INSERT INTO budget_ledger (task_id, attempt, worker, at, reserved, used, state) "
-            "VALUES (?, ?, ?, ?, ?, 0, 'open')",
-            (reservation.task_id, reservation.attempt, reservation.worker, now,
-             reservation.tokens),
-        )  # fmt: skip
         run("DELETE FROM budget_waits WHERE task_id = ?", (reservation.task_id,))
-        return Verdict(granted=True)
+        return Verdict(granted=True, ticket=ticket)
     start = now - (DAY if kind == TOKENS else HOUR)
-    found = [Spent(at, int(cost), bool(live))
-             for at, cost, live in run(_ROWS, (start, scope, scope))]  # fmt: skip
+    window = run(_ROWS, (now - CLAIM_WITHIN, start, scope, scope))
+    found = [Spent(at, int(cost), bool(live)) for at, cost, live in window]
     verdict = judge(reservation, totals, {scope: found})
     return _waiting(run, reservation, verdict, now)
 
 
+def _next_attempt(run: Run, task_id: str, now: float) -> int | None:
+    """The attempt a reservation for the task pays for; None if it is taken (the task is
+    not pending, or its next attempt was reserved a moment ago and is being claimed)."""
+    rows = run("SELECT state, attempts FROM tasks WHERE id = ?", (task_id,))
+    if not rows or rows[0][0] != "pending":
+        return None
+    attempt = int(rows[0][1]) + 1
+    claiming = run(
+        "SELECT 1 FROM budget_ledger WHERE task_id = ? AND attempt = ? AND state = 'open' "
+        "AND at > ?",
+        (task_id, attempt, now - CLAIM_WITHIN),
+    )
+    return None if claiming else attempt
+
+
 def _totals(run: Run, scope: str, now: float) -> Totals:
-    [(tokens, tasks, flying)] = run(_TOTALS, (now - HOUR, now - DAY, scope, scope))
+    [(tokens, tasks, flying)] = run(
+        _TOTALS, (now - HOUR, now - CLAIM_WITHIN, now - DAY, scope, scope)
+    )
     return Totals(tokens=int(tokens), tasks=int(tasks), in_flight=int(flying))
 
 
@@ -110,8 +128,7 @@ def _waiting(run: Run, reservation: Reservation, verdict: Verdict, now: float) -
     if new:
         run("DELETE FROM budget_waits WHERE task_id = ?", (task_id,))
         run(
-            "INSERT INTO budget_waits (task_id, worker, scope, kind, since) "
-            "VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO budget_waits (task_id, worker, scope, kind, since) VALUES (?, ?, ?, ?, ?)",
             (task_id, reservation.worker, verdict.scope, verdict.kind, since),
         )
     return Verdict(
@@ -125,20 +142,19 @@ def settle(run: Run, settlements: Sequence[Settlement]) -> None:
     """Each attempt's cost: its use, its reservation (no use known), or nothing (not sent).
     The task's wait, if one was recorded, ends too."""
     for done in settlements:
-        key = (done.task_id, done.attempt)
         if not done.sent:
-            run("DELETE FROM budget_ledger WHERE task_id = ? AND attempt = ?", key)
+            run("DELETE FROM budget_ledger WHERE id = ?", (done.ticket,))
         elif done.tokens is None:
             run(
                 "UPDATE budget_ledger SET used = reserved, state = 'settled' "
-                "WHERE task_id = ? AND attempt = ? AND state = 'open'",
-                key,
+                "WHERE id = ? AND state = 'open'",
+                (done.ticket,),
             )
         else:
             run(
                 "UPDATE budget_ledger SET used = ?, state = 'settled' "
-                "WHERE task_id = ? AND attempt = ? AND state = 'open'",
-                (done.tokens, *key),
+                "WHERE id = ? AND state = 'open'",
+                (done.tokens, done.ticket),
             )
         run("DELETE FROM budget_waits WHERE task_id = ?", (done.task_id,))
 
@@ -148,7 +164,7 @@ def use(run: Run, scopes: Sequence[str], now: float) -> list[BudgetUse]:
     found = []
     hour, day = now - HOUR, now - DAY
     for scope in scopes:
-        [row] = run(_USE, (hour, hour, hour, day, scope, scope))
+        [row] = run(_USE, (hour, hour, now - CLAIM_WITHIN, hour, day, scope, scope))
         used, reserved, tasks_used, tasks_reserved, flying, day_oldest, hour_oldest = row
         [(waiting,)] = run(_WAITING, (scope,))
         found.append(BudgetUse(
@@ -158,4 +174,3 @@ def use(run: Run, scopes: Sequence[str], now: float) -> list[BudgetUse]:
             hour_oldest=float(hour_oldest or 0),
         ))  # fmt: skip
     return found
-

@@ -36,12 +36,12 @@ from mecha.store.common import closed, new_id
 from mecha.store.pruning import DiskUsage, PruneCounts
 from mecha.task import NewTask, Task, TaskState
 from mecha.testing.memory import events as event_rows
-from mecha.testing.memory.budgets import BudgetMixin
 from mecha.testing.memory import nodes as node_rows
 from mecha.testing.memory import prune as prune_rows
 from mecha.testing.memory import tasks as task_rows
 from mecha.testing.memory import workers as worker_rows
 from mecha.testing.memory import writes as write_rows
+from mecha.testing.memory.budgets import BudgetMixin
 from mecha.testing.memory.tables import Tables
 from mecha.timeline import TimelineEntry
 from mecha.worker.kind import WorkerState

@@ -271,7 +271,9 @@ class BudgetSection(Section):
     """What the worker may use (``mecha.budget``): tokens a day, tasks an hour."""
 
     tokens_per_day: int = Field(
-        0, ge=0, description="tokens over the last 24 hours, reserved before each send (0 = no limit)"
+        0,
+        ge=0,
+        description="tokens over the last 24 hours, reserved before each send (0 = no limit)",
     )
     tasks_per_hour: int = Field(0, ge=0, description="sends over the last hour (0 = no limit)")
     per_task: int | None = Field(

@@ -10,7 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from mecha.budget import DAY, GLOBAL, HOUR, TASKS, TOKENS, BudgetLimit, Reservation, Settlement
+from mecha.budget import (
+    CLAIM_WITHIN,
+    DAY,
+    GLOBAL,
+    HOUR,
+    TASKS,
+    TOKENS,
+    BudgetLimit,
+    Reservation,
+    Settlement,
+)
 from mecha.store import TaskUpdate
 from mecha.task import NewTask, Task, TaskState
 from tests.integration.store.stores import STORES, AnyStore, rows
@@ -25,9 +35,19 @@ def tasks(store: AnyStore, count: int, worker: str = "w") -> list[Task]:
     )
 
 
-def ask(task: Task, *limits: BudgetLimit, tokens: int = 100, attempt: int = 1) -> Reservation:
-    return Reservation(task_id=task.id, attempt=attempt, worker=task.worker, tokens=tokens,
-                       limits=limits)  # fmt: skip
+def ask(task: Task, *limits: BudgetLimit, tokens: int = 100) -> Reservation:
+    return Reservation(task_id=task.id, worker=task.worker, tokens=tokens, limits=limits)
+
+
+def granted(store: AnyStore, reservation: Reservation, now: float) -> str:
+    """The ticket of a reservation that must be granted."""
+    verdict = store.reserve_budget(reservation, now=now)
+    assert verdict.granted and verdict.ticket, verdict
+    return verdict.ticket
+
+
+def done(ticket: str, task: Task, tokens: int | None = None, *, sent: bool = True) -> Settlement:
+    return Settlement(ticket=ticket, task_id=task.id, tokens=tokens, sent=sent)
 
 
 def claim(store: AnyStore, task: Task) -> None:
@@ -63,17 +83,17 @@ def test_tokens_per_day_counts_reservations_until_they_settle_at_their_use(
 ) -> None:
     limit = BudgetLimit(scope="w", tokens_per_day=1000)
     one, two, three = tasks(store, 3)
-    assert store.reserve_budget(ask(one, limit, tokens=600), now=T0).granted
+    first = granted(store, ask(one, limit, tokens=600), T0)
     claim(store, one)
     refused = store.reserve_budget(ask(two, limit, tokens=600), now=T0 + 1)
     assert (refused.granted, refused.kind, refused.used, refused.asked) == (False, TOKENS, 600, 600)
     assert refused.in_flight == 1  # the first is on its way: it may settle lower
     # it used 150: the reservation is settled at that, and 600 more fit
-    store.settle_budget([Settlement(task_id=one.id, attempt=1, tokens=150)])
-    assert store.reserve_budget(ask(two, limit, tokens=600), now=T0 + 2).granted
+    store.settle_budget([done(first, one, 150)])
+    second = granted(store, ask(two, limit, tokens=600), T0 + 2)
     claim(store, two)
     # no use reported: the reservation is the cost
-    store.settle_budget([Settlement(task_id=two.id, attempt=1)])
+    store.settle_budget([done(second, two)])
     [use] = store.budget_use(["w"], now=T0 + 3)
     assert (use.tokens_used, use.tokens_reserved, use.tasks_used, use.in_flight) == (750, 0, 2, 0)
     refused = store.reserve_budget(ask(three, limit, tokens=300), now=T0 + 4)
@@ -86,27 +106,32 @@ def test_tokens_per_day_counts_reservations_until_they_settle_at_their_use(
 def test_a_small_budget_lets_one_task_go_when_nothing_is_in_flight(store: AnyStore) -> None:
     limit = BudgetLimit(scope="w", tokens_per_day=100)
     one, two = tasks(store, 2)
-    assert store.reserve_budget(ask(one, limit, tokens=5000), now=T0).granted
+    first = granted(store, ask(one, limit, tokens=5000), T0)
     refused = store.reserve_budget(ask(two, limit, tokens=5000), now=T0 + 1)
     assert (refused.granted, refused.in_flight) == (False, 1)
     # it settles over the limit: now nothing is left, so nothing goes until it leaves the day
-    store.settle_budget([Settlement(task_id=one.id, attempt=1, tokens=4000)])
+    store.settle_budget([done(first, one, 4000)])
     later = store.reserve_budget(ask(two, limit, tokens=5000), now=T0 + 2)
-    assert (later.granted, later.in_flight, later.used, later.frees_at) == (False, 0, 4000, T0 + DAY)
+    assert (later.granted, later.in_flight, later.used, later.frees_at) == (
+        False,
+        0,
+        4000,
+        T0 + DAY,
+    )
     assert store.reserve_budget(ask(two, limit, tokens=5000), now=T0 + DAY + 1).granted
 
 
 def test_an_attempt_never_sent_costs_nothing(store: AnyStore) -> None:
     limit = BudgetLimit(scope="w", tasks_per_hour=1, tokens_per_day=1000)
     one, two = tasks(store, 2)
-    assert store.reserve_budget(ask(one, limit), now=T0).granted
+    first = granted(store, ask(one, limit), T0)
     assert not store.reserve_budget(ask(two, limit), now=T0 + 1).granted
-    store.settle_budget([Settlement(task_id=one.id, attempt=1, sent=False)])
+    store.settle_budget([done(first, one, sent=False)])
     assert rows(store, "budget_ledger") == 0
-    assert store.reserve_budget(ask(two, limit), now=T0 + 2).granted
+    second = granted(store, ask(two, limit), T0 + 2)
     # settling an attempt twice, or one never reserved, changes nothing
-    store.settle_budget([Settlement(task_id=two.id, attempt=1, tokens=7)] * 2)
-    store.settle_budget([Settlement(task_id=one.id, attempt=5, tokens=7)])
+    store.settle_budget([done(second, two, 7)] * 2)
+    store.settle_budget([done("no-such-ticket", one, 7)])
     [use] = store.budget_use(["w"], now=T0 + 3)
     assert (use.tokens_used, use.tasks_used) == (7, 1)
 
@@ -127,6 +152,28 @@ def test_a_reservation_left_open_by_a_node_that_died_is_not_in_flight(store: Any
     assert refused.frees_at == T0 + DAY  # the dead reservation keeps its cost for the day
     [use] = store.budget_use(["w"], now=T0 + 3)
     assert (use.tokens_reserved, use.in_flight) == (1000, 0)
+
+
+def test_a_task_is_reserved_for_once_per_attempt(store: AnyStore) -> None:
+    """Two nodes may both find a task due: the second's reservation is *taken* (the first is
+    claiming it), and so is one for a task no longer pending. A reservation whose claim
+    never came (its node stopped between the two) is not in flight after CLAIM_WITHIN, and
+    the attempt may be reserved again."""
+    limit = BudgetLimit(scope="w", tasks_per_hour=10)
+    task, other = tasks(store, 2)
+    first = store.reserve_budget(ask(task, limit), now=T0)
+    again = store.reserve_budget(ask(task, limit), now=T0 + 1)
+    assert (first.granted, again.granted, again.taken) == (True, False, True)
+    assert store.budget_use(["w"], now=T0 + 1)[0].in_flight == 1
+    later = T0 + CLAIM_WITHIN + 1
+    assert store.budget_use(["w"], now=later)[0].in_flight == 0
+    assert granted(store, ask(task, limit), later)
+    [use] = store.budget_use(["w"], now=later)  # the abandoned one still costs its task
+    assert (use.tasks_reserved, use.in_flight) == (2, 1)
+    claim(store, other)
+    gone = store.reserve_budget(ask(other, limit), now=later)
+    assert (gone.granted, gone.taken) == (False, True)
+    assert rows(store, "budget_ledger") == 2 and rows(store, "budget_waits") == 0
 
 
 def test_the_global_budget_caps_every_worker_together(store: AnyStore) -> None:
@@ -158,7 +205,7 @@ def test_waits_are_counted_while_their_task_is_pending(store: AnyStore) -> None:
     store.update_tasks([cancel])
     assert store.budget_use(["w"], now=T0)[0].waiting == 1
     # a wait that ends with the task failing (budget_wait) is settled as never sent
-    store.settle_budget([Settlement(task_id=three.id, attempt=1, sent=False)])
+    store.settle_budget([done("", three, sent=False)])
     assert rows(store, "budget_waits") == 1  # the cancelled task's, no longer counted
     assert store.budget_use(["w"], now=T0)[0].waiting == 0
 
@@ -166,8 +213,7 @@ def test_waits_are_counted_while_their_task_is_pending(store: AnyStore) -> None:
 def test_rows_that_left_the_day_are_dropped(store: AnyStore) -> None:
     limit = BudgetLimit(scope="w", tokens_per_day=10_000)
     one, two = tasks(store, 2)
-    store.reserve_budget(ask(one, limit), now=T0)
-    store.settle_budget([Settlement(task_id=one.id, attempt=1, tokens=50)])
+    store.settle_budget([done(granted(store, ask(one, limit), T0), one, 50)])
     assert store.reserve_budget(ask(two, limit), now=T0 + DAY + 1).granted
     assert rows(store, "budget_ledger") == 1
     [use] = store.budget_use(["w"], now=T0 + DAY + 2)
@@ -204,7 +250,7 @@ def test_fifty_reserving_at_once_against_a_budget_for_ten_get_ten(
     [kind] = [k for k in STORES.values() if isinstance(store, k.cls)]
     second = store
     if kind.server:
-        second = kind.open(request.getfixturevalue("pg_url"))  # type: ignore[arg-type]
+        second = kind.open(request.getfixturevalue("pg_url"))
     elif kind.cls.__name__ == "SqliteStore":
         second = kind.open(tmp_path)  # type: ignore[arg-type]
     try:

@@ -222,15 +222,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         name="budgets",
         statements=(
             f"""CREATE TABLE budget_ledger (
+                id text {_C} PRIMARY KEY,
                 task_id text {_C} NOT NULL,
                 attempt integer NOT NULL,
                 worker text {_C} NOT NULL,
                 at double precision NOT NULL,
                 reserved bigint NOT NULL,
                 used bigint NOT NULL DEFAULT 0,
-                state text NOT NULL,
-                PRIMARY KEY (task_id, attempt)
+                state text NOT NULL
             )""",
+            "CREATE INDEX budget_ledger_task ON budget_ledger (task_id, attempt)",
             "CREATE INDEX budget_ledger_worker ON budget_ledger (worker, at)",
             "CREATE INDEX budget_ledger_at ON budget_ledger (at)",
             f"""CREATE TABLE budget_waits (

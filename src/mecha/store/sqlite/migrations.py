@@ -225,15 +225,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             # one row per reserved attempt (mecha.budget): open at its estimate, then
             # settled at what it used; a send that never happened leaves no row
             """CREATE TABLE budget_ledger (
+                id TEXT PRIMARY KEY, -- the reservation's ticket
                 task_id TEXT NOT NULL,
                 attempt INTEGER NOT NULL,
                 worker TEXT NOT NULL,
                 at REAL NOT NULL,
                 reserved INTEGER NOT NULL,
                 used INTEGER NOT NULL DEFAULT 0,
-                state TEXT NOT NULL, -- open or settled
-                PRIMARY KEY (task_id, attempt)
+                state TEXT NOT NULL -- open or settled
             )""",
+            "CREATE INDEX budget_ledger_task ON budget_ledger (task_id, attempt)",
             "CREATE INDEX budget_ledger_worker ON budget_ledger (worker, at)",
             "CREATE INDEX budget_ledger_at ON budget_ledger (at)",
             # tasks over budget: since when they wait (budget_wait), and on which budget

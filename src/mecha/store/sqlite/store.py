@@ -39,11 +39,11 @@ from mecha.store.common import (
     worker_not_removable,
 )
 from mecha.store.sqlite import events as sqlite_events
-from mecha.store.sqlite.budgets import BudgetMixin
 from mecha.store.sqlite import ids as sqlite_ids
 from mecha.store.sqlite import nodes as sqlite_nodes
 from mecha.store.sqlite import tasks as sqlite_tasks
 from mecha.store.sqlite import writes as sqlite_writes
+from mecha.store.sqlite.budgets import BudgetMixin
 from mecha.store.sqlite.file import configure, make_file, make_folder, rollback, translated
 from mecha.store.sqlite.migrations import current_version, migrate
 from mecha.store.sqlite.progress import ProgressMixin

@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Iterator, Sequence
 
 from mecha.budget import (
+    CLAIM_WITHIN,
     DAY,
     GLOBAL,
     HOUR,
@@ -25,6 +26,7 @@ from mecha.budget import (
     judge,
     refused_scope,
 )
+from mecha.store.common import new_id
 from mecha.task import TaskState
 from mecha.testing.memory.tables import LedgerRow, Tables, WaitRow
 
@@ -49,15 +51,13 @@ class BudgetMixin:
             return
         with self._write("settling a task's budget") as tables:
             for done in settlements:
-                key = (done.task_id, done.attempt)
+                key = done.ticket
                 row = tables.budget_ledger.get(key)
                 if not done.sent:
                     tables.budget_ledger.pop(key, None)
                 elif row is not None and row.state == "open":
                     used = row.reserved if done.tokens is None else done.tokens
-                    tables.budget_ledger[key] = dataclasses.replace(
-                        row, used=used, state="settled"
-                    )
+                    tables.budget_ledger[key] = dataclasses.replace(row, used=used, state="settled")
                 tables.budget_waits.pop(done.task_id, None)
 
     def budget_use(self, scopes: Sequence[str], *, now: float) -> list[BudgetUse]:
@@ -69,7 +69,7 @@ class BudgetMixin:
 def _window(tables: Tables, scope: str, start: float) -> Iterator[LedgerRow]:
     """The scope's rows reserved after ``start``, oldest first (ties in the order made)."""
     rows = [row for row in tables.budget_ledger.values()
-            if row.at > start and (scope == GLOBAL or row.worker == scope)]  # fmt: skip
+            if row.at > start and scope in (GLOBAL, row.worker)]  # fmt: skip
     yield from sorted(rows, key=lambda row: row.at)
 
 
@@ -77,11 +77,12 @@ def _cost(row: LedgerRow) -> int:
     return row.reserved if row.state == "open" else row.used
 
 
-def _live(tables: Tables, row: LedgerRow) -> bool:
+def _live(tables: Tables, row: LedgerRow, now: float) -> bool:
     task = tables.tasks.get(row.task_id)
     if row.state != "open" or task is None:
         return False
-    return (task.state is TaskState.PENDING and task.attempts == row.attempt - 1) or (
+    claiming = task.state is TaskState.PENDING and task.attempts == row.attempt - 1
+    return (claiming and row.at > now - CLAIM_WITHIN) or (
         task.state is TaskState.RUNNING and task.attempts == row.attempt
     )
 
@@ -90,28 +91,44 @@ def _totals(tables: Tables, scope: str, now: float) -> Totals:
     rows = list(_window(tables, scope, now - DAY))
     return Totals(
         tokens=sum(map(_cost, rows)), tasks=sum(1 for row in rows if row.at > now - HOUR),
-        in_flight=sum(_live(tables, row) for row in rows),
+        in_flight=sum(_live(tables, row, now) for row in rows),
     )  # fmt: skip
+
+
+def _next_attempt(tables: Tables, task_id: str, now: float) -> int | None:
+    """As ``budget_sql``: None if the task is not pending or its attempt is being claimed."""
+    task = tables.tasks.get(task_id)
+    if task is None or task.state is not TaskState.PENDING:
+        return None
+    attempt = task.attempts + 1
+    claiming = any(
+        row.task_id == task_id and row.attempt == attempt and row.state == "open"
+        and row.at > now - CLAIM_WITHIN
+        for row in tables.budget_ledger.values()
+    )  # fmt: skip
+    return None if claiming else attempt
 
 
 def _reserve(tables: Tables, reservation: Reservation, now: float) -> Verdict:
     for key, row in list(tables.budget_ledger.items()):
         if row.at <= now - DAY:
             del tables.budget_ledger[key]
+    task_id = reservation.task_id
+    attempt = _next_attempt(tables, task_id, now)
+    if attempt is None:
+        return Verdict(granted=False, taken=True)
     totals = {limit.scope: _totals(tables, limit.scope, now) for limit in reservation.limits}
     scope, kind = refused_scope(reservation, totals)
-    task_id = reservation.task_id
     if not scope and not kind:
-        key = (task_id, reservation.attempt)
-        tables.budget_ledger.pop(key, None)
-        tables.budget_ledger[key] = LedgerRow(
-            task_id=task_id, attempt=reservation.attempt, worker=reservation.worker, at=now,
+        ticket = new_id()
+        tables.budget_ledger[ticket] = LedgerRow(
+            id=ticket, task_id=task_id, attempt=attempt, worker=reservation.worker, at=now,
             reserved=reservation.tokens,
         )  # fmt: skip
         tables.budget_waits.pop(task_id, None)
-        return Verdict(granted=True)
+        return Verdict(granted=True, ticket=ticket)
     start = now - (DAY if kind == TOKENS else HOUR)
-    found = [Spent(row.at, _cost(row), _live(tables, row))
+    found = [Spent(row.at, _cost(row), _live(tables, row, now))
              for row in _window(tables, scope, start)]  # fmt: skip
     verdict = judge(reservation, totals, {scope: found})
     known = tables.budget_waits.get(task_id)
@@ -138,6 +155,6 @@ def _use(tables: Tables, scope: str, now: float) -> BudgetUse:
         tokens_reserved=sum(r.reserved for r in rows if r.state == "open"),
         tasks_used=sum(1 for r in hour if r.state == "settled"),
         tasks_reserved=sum(1 for r in hour if r.state == "open"),
-        in_flight=sum(_live(tables, row) for row in rows), waiting=waiting,
+        in_flight=sum(_live(tables, row, now) for row in rows), waiting=waiting,
         day_oldest=rows[0].at if rows else 0.0, hour_oldest=hour[0].at if hour else 0.0,
     )  # fmt: skip

@@ -178,6 +178,7 @@ class WorkerRow:
 class LedgerRow:
     """A row of ``budget_ledger``: one reserved attempt."""
 
+    id: str
     task_id: str
     attempt: int
     worker: str
@@ -221,8 +222,8 @@ class Tables:
     nodes: dict[str, NodeRow] = field(default_factory=dict)
     #: worker → (tokens, at) of its shared bucket
     paces: dict[str, tuple[float, float]] = field(default_factory=dict)
-    #: (task id, attempt) → reservation, in the order made
-    budget_ledger: dict[tuple[str, int], LedgerRow] = field(default_factory=dict)
+    #: ticket → reservation, in the order made
+    budget_ledger: dict[str, LedgerRow] = field(default_factory=dict)
     #: task id → its wait on a budget
     budget_waits: dict[str, WaitRow] = field(default_factory=dict)
     #: the last row number given
