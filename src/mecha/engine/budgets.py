@@ -206,8 +206,13 @@ class Budgets:
         deadline = verdict.waiting_since + wait
         reason = verdict.reason()
         if now >= deadline:
-            return await self._fail(task, f"{reason}; it waited {_for(now - verdict.waiting_since)}"
-                                          f" (budget_wait {_for(wait)})")  # fmt: skip
+            waited = _for(now - verdict.waiting_since)
+            why = (
+                f"it waited {waited} (budget_wait {_for(wait)})"
+                if wait
+                else ("budget_wait is 0s: a task over budget fails at once")
+            )
+            return await self._fail(task, f"{reason}; {why}")
         frees = verdict.frees_at - now if verdict.frees_at > now else self._recheck
         settling = verdict.kind == TOKENS and verdict.in_flight > 0
         delay = min(frees, self._recheck if settling else frees, deadline - now)
