@@ -13,8 +13,8 @@ from mecha.budget import (
     Totals,
     frees_at,
     refusal,
-    use_lines,
     usage_of,
+    use_lines,
 )
 
 

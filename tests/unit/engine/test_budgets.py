@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from mecha.budget import DEFAULT_PER_TASK, GLOBAL, Budget, Reservation, Verdict, prompt_tokens
+from mecha.engine.batcher import Batcher
 from mecha.engine.budgets import Budgets
 from mecha.engine.targets import Target
 from mecha.errors import StoreError
@@ -64,7 +66,7 @@ def test_what_each_failure_costs(store: MemoryStore, user_home: Path) -> None:
     that reports usage: that usage."""
     register(store, definition("w", max_retries=1, budget={"tasks_per_hour": 10, "per_task": 900}))
     busy, broken, reported = api_tasks(store, "w", 3)
-    answers = {
+    answers: dict[str, list[TaskResult | WorkerFailure]] = {
         busy.id: [WorkerFailure("busy", transient=True, status=429), TaskResult(output="ok")],
         broken.id: [WorkerFailure("worker answered 500", transient=False, status=500)],
         reported.id: [WorkerFailure("exit 1", transient=False, status=200, result=TaskResult(
@@ -182,23 +184,24 @@ def target(**fields: Any) -> Target:
 def test_estimates_and_the_budgets_a_send_must_fit(store: MemoryStore) -> None:
     task = Task(id="t", worker="w", event_id="", dedup_key="k", prompt="é" * 10)
     everyone = Budget(tasks_per_hour=50, per_task=3000, budget_wait=60)
-    budgets = Budgets(store=store, updates=None, writer=None, budget=everyone)  # type: ignore[arg-type]
+    budgets = bare(store, budget=everyone)
     # an adapter: the prompt's tokens (20 bytes of UTF-8, 3 a token) and its max_tokens
     assert prompt_tokens(task.prompt) == 7
     assert budgets.estimate(target(max_output=1024), task) == 1031
     # a worker whose use is not known: its per_task, else the global one, else the default
     assert budgets.estimate(target(budget=Budget(per_task=10)), task) == 10
     assert budgets.estimate(target(), task) == 3000
-    assert Budgets(store=store, updates=None, writer=None).estimate(target(), task) == (  # type: ignore[arg-type]
-        DEFAULT_PER_TASK
-    )
-    own = Budget(tokens_per_day=9)
-    assert [(b.scope, b.tokens_per_day, b.tasks_per_hour)
-            for b in budgets.limits(target(budget=own))] == [("w", 9, 0), (GLOBAL, 0, 50)]  # fmt: skip
+    assert bare(store).estimate(target(), task) == DEFAULT_PER_TASK
+    limits = budgets.limits(target(budget=Budget(tokens_per_day=9)))
+    assert [(b.scope, b.tokens_per_day, b.tasks_per_hour) for b in limits] == [
+        ("w", 9, 0), (GLOBAL, 0, 50)
+    ]  # fmt: skip
     # a budget: section without limits limits nothing
-    assert (
-        Budgets(store=store, updates=None, writer=None).limits(  # type: ignore[arg-type]
-            target(budget=Budget(per_task=5))
-        )
-        == ()
-    )
+    assert bare(store).limits(target(budget=Budget(per_task=5))) == ()
+
+
+def bare(store: Store, **fields: Any) -> Budgets:
+    """Budgets to ask for estimates and limits only (it sends and updates nothing)."""
+    with ThreadPoolExecutor(1) as writer:
+        return Budgets(store=store, updates=Batcher(store.update_tasks, executor=writer),
+                       writer=writer, **fields)  # fmt: skip
