@@ -173,7 +173,7 @@ class Verdict:
 
     def reason(self) -> str:
         """The refusal in words, for the timeline and the task's error."""
-        unit = "tokens" if self.kind == TOKENS else "tasks"
+        unit = ("token" if self.kind == TOKENS else "task") + ("" if self.used == 1 else "s")
         window = "24 hours" if self.kind == TOKENS else "hour"
         asked = f"; this task needs {self.asked}" if self.kind == TOKENS else ""
         flight = f", {self.in_flight} in flight" if self.in_flight and self.kind == TOKENS else ""
@@ -308,11 +308,28 @@ class BudgetUse:
     tasks_used: int = 0
     tasks_reserved: int = 0
     in_flight: int = 0
-    #: tasks waiting on this budget now
-    waiting: int = 0
+    #: tasks waiting on this budget now, by the window that holds them back
+    tokens_waiting: int = 0
+    tasks_waiting: int = 0
     #: the oldest reservation in each window (0: none): when use next drops
     day_oldest: float = 0.0
     hour_oldest: float = 0.0
+
+
+def shown_limits(
+    budgets: Mapping[str, Budget | None], everyone: Budget | None
+) -> dict[str, BudgetLimit]:
+    """The budgets to show, by scope, with their limits: each worker with a budget of its
+    own; with a global budget, every worker (all reserve) and the global one, last."""
+    limited = everyone is not None and everyone.limited
+    shown = {
+        name: budget.limit(name) if budget is not None else BudgetLimit(scope=name)
+        for name, budget in sorted(budgets.items())
+        if limited or (budget is not None and budget.limited)
+    }
+    if everyone is not None and limited:
+        shown[GLOBAL] = everyone.limit(GLOBAL)
+    return shown
 
 
 def use_lines(
@@ -322,9 +339,9 @@ def use_lines(
     lines = []
     for use in uses:
         limit = limits.get(use.scope, BudgetLimit(scope=use.scope))
-        for kind, used, reserved, oldest in (
-            (TOKENS, use.tokens_used, use.tokens_reserved, use.day_oldest),
-            (TASKS, use.tasks_used, use.tasks_reserved, use.hour_oldest),
+        for kind, used, reserved, oldest, waiting in (
+            (TOKENS, use.tokens_used, use.tokens_reserved, use.day_oldest, use.tokens_waiting),
+            (TASKS, use.tasks_used, use.tasks_reserved, use.hour_oldest, use.tasks_waiting),
         ):
             cap = limit.get(kind) or None
             lines.append({
@@ -332,7 +349,7 @@ def use_lines(
                 "window_start": now - WINDOWS[kind], "window_end": now, "used": used,
                 "reserved": reserved, "limit": cap,
                 "left": max(0, cap - used - reserved) if cap is not None else None,
-                "in_flight": use.in_flight, "waiting": use.waiting,
+                "in_flight": use.in_flight, "waiting": waiting,
                 "next_frees_at": oldest + WINDOWS[kind] if oldest else None,
             })  # fmt: skip
     return lines

@@ -72,7 +72,7 @@ def test_when_a_window_frees() -> None:
 
 def test_use_lines_show_each_window() -> None:
     use = BudgetUse(scope="w", tokens_used=700, tokens_reserved=200, tasks_used=3,
-                    tasks_reserved=1, in_flight=1, waiting=2, day_oldest=50.0,
+                    tasks_reserved=1, in_flight=1, tokens_waiting=2, day_oldest=50.0,
                     hour_oldest=4000.0)  # fmt: skip
     limits = {"w": BudgetLimit(scope="w", tokens_per_day=1000)}
     tokens, tasks = use_lines(limits, [use], now=5000.0)
@@ -84,3 +84,4 @@ def test_use_lines_show_each_window() -> None:
     assert (tasks["limit"], tasks["left"], tasks["used"], tasks["next_frees_at"]) == (
         None, None, 3, 4000.0 + HOUR
     )  # fmt: skip
+    assert tasks["waiting"] == 0

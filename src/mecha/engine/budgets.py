@@ -25,7 +25,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +41,7 @@ from mecha.budget import (
     Settlement,
     Verdict,
     prompt_tokens,
+    shown_limits,
     usage_of,
 )
 from mecha.duration import format_duration
@@ -120,6 +121,10 @@ class Budgets:
     def stats(self) -> dict[str, int]:
         """Figures for /health and /metrics."""
         return {"tasks_budget_waiting": len(self._waiting), **self.counts}
+
+    def shown(self, targets: Mapping[str, Target]) -> dict[str, BudgetLimit]:
+        """The budgets the API shows, by scope (``mecha.budget.shown_limits``)."""
+        return shown_limits({n: t.budget for n, t in targets.items()}, self.budget)
 
     def limits(self, target: Target) -> tuple[BudgetLimit, ...]:
         """The budgets a send of ``target`` must fit: its own, the global one (none: free)."""

@@ -28,7 +28,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
-from mecha.budget import Budget
+from mecha.budget import Budget, BudgetLimit
 from mecha.duration import format_duration
 from mecha.engine.batcher import Batcher
 from mecha.engine.budgets import DEFAULT_RECHECK, Budgets
@@ -244,6 +244,10 @@ class Dispatcher:
     async def settled(self, name: str) -> None:
         """Return once none of worker ``name``'s tasks is in flight."""
         await self._lanes.settled(name)
+
+    def budget_limits(self) -> dict[str, BudgetLimit]:
+        """The budgets to show (each worker's as this serve loaded it, and config.yml's)."""
+        return self.budgets.shown(self._view.targets)
 
     def stats(self) -> dict[str, int]:
         """Figures for /health: tasks queued and in flight, and counts since the start."""

@@ -25,6 +25,7 @@ from mecha.budget import (
     CLAIM_WITHIN,
     DAY,
     HOUR,
+    TASKS,
     TOKENS,
     BudgetUse,
     Reservation,
@@ -63,8 +64,8 @@ _USE = (
     f"{_FROM} {_WHERE}"
 )
 _WAITING = (
-    "SELECT count(*) FROM budget_waits AS w JOIN tasks AS t ON t.id = w.task_id "
-    "AND t.state = 'pending' WHERE w.scope = ?"
+    "SELECT w.kind, count(*) FROM budget_waits AS w JOIN tasks AS t ON t.id = w.task_id "
+    "AND t.state = 'pending' WHERE w.scope = ? GROUP BY w.kind"
 )
 
 
@@ -166,11 +167,12 @@ def use(run: Run, scopes: Sequence[str], now: float) -> list[BudgetUse]:
     for scope in scopes:
         [row] = run(_USE, (hour, hour, now - CLAIM_WITHIN, hour, day, scope, scope))
         used, reserved, tasks_used, tasks_reserved, flying, day_oldest, hour_oldest = row
-        [(waiting,)] = run(_WAITING, (scope,))
+        waiting = {kind: int(count) for kind, count in run(_WAITING, (scope,))}
         found.append(BudgetUse(
             scope=scope, tokens_used=int(used), tokens_reserved=int(reserved),
             tasks_used=int(tasks_used), tasks_reserved=int(tasks_reserved),
-            in_flight=int(flying), waiting=int(waiting), day_oldest=float(day_oldest or 0),
+            in_flight=int(flying), tokens_waiting=waiting.get(TOKENS, 0),
+            tasks_waiting=waiting.get(TASKS, 0), day_oldest=float(day_oldest or 0),
             hour_oldest=float(hour_oldest or 0),
         ))  # fmt: skip
     return found

@@ -123,7 +123,7 @@ def test_fifty_tasks_against_tasks_per_hour_ten_send_ten(database: Database, hom
                 assert all(s["tasks_budget_waiting"] <= 40 for s in stats)
                 assert max(s["tasks_budget_waiting"] for s in stats) >= 20
                 [use] = store.budget_use(["w"], now=made[0].created_at + 60)
-                assert (use.tasks_used, use.tasks_reserved, use.waiting) == (10, 0, 40)
+                assert (use.tasks_used, use.tasks_reserved, use.tasks_waiting) == (10, 0, 40)
             await pool.close()
 
         asyncio.run(main())
@@ -203,7 +203,7 @@ def test_a_task_fails_once_it_has_waited_its_budget_wait(database: Database, hom
                     "counted",
                 )
             [task] = failed
-            assert task.error.startswith("over worker w's budget: tasks_per_hour 1, 1 tasks used")
+            assert task.error.startswith("over worker w's budget: tasks_per_hour 1, 1 task used")
             assert "(budget_wait 300ms)" in task.error and task.attempts == 0
             steps = [e.step for e in store.list_timeline(task_id=task.id)]
             assert steps == [Step.CREATED, Step.WAITING, Step.FAILED]
@@ -232,7 +232,7 @@ def test_the_global_budget_caps_all_workers_together(database: Database, home: P
                     u.scope: u
                     for u in store.budget_use(["a", "b", GLOBAL], now=made[0].created_at + 60)
                 }
-                assert uses[GLOBAL].tasks_used == 4 and uses[GLOBAL].waiting == 6
+                assert uses[GLOBAL].tasks_used == 4 and uses[GLOBAL].tasks_waiting == 6
                 assert uses["a"].tasks_used + uses["b"].tasks_used == 4
             await pool.close()
 

@@ -190,7 +190,8 @@ def test_the_global_budget_caps_every_worker_together(store: AnyStore) -> None:
     assert "the global budget (config.yml)" in verdicts[3].reason()
     uses = {u.scope: u for u in store.budget_use(["a", "b", GLOBAL], now=T0 + 5)}
     assert (uses["a"].tasks_reserved, uses["b"].tasks_reserved) == (2, 1)
-    assert (uses[GLOBAL].tasks_reserved, uses[GLOBAL].waiting) == (3, 1)
+    assert (uses[GLOBAL].tasks_reserved, uses[GLOBAL].tasks_waiting) == (3, 1)
+    assert (uses["a"].tasks_waiting, uses[GLOBAL].tokens_waiting) == (0, 0)
     assert uses[GLOBAL].hour_oldest == T0
 
 
@@ -200,14 +201,14 @@ def test_waits_are_counted_while_their_task_is_pending(store: AnyStore) -> None:
     store.reserve_budget(ask(one, limit), now=T0)
     store.reserve_budget(ask(two, limit), now=T0)
     store.reserve_budget(ask(three, limit), now=T0)
-    assert store.budget_use(["w"], now=T0)[0].waiting == 2
+    assert store.budget_use(["w"], now=T0)[0].tasks_waiting == 2
     cancel = TaskUpdate(task_id=two.id, state=TaskState.CANCELLED, only_from=PENDING)
     store.update_tasks([cancel])
-    assert store.budget_use(["w"], now=T0)[0].waiting == 1
+    assert store.budget_use(["w"], now=T0)[0].tasks_waiting == 1
     # a wait that ends with the task failing (budget_wait) is settled as never sent
     store.settle_budget([done("", three, sent=False)])
     assert rows(store, "budget_waits") == 1  # the cancelled task's, no longer counted
-    assert store.budget_use(["w"], now=T0)[0].waiting == 0
+    assert store.budget_use(["w"], now=T0)[0].tasks_waiting == 0
 
 
 def test_rows_that_left_the_day_are_dropped(store: AnyStore) -> None:

@@ -145,7 +145,7 @@ def test_budget_wait_zero_fails_a_task_over_budget_at_once(
     async def check(rig: Rig) -> None:
         await reach(store, [first], TaskState.COMPLETED)
         [failed] = await reach(store, [second], TaskState.FAILED)
-        assert failed.error.startswith("over worker w's budget: tasks_per_hour 1, 1 tasks used")
+        assert failed.error.startswith("over worker w's budget: tasks_per_hour 1, 1 task used")
         assert failed.error.endswith("; budget_wait is 0s: a task over budget fails at once")
         steps = [e.step for e in store.list_timeline(task_id=second.id)]
         assert steps == [Step.CREATED, Step.FAILED]

@@ -16,6 +16,7 @@ from mecha.budget import (
     DAY,
     GLOBAL,
     HOUR,
+    TASKS,
     TOKENS,
     BudgetUse,
     Reservation,
@@ -145,16 +146,17 @@ def _reserve(tables: Tables, reservation: Reservation, now: float) -> Verdict:
 def _use(tables: Tables, scope: str, now: float) -> BudgetUse:
     rows = list(_window(tables, scope, now - DAY))
     hour = [row for row in rows if row.at > now - HOUR]
-    waiting = sum(
-        1 for wait in tables.budget_waits.values()
+    waiting = [
+        wait.kind for wait in tables.budget_waits.values()
         if wait.scope == scope and (task := tables.tasks.get(wait.task_id)) is not None
         and task.state is TaskState.PENDING
-    )  # fmt: skip
+    ]  # fmt: skip
     return BudgetUse(
         scope=scope, tokens_used=sum(r.used for r in rows if r.state == "settled"),
         tokens_reserved=sum(r.reserved for r in rows if r.state == "open"),
         tasks_used=sum(1 for r in hour if r.state == "settled"),
         tasks_reserved=sum(1 for r in hour if r.state == "open"),
-        in_flight=sum(_live(tables, row, now) for row in rows), waiting=waiting,
+        in_flight=sum(_live(tables, row, now) for row in rows),
+        tokens_waiting=waiting.count(TOKENS), tasks_waiting=waiting.count(TASKS),
         day_oldest=rows[0].at if rows else 0.0, hour_oldest=hour[0].at if hour else 0.0,
     )  # fmt: skip
