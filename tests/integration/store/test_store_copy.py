@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from mecha.budget import GLOBAL, BudgetLimit, Reservation, Settlement
 from mecha.errors import MigrationError, StoreError
 from mecha.event import EventState, received
 from mecha.policy.writes import Place, Write, WriteState, ledger_key
@@ -86,6 +87,13 @@ def fill(store: SqliteStore, events: int = 30) -> None:
     note = TimelineEntry(at=now + 1, step=Step.POLICY, event_id=made[1].event_id,
                          task_id=made[1].id, worker="alpha", detail="note")  # fmt: skip
     store.add_timeline([note])
+    # the budget ledger: one reservation settled at its use, one task waiting on the budget
+    limit = BudgetLimit(scope="alpha", tasks_per_hour=1)
+    asked = [Reservation(task_id=t.id, worker="alpha", tokens=500, limits=(limit,))
+             for t in made[10:12]]  # fmt: skip
+    ticket = store.reserve_budget(asked[0], now=now).ticket
+    store.settle_budget([Settlement(ticket=ticket, task_id=made[10].id, tokens=42)])
+    assert not store.reserve_budget(asked[1], now=now).granted
 
 
 def snapshot(store: SqliteStore | PostgresStore) -> dict[str, object]:
@@ -108,6 +116,7 @@ def snapshot(store: SqliteStore | PostgresStore) -> dict[str, object]:
         "timeline": [store.list_timeline(event_id=e.id) for e in events],
         "task_timeline": [store.list_timeline(task_id=t.id) for t in tasks],
         "writes": [store.list_writes(event_id=e.id) for e in events],
+        "budgets": store.budget_use(["alpha", "beta", GLOBAL], now=time.time()),
     }
 
 
@@ -147,12 +156,15 @@ def test_everything_reads_the_same_after_the_copy(source: Path, pg_url: str) -> 
     assert counts["event_matches"] == (40, 40)  # 20 decided events, 2 decisions each
     assert counts["tasks"] == (21, 21)
     assert counts["writes"] == (1, 1)
+    assert (counts["budget_ledger"], counts["budget_waits"]) == ((1, 1), (1, 1))
     finished = [p.table for p in seen if p.finished]
     assert finished[: len(TABLES)] == [t.name for t in TABLES]  # later tables after
     pg = open_postgres(pg_url)
     try:
         after = snapshot(pg)
         assert after == before
+        [alpha, _, _] = after["budgets"]  # type: ignore[misc]
+        assert (alpha.tokens_used, alpha.tasks_used, alpha.tasks_waiting) == (42, 1, 1)
         assert pg.registry_version() >= registry
         # progress was kept: tokens and the running attempt's time limit
         running = pg.list_tasks(state=TaskState.RUNNING)
