@@ -21,14 +21,11 @@ A store that cannot reserve sends nothing (the dispatcher logs it; the task stay
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any
 
 from mecha.budget import (
     DEFAULT_BUDGET_WAIT,
@@ -106,6 +103,15 @@ class Budgets:
         self.budget = budget
         self._recheck = recheck
         self._open: dict[str, Booking] = {}
+        #: reservations and settlements of concurrent sends share a commit (started on
+        #: first use, closed by ``close``)
+        self._reserves: Batcher[Reservation, Verdict] = Batcher(
+            self._reserve_now, executor=writer, name="budget-reserves"
+        )
+        self._settles: Batcher[Settlement, None] = Batcher(
+            self._settle_all, executor=writer, name="budget-settles"
+        )
+        self._started = False
         #: tasks this node holds back on a budget now
         self._waiting: set[str] = set()
         self.counts = dict.fromkeys(
@@ -117,6 +123,25 @@ class Budgets:
             ),
             0,
         )
+
+    def _reserve_now(self, reservations: Sequence[Reservation]) -> list[Verdict]:
+        return self._store.reserve_budget(reservations, now=time.time())
+
+    def _settle_all(self, settlements: Sequence[Settlement]) -> list[None]:
+        self._store.settle_budget(settlements)
+        return [None] * len(settlements)
+
+    def _start(self) -> None:
+        if not self._started:
+            self._started = True
+            self._reserves.start()
+            self._settles.start()
+
+    async def close(self) -> None:
+        """Write the reservations and settlements queued, then stop (at the drain's end)."""
+        if self._started:
+            await self._reserves.close()
+            await self._settles.close()
 
     def stats(self) -> dict[str, int]:
         """Figures for /health and /metrics."""
@@ -176,8 +201,9 @@ class Budgets:
             task_id=task.id, worker=task.worker, tokens=self.estimate(target, task),
             limits=self.limits(target),
         )  # fmt: skip
+        self._start()
+        verdict = await self._reserves.add(reservation)
         now = time.time()
-        verdict: Verdict = await self._call(self._store.reserve_budget, reservation, now=now)
         if verdict.taken:  # not pending any more, or another node is claiming it
             self._waiting.discard(task.id)
             return OverBudget(None)
@@ -198,8 +224,8 @@ class Budgets:
             ticket=booking.ticket, task_id=held.task_id, tokens=booking.tokens, sent=booking.sent
         )
         try:
-            await self._call(self._store.settle_budget, [settlement])
-        except MechaError as exc:
+            await self._settles.add(settlement)
+        except (MechaError, RuntimeError) as exc:  # RuntimeError: closing
             log.error("task %s: settling its budget failed: %s", held.task_id, exc)
             return
         if booking.sent:
@@ -252,14 +278,8 @@ class Budgets:
         if failed is not None:
             self.counts["tasks_budget_failed"] += 1
             log.warning("task %s for %s failed: %s", task.id, task.worker, why)
-        await self._call(
-            self._store.settle_budget, [Settlement(ticket="", task_id=task.id, sent=False)]
-        )  # its wait ends
+        await self._settles.add(Settlement(ticket="", task_id=task.id, sent=False))  # its wait ends
         return OverBudget(None)
-
-    async def _call(self, call: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer, functools.partial(call, *args, **kwargs))
 
 
 def _for(seconds: float) -> str:

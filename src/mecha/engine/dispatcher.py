@@ -194,6 +194,7 @@ class Dispatcher:
                                node=self.leases.node.id) for t in left),
                 return_exceptions=True,
             )  # fmt: skip
+        await self.budgets.close()
         await self._view.sync_busy({}, shared=not self.settings.own_database)
         if stop_node:
             await self.leases.stop()

@@ -443,16 +443,18 @@ class Store(Protocol):
         """The writes of one event or one task, in the order they were planned."""
         ...
 
-    def reserve_budget(self, reservation: Reservation, *, now: float) -> Verdict:
-        """Reserve the attempt's estimated tokens and one task in each of its budgets, or in
-        none (``mecha.budget.judge`` decides), checked and written in one transaction; two
-        reservations of one budget, from any node, take turns. Rows that left the day's
-        window are dropped.
+    def reserve_budget(self, reservations: Sequence[Reservation], *, now: float) -> list[Verdict]:
+        """For each reservation in turn (each sees the ones before it), in one transaction:
+        reserve the task's next attempt's estimated tokens and one task in each of its
+        budgets, or in none (``mecha.budget.judge`` decides). Reservations of one budget,
+        from any node, take turns. Rows that left the day's window are dropped.
 
-        Granted: the ledger holds the reservation (one of the same task and attempt is
-        replaced) and the task's wait, if any, ends. Refused: nothing is reserved; the
-        task's wait is recorded, and the verdict says since when it waits and whether this
-        refusal starts a wait (none before, or another budget refused it before).
+        Granted: the ledger holds the reservation (``Verdict.ticket``) and the task's wait,
+        if any, ends. *Taken* (``Verdict.taken``): the task is not pending, or its next
+        attempt was reserved less than ``CLAIM_WITHIN`` ago (another node is claiming it);
+        nothing is written. Refused: nothing is reserved; the task's wait is recorded, and
+        the verdict says since when it waits and whether this refusal starts a wait (none
+        before, or another budget refused it before).
         """
         ...
 

@@ -24,9 +24,11 @@ from typing import Any
 from mecha.budget import (
     CLAIM_WITHIN,
     DAY,
+    GLOBAL,
     HOUR,
     TASKS,
     TOKENS,
+    BudgetLimit,
     BudgetUse,
     Reservation,
     Settlement,
@@ -42,26 +44,32 @@ from mecha.store.common import new_id
 Run = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
 
 _COST = "CASE WHEN b.state = 'open' THEN b.reserved ELSE b.used END"
-#: in flight (its parameter: reservations since then are still waiting for their claim)
+#: in flight, of an open row (its parameter: reservations since then still wait for their
+#: claim)
 _LIVE = (
-    "(b.state = 'open' AND ((t.state = 'pending' AND t.attempts = b.attempt - 1 AND b.at > ?) "
-    "OR (t.state = 'running' AND t.attempts = b.attempt)))"
+    "((t.state = 'pending' AND t.attempts = b.attempt - 1 AND b.at > ?) "
+    "OR (t.state = 'running' AND t.attempts = b.attempt))"
 )
-_FROM = "FROM budget_ledger AS b LEFT JOIN tasks AS t ON t.id = b.task_id"
-#: one scope's rows in the day window (a worker's, or all for the global scope)
-_WHERE = "WHERE b.at > ? AND (? = '' OR b.worker = ?)"
-_TOTALS = (
-    f"SELECT coalesce(sum({_COST}), 0), count(CASE WHEN b.at > ? THEN 1 END), "
-    f"count(CASE WHEN {_LIVE} THEN 1 END) {_FROM} {_WHERE}"
+#: each query reads one scope's rows after a time: ``{scope}`` is "" (the global scope: all
+#: rows) or a worker's condition, so each can use its own index
+_SUM = f"SELECT coalesce(sum({_COST}), 0) FROM budget_ledger AS b WHERE b.at > ?{{scope}}"  # noqa: S608
+_COUNT = "SELECT count(*) FROM budget_ledger AS b WHERE b.at > ?{scope}"
+_FLYING = (
+    "SELECT count(*) FROM budget_ledger AS b JOIN tasks AS t ON t.id = b.task_id "  # noqa: S608
+    f"WHERE b.state = 'open' AND b.at > ?{{scope}} AND {_LIVE}"
 )
-_ROWS = f"SELECT b.at, {_COST}, CASE WHEN {_LIVE} THEN 1 ELSE 0 END {_FROM} {_WHERE} ORDER BY b.at"
+_ROWS = (
+    f"SELECT b.at, {_COST}, CASE WHEN b.state = 'open' AND {_LIVE} THEN 1 ELSE 0 END "  # noqa: S608
+    "FROM budget_ledger AS b LEFT JOIN tasks AS t ON t.id = b.task_id "
+    "WHERE b.at > ?{scope} ORDER BY b.at"
+)
 _USE = (
     "SELECT coalesce(sum(CASE WHEN b.state = 'settled' THEN b.used ELSE 0 END), 0), "
     "coalesce(sum(CASE WHEN b.state = 'open' THEN b.reserved ELSE 0 END), 0), "
     "count(CASE WHEN b.at > ? AND b.state = 'settled' THEN 1 END), "
     "count(CASE WHEN b.at > ? AND b.state = 'open' THEN 1 END), "
-    f"count(CASE WHEN {_LIVE} THEN 1 END), min(b.at), min(CASE WHEN b.at > ? THEN b.at END) "
-    f"{_FROM} {_WHERE}"
+    "min(b.at), min(CASE WHEN b.at > ? THEN b.at END) "
+    "FROM budget_ledger AS b WHERE b.at > ?{scope}"
 )
 _WAITING = (
     "SELECT w.kind, count(*) FROM budget_waits AS w JOIN tasks AS t ON t.id = w.task_id "
@@ -74,13 +82,25 @@ def mark(sql: str) -> str:
     return sql.replace("?", "%s")
 
 
-def reserve(run: Run, reservation: Reservation, now: float) -> Verdict:
-    """Reserve in every budget of ``reservation`` or in none; a refusal records the wait."""
+def _scoped(sql: str, scope: str) -> tuple[str, tuple[str, ...]]:
+    """``sql`` for one scope, and the scope's parameters (after the time's)."""
+    if scope == GLOBAL:
+        return sql.replace("{scope}", ""), ()
+    return sql.replace("{scope}", " AND b.worker = ?"), (scope,)
+
+
+def reserve(run: Run, reservations: Sequence[Reservation], now: float) -> list[Verdict]:
+    """Reserve each in turn (each sees the ones before it); rows past the day dropped."""
     run("DELETE FROM budget_ledger WHERE at <= ?", (now - DAY,))
+    return [_reserve(run, reservation, now) for reservation in reservations]
+
+
+def _reserve(run: Run, reservation: Reservation, now: float) -> Verdict:
+    """Reserve in every budget of ``reservation`` or in none; a refusal records the wait."""
     attempt = _next_attempt(run, reservation.task_id, now)
     if attempt is None:
         return Verdict(granted=False, taken=True)
-    totals = {limit.scope: _totals(run, limit.scope, now) for limit in reservation.limits}
+    totals = {limit.scope: _totals(run, limit, now) for limit in reservation.limits}
     scope, kind = refused_scope(reservation, totals)
     if not scope and not kind:
         ticket = new_id()
@@ -92,7 +112,8 @@ def reserve(run: Run, reservation: Reservation, now: float) -> Verdict:
         run("DELETE FROM budget_waits WHERE task_id = ?", (reservation.task_id,))
         return Verdict(granted=True, ticket=ticket)
     start = now - (DAY if kind == TOKENS else HOUR)
-    window = run(_ROWS, (now - CLAIM_WITHIN, start, scope, scope))
+    sql, params = _scoped(_ROWS, scope)
+    window = run(sql, (now - CLAIM_WITHIN, start, *params))
     found = [Spent(at, int(cost), bool(live)) for at, cost, live in window]
     verdict = judge(reservation, totals, {scope: found})
     return _waiting(run, reservation, verdict, now)
@@ -113,10 +134,17 @@ def _next_attempt(run: Run, task_id: str, now: float) -> int | None:
     return None if claiming else attempt
 
 
-def _totals(run: Run, scope: str, now: float) -> Totals:
-    [(tokens, tasks, flying)] = run(
-        _TOTALS, (now - HOUR, now - CLAIM_WITHIN, now - DAY, scope, scope)
-    )
+def _totals(run: Run, limit: BudgetLimit, now: float) -> Totals:
+    """What ``limit``'s windows hold (only the windows it limits are read)."""
+    tokens = tasks = flying = 0
+    if limit.tokens_per_day:
+        sql, params = _scoped(_SUM, limit.scope)
+        [(tokens,)] = run(sql, (now - DAY, *params))
+        sql, params = _scoped(_FLYING, limit.scope)
+        [(flying,)] = run(sql, (now - DAY, *params, now - CLAIM_WITHIN))
+    if limit.tasks_per_hour:
+        sql, params = _scoped(_COUNT, limit.scope)
+        [(tasks,)] = run(sql, (now - HOUR, *params))
     return Totals(tokens=int(tokens), tasks=int(tasks), in_flight=int(flying))
 
 
@@ -165,8 +193,11 @@ def use(run: Run, scopes: Sequence[str], now: float) -> list[BudgetUse]:
     found = []
     hour, day = now - HOUR, now - DAY
     for scope in scopes:
-        [row] = run(_USE, (hour, hour, now - CLAIM_WITHIN, hour, day, scope, scope))
-        used, reserved, tasks_used, tasks_reserved, flying, day_oldest, hour_oldest = row
+        sql, params = _scoped(_USE, scope)
+        [row] = run(sql, (hour, hour, hour, day, *params))
+        used, reserved, tasks_used, tasks_reserved, day_oldest, hour_oldest = row
+        sql, params = _scoped(_FLYING, scope)
+        [(flying,)] = run(sql, (day, *params, now - CLAIM_WITHIN))
         waiting = {kind: int(count) for kind, count in run(_WAITING, (scope,))}
         found.append(BudgetUse(
             scope=scope, tokens_used=int(used), tokens_reserved=int(reserved),

@@ -273,9 +273,9 @@ class RedactingStore:
         """See Store.list_writes."""
         return self.inner.list_writes(event_id=event_id, task_id=task_id)
 
-    def reserve_budget(self, reservation: Reservation, *, now: float) -> Verdict:
+    def reserve_budget(self, reservations: Sequence[Reservation], *, now: float) -> list[Verdict]:
         """See Store.reserve_budget (names and numbers only: nothing to redact)."""
-        return self.inner.reserve_budget(reservation, now=now)
+        return self.inner.reserve_budget(reservations, now=now)
 
     def settle_budget(self, settlements: Sequence[Settlement]) -> None:
         """See Store.settle_budget."""

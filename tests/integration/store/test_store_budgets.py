@@ -20,6 +20,7 @@ from mecha.budget import (
     BudgetLimit,
     Reservation,
     Settlement,
+    Verdict,
 )
 from mecha.store import TaskUpdate
 from mecha.task import NewTask, Task, TaskState
@@ -39,9 +40,15 @@ def ask(task: Task, *limits: BudgetLimit, tokens: int = 100) -> Reservation:
     return Reservation(task_id=task.id, worker=task.worker, tokens=tokens, limits=limits)
 
 
+def reserve(store: AnyStore, reservation: Reservation, *, now: float) -> Verdict:
+    """One reservation, alone in its call."""
+    [verdict] = store.reserve_budget([reservation], now=now)
+    return verdict
+
+
 def granted(store: AnyStore, reservation: Reservation, now: float) -> str:
     """The ticket of a reservation that must be granted."""
-    verdict = store.reserve_budget(reservation, now=now)
+    verdict = reserve(store, reservation, now=now)
     assert verdict.granted and verdict.ticket, verdict
     return verdict.ticket
 
@@ -61,20 +68,20 @@ def test_tasks_per_hour_refuses_the_next_task_until_the_oldest_leaves_the_hour(
 ) -> None:
     limit = BudgetLimit(scope="w", tasks_per_hour=2)
     one, two, three = tasks(store, 3)
-    assert store.reserve_budget(ask(one, limit), now=T0).granted
-    assert store.reserve_budget(ask(two, limit), now=T0 + 10).granted
-    refused = store.reserve_budget(ask(three, limit), now=T0 + 20)
+    assert reserve(store, ask(one, limit), now=T0).granted
+    assert reserve(store, ask(two, limit), now=T0 + 10).granted
+    refused = reserve(store, ask(three, limit), now=T0 + 20)
     assert not refused.granted
     assert (refused.scope, refused.kind, refused.used, refused.limit) == ("w", TASKS, 2, 2)
     assert refused.frees_at == T0 + HOUR  # the first send leaves the hour then
     assert (refused.waiting_since, refused.new_wait) == (T0 + 20, True)
     assert "worker w's budget: tasks_per_hour 2, 2 tasks used in the last hour" in refused.reason()
     # asked again: the same wait, not a new one; still refused a moment before the hour
-    again = store.reserve_budget(ask(three, limit), now=T0 + HOUR - 1)
+    again = reserve(store, ask(three, limit), now=T0 + HOUR - 1)
     assert (again.granted, again.waiting_since, again.new_wait) == (False, T0 + 20, False)
     assert rows(store, "budget_ledger") == 2 and rows(store, "budget_waits") == 1
     # once the first send is over an hour old, the third goes, and its wait ends
-    assert store.reserve_budget(ask(three, limit), now=T0 + HOUR + 1).granted
+    assert reserve(store, ask(three, limit), now=T0 + HOUR + 1).granted
     assert rows(store, "budget_waits") == 0 and rows(store, "budget_ledger") == 3
 
 
@@ -85,7 +92,7 @@ def test_tokens_per_day_counts_reservations_until_they_settle_at_their_use(
     one, two, three = tasks(store, 3)
     first = granted(store, ask(one, limit, tokens=600), T0)
     claim(store, one)
-    refused = store.reserve_budget(ask(two, limit, tokens=600), now=T0 + 1)
+    refused = reserve(store, ask(two, limit, tokens=600), now=T0 + 1)
     assert (refused.granted, refused.kind, refused.used, refused.asked) == (False, TOKENS, 600, 600)
     assert refused.in_flight == 1  # the first is on its way: it may settle lower
     # it used 150: the reservation is settled at that, and 600 more fit
@@ -96,36 +103,46 @@ def test_tokens_per_day_counts_reservations_until_they_settle_at_their_use(
     store.settle_budget([done(second, two)])
     [use] = store.budget_use(["w"], now=T0 + 3)
     assert (use.tokens_used, use.tokens_reserved, use.tasks_used, use.in_flight) == (750, 0, 2, 0)
-    refused = store.reserve_budget(ask(three, limit, tokens=300), now=T0 + 4)
+    refused = reserve(store, ask(three, limit, tokens=300), now=T0 + 4)
     # 750 + 300 is over 1000, but nothing is in flight and 250 are left: it goes (never stuck)
     assert refused.granted
     [use] = store.budget_use(["w"], now=T0 + 5)
     assert (use.tokens_used, use.tokens_reserved, use.in_flight) == (750, 300, 1)
 
 
+def test_reservations_in_one_call_each_see_the_ones_before(store: AnyStore) -> None:
+    limit = BudgetLimit(scope="w", tasks_per_hour=2)
+    made = tasks(store, 3)
+    verdicts = store.reserve_budget([ask(t, limit) for t in [*made, made[0]]], now=T0)
+    assert [(v.granted, v.taken) for v in verdicts] == [
+        (True, False), (True, False), (False, False), (False, True)
+    ]  # fmt: skip
+    assert store.reserve_budget([], now=T0) == []
+
+
 def test_a_small_budget_lets_one_task_go_when_nothing_is_in_flight(store: AnyStore) -> None:
     limit = BudgetLimit(scope="w", tokens_per_day=100)
     one, two = tasks(store, 2)
     first = granted(store, ask(one, limit, tokens=5000), T0)
-    refused = store.reserve_budget(ask(two, limit, tokens=5000), now=T0 + 1)
+    refused = reserve(store, ask(two, limit, tokens=5000), now=T0 + 1)
     assert (refused.granted, refused.in_flight) == (False, 1)
     # it settles over the limit: now nothing is left, so nothing goes until it leaves the day
     store.settle_budget([done(first, one, 4000)])
-    later = store.reserve_budget(ask(two, limit, tokens=5000), now=T0 + 2)
+    later = reserve(store, ask(two, limit, tokens=5000), now=T0 + 2)
     assert (later.granted, later.in_flight, later.used, later.frees_at) == (
         False,
         0,
         4000,
         T0 + DAY,
     )
-    assert store.reserve_budget(ask(two, limit, tokens=5000), now=T0 + DAY + 1).granted
+    assert reserve(store, ask(two, limit, tokens=5000), now=T0 + DAY + 1).granted
 
 
 def test_an_attempt_never_sent_costs_nothing(store: AnyStore) -> None:
     limit = BudgetLimit(scope="w", tasks_per_hour=1, tokens_per_day=1000)
     one, two = tasks(store, 2)
     first = granted(store, ask(one, limit), T0)
-    assert not store.reserve_budget(ask(two, limit), now=T0 + 1).granted
+    assert not reserve(store, ask(two, limit), now=T0 + 1).granted
     store.settle_budget([done(first, one, sent=False)])
     assert rows(store, "budget_ledger") == 0
     second = granted(store, ask(two, limit), T0 + 2)
@@ -140,14 +157,14 @@ def test_a_reservation_left_open_by_a_node_that_died_is_not_in_flight(store: Any
     limit = BudgetLimit(scope="w", tokens_per_day=1000)
     [task] = tasks(store, 1)
     [other] = tasks(store, 1)
-    assert store.reserve_budget(ask(task, limit, tokens=1000), now=T0).granted
+    assert reserve(store, ask(task, limit, tokens=1000), now=T0).granted
     claim(store, task)  # attempt 1 runs...
-    assert store.reserve_budget(ask(other, limit, tokens=10), now=T0 + 1).in_flight == 1
+    assert reserve(store, ask(other, limit, tokens=10), now=T0 + 1).in_flight == 1
     [use] = store.budget_use(["w"], now=T0 + 1)
     assert (use.tokens_reserved, use.in_flight) == (1000, 1)
     # ...and its node died: the task is taken back, pending again after one attempt
     assert store.take_back(now=time.time() + 3600) == [task.id]
-    refused = store.reserve_budget(ask(other, limit, tokens=10), now=T0 + 2)
+    refused = reserve(store, ask(other, limit, tokens=10), now=T0 + 2)
     assert (refused.granted, refused.in_flight, refused.used) == (False, 0, 1000)
     assert refused.frees_at == T0 + DAY  # the dead reservation keeps its cost for the day
     [use] = store.budget_use(["w"], now=T0 + 3)
@@ -161,8 +178,8 @@ def test_a_task_is_reserved_for_once_per_attempt(store: AnyStore) -> None:
     the attempt may be reserved again."""
     limit = BudgetLimit(scope="w", tasks_per_hour=10)
     task, other = tasks(store, 2)
-    first = store.reserve_budget(ask(task, limit), now=T0)
-    again = store.reserve_budget(ask(task, limit), now=T0 + 1)
+    first = reserve(store, ask(task, limit), now=T0)
+    again = reserve(store, ask(task, limit), now=T0 + 1)
     assert (first.granted, again.granted, again.taken) == (True, False, True)
     assert store.budget_use(["w"], now=T0 + 1)[0].in_flight == 1
     later = T0 + CLAIM_WITHIN + 1
@@ -171,7 +188,7 @@ def test_a_task_is_reserved_for_once_per_attempt(store: AnyStore) -> None:
     [use] = store.budget_use(["w"], now=later)  # the abandoned one still costs its task
     assert (use.tasks_reserved, use.in_flight) == (2, 1)
     claim(store, other)
-    gone = store.reserve_budget(ask(other, limit), now=later)
+    gone = reserve(store, ask(other, limit), now=later)
     assert (gone.granted, gone.taken) == (False, True)
     assert rows(store, "budget_ledger") == 2 and rows(store, "budget_waits") == 0
 
@@ -181,7 +198,7 @@ def test_the_global_budget_caps_every_worker_together(store: AnyStore) -> None:
     own = BudgetLimit(scope="a", tasks_per_hour=10)
     made = tasks(store, 2, "a") + tasks(store, 2, "b")
     verdicts = [
-        store.reserve_budget(ask(t, *((own, everyone) if t.worker == "a" else (everyone,))),
+        reserve(store, ask(t, *((own, everyone) if t.worker == "a" else (everyone,))),
                              now=T0 + n)
         for n, t in enumerate(made)
     ]  # fmt: skip
@@ -198,9 +215,9 @@ def test_the_global_budget_caps_every_worker_together(store: AnyStore) -> None:
 def test_waits_are_counted_while_their_task_is_pending(store: AnyStore) -> None:
     limit = BudgetLimit(scope="w", tasks_per_hour=1)
     one, two, three = tasks(store, 3)
-    store.reserve_budget(ask(one, limit), now=T0)
-    store.reserve_budget(ask(two, limit), now=T0)
-    store.reserve_budget(ask(three, limit), now=T0)
+    reserve(store, ask(one, limit), now=T0)
+    reserve(store, ask(two, limit), now=T0)
+    reserve(store, ask(three, limit), now=T0)
     assert store.budget_use(["w"], now=T0)[0].tasks_waiting == 2
     cancel = TaskUpdate(task_id=two.id, state=TaskState.CANCELLED, only_from=PENDING)
     store.update_tasks([cancel])
@@ -215,7 +232,7 @@ def test_rows_that_left_the_day_are_dropped(store: AnyStore) -> None:
     limit = BudgetLimit(scope="w", tokens_per_day=10_000)
     one, two = tasks(store, 2)
     store.settle_budget([done(granted(store, ask(one, limit), T0), one, 50)])
-    assert store.reserve_budget(ask(two, limit), now=T0 + DAY + 1).granted
+    assert reserve(store, ask(two, limit), now=T0 + DAY + 1).granted
     assert rows(store, "budget_ledger") == 1
     [use] = store.budget_use(["w"], now=T0 + DAY + 2)
     assert (use.tokens_used, use.tokens_reserved, use.day_oldest) == (0, 100, T0 + DAY + 1)
@@ -232,7 +249,7 @@ def _race(reserve_on: list[AnyStore], made: list[Task], limit: BudgetLimit, toke
     def one(n: int) -> bool:
         start.wait()
         store = reserve_on[n % len(reserve_on)]
-        return store.reserve_budget(ask(made[n], limit, tokens=tokens), now=now).granted
+        return reserve(store, ask(made[n], limit, tokens=tokens), now=now).granted
 
     with ThreadPoolExecutor(len(made)) as pool:
         return sum(pool.map(one, range(len(made))))

@@ -91,9 +91,9 @@ def fill(store: SqliteStore, events: int = 30) -> None:
     limit = BudgetLimit(scope="alpha", tasks_per_hour=1)
     asked = [Reservation(task_id=t.id, worker="alpha", tokens=500, limits=(limit,))
              for t in made[10:12]]  # fmt: skip
-    ticket = store.reserve_budget(asked[0], now=now).ticket
-    store.settle_budget([Settlement(ticket=ticket, task_id=made[10].id, tokens=42)])
-    assert not store.reserve_budget(asked[1], now=now).granted
+    first, second = store.reserve_budget(asked, now=now)
+    store.settle_budget([Settlement(ticket=first.ticket, task_id=made[10].id, tokens=42)])
+    assert first.granted and not second.granted
 
 
 def snapshot(store: SqliteStore | PostgresStore) -> dict[str, object]:

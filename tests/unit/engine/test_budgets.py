@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -157,7 +158,7 @@ def test_budget_wait_zero_fails_a_task_over_budget_at_once(
 class Unwritable(MemoryStore):
     """A store whose budget ledger cannot be written (a full disk, a lost server)."""
 
-    def reserve_budget(self, reservation: Reservation, *, now: float) -> Verdict:
+    def reserve_budget(self, reservations: Sequence[Reservation], *, now: float) -> list[Verdict]:
         raise StoreError("the ledger cannot be written", hint="free some disk")
 
 

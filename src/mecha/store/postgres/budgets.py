@@ -34,16 +34,18 @@ def _runner(conn: Conn) -> budget_sql.Run:
 class BudgetMixin(PostgresParts):
     """PostgresStore's budget methods; the class provides ``_write`` and ``_use``."""
 
-    def reserve_budget(self, reservation: Reservation, *, now: float) -> Verdict:
-        """Reserve in each of the reservation's budgets, or refuse and record the wait."""
-        scopes = sorted({limit.scope for limit in reservation.limits})
-        with self._write("reserving a task's budget", synced=False) as conn:
+    def reserve_budget(self, reservations: Sequence[Reservation], *, now: float) -> list[Verdict]:
+        """Reserve each in turn in its budgets, or refuse it and record the wait."""
+        if not reservations:
+            return []
+        scopes = sorted({limit.scope for r in reservations for limit in r.limits})
+        with self._write("reserving tasks' budgets", synced=False) as conn:
             conn.execute(
                 "SELECT pg_advisory_xact_lock(%s, k) FROM (SELECT DISTINCT hashtext(s) AS k "
                 "FROM unnest(%s::text[]) AS s ORDER BY k) AS keys",
                 (_BUDGET_LOCK, scopes),
             ).fetchall()
-            return budget_sql.reserve(_runner(conn), reservation, now)
+            return budget_sql.reserve(_runner(conn), reservations, now)
 
     def settle_budget(self, settlements: Sequence[Settlement]) -> None:
         """Settle reserved attempts at their use, their reservation, or nothing."""

@@ -232,8 +232,12 @@ MIGRATIONS: tuple[Migration, ...] = (
                 state text NOT NULL
             )""",
             "CREATE INDEX budget_ledger_task ON budget_ledger (task_id, attempt)",
-            "CREATE INDEX budget_ledger_worker ON budget_ledger (worker, at)",
-            "CREATE INDEX budget_ledger_at ON budget_ledger (at)",
+            # a window's sums and counts read these alone (a worker's, or all workers')
+            "CREATE INDEX budget_ledger_worker "
+            "ON budget_ledger (worker, at, state, reserved, used)",
+            "CREATE INDEX budget_ledger_at ON budget_ledger (at, state, reserved, used)",
+            # the few rows still open: what is in flight
+            "CREATE INDEX budget_ledger_open ON budget_ledger (state, worker, at)",
             f"""CREATE TABLE budget_waits (
                 task_id text {_C} PRIMARY KEY,
                 worker text {_C} NOT NULL,

@@ -28,10 +28,12 @@ def _runner(conn: sqlite3.Connection) -> budget_sql.Run:
 class BudgetMixin(SqliteParts):
     """SqliteStore's budget methods; the class provides ``_write`` and ``_use``."""
 
-    def reserve_budget(self, reservation: Reservation, *, now: float) -> Verdict:
-        """Reserve in each of the reservation's budgets, or refuse and record the wait."""
-        with self._write("reserving a task's budget", synced=False) as conn:
-            return budget_sql.reserve(_runner(conn), reservation, now)
+    def reserve_budget(self, reservations: Sequence[Reservation], *, now: float) -> list[Verdict]:
+        """Reserve each in turn in its budgets, or refuse it and record the wait."""
+        if not reservations:
+            return []
+        with self._write("reserving tasks' budgets", synced=False) as conn:
+            return budget_sql.reserve(_runner(conn), reservations, now)
 
     def settle_budget(self, settlements: Sequence[Settlement]) -> None:
         """Settle reserved attempts at their use, their reservation, or nothing."""

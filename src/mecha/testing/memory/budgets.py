@@ -41,10 +41,15 @@ class BudgetMixin:
     def _use(self, doing: str) -> contextlib.AbstractContextManager[Tables]:
         raise NotImplementedError
 
-    def reserve_budget(self, reservation: Reservation, *, now: float) -> Verdict:
-        """Reserve in each of the reservation's budgets, or refuse and record the wait."""
-        with self._write("reserving a task's budget") as tables:
-            return _reserve(tables, reservation, now)
+    def reserve_budget(self, reservations: Sequence[Reservation], *, now: float) -> list[Verdict]:
+        """Reserve each in turn in its budgets, or refuse it and record the wait."""
+        if not reservations:
+            return []
+        with self._write("reserving tasks' budgets") as tables:
+            for key, row in list(tables.budget_ledger.items()):
+                if row.at <= now - DAY:
+                    del tables.budget_ledger[key]
+            return [_reserve(tables, reservation, now) for reservation in reservations]
 
     def settle_budget(self, settlements: Sequence[Settlement]) -> None:
         """Settle reserved attempts at their use, their reservation, or nothing."""
@@ -111,9 +116,6 @@ def _next_attempt(tables: Tables, task_id: str, now: float) -> int | None:
 
 
 def _reserve(tables: Tables, reservation: Reservation, now: float) -> Verdict:
-    for key, row in list(tables.budget_ledger.items()):
-        if row.at <= now - DAY:
-            del tables.budget_ledger[key]
     task_id = reservation.task_id
     attempt = _next_attempt(tables, task_id, now)
     if attempt is None:
