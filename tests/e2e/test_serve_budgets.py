@@ -38,22 +38,23 @@ def test_a_task_over_budget_waits_and_every_view_says_why(tmp_path: Path) -> Non
             wait_task(server.url, first)
             second = post_github(server.url, pr_payload(number=2)).json()["id"]
             entry = waiting_entry(server.url, second)
-            budgets = httpx.get(f"{server.url}/budgets", timeout=10).json()
-            one = httpx.get(f"{server.url}/budgets?worker=reviewer", timeout=10).json()
-            unknown = httpx.get(f"{server.url}/budgets?worker=nobody", timeout=10)
-            metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
-            health = httpx.get(f"{server.url}/health", timeout=10).json()
-            table = mecha_cli(home, "budget")
-            as_json = mecha_cli(home, "budget", "reviewer", "--json")
-            nobody = mecha_cli(home, "budget", "nobody")
+            check_api(server.url)
+            check_metrics(server.url)
+            check_cli(home, worker.url)
             shown = mecha_cli(home, "event", "show", second)
             [task] = httpx.get(f"{server.url}/event/{second}", timeout=10).json()["tasks"]
         assert worker.received == 1
     assert task["state"] == "pending"
     assert entry["worker"] == "reviewer" and entry["detail"].startswith(REASON), entry
     assert "the window frees at " in entry["detail"]
+    # mecha event show: the wait on the task's timeline
+    assert shown.returncode == 0, shown.stderr
+    assert "waiting" in shown.stdout and REASON in " ".join(shown.stdout.split())
 
-    # GET /budgets: the worker's two windows, then the global ones
+
+def check_api(url: str) -> None:
+    """GET /budgets: the worker's two windows, then the global ones."""
+    budgets = httpx.get(f"{url}/budgets", timeout=10).json()
     lines = {(b["worker"], b["window"]): b for b in budgets}
     assert list(lines) == [("reviewer", "tokens_per_day"), ("reviewer", "tasks_per_hour"),
                            (None, "tokens_per_day"), (None, "tasks_per_hour")]  # fmt: skip
@@ -62,12 +63,16 @@ def test_a_task_over_budget_waits_and_every_view_says_why(tmp_path: Path) -> Non
     assert tasks["waiting"] == 1 and tasks["next_frees_at"].endswith("Z")
     everyone = lines[(None, "tokens_per_day")]
     assert (everyone["used"], everyone["limit"], everyone["left"]) == (2000, 1_000_000, 998_000)
+    one = httpx.get(f"{url}/budgets?worker=reviewer", timeout=10).json()
     assert [(b["worker"], b["window"]) for b in one] == [
         ("reviewer", "tokens_per_day"), ("reviewer", "tasks_per_hour")
     ]  # fmt: skip
+    unknown = httpx.get(f"{url}/budgets?worker=nobody", timeout=10)
     assert unknown.status_code == 404 and "nobody" in unknown.json()["error"]
 
-    # /metrics and /health
+
+def check_metrics(url: str) -> None:
+    metrics = httpx.get(f"{url}/metrics", timeout=10).text
     assert 'mecha_budget_tasks{budget="worker",worker="reviewer",state="used"} 1' in metrics
     assert 'mecha_budget_tasks{budget="worker",worker="reviewer",state="limit"} 1' in metrics
     assert 'mecha_budget_tokens{budget="global",state="limit"} 1000000' in metrics
@@ -75,9 +80,12 @@ def test_a_task_over_budget_waits_and_every_view_says_why(tmp_path: Path) -> Non
     assert waiting in metrics
     assert "mecha_tasks_budget_waits_total 1" in metrics
     assert "mecha_budget_tokens_settled_total 2000" in metrics
+    health = httpx.get(f"{url}/health", timeout=10).json()
     assert health["tasks_budget_waiting"] == 1 and health["tasks_budget_waits"] == 1
 
-    # mecha budget
+
+def check_cli(home: Path, url: str) -> None:
+    table = mecha_cli(home, "budget")
     assert table.returncode == 0, table.stderr
     rows = [line.split() for line in table.stdout.splitlines()]
     assert rows[0] == ["BUDGET", "WINDOW", "USED", "RESERVED", "LIMIT", "LEFT", "IN", "FLIGHT",
@@ -85,12 +93,28 @@ def test_a_task_over_budget_waits_and_every_view_says_why(tmp_path: Path) -> Non
     assert rows[1][:8] == ["reviewer", "tokens/24h", "2,000", "0", "-", "-", "0", "0"]
     assert rows[2][:8] == ["reviewer", "tasks/1h", "1", "0", "1", "0", "0", "1"]
     assert rows[3][:6] == ["(all", "workers)", "tokens/24h", "2,000", "0", "1,000,000"]
+    as_json = mecha_cli(home, "budget", "reviewer", "--json")
     assert as_json.returncode == 0, as_json.stderr
     assert [line["window"] for line in json.loads(as_json.stdout)] == [
         "tokens_per_day", "tasks_per_hour"
     ]  # fmt: skip
-    assert nobody.returncode == 2 and 'no budget applies to worker "nobody"' in nobody.stderr
+    nobody = mecha_cli(home, "budget", "nobody")
+    assert nobody.returncode == 1 and 'no worker named "nobody"' in nobody.stderr
+    # with a global budget every worker is shown (all reserve): its use, no limit of its own
+    endpoint_worker(home, "free", url, online=False)
+    free = mecha_cli(home, "budget", "free")
+    assert free.returncode == 0, free.stderr
+    assert [line.split()[:2] for line in free.stdout.splitlines()[1:]] == [
+        ["free", "tokens/24h"], ["free", "tasks/1h"]
+    ]  # fmt: skip
 
-    # mecha event show: the wait on the task's timeline
-    assert shown.returncode == 0, shown.stderr
-    assert "waiting" in shown.stdout and REASON in " ".join(shown.stdout.split())
+
+def test_without_budgets_mecha_budget_says_how_to_set_one(tmp_path: Path) -> None:
+    home = make_home(tmp_path, config=FAST)
+    endpoint_worker(home, "free", "http://127.0.0.1:9", online=False)
+    listed = mecha_cli(home, "budget")
+    one = mecha_cli(home, "budget", "free")
+    assert listed.returncode == 0 and listed.stdout.startswith("no budgets: add budget:")
+    assert one.returncode == 1, one.stderr
+    assert one.stderr.startswith('error: no budget applies to worker "free"')
+    assert "budget: section in its worker file" in one.stderr

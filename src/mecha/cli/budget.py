@@ -30,7 +30,7 @@ def budget(app: AppContext, worker: str | None, as_json: bool) -> None:
     """
     from mecha.budget import shown_limits, use_lines
     from mecha.config.settings import load_server_config
-    from mecha.errors import MechaError, UsageError
+    from mecha.errors import MechaError
     from mecha.event import timestamp
     from mecha.worker.files import from_record
 
@@ -49,7 +49,8 @@ def budget(app: AppContext, worker: str | None, as_json: bool) -> None:
     limits = shown_limits(budgets, config.budget)
     if worker is not None:
         if worker not in limits:
-            raise UsageError(
+            store.get_worker(worker)  # WorkerNotFound if there is none
+            raise MechaError(
                 f'no budget applies to worker "{worker}"',
                 hint="give it a budget: section in its worker file, or set budget: in "
                 "config.yml for all workers",
