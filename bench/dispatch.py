@@ -10,6 +10,8 @@
 
 The instant worker (``mecha.testing.instant_worker``) runs in this process on its own
 thread; ``mecha serve`` in a child process. Run: ``.venv/bin/python bench/dispatch.py``.
+``--budget`` gives the worker a budget it never reaches, so every send also reserves and
+settles in the budget ledger (``engine.budgets``): what a budget costs the claim path.
 Targets: p50 < 3 ms, p99 < 15 ms at 200 events/s; >= 1,000 events/s end to end.
 """
 
@@ -50,7 +52,11 @@ def body_for(template: dict[str, Any], number: int) -> tuple[bytes, str]:
     return body, f"sha256={digest}"
 
 
-def make_home(work: Path, endpoint: str) -> Path:
+#: a budget no run reaches: each send reserves and settles, none waits
+BUDGET = "budget: {tokens_per_day: 1000000000000, tasks_per_hour: 100000000}\n"
+
+
+def make_home(work: Path, endpoint: str, *, budget: bool = False) -> Path:
     home = work / "home"
     home.mkdir(mode=0o700)
     secrets = home / "secrets.yml"
@@ -60,7 +66,8 @@ def make_home(work: Path, endpoint: str) -> Path:
     path = work / "bench.yml"
     path.write_text(
         f"name: bench\nendpoint: {endpoint}\nconcurrency: 64\nrate_limit: {{per_second: 0}}\n"
-        "events:\n  - source: github\n    on: [pull_request.opened]\n"
+        + (BUDGET if budget else "")
+        + "events:\n  - source: github\n    on: [pull_request.opened]\n"
         "    prompt: 'Review #{{.number}}'\n"
     )
     env = {**os.environ, "MECHA_HOME": str(home)}
@@ -168,11 +175,12 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=200)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--budget", action="store_true", help="the worker has a budget")
     args = parser.parse_args()
     template: dict[str, Any] = json.loads(SAMPLE.read_text())
     work = Path(tempfile.mkdtemp(prefix="mecha-bench-dispatch-"))
     with InstantWorker() as worker:
-        home = make_home(work, worker.url)
+        home = make_home(work, worker.url, budget=args.budget)
         with ServeProcess(home, env={"MECHA_LOG_LEVEL": "WARNING"}) as server:
             sent = asyncio.run(paced(server.url, template, args.rate, args.duration))
             worker.wait_for(len(sent), timeout=60)

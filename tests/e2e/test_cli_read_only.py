@@ -22,6 +22,8 @@ READS = [
     ("event", "show", "abc123"),
     ("task", "ls"),
     ("task", "show", "abc123"),
+    ("budget",),
+    ("budget", "ghost"),
 ]
 
 

@@ -121,7 +121,7 @@ def dispatch_settings(
 ) -> DispatchSettings:
     """config.yml ``dispatch:`` over the defaults; MECHA_DRAIN_TIMEOUT and MECHA_LEASE over
     both. ``own_database``: one serve owns the database (SQLite, under its serve mark)."""
-    given = dict(config.dispatch)
+    given: dict[str, Any] = dict(config.dispatch)
     given["lease"] = node_lease(config, environ)
     given["own_database"] = own_database
     drain = environ.get("MECHA_DRAIN_TIMEOUT", "")
@@ -135,7 +135,8 @@ def dispatch_settings(
     if "concurrency" in given:
         given["concurrency"] = int(given["concurrency"])
     given["max_result"] = config.max_result
-    return DispatchSettings(**given)  # type: ignore[arg-type]
+    given["budget"] = config.budget
+    return DispatchSettings(**given)
 
 
 def writeback_settings(config: ServerConfig, dispatch: DispatchSettings) -> WriteBackSettings:

@@ -30,6 +30,7 @@ COMMANDS = {
     "prune": "mecha.cli.prune:prune",
     "db": "mecha.cli.db:db",
     "node": "mecha.cli.node:node",
+    "budget": "mecha.cli.budget:budget",
 }
 HELP = {
     "worker": "Add, remove, list, check, start and stop workers.",
@@ -45,6 +46,7 @@ HELP = {
     "prune": "Remove finished events, tasks, timeline entries and writes past their retention.",
     "db": "The database: bring its schema up to date (mecha db migrate).",
     "node": "List the mecha serve nodes sharing the database (alive, stale, stopped).",
+    "budget": "Show each budget's use: tokens over 24 hours, tasks over the last hour.",
 }
 
 

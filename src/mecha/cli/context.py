@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 #: commands that only read the store: they must not create the folder or the database
 READ_ONLY = frozenset(
     {"worker ls", "worker show", "worker logs", "config", "doctor", "event ls", "event show",
-     "task ls", "task show"}
+     "task ls", "task show", "budget"}
 )  # fmt: skip
 #: loggers that log every request at INFO (httpx: each health probe): shown at DEBUG
 PER_REQUEST_LOGGERS = ("httpx", "httpcore")

@@ -30,6 +30,9 @@
       timeline: 30
       writes: 30
       interval: 10m                # how often serve prunes (in small batches)
+    budget:                        # all workers together (mecha.config.budget; each
+      tokens_per_day: 1000000      # worker file may add its own budget: too)
+      tasks_per_hour: 200
 
 Every mistake is reported at once, at file:line:column, with what to do.
 """
@@ -41,6 +44,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from mecha.budget import Budget
+from mecha.config.budget import check_budget
 from mecha.config.database import DatabaseKeys, check_keys
 from mecha.config.retention import KEEP_HINT, RETENTION_KINDS, Retention, keep_seconds
 from mecha.config.sources import RESERVED_SOURCES, GenericSource, SourceAuth
@@ -55,7 +60,7 @@ DEFAULT_MAX_DIFF = 500_000
 DEFAULT_GITHUB_API_URL = "https://api.github.com"
 _KEYS = (
     "addr", "api_key", "github_api_url", "max_diff", "max_result", "sources", "dispatch",
-    "writeback", "retention", "database_url", "database_password",
+    "writeback", "retention", "database_url", "database_password", "budget",
 )  # fmt: skip
 #: dispatch settings: durations, except concurrency (a count)
 DISPATCH_KEYS = (
@@ -118,6 +123,8 @@ class ServerConfig:
     retention: Retention = field(default_factory=Retention)
     #: database_url and database_password (the database itself: mecha.config.database)
     database: DatabaseKeys = field(default_factory=DatabaseKeys)
+    #: what all workers together may use (None: no global budget)
+    budget: Budget | None = None
 
 
 def parse_config(text: str, *, file: str, environ: Mapping[str, str]) -> ServerConfig:
@@ -143,6 +150,7 @@ def parse_config(text: str, *, file: str, environ: Mapping[str, str]) -> ServerC
         writeback=check.settings("writeback", data.get("writeback"), WRITEBACK_KEYS),
         retention=check.retention(data.get("retention", {})),
         database=check.database(data),
+        budget=check.budget(data),
     )
     if check.problems:
         raise ConfigFileError(check.problems)
@@ -289,6 +297,11 @@ class _Checker:
         keys, problems = check_keys(self.doc, data, self.environ)
         self.problems += problems
         return keys
+
+    def budget(self, data: dict[str, Any]) -> Budget | None:
+        budget, problems = check_budget(self.doc, data)
+        self.problems += problems
+        return budget
 
     def keep(self, path: Path, value: Any, name: str) -> float | None:
         seconds, problem = keep_seconds(value)

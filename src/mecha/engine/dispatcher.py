@@ -28,8 +28,10 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
+from mecha.budget import Budget, BudgetLimit
 from mecha.duration import format_duration
 from mecha.engine.batcher import Batcher
+from mecha.engine.budgets import DEFAULT_RECHECK, Budgets
 from mecha.engine.histogram import Histogram
 from mecha.engine.lanes import Lane, Lanes, Parked
 from mecha.engine.leases import DEFAULT_LEASE, NodeLeases, anonymous_node
@@ -71,6 +73,10 @@ class DispatchSettings:
     #: one serve owns the database (SQLite's serve mark): every task found running at start
     #: is taken back, and no other node's leases are swept
     own_database: bool = False
+    #: config.yml's ``budget:`` (all workers together; None: none), and how often a task
+    #: over a budget whose tasks in flight may settle lower looks again (``engine.budgets``)
+    budget: Budget | None = None
+    budget_recheck: float = DEFAULT_RECHECK
 
 
 class Dispatcher:
@@ -126,11 +132,16 @@ class Dispatcher:
         self.latency = Histogram()
         #: checks for cancelled sends done so far (tests wait on it)
         self.polls = 0
+        self.budgets = Budgets(
+            store=store, updates=updates, writer=writer, budget=settings.budget,
+            recheck=settings.budget_recheck,
+        )  # fmt: skip
         self._sender = TaskSender(
             updates=updates, send=send, writeback=writeback, retry_base=settings.retry_base,
             retry_cap=settings.retry_cap, counts=self.counts, latency=self.latency,
             unreachable=self._check_soon, max_result=settings.max_result,
             node=self.leases.node.id, lease=settings.lease, shared=not settings.own_database,
+            budgets=self.budgets,
         )  # fmt: skip
         #: set when another node may have freed a slot or made work (``nudge``)
         self._nudged = asyncio.Event()
@@ -187,6 +198,7 @@ class Dispatcher:
                                node=self.leases.node.id) for t in left),
                 return_exceptions=True,
             )  # fmt: skip
+        await self.budgets.close()
         await self._view.sync_busy({}, shared=not self.settings.own_database)
         if stop_node:
             await self.leases.stop()
@@ -244,11 +256,16 @@ class Dispatcher:
         """Return once none of worker ``name``'s tasks is in flight."""
         await self._lanes.settled(name)
 
+    def budget_limits(self) -> dict[str, BudgetLimit]:
+        """The budgets to show (each worker's as this serve loaded it, and config.yml's)."""
+        return self.budgets.shown(self._view.targets)
+
     def stats(self) -> dict[str, int]:
         """Figures for /health: tasks queued and in flight, and counts since the start."""
         figures = {"tasks_queued": self.queued(), "tasks_in_flight": self.in_flight()}
         figures.update({f"tasks_{name}": count for name, count in self.counts.items()})
         figures["node_lease_ms"] = round(self.settings.lease * 1000)
+        figures.update(self.budgets.stats())
         return figures
 
     # --- scheduling -------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from mecha.budget import Budget
 from mecha.engine.registry import LoadedWorker
 from mecha.store import WorkerRecord
 from mecha.worker.kind import WorkerKind, WorkerState
@@ -36,6 +37,10 @@ class Target:
     disposable: bool = False
     #: the definition's fingerprint, named on each send's timeline entry
     definition: str = ""
+    #: its ``budget:`` (None: none), and the most tokens its model writes when Mecha calls
+    #: the model itself (an adapter's max_tokens; 0: not known beforehand)
+    budget: Budget | None = None
+    max_output: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +99,8 @@ def _target(record: WorkerRecord, worker: LoadedWorker | None, key: str) -> Targ
         max_retries=spec.max_retries, rate=spec.rate_limit.per_second,
         burst=spec.rate_limit.burst, disposable=disposable, definition=worker.fingerprint,
         waiting="" if disposable else _waiting(record, endpoint),
+        budget=spec.budget.value() if spec.budget is not None else None,
+        max_output=spec.adapter.max_tokens if spec.adapter is not None else 0,
     )  # fmt: skip
 
 

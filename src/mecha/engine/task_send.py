@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, replace
 
 from mecha.engine.batcher import Batcher
+from mecha.engine.budgets import Budgets, OverBudget
 from mecha.engine.histogram import Histogram
 from mecha.engine.targets import Target
 from mecha.engine.task_outcome import after_failure, completed
@@ -71,9 +72,12 @@ class TaskSender:
         node: str = "",
         lease: float = 0.0,
         shared: bool = False,
+        budgets: Budgets | None = None,
     ) -> None:
         self._updates = updates
-        self._send = send
+        #: reserves before a claim and settles after the send (``engine.budgets``)
+        self._budgets = budgets
+        self._send = budgets.metered(send) if budgets is not None else send
         self._writeback = writeback
         self._retry_base = retry_base
         self._retry_cap = retry_cap
@@ -95,6 +99,17 @@ class TaskSender:
 
     async def attempt(self, target: Target, task: Task) -> Retry | None:
         """Send ``task`` once; a Retry if it waits to go again, else None (done with it)."""
+        if self._budgets is None or not self._budgets.limits(target):
+            return await self._attempt(target, task)
+        booked = await self._budgets.book(target, task)
+        if isinstance(booked, OverBudget):  # it waits for its budget's window, or failed
+            return Retry(booked.task, booked.delay) if booked.task is not None else None
+        try:
+            return await self._attempt(target, task)
+        finally:
+            await self._budgets.settle(booked)
+
+    async def _attempt(self, target: Target, task: Task) -> Retry | None:
         where = f"{target.endpoint or 'a fresh container'} (definition {target.definition})"
         claimed = await self._updates.add(
             TaskUpdate(

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mecha.server import api, tasks_api, workers_api
+from mecha.server import api, budgets_api, tasks_api, workers_api
 from mecha.server.metrics import metrics
 from mecha.server.state import AppState, error_response
 from mecha.server.webhooks import receive_webhook
@@ -33,6 +33,7 @@ def serve_app(ingest: Ingest) -> Starlette:
             **workers.dispatcher.stats(), **workers.writeback.stats(), **ingest.ticker.counts
         },
         dispatch_latency=lambda: workers.dispatcher.latency,
+        budget_limits=workers.dispatcher.budget_limits,
     )  # fmt: skip
     return create_app(state, startup=ingest.startup, shutdown=ingest.shutdown)
 
@@ -64,6 +65,7 @@ def create_app(
             Route("/task/{task_id}", tasks_api.show_task, methods=["GET"]),
             Route("/tasks", tasks_api.list_tasks, methods=["GET"]),
             Route("/workers", workers_api.list_workers, methods=["GET"]),
+            Route("/budgets", budgets_api.list_budgets, methods=["GET"]),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,

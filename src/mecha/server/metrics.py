@@ -7,6 +7,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
+from mecha.server.budgets_api import budget_lines
 from mecha.server.state import AppState, closed_api
 
 #: dispatcher figure → (metric name, help, type)
@@ -45,7 +46,28 @@ _DISPATCH = {
     "ticks_dropped": (
         "mecha_cron_ticks_dropped_total", "Ticks a clock jump passed over", "counter"
     ),
+    "tasks_budget_waits": (
+        "mecha_tasks_budget_waits_total", "Tasks held back by a budget (once each)", "counter"
+    ),
+    "tasks_budget_failed": (
+        "mecha_tasks_budget_failed_total", "Tasks failed after their budget_wait", "counter"
+    ),
+    "tasks_budget_waiting": (
+        "mecha_tasks_budget_waiting", "Tasks this node holds back on a budget", "gauge"
+    ),
+    "budget_tokens_reserved": (
+        "mecha_budget_tokens_reserved_total", "Tokens reserved before sends", "counter"
+    ),
+    "budget_tokens_used": (
+        "mecha_budget_tokens_settled_total", "Tokens sends settled at (use, else reservation)",
+        "counter",
+    ),
 }  # fmt: skip
+#: a budget's window figure (``GET /budgets``' lines) → (metric name, help)
+_BUDGET = {
+    "tokens_per_day": ("mecha_budget_tokens", "Tokens in the last 24 hours, by budget"),
+    "tasks_per_hour": ("mecha_budget_tasks", "Sends in the last hour, by budget"),
+}
 
 
 async def metrics(request: Request) -> Response:
@@ -72,4 +94,32 @@ async def metrics(request: Request) -> Response:
         lines.extend(f'{name}_bucket{{le="{le}"}} {count}' for le, count in histogram.cumulative())
         lines.append(f"{name}_sum {histogram.total:g}")
         lines.append(f"{name}_count {histogram.count}")
+    if state.budget_limits is not None:
+        lines.extend(await _budget_metrics(state))
     return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+
+
+async def _budget_metrics(state: AppState) -> list[str]:
+    """Each shown budget's windows: used, reserved and limit, and the tasks waiting on it."""
+    assert state.budget_limits is not None
+    found = await budget_lines(state, state.budget_limits())
+    if isinstance(found, Response) or not found:
+        return []  # the store cannot be read now: the other metrics still answer
+    series: dict[str, list[str]] = {}
+    for line in found:
+        worker = line["worker"]
+        labels = f'budget="worker",worker="{worker}"' if worker else 'budget="global"'
+        name = _BUDGET[line["window"]][0]
+        for kind in ("used", "reserved", "limit"):
+            if line[kind] is not None:
+                series.setdefault(name, []).append(
+                    f'{name}{{{labels},state="{kind}"}} {line[kind]}'
+                )
+        series.setdefault("mecha_budget_waiting", []).append(
+            f'mecha_budget_waiting{{{labels},window="{line["window"]}"}} {line["waiting"]}'
+        )
+    out: list[str] = []
+    helps = {**dict(_BUDGET.values()), "mecha_budget_waiting": "Tasks waiting on a budget now"}
+    for name, rows in series.items():
+        out.extend((f"# HELP {name} {helps[name]}", f"# TYPE {name} gauge", *rows))
+    return out

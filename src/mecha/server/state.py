@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse
 from mecha.redaction import Redactor, Redacts
 
 if TYPE_CHECKING:
+    from mecha.budget import BudgetLimit
     from mecha.engine.histogram import Histogram
     from mecha.engine.pipeline import Pipeline
     from mecha.forges.sources import SourceHandler
@@ -46,6 +47,8 @@ class AppState:
     dispatch_stats: Callable[[], Mapping[str, int]] | None = None
     #: the dispatcher's latency histogram for /metrics
     dispatch_latency: Callable[[], Histogram] | None = None
+    #: the budgets to show, by scope (``GET /budgets``, /metrics); None: none
+    budget_limits: Callable[[], Mapping[str, BudgetLimit]] | None = None
 
 
 def error_response(status: int, message: str, hint: str = "") -> JSONResponse:

@@ -13,6 +13,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from mecha.budget import BudgetUse, Reservation, Settlement, Verdict
 from mecha.event import Delivery, Event, EventState
 from mecha.policy.writes import Write, WriteState, write_json
 from mecha.task import NewTask, Task, TaskState
@@ -462,6 +463,30 @@ class Store(Protocol):
         target``) were first planned at or after ``since`` (unix time) and were made or are
         to be (planned, calling or done; not failed, dead-lettered or dry runs), leaving out
         the key ``exclude``. What ``policy.comment.max_per_hour`` is checked against."""
+        ...
+
+    def reserve_budget(self, reservations: Sequence[Reservation], *, now: float) -> list[Verdict]:
+        """For each reservation in turn (each sees the ones before it), in one transaction:
+        reserve the task's next attempt's estimated tokens and one task in each of its
+        budgets, or in none (``mecha.budget.judge`` decides). Reservations of one budget,
+        from any node, take turns. Rows that left the day's window are dropped.
+
+        Granted: the ledger holds the reservation (``Verdict.ticket``) and the task's wait,
+        if any, ends. *Taken* (``Verdict.taken``): the task is not pending, or its next
+        attempt was reserved less than ``CLAIM_WITHIN`` ago (another node is claiming it);
+        nothing is written. Refused: nothing is reserved; the task's wait is recorded, and
+        the verdict says since when it waits and whether this refusal starts a wait (none
+        before, or another budget refused it before).
+        """
+        ...
+
+    def settle_budget(self, settlements: Sequence[Settlement]) -> None:
+        """Settle reserved attempts in one transaction: at the tokens used, at the
+        reservation (no use known), or dropped (never sent); each task's wait ends."""
+        ...
+
+    def budget_use(self, scopes: Sequence[str], *, now: float) -> list[BudgetUse]:
+        """Each scope's use in its sliding windows (a worker's name, or ``GLOBAL``: all)."""
         ...
 
     def registry_version(self) -> int:

@@ -25,6 +25,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import replace
 from typing import Any
 
+from mecha.budget import BudgetUse, Reservation, Settlement, Verdict
 from mecha.event import Delivery, Event, EventState
 from mecha.known_secrets import KnownSecrets
 from mecha.policy.writes import Write
@@ -283,6 +284,18 @@ class RedactingStore:
         return self.inner.count_writes(
             worker=worker, action=action, target=target, since=since, exclude=exclude
         )
+
+    def reserve_budget(self, reservations: Sequence[Reservation], *, now: float) -> list[Verdict]:
+        """See Store.reserve_budget (names and numbers only: nothing to redact)."""
+        return self.inner.reserve_budget(reservations, now=now)
+
+    def settle_budget(self, settlements: Sequence[Settlement]) -> None:
+        """See Store.settle_budget."""
+        self.inner.settle_budget(settlements)
+
+    def budget_use(self, scopes: Sequence[str], *, now: float) -> list[BudgetUse]:
+        """See Store.budget_use."""
+        return self.inner.budget_use(scopes, now=now)
 
     def registry_version(self) -> int:
         """See Store.registry_version."""

@@ -43,12 +43,13 @@ from mecha.testing.memory import tasks as task_rows
 from mecha.testing.memory import workers as worker_rows
 from mecha.testing.memory import write_counts
 from mecha.testing.memory import writes as write_rows
+from mecha.testing.memory.budgets import BudgetMixin
 from mecha.testing.memory.tables import Tables
 from mecha.timeline import TimelineEntry
 from mecha.worker.kind import WorkerState
 
 
-class MemoryStore:
+class MemoryStore(BudgetMixin):
     """The Store in memory; calls from several threads take turns."""
 
     def __init__(self) -> None:

@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from mecha.budget import DEFAULT_PER_TASK, Budget
 from mecha.cron import ScheduleError, parse_schedule
 from mecha.duration import parse_duration
 from mecha.errors import SecretsError, TemplateError
@@ -311,6 +312,47 @@ class Flow(Section):
         return parse_duration(self.debounce)
 
 
+class BudgetSection(Section):
+    """What the worker may use (``mecha.budget``): tokens a day, tasks an hour."""
+
+    tokens_per_day: int = Field(
+        0,
+        ge=0,
+        description="tokens over the last 24 hours, reserved before each send (0 = no limit)",
+    )
+    tasks_per_hour: int = Field(0, ge=0, description="sends over the last hour (0 = no limit)")
+    per_task: int | None = Field(
+        None, ge=1,
+        description=f"tokens reserved for a task whose use cannot be estimated (a managed or "
+        f"unmanaged worker; default: config.yml's, else {DEFAULT_PER_TASK})",
+    )  # fmt: skip
+    budget_wait: DurationText | None = Field(
+        None, description="how long a task over budget waits before it fails, e.g. 1h (0: fails "
+        "at once; default: config.yml's, else 24h)",
+    )  # fmt: skip
+
+    @field_validator("budget_wait")
+    @classmethod
+    def _wait(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            seconds = parse_duration(value)
+        except ValueError as exc:
+            raise invalid(str(exc)) from None
+        if seconds < 0:
+            raise invalid(f'"{value}" is negative', "write a duration such as 1h, or 0")
+        return value
+
+    def value(self) -> Budget:
+        """The section as ``mecha.budget`` reads it."""
+        wait = parse_duration(self.budget_wait) if self.budget_wait is not None else None
+        return Budget(
+            tokens_per_day=self.tokens_per_day, tasks_per_hour=self.tasks_per_hour,
+            per_task=self.per_task, budget_wait=wait,
+        )  # fmt: skip
+
+
 class EventRule(Section):
     """Which events a worker takes and the prompt it renders for them."""
 
@@ -419,6 +461,7 @@ class WorkerSpec(Section):
     rate_limit: RateLimit = Field(default_factory=RateLimit)  # type: ignore[arg-type]
     trust: Trust = Field(default_factory=Trust)  # type: ignore[arg-type]
     flow: Flow | None = Field(None, description="per-key flow control: key, debounce, supersede")
+    budget: BudgetSection | None = Field(None, description="tokens and tasks it may use")
 
     model_config = ConfigDict(
         title="Mecha worker",

@@ -58,6 +58,12 @@ class Database:
         self.store = self._open()
         return self.store
 
+    def another(self) -> AnyStore:
+        """A second store on the same database, as another node opens it (PostgreSQL only:
+        a SQLite file is one serve's own)."""
+        assert self.kind != "sqlite", "one serve owns a SQLite file"
+        return STORES[self.kind].open(self._where)  # type: ignore[arg-type]
+
     def settings(self) -> DispatchSettings:
         """FAST, as serve sets it for this database: a SQLite file is one serve's own."""
         return dataclasses.replace(FAST, own_database=self.kind == "sqlite")

@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from mecha.budget import GLOBAL, BudgetLimit, Reservation, Settlement
 from mecha.errors import MigrationError, StoreError
 from mecha.event import EventState, received
 from mecha.policy.writes import Place, Write, WriteState, ledger_key
@@ -88,6 +89,13 @@ def fill(store: SqliteStore, events: int = 30) -> None:
     note = TimelineEntry(at=now + 1, step=Step.POLICY, event_id=made[1].event_id,
                          task_id=made[1].id, worker="alpha", detail="note")  # fmt: skip
     store.add_timeline([note])
+    # the budget ledger: one reservation settled at its use, one task waiting on the budget
+    limit = BudgetLimit(scope="alpha", tasks_per_hour=1)
+    asked = [Reservation(task_id=t.id, worker="alpha", tokens=500, limits=(limit,))
+             for t in made[10:12]]  # fmt: skip
+    first, second = store.reserve_budget(asked, now=now)
+    store.settle_budget([Settlement(ticket=first.ticket, task_id=made[10].id, tokens=42)])
+    assert first.granted and not second.granted
 
 
 def snapshot(store: SqliteStore | PostgresStore) -> dict[str, object]:
@@ -112,6 +120,7 @@ def snapshot(store: SqliteStore | PostgresStore) -> dict[str, object]:
         "writes": [store.list_writes(event_id=e.id) for e in events],
         # the events' number and head_sha columns (migration 10) came along
         "reviewed": store.last_reviewed_head("alpha", source="github", repo="octo/app", number=7),
+        "budgets": store.budget_use(["alpha", "beta", GLOBAL], now=time.time()),
     }
 
 
@@ -152,12 +161,15 @@ def test_everything_reads_the_same_after_the_copy(source: Path, pg_url: str) -> 
     assert counts["event_matches"] == (40, 40)  # 20 decided events, 2 decisions each
     assert counts["tasks"] == (21, 21)
     assert counts["writes"] == (1, 1)
+    assert (counts["budget_ledger"], counts["budget_waits"]) == ((1, 1), (1, 1))
     finished = [p.table for p in seen if p.finished]
     assert finished[: len(TABLES)] == [t.name for t in TABLES]  # later tables after
     pg = open_postgres(pg_url)
     try:
         after = snapshot(pg)
         assert after == before
+        alpha = pg.budget_use(["alpha"], now=time.time())[0]
+        assert (alpha.tokens_used, alpha.tasks_used, alpha.tasks_waiting) == (42, 1, 1)
         assert pg.registry_version() >= registry
         # progress was kept: tokens and the running attempt's time limit
         running = pg.list_tasks(state=TaskState.RUNNING)

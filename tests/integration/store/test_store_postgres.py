@@ -21,7 +21,7 @@ from psycopg import conninfo
 from mecha.errors import MigrationError, StoreError
 from mecha.event import Event, EventState, received
 from mecha.store import Arrival, EventOutcome, TaskUpdate, WorkerRecord
-from mecha.store.postgres.migrations import LATEST_VERSION, MIGRATIONS
+from mecha.store.postgres.migrations import LATEST_VERSION, MIGRATIONS, migrate
 from mecha.store.postgres.store import PostgresStore, open_postgres
 from mecha.task import NewTask, TaskState
 from mecha.worker.kind import WorkerKind, WorkerState
@@ -92,6 +92,16 @@ def test_nodes_opening_a_fresh_database_at_once_apply_each_migration_once(pg_url
     applied = sql(pg_url, "SELECT version, count(*) FROM schema_migrations GROUP BY version "
                           "ORDER BY version")  # fmt: skip
     assert applied == [(m.version, 1) for m in MIGRATIONS]
+
+
+def test_a_gap_in_the_numbers_is_migrated_over(pg_url: str) -> None:
+    """A database at 7 takes the budgets step (9) though no step 8 is in the list."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert migrate(conn, migrations=tuple(m for m in MIGRATIONS if m.version <= 7)) == 7
+        assert migrate(conn) == LATEST_VERSION
+    applied = sql(pg_url, "SELECT version FROM schema_migrations ORDER BY version")
+    assert applied == [(m.version,) for m in MIGRATIONS]
+    assert sql(pg_url, "SELECT count(*) FROM budget_ledger") == [(0,)]
 
 
 def test_a_database_newer_than_this_mecha_is_refused(pg_url: str) -> None:

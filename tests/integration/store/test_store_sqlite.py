@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from mecha.errors import MigrationError, StoreError
+from mecha.store.postgres.migrations import MIGRATIONS as PG_MIGRATIONS
 from mecha.store.sqlite.migrations import (
     LATEST_VERSION,
     MIGRATIONS,
@@ -146,16 +147,26 @@ def test_a_failing_migration_is_rolled_back_and_named(tmp_path: Path) -> None:
     assert "workers" in tables
 
 
-def test_migrations_are_numbered_up_in_list_order() -> None:
-    """Versions rise from 1 in list order (a gap is allowed: the parts of issue 17 took
-    numbers apart, and migrate applies whatever is above the database's version), names are
-    unique, and PostgreSQL has the same steps."""
-    from mecha.store.postgres.migrations import MIGRATIONS as PG
-
+def test_migrations_are_numbered_one_up_and_named_once() -> None:
+    """Versions are 1, 2, 3, … in list order and names are unique; PostgreSQL's list has the
+    same steps."""
     versions = [m.version for m in MIGRATIONS]
-    assert versions[0] == 1 and versions == sorted(set(versions))
+    assert versions == list(range(1, len(MIGRATIONS) + 1))
     assert len({m.name for m in MIGRATIONS}) == len(MIGRATIONS)
-    assert [(m.version, m.name) for m in PG] == [(m.version, m.name) for m in MIGRATIONS]
+    assert [(m.version, m.name) for m in MIGRATIONS] == [(m.version, m.name) for m in PG_MIGRATIONS]
+
+
+def test_a_gap_in_the_numbers_is_migrated_over(tmp_path: Path) -> None:
+    """A database at 7 takes the budgets step (9) with no step 8 in the list, and one at 9
+    is up to date; an 8 added later (another branch) goes in before 9 for new databases."""
+    upto7 = tuple(m for m in MIGRATIONS if m.version <= 7)
+    with raw(tmp_path / "m.db") as conn:
+        assert migrate(conn, migrations=upto7) == 7
+        assert migrate(conn) == LATEST_VERSION
+        applied = [row[0] for row in conn.execute("SELECT version FROM schema_migrations")]
+        assert applied == [m.version for m in MIGRATIONS]
+        conn.execute("SELECT id, task_id, attempt FROM budget_ledger").fetchall()
+        assert migrate(conn) == LATEST_VERSION  # nothing left to do
 
 
 def test_a_sqlite_file_of_another_program_is_refused(db_path: Path) -> None:

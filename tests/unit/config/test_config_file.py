@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from mecha.budget import Budget
 from mecha.config.server_file import (
     DEFAULT_MAX_DIFF,
     MIN_API_KEY,
@@ -137,3 +138,33 @@ def test_sizes_read_with_units(text: str | int, size: int) -> None:
 
 def test_default_diff_cap_is_500_kb() -> None:
     assert parse("addr: :1\n").max_diff == DEFAULT_MAX_DIFF == 500_000
+
+
+def test_the_global_budget_is_read() -> None:
+    assert parse("").budget is None
+    found = parse("budget:\n  tokens_per_day: 1000000\n  tasks_per_hour: 200\n"
+                  "  per_task: 5000\n  budget_wait: 6h\n").budget  # fmt: skip
+    assert found == Budget(tokens_per_day=1_000_000, tasks_per_hour=200, per_task=5000,
+                           budget_wait=21_600.0)  # fmt: skip
+    assert parse("budget:\n  budget_wait: 90\n").budget == Budget(budget_wait=90.0)
+
+
+@pytest.mark.parametrize("text,where,words", [
+    ("budget:\n  tokens_per_day: -1\n", "config.yml:2:19:",
+     "budget.tokens_per_day is -1; it must be a whole number of 0 or more"),
+    ("budget:\n  tasks_per_hour: true\n", "config.yml:2:19:",
+     "budget.tasks_per_hour is true; it must be a whole number"),
+    ("budget:\n  tasks_per_hour: '30'\n", "config.yml:2:19:", 'is "30"; it must be a whole'),
+    ("budget:\n  per_task: 0\n", "config.yml:2:13:", "budget.per_task is 0; it must be a whole "
+     "number of 1 or more"),
+    ("budget:\n  budget_wait: -3s\n", "config.yml:2:16:",
+     'budget.budget_wait is "-3s"; it must be a duration of 0 or more'),
+    ("budget:\n  budget_wait: [1]\n", "config.yml:2:16:", "must be a duration"),
+    ("budget:\n  tokens_per_dai: 3\n", "config.yml:2:3:", 'did you mean "tokens_per_day"?'),
+    ("budget: 7\n", "config.yml:1:9:", "budget must be a mapping"),
+])  # fmt: skip
+def test_a_bad_global_budget_is_located(text: str, where: str, words: str) -> None:
+    with pytest.raises(ConfigFileError) as caught:
+        parse(text)
+    [problem] = caught.value.problems
+    assert str(problem).startswith(where) and words in str(problem), str(problem)

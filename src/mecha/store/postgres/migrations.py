@@ -226,7 +226,37 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX tasks_flow ON tasks (worker, flow_key, state) WHERE flow_key <> ''",
         ),
     ),
-    # 8 and 9: flow control and budgets (issue 17), landing separately
+    Migration(
+        version=9,
+        name="budgets",
+        statements=(
+            f"""CREATE TABLE budget_ledger (
+                id text {_C} PRIMARY KEY,
+                task_id text {_C} NOT NULL,
+                attempt integer NOT NULL,
+                worker text {_C} NOT NULL,
+                at double precision NOT NULL,
+                reserved bigint NOT NULL,
+                used bigint NOT NULL DEFAULT 0,
+                state text NOT NULL
+            )""",
+            "CREATE INDEX budget_ledger_task ON budget_ledger (task_id, attempt)",
+            # a window's sums and counts read these alone (a worker's, or all workers')
+            "CREATE INDEX budget_ledger_worker "
+            "ON budget_ledger (worker, at, state, reserved, used)",
+            "CREATE INDEX budget_ledger_at ON budget_ledger (at, state, reserved, used)",
+            # the few rows still open: what is in flight
+            "CREATE INDEX budget_ledger_open ON budget_ledger (state, worker, at)",
+            f"""CREATE TABLE budget_waits (
+                task_id text {_C} PRIMARY KEY,
+                worker text {_C} NOT NULL,
+                scope text {_C} NOT NULL,
+                kind text NOT NULL,
+                since double precision NOT NULL
+            )""",
+            "CREATE INDEX budget_waits_scope ON budget_waits (scope)",
+        ),
+    ),
     Migration(
         version=10,
         name="pull request columns",

@@ -29,6 +29,7 @@ from mecha.store.postgres import nodes as pg_nodes
 from mecha.store.postgres import tasks as pg_tasks
 from mecha.store.postgres import writes as pg_writes
 from mecha.store.postgres.adapters import configure
+from mecha.store.postgres.budgets import BudgetMixin
 from mecha.store.postgres.migrations import current_version, migrate
 from mecha.store.postgres.parts import Conn
 from mecha.store.postgres.progress import ProgressMixin
@@ -88,7 +89,13 @@ def migrate_schema(conn: Conn) -> int:
 
 
 class PostgresStore(
-    WorkersMixin, LedgerMixin, WriteCountsMixin, ProgressMixin, PruneMixin, ReviewsMixin
+    WorkersMixin,
+    LedgerMixin,
+    WriteCountsMixin,
+    ProgressMixin,
+    PruneMixin,
+    ReviewsMixin,
+    BudgetMixin,
 ):
     """The Store on a pool of PostgreSQL connections; threads run their calls at once."""
 

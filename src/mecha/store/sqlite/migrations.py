@@ -229,6 +229,40 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(
+        version=9,
+        name="budgets",
+        statements=(
+            # one row per reserved attempt (mecha.budget): open at its estimate, then
+            # settled at what it used; a send that never happened leaves no row
+            """CREATE TABLE budget_ledger (
+                id TEXT PRIMARY KEY, -- the reservation's ticket
+                task_id TEXT NOT NULL,
+                attempt INTEGER NOT NULL,
+                worker TEXT NOT NULL,
+                at REAL NOT NULL,
+                reserved INTEGER NOT NULL,
+                used INTEGER NOT NULL DEFAULT 0,
+                state TEXT NOT NULL -- open or settled
+            )""",
+            "CREATE INDEX budget_ledger_task ON budget_ledger (task_id, attempt)",
+            # a window's sums and counts read these alone (a worker's, or all workers')
+            "CREATE INDEX budget_ledger_worker "
+            "ON budget_ledger (worker, at, state, reserved, used)",
+            "CREATE INDEX budget_ledger_at ON budget_ledger (at, state, reserved, used)",
+            # the few rows still open: what is in flight
+            "CREATE INDEX budget_ledger_open ON budget_ledger (state, worker, at)",
+            # tasks over budget: since when they wait (budget_wait), and on which budget
+            """CREATE TABLE budget_waits (
+                task_id TEXT PRIMARY KEY,
+                worker TEXT NOT NULL,
+                scope TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                since REAL NOT NULL
+            )""",
+            "CREATE INDEX budget_waits_scope ON budget_waits (scope)",
+        ),
+    ),
+    Migration(
         version=10,
         name="pull request columns",
         statements=(

@@ -43,6 +43,7 @@ from mecha.store.sqlite import ids as sqlite_ids
 from mecha.store.sqlite import nodes as sqlite_nodes
 from mecha.store.sqlite import tasks as sqlite_tasks
 from mecha.store.sqlite import writes as sqlite_writes
+from mecha.store.sqlite.budgets import BudgetMixin
 from mecha.store.sqlite.file import configure, make_file, make_folder, rollback, translated
 from mecha.store.sqlite.migrations import current_version, migrate
 from mecha.store.sqlite.progress import ProgressMixin
@@ -92,7 +93,9 @@ def open_sqlite(path: Path, *, busy_timeout: float = BUSY_TIMEOUT) -> SqliteStor
     return SqliteStore(conn, path)
 
 
-class SqliteStore(LedgerMixin, WriteCountsMixin, ProgressMixin, PruneMixin, ReviewsMixin):
+class SqliteStore(
+    LedgerMixin, WriteCountsMixin, ProgressMixin, PruneMixin, ReviewsMixin, BudgetMixin
+):
     """The Store on one SQLite connection; calls from several threads take turns."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:

@@ -181,6 +181,32 @@ class WorkerRow:
         return dataclasses.replace(self.record, definition=json.loads(self.definition))
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LedgerRow:
+    """A row of ``budget_ledger``: one reserved attempt."""
+
+    id: str
+    task_id: str
+    attempt: int
+    worker: str
+    at: float
+    reserved: int
+    used: int = 0
+    #: open or settled
+    state: str = "open"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WaitRow:
+    """A row of ``budget_waits``: a task refused by a budget, since when."""
+
+    task_id: str
+    worker: str
+    scope: str
+    kind: str
+    since: float
+
+
 @dataclass(kw_only=True, slots=True)
 class Tables:
     """Everything a MemoryStore holds. A transaction changes a ``copy()`` (the rows are
@@ -203,6 +229,10 @@ class Tables:
     nodes: dict[str, NodeRow] = field(default_factory=dict)
     #: worker → (tokens, at) of its shared bucket
     paces: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: ticket → reservation, in the order made
+    budget_ledger: dict[str, LedgerRow] = field(default_factory=dict)
+    #: task id → its wait on a budget
+    budget_waits: dict[str, WaitRow] = field(default_factory=dict)
     #: the last row number given
     seq: int = 0
 
@@ -213,6 +243,7 @@ class Tables:
             deliveries=dict(self.deliveries), matches=dict(self.matches),
             tasks=dict(self.tasks), dedup=dict(self.dedup), timeline=list(self.timeline),
             writes=dict(self.writes), nodes=dict(self.nodes), paces=dict(self.paces),
+            budget_ledger=dict(self.budget_ledger), budget_waits=dict(self.budget_waits),
             seq=self.seq,
         )  # fmt: skip
 
@@ -236,7 +267,8 @@ class Tables:
                     for r in self.workers.values()]  # fmt: skip
         found: dict[str, Mapping[Any, Any]] = {
             "events": self.events, "event_matches": self.matches, "tasks": self.tasks,
-            "writes": self.writes, "nodes": self.nodes,
+            "writes": self.writes, "nodes": self.nodes, "budget_ledger": self.budget_ledger,
+            "budget_waits": self.budget_waits,
         }  # fmt: skip
         if table not in found:
             raise KeyError(f"no table {table!r}; there are {sorted([*found, 'timeline'])}")
