@@ -16,7 +16,7 @@ def test_capped_comments_are_a_counter_in_metrics() -> None:
     state = SimpleNamespace(
         api_closed=False, pipeline=SimpleNamespace(stored=3, matched=3),
         dispatch_stats=lambda: {"writes_capped": 2, "writes_written": 10},
-        dispatch_latency=None,
+        dispatch_latency=None, budget_limits=None,
     )  # fmt: skip
     request = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(mecha=state)))
     answer = asyncio.run(metrics(cast(Request, request)))
