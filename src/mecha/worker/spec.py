@@ -12,86 +12,39 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
-    BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
-    WithJsonSchema,
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
-from mecha.budget import DEFAULT_PER_TASK, Budget
 from mecha.cron import ScheduleError, parse_schedule
 from mecha.duration import parse_duration
 from mecha.errors import SecretsError, TemplateError
 from mecha.secrets import parse_reference
 from mecha.template.prompt import compile_template
+from mecha.worker.controls import BudgetSection, Flow, RateLimit, Trust
 from mecha.worker.kind import WorkerKind, WorkerState
+from mecha.worker.section import DurationText, Section, Text, TextList, checked_duration, invalid
 from mecha.worker.trust import COMMAND_PATTERN, COMMENT_TYPES
 
-__all__ = ["WorkerKind", "WorkerSpec", "WorkerState"]
+__all__ = ["Trust", "WorkerKind", "WorkerSpec", "WorkerState"]
 
 NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"
 SOURCE_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$"
 MEMORY_PATTERN = r"^[1-9][0-9]*[MmGg]$"
 DEFAULT_TIMEOUT = "10m"
 DEFAULT_PIDS = 1024
-#: the longest flow.debounce: a task never waits longer than this for its key to go quiet
-MAX_DEBOUNCE = 3600
 #: env keys the runtime sets itself; a worker file may not set them (any case)
 RESERVED_ENV = frozenset(
     {"WORKER_PORT", "WORKER_API_KEY", "WORKER_TIMEOUT", "WORKER_DRY_RUN", "HOME"}
 )
 #: credential folder names mounted read-only into managed workers
 CREDENTIAL_DIRS = {"claude": ".claude", "codex": ".codex"}
-
-
-def invalid(message: str, hint: str = "") -> PydanticCustomError:
-    """A validation failure whose message and hint reach the user unchanged."""
-    return PydanticCustomError("mecha_invalid", "{message}", {"message": message, "hint": hint})
-
-
-def _scalar_text(value: Any) -> Any:
-    """YAML scalars as text, as Go's map[string]string decoding gave them (1 → "1")."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    return value
-
-
-def _one_or_many(value: Any) -> Any:
-    """A single string where a list is expected becomes a list of one."""
-    return [value] if isinstance(value, str) else value
-
-
-Text = Annotated[
-    str,
-    BeforeValidator(_scalar_text),
-    WithJsonSchema({"type": ["string", "number", "boolean"]}),
-]
-DurationText = Annotated[
-    str,
-    BeforeValidator(_scalar_text),
-    WithJsonSchema({"anyOf": [{"type": "string"}, {"const": 0}]}),
-]
-TextList = Annotated[
-    list[str],
-    BeforeValidator(_one_or_many),
-    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}),
-]
-
-
-class Section(BaseModel):
-    """Every part of a worker file: unknown keys are mistakes, types are not guessed."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 def check_url(value: str) -> str:
@@ -250,109 +203,6 @@ class AdapterSpec(Section):
     _token = field_validator("token")(check_reference)
 
 
-class RateLimit(Section):
-    """How fast tasks may be sent to one worker: a token bucket."""
-
-    per_second: float = Field(2.0, ge=0, description="tasks per second on average; 0 = no limit")
-    burst: int = Field(5, ge=1, description="tasks that may go at once after a quiet spell")
-
-
-class Trust(Section):
-    """Who may start this worker (``mecha.worker.trust``)."""
-
-    min: Literal["anyone", "contributor", "member", "owner"] = Field(
-        "member", description="who may run a command: member = OWNER, MEMBER, COLLABORATOR"
-    )
-    forks: bool = Field(True, description="false: pull requests from forks run no on: rule")
-    bots: TextList = Field(
-        default_factory=list, description="bots (exact logins) that may start this worker"
-    )
-
-
-class Flow(Section):
-    """Per-key flow control: one task at a time per key; newer events may replace older."""
-
-    key: str = Field(
-        min_length=1,
-        description='a template over the event\'s attributes, e.g. "{{.repo}}#{{.number}}"',
-    )
-    debounce: DurationText = Field(
-        "0", description="wait until the key has been quiet this long, e.g. 30s (0 = no wait)"
-    )
-    supersede: bool = Field(
-        False,
-        description="a newer event replaces the waiting task and drops the running one's answer",
-    )
-
-    @field_validator("key")
-    @classmethod
-    def _key(cls, value: str) -> str:
-        try:
-            compile_template(value)
-        except TemplateError as exc:
-            raise invalid(exc.message, exc.hint) from None
-        return value
-
-    @field_validator("debounce")
-    @classmethod
-    def _debounce(cls, value: str) -> str:
-        try:
-            seconds = parse_duration(value)
-        except ValueError as exc:
-            raise invalid(str(exc)) from None
-        if not 0 <= seconds <= MAX_DEBOUNCE:
-            raise invalid(
-                f'debounce "{value}" is out of range', "write a duration from 0 to 1h, e.g. 30s"
-            )
-        return value
-
-    @property
-    def debounce_seconds(self) -> float:
-        """The quiet time in seconds (0 = none)."""
-        return parse_duration(self.debounce)
-
-
-class BudgetSection(Section):
-    """What the worker may use (``mecha.budget``): tokens a day, tasks an hour."""
-
-    tokens_per_day: int = Field(
-        0,
-        ge=0,
-        description="tokens over the last 24 hours, reserved before each send (0 = no limit)",
-    )
-    tasks_per_hour: int = Field(0, ge=0, description="sends over the last hour (0 = no limit)")
-    per_task: int | None = Field(
-        None, ge=1,
-        description=f"tokens reserved for a task whose use cannot be estimated (a managed or "
-        f"unmanaged worker; default: config.yml's, else {DEFAULT_PER_TASK})",
-    )  # fmt: skip
-    budget_wait: DurationText | None = Field(
-        None, description="how long a task over budget waits before it fails, e.g. 1h (0: fails "
-        "at once; default: config.yml's, else 24h)",
-    )  # fmt: skip
-
-    @field_validator("budget_wait")
-    @classmethod
-    def _wait(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        try:
-            seconds = parse_duration(value)
-        except ValueError as exc:
-            raise invalid(str(exc)) from None
-        if seconds < 0:
-            raise invalid(f'"{value}" is negative', "write a duration such as 1h, or 0")
-        return value
-
-    def value(self) -> Budget:
-        """The section as ``mecha.budget`` reads it."""
-        wait = parse_duration(self.budget_wait) if self.budget_wait is not None else None
-        return Budget(
-            tokens_per_day=self.tokens_per_day, tasks_per_hour=self.tasks_per_hour,
-            per_task=self.per_task, budget_wait=wait,
-        )  # fmt: skip
-
-
 class EventRule(Section):
     """Which events a worker takes and the prompt it renders for them."""
 
@@ -486,13 +336,7 @@ class WorkerSpec(Section):
     @field_validator("timeout")
     @classmethod
     def _timeout(cls, value: str) -> str:
-        try:
-            seconds = parse_duration(value)
-        except ValueError as exc:
-            raise invalid(str(exc)) from None
-        if seconds < 0:
-            raise invalid(f'"{value}" is negative', "write a positive duration, e.g. 10m")
-        return value if seconds else DEFAULT_TIMEOUT
+        return value if checked_duration(value) else DEFAULT_TIMEOUT
 
     @property
     def kind(self) -> WorkerKind:

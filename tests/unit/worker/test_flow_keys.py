@@ -40,7 +40,7 @@ def test_a_broken_key_template_is_named_with_its_place() -> None:
 def test_a_bad_or_too_long_debounce_is_named() -> None:
     assert "not a duration" in only(worker("  key: k\n  debounce: soon\n"))
     assert "out of range" in only(worker("  key: k\n  debounce: 2h\n"))
-    assert "out of range" in only(worker("  key: k\n  debounce: -5s\n"))
+    assert '"-5s" is negative' in only(worker("  key: k\n  debounce: -5s\n"))
 
 
 def test_an_unknown_flow_key_is_named() -> None:
