@@ -20,34 +20,32 @@ delivery to workers is at least once.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
-from typing import Any
 
-from mecha.budget import Budget, BudgetLimit
+from mecha.budget import BudgetLimit
 from mecha.duration import format_duration
 from mecha.engine.batcher import Batcher
-from mecha.engine.budgets import DEFAULT_RECHECK, Budgets
+from mecha.engine.budgets import Budgets
+from mecha.engine.dispatch_polls import StorePolling
+from mecha.engine.dispatch_settings import DispatchSettings
 from mecha.engine.histogram import Histogram
 from mecha.engine.lanes import Lane, Lanes, Parked
-from mecha.engine.leases import DEFAULT_LEASE, NodeLeases, anonymous_node
-from mecha.engine.pacing import RETRY_BASE, RETRY_CAP
-from mecha.engine.polling import poll_forever
+from mecha.engine.leases import NodeLeases, anonymous_node
 from mecha.engine.registry import WorkerRegistry
 from mecha.engine.targets import LocalWorker, Target
 from mecha.engine.task_send import Retry, Send, TaskSender
 from mecha.engine.worker_view import Probe, WorkerView
 from mecha.engine.writeback import WriteBack
 from mecha.errors import MechaError
-from mecha.result_cap import DEFAULT_MAX_RESULT
 from mecha.store import NodeRecord, Store, TaskUpdate
 from mecha.store.flow import held_detail
 from mecha.task import Task, TaskState
 from mecha.timeline import Step, TimelineEntry
+
+__all__ = ["HELD_DETAIL", "DispatchSettings", "Dispatcher"]
 
 log = logging.getLogger(__name__)
 
@@ -56,30 +54,7 @@ _RUNNING = frozenset({TaskState.RUNNING})
 HELD_DETAIL = "its worker is at its concurrency or rate limit (counted across all nodes)"
 
 
-@dataclass(frozen=True, kw_only=True)
-class DispatchSettings:
-    """The dispatcher's knobs (config.yml ``dispatch:``; tests make them short)."""
-
-    concurrency: int = 16
-    retry_base: float = RETRY_BASE
-    retry_cap: float = RETRY_CAP
-    poll_interval: float = 1.0
-    health_interval: float = 15.0
-    drain_timeout: float = 600.0
-    #: the most bytes of a task's result that are stored (config.yml ``max_result``)
-    max_result: int = DEFAULT_MAX_RESULT
-    #: seconds a claim holds without this node's heartbeat (renewed every lease / 3)
-    lease: float = DEFAULT_LEASE
-    #: one serve owns the database (SQLite's serve mark): every task found running at start
-    #: is taken back, and no other node's leases are swept
-    own_database: bool = False
-    #: config.yml's ``budget:`` (all workers together; None: none), and how often a task
-    #: over a budget whose tasks in flight may settle lower looks again (``engine.budgets``)
-    budget: Budget | None = None
-    budget_recheck: float = DEFAULT_RECHECK
-
-
-class Dispatcher:
+class Dispatcher(StorePolling):
     """Runs inside `mecha serve`: ``start``, ``submit`` tasks, ``drain`` at the end."""
 
     def __init__(
@@ -431,85 +406,3 @@ class Dispatcher:
             TaskUpdate(task_id=task_id, state=state, only_from=only_from, step=step,
                        detail=detail, error=error, node=node)
         )  # fmt: skip
-
-    # --- what the store says ----------------------------------------------------------
-
-    async def _poll_loop(self) -> None:
-        await poll_forever(
-            self.settings.poll_interval,
-            self._poll_once,
-            stopping=lambda: self._closing,
-            what="dispatcher",
-        )
-
-    async def _poll_once(self) -> None:
-        await self._refresh_targets()
-        self.counts["recovered"] += await self.leases.sweep()
-        await self._pick_up()
-        await self._abort_cancelled()
-        await self._view.sync_busy(self._running(), shared=not self.settings.own_database)
-
-    async def _pick_up(self) -> None:
-        """Lanes held back by their worker's limits try again; due tasks we do not hold
-        yet are queued."""
-        for lane in self._lanes:
-            lane.held = False
-        self._unpark(self._parked.take_all())  # another node's task of their key may have ended
-        due = await self._on(
-            self._reads, self._store.due_tasks, now=time.time(), limit=5000,
-            skip=frozenset(self._known),
-        )  # fmt: skip
-        self.submit(due)
-
-    async def _nudge_loop(self) -> None:
-        """Each nudge (coalesced while one is handled): pick up due tasks at once."""
-        while not self._closing:
-            await self._nudged.wait()
-            self._nudged.clear()
-            try:
-                await self._pick_up()
-            except MechaError as exc:
-                log.error("dispatcher: reading due tasks failed: %s", exc)
-
-    async def _abort_cancelled(self) -> None:
-        """Stop sends whose task was cancelled meanwhile (by `mecha task cancel`)."""
-        flying = {task.id: flight for flight, task in self._flights.items()}
-        if not flying:
-            return
-        states = await self._on(self._reads, self._store.task_states, task_ids=list(flying))
-        for task_id, state in states.items():
-            if state is not TaskState.CANCELLED or task_id in self._aborted:
-                continue
-            if task_id in self._sender.settling:
-                continue  # its answer is in: settling it ends by abandoning its writes
-            self._aborted.add(task_id)
-            flying[task_id].cancel()
-        self.polls += 1
-
-    async def _refresh_targets(self) -> None:
-        await self._view.refresh()
-        for name, target in self._view.targets.items():
-            lane = self._lanes.get(name)
-            if lane is not None:
-                lane.bucket.reshape(target.rate, target.burst)
-        self._wake.set()
-
-    def _running(self) -> dict[str, int]:
-        return self._lanes.running()
-
-    async def _health_loop(self) -> None:
-        while not self._closing:
-            await asyncio.sleep(self.settings.health_interval)
-            if await self._view.check_all(self._running()):
-                self._wake.set()
-
-    def _check_soon(self, target: Target) -> None:
-        if self._loop is not None and not self._closing:
-            running = self._running().get(target.name, 0)
-            self._loop.create_task(self._view.check(target, running))
-
-    # --- helpers ----------------------------------------------------------------------
-
-    async def _on(self, executor: Executor, call: Callable[..., Any], /, **kwargs: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(executor, functools.partial(call, **kwargs))
