@@ -215,6 +215,15 @@ def test_a_failure_mid_way_leaves_the_target_empty(filled: Path, pg_url: str) ->
     assert pg_counts(pg_url) == dict.fromkeys(DATA_TABLES, 0)
 
 
+#: ``python -m mecha`` with Ctrl-C doing what it does at a terminal: a test run started in
+#: the background of a script (``… &``) has SIGINT ignored, which its children inherit, and
+#: Python then never turns it into KeyboardInterrupt
+CTRL_C_HEARD = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'mecha'; runpy.run_module('mecha', run_name='__main__', alter_sys=True)"
+)
+
+
 def test_ctrl_c_mid_way_leaves_the_target_empty(tmp_path: Path, pg_url: str) -> None:
     home = make_home(tmp_path)
     assert mecha(home, "db", "migrate").returncode == 0
@@ -232,7 +241,7 @@ def test_ctrl_c_mid_way_leaves_the_target_empty(tmp_path: Path, pg_url: str) -> 
     with psycopg.connect(pg_url) as holder:
         holder.execute("SELECT version FROM registry WHERE id = 1 FOR UPDATE").fetchall()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "mecha", "db", "copy", "--to", pg_url], env=environ,
+            [sys.executable, "-c", CTRL_C_HEARD, "db", "copy", "--to", pg_url], env=environ,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         assert proc.stderr is not None
