@@ -6,7 +6,8 @@ A thread is one pull request, merge request or issue (a write's ``target``:
 last hour that were made or are to be (planned, calling, done). **Sticky-comment edits
 count** like new comments: an edit reaches every webhook (``issue_comment.edited``, a
 note's update) as a new comment does, so a loop between two bots through edits is capped as
-well. Failed, dead-lettered and dry-run writes do not count (nothing reached the forge).
+well. Failed, dead-lettered and dry-run writes do not count (nothing reached the forge),
+and a dry run is not checked against the cap either: it is never sent.
 
 A comment over the cap is not planned: the policy's decisions record it as skipped, with
 the count and the key (``skipped: comment: …``), and ``mecha_comments_capped_total``

@@ -180,15 +180,20 @@ class WriteBack:
         verdict = apply_policy(policy, result, worker=task.worker)
         planned = plan_writes(verdict, event=event, worker=task.worker)
         planned = replace(planned, writes=tuple(as_written(w) for w in planned.writes))
+        forge = planned.writes[0].place.forge if planned.writes else ""
+        dry = bool(planned.writes) and (verdict.dry_run or self._writers.get(forge) is None)
+        if dry:  # nothing reaches the forge: no cap to count against
+            return await self._record(task, verdict, planned, dry=True)
         async with self.cap.turn(planned.writes):  # counted and planned in one turn
             planned, capped = await self.cap.check(planned, policy.comment.max_per_hour)
             self.counts["capped"] += capped
-            return await self._record(task, verdict, planned)
+            return await self._record(task, verdict, planned, dry=False)
 
-    async def _record(self, task: Task, verdict: Verdict, planned: PlannedWrites) -> Settled:
+    async def _record(
+        self, task: Task, verdict: Verdict, planned: PlannedWrites, *, dry: bool
+    ) -> Settled:
         """Record what ``settle`` planned: writes to send now, or a quiet plan (dry run)."""
         forge = planned.writes[0].place.forge if planned.writes else ""
-        dry = bool(planned.writes) and (verdict.dry_run or self._writers.get(forge) is None)
         notes = self._notes(task, verdict, planned.skipped)
         details = {}
         if dry:
