@@ -7,6 +7,7 @@ them into seconds and ``format_duration`` writes seconds back in the shortest fo
 from __future__ import annotations
 
 import re
+from typing import Any
 
 _UNITS = {
     "ns": 1e-9,
@@ -40,6 +41,19 @@ def parse_duration(text: str) -> float:
     if not body:
         raise ValueError("an empty duration; write a number and a unit, e.g. 30s, 10m, 1h30m")
     return sign * total
+
+
+def duration_value(value: Any) -> float | None:
+    """A YAML value as seconds: a number, or a duration's text (``30s``); None if it is
+    neither (a boolean included)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return parse_duration(str(value))
+    except ValueError:
+        return None
 
 
 def format_duration(seconds: float) -> str:

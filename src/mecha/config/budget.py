@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mecha.budget import Budget
-from mecha.duration import parse_duration
+from mecha.duration import duration_value
 from mecha.errors import Problem
 from mecha.yaml_doc import Document, suggest_key
 
@@ -56,7 +56,7 @@ def check_budget(doc: Document, data: Mapping[str, Any]) -> tuple[Budget | None,
 def _check(key: str, item: Any) -> tuple[Any, str, str]:
     """(the value as Budget takes it, "", "") or (None, what is wrong, what to do)."""
     if key == "budget_wait":
-        seconds = _seconds(item)
+        seconds = duration_value(item)
         if seconds is None or seconds < 0:
             return (
                 None,
@@ -82,14 +82,3 @@ def _shown(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return f'"{value}"' if isinstance(value, str) else str(value)
-
-
-def _seconds(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    try:
-        return parse_duration(str(value))
-    except ValueError:
-        return None

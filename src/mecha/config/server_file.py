@@ -49,7 +49,7 @@ from mecha.config.budget import check_budget
 from mecha.config.database import DatabaseKeys, check_keys
 from mecha.config.retention import KEEP_HINT, RETENTION_KINDS, Retention, keep_seconds
 from mecha.config.sources import RESERVED_SOURCES, GenericSource, SourceAuth
-from mecha.duration import parse_duration
+from mecha.duration import duration_value
 from mecha.errors import ConfigError, FileError, Problem
 from mecha.result_cap import DEFAULT_MAX_RESULT, MIN_MAX_RESULT
 from mecha.template.interpolation import UnsetVariable, expand
@@ -166,17 +166,6 @@ def _literal(value: Any) -> bool:
         return False
 
 
-def _seconds(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    try:
-        return parse_duration(str(value))
-    except ValueError:
-        return None
-
-
 def parse_size(text: str | int) -> int:
     """Bytes in ``500KB``, ``2MB``, ``1MiB`` or a plain number; ValueError if not a size."""
     if isinstance(text, int) and not isinstance(text, bool):
@@ -282,7 +271,7 @@ class _Checker:
             if kind in data
         }
         if "interval" in data:
-            seconds = _seconds(data["interval"])
+            seconds = duration_value(data["interval"])
             if seconds is None or seconds < 1:
                 self.add(
                     ("retention", "interval"),
@@ -325,7 +314,7 @@ class _Checker:
                 else:
                     found[key] = item
                 continue
-            seconds = _seconds(item)
+            seconds = duration_value(item)
             if seconds is None or seconds <= 0:
                 self.add(path, f"{key} must be a positive duration", "e.g. 30s, 2m or 0.5")
             else:

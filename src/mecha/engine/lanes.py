@@ -152,6 +152,3 @@ class Parked:
         taken = [task for tasks in self._by_key.values() for task in tasks]
         self._by_key.clear()
         return taken
-
-    def __len__(self) -> int:
-        return sum(len(tasks) for tasks in self._by_key.values())

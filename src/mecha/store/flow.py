@@ -28,10 +28,6 @@ from mecha.event import timestamp
 from mecha.task import FlowMark, NewTask, Task, TaskState
 from mecha.timeline import Step, TimelineEntry
 
-#: the states a new keyed task replaces (waiting), and marks (running)
-WAITING = TaskState.PENDING
-RUNNING = TaskState.RUNNING
-
 
 def new_task(new: NewTask, task_id: str, now: float) -> Task:
     """The Task a store records for ``new``: pending, keyed and debounced by its flow."""

@@ -9,9 +9,13 @@ from pydantic import Field, field_validator
 
 from mecha.budget import DEFAULT_PER_TASK, Budget
 from mecha.duration import parse_duration
-from mecha.errors import TemplateError
-from mecha.template.prompt import compile_template
-from mecha.worker.section import DurationText, Section, TextList, checked_duration, invalid
+from mecha.worker.section import (
+    DurationText,
+    Section,
+    TextList,
+    checked_duration,
+    checked_template,
+)
 
 #: the longest flow.debounce: a task never waits longer than this for its key to go quiet
 MAX_DEBOUNCE = 3600
@@ -54,11 +58,7 @@ class Flow(Section):
     @field_validator("key")
     @classmethod
     def _key(cls, value: str) -> str:
-        try:
-            compile_template(value)
-        except TemplateError as exc:
-            raise invalid(exc.message, exc.hint) from None
-        return value
+        return checked_template(value)
 
     @field_validator("debounce")
     @classmethod

@@ -10,6 +10,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from mecha.duration import format_duration, parse_duration
+from mecha.errors import TemplateError
+from mecha.template.prompt import compile_template
 
 
 def invalid(message: str, hint: str = "") -> PydanticCustomError:
@@ -52,6 +54,16 @@ class Section(BaseModel):
     """Every part of a worker file: unknown keys are mistakes, types are not guessed."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def checked_template(value: str) -> str:
+    """``value`` if it compiles as a prompt template (Go or Jinja2), else a failure naming
+    the template's line."""
+    try:
+        compile_template(value)
+    except TemplateError as exc:
+        raise invalid(exc.message, exc.hint) from None
+    return value
 
 
 def checked_duration(value: str, *, most: float | None = None, example: str = "10m") -> float:

@@ -24,12 +24,19 @@ from pydantic import (
 
 from mecha.cron import ScheduleError, parse_schedule
 from mecha.duration import parse_duration
-from mecha.errors import SecretsError, TemplateError
+from mecha.errors import SecretsError
 from mecha.secrets import parse_reference
-from mecha.template.prompt import compile_template
 from mecha.worker.controls import BudgetSection, Flow, RateLimit, Trust
 from mecha.worker.kind import WorkerKind, WorkerState
-from mecha.worker.section import DurationText, Section, Text, TextList, checked_duration, invalid
+from mecha.worker.section import (
+    DurationText,
+    Section,
+    Text,
+    TextList,
+    checked_duration,
+    checked_template,
+    invalid,
+)
 from mecha.worker.trust import COMMAND_PATTERN, COMMENT_TYPES
 
 __all__ = ["Trust", "WorkerKind", "WorkerSpec", "WorkerState"]
@@ -287,11 +294,7 @@ class EventRule(Section):
     @field_validator("prompt")
     @classmethod
     def _prompt(cls, value: str) -> str:
-        try:
-            compile_template(value)
-        except TemplateError as exc:
-            raise invalid(exc.message, exc.hint) from None
-        return value
+        return checked_template(value)
 
 
 class WorkerSpec(Section):

@@ -70,7 +70,8 @@ def insert_arrivals(
         add_timeline(conn, [received_entry(event)])
         placed: list[tuple[Task, FlowMark]] = []
         made.append(_record_decisions(conn, outcome, event.created_at, placed) if outcome else [])
-        ended_flows(conn, apply_flow(conn, placed, "?"), event.created_at)
+        if placed:
+            ended_flows(conn, apply_flow(conn, placed, "?"), event.created_at)
     return made
 
 
@@ -142,7 +143,8 @@ def record_outcomes(
             )  # fmt: skip
         created.append(tasks)
     # after the events' own state: a task born superseded may end its event
-    ended_flows(conn, apply_flow(conn, placed, "?"), now)
+    if placed:
+        ended_flows(conn, apply_flow(conn, placed, "?"), now)
     return created
 
 

@@ -54,7 +54,8 @@ def insert_arrivals(tables: Tables, arrivals: Sequence[Arrival]) -> list[list[Ta
         tables.add_timeline([received_entry(event)])
         placed: list[tuple[Task, FlowMark]] = []
         made.append(_record_decisions(tables, outcome, row.created_at, placed) if outcome else [])
-        ended_flows(tables, apply_flow(tables, placed), row.created_at)
+        if placed:
+            ended_flows(tables, apply_flow(tables, placed), row.created_at)
     return made
 
 
@@ -105,7 +106,8 @@ def record_outcomes(
                 changed = dataclasses.replace(changed, attrs=json_text(outcome.attrs))
             tables.events[row.id] = changed
         created.append(tasks)
-    ended_flows(tables, apply_flow(tables, placed), now)
+    if placed:
+        ended_flows(tables, apply_flow(tables, placed), now)
     return created
 
 
