@@ -6,6 +6,7 @@ import errno
 import logging
 import socket
 import sys
+from collections.abc import Callable
 from types import FrameType
 
 import click
@@ -49,12 +50,14 @@ def serve(app: AppContext, addr: str | None, api_key: str | None, insecure: bool
     from mecha.server.app import serve_app
     from mecha.server.header_limit import HeaderCappedHttpTools
 
+    asgi = serve_app(ingest)
     uv = uvicorn.Config(
-        serve_app(ingest), log_config=None, access_log=False, lifespan="on",
+        asgi, log_config=None, access_log=False, lifespan="on",
         timeout_graceful_shutdown=30, server_header=False,
         http=HeaderCappedHttpTools,
     )  # fmt: skip
     server = _GracefulServer(uv)
+    server.on_exit = asgi.state.mecha.stopping.set  # the dashboard's live streams end
     app.announce(log.name, f"listening on http://{_shown(host)}:{port} ({sources})")
     app.announce(log.name, f"storing in {app.database_name()}")
     if listen.api_closed:
@@ -72,7 +75,10 @@ def _graceful_server_class() -> type:
     class GracefulServer(uvicorn.Server):
         """Stops on SIGINT/SIGTERM like uvicorn, then exits 0 instead of re-raising the signal."""
 
+        on_exit: Callable[[], None] = staticmethod(lambda: None)
+
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            self.on_exit()
             super().handle_exit(sig, frame)
             self._captured_signals.clear()
 

@@ -11,15 +11,20 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from mecha.server import api, budgets_api, tasks_api, workers_api
 from mecha.server.metrics import metrics
 from mecha.server.state import AppState, error_response
+from mecha.server.ui.access import UiState
+from mecha.server.ui.routes import ROUTES as UI_ROUTES
+from mecha.server.ui.session import Sessions
 from mecha.server.webhooks import receive_webhook
 
 if TYPE_CHECKING:
     from mecha.app.serve import Ingest
+    from mecha.store import WorkerRecord
 
 
 def serve_app(ingest: Ingest) -> Starlette:
@@ -34,8 +39,29 @@ def serve_app(ingest: Ingest) -> Starlette:
         },
         dispatch_latency=lambda: workers.dispatcher.latency,
         budget_limits=workers.dispatcher.budget_limits,
+        container_logs=_container_logs, forge_web=_forge_web(ingest),
     )  # fmt: skip
     return create_app(state, startup=ingest.startup, shutdown=ingest.shutdown)
+
+
+def _container_logs(record: WorkerRecord, tail: int) -> str:
+    """The last ``tail`` lines of a managed worker's container log (blocking)."""
+    from mecha.app.docker import container_logs
+
+    docker = record.definition.get("docker") or {}
+    host = docker.get("host", "") if isinstance(docker, dict) else ""
+    return container_logs(record.name, host=host, container_id=record.container_id, tail=tail)
+
+
+def _forge_web(ingest: Ingest) -> dict[str, str]:
+    """Each forge's web address, from the API addresses serve writes to."""
+    from mecha.forges.credentials import github_api_url, gitlab_url
+    from mecha.server.ui.views import web_base
+
+    return {
+        "github": web_base("github", github_api_url(ingest.config, ingest.environ)),
+        "gitlab": web_base("gitlab", gitlab_url(ingest.secrets)),
+    }
 
 
 def create_app(
@@ -66,11 +92,14 @@ def create_app(
             Route("/tasks", tasks_api.list_tasks, methods=["GET"]),
             Route("/workers", workers_api.list_workers, methods=["GET"]),
             Route("/budgets", budgets_api.list_budgets, methods=["GET"]),
+            *UI_ROUTES,
+            Mount("/static", StaticFiles(packages=[("mecha.server", "static")]), name="static"),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,
     )
     app.state.mecha = state
+    app.state.ui = UiState(sessions=Sessions(state.api_key))
     return app
 
 

@@ -4,10 +4,11 @@ reading a request body under a size cap."""
 from __future__ import annotations
 
 import hmac
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from mecha.engine.histogram import Histogram
     from mecha.engine.pipeline import Pipeline
     from mecha.forges.sources import SourceHandler
-    from mecha.store import Store
+    from mecha.store import Store, WorkerRecord
     from mecha.task import Task
 
 
@@ -49,6 +50,15 @@ class AppState:
     dispatch_latency: Callable[[], Histogram] | None = None
     #: the budgets to show, by scope (``GET /budgets``, /metrics); None: none
     budget_limits: Callable[[], Mapping[str, BudgetLimit]] | None = None
+    #: the last lines of a managed worker's container log (the dashboard's worker page);
+    #: None: not reachable here
+    container_logs: Callable[[WorkerRecord, int], str] | None = None
+    #: set when the server begins to stop, so the dashboard's live streams end
+    stopping: threading.Event = field(default_factory=threading.Event)
+    #: each forge's web address (the dashboard links to what a write made)
+    forge_web: Mapping[str, str] = field(default_factory=dict)
+    #: the operator's actions (retry, cancel, replay, start, stop); None: not offered
+    operator: Any = None
 
 
 def error_response(status: int, message: str, hint: str = "") -> JSONResponse:
