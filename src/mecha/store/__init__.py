@@ -17,10 +17,14 @@ from mecha.event import Delivery, Event, EventState
 from mecha.store.records import (
     Arrival,
     EventOutcome,
+    EventQuery,
+    EventRow,
     MatchRecord,
     NodeRecord,
     TaskUpdate,
+    WorkerFigures,
     WorkerLimits,
+    WorkerOutcome,
     WritePlan,
     WriteRecord,
     WriteUpdate,
@@ -32,8 +36,9 @@ from mecha.worker.record import WorkerRecord as WorkerRecord  # the store keeps 
 
 #: the records the Protocol takes and gives (``mecha.store.records``), importable from here
 __all__ = [
-    "Arrival", "EventOutcome", "MatchRecord", "NodeRecord", "Store", "TaskUpdate",
-    "WorkerLimits", "WorkerRecord", "WritePlan", "WriteRecord", "WriteUpdate",
+    "Arrival", "EventOutcome", "EventQuery", "EventRow", "MatchRecord", "NodeRecord",
+    "Store", "TaskUpdate", "WorkerFigures", "WorkerLimits", "WorkerOutcome", "WorkerRecord",
+    "WritePlan", "WriteRecord", "WriteUpdate",
 ]  # fmt: skip
 
 
@@ -127,6 +132,35 @@ class Store(Protocol):
         """
         ...
 
+    def event_page(self, query: EventQuery) -> list[EventRow]:
+        """One page of events for the dashboard: those ``query`` filters, newest first by
+        (created_at, id), at most ``query.limit``, after ``query.before`` if given. Each
+        with every worker's decision and its task's state (one query for the whole page).
+        Read through indexes (the search alone reads every row it passes)."""
+        ...
+
+    def failed_writes(
+        self, *, limit: int = 50, before: tuple[float, str] | None = None
+    ) -> list[WriteRecord]:
+        """Writes that failed or were dead-lettered, newest first by (updated_at, key); with
+        ``before`` (the updated_at and key of the last shown), only those after it."""
+        ...
+
+    def worker_figures(self, *, since: float) -> dict[str, WorkerFigures]:
+        """Each worker that has any task: its tasks pending and running now, finished since
+        ``since`` (unix time), their latency, its last error (``WorkerFigures``). Read
+        through an index per worker: cheap enough to call every few seconds."""
+        ...
+
+    def recent_changes(
+        self, *, after: float, limit: int = 200
+    ) -> tuple[list[EventRow], list[Task]]:
+        """Events and tasks changed (``updated_at``) after ``after``, oldest change first:
+        at most ``limit`` of each, plus any more that changed at the same time as the last
+        one (so a next call with ``after`` = the last ``updated_at`` seen misses none).
+        An index range read, for live updates polled every second or two."""
+        ...
+
     def list_matches(self, event_id: str) -> list[MatchRecord]:
         """Every worker's recorded decision about one event, by worker name."""
         ...
@@ -138,8 +172,11 @@ class Store(Protocol):
         state: TaskState | None = None,
         worker: str | None = None,
         limit: int = 100,
+        before: tuple[float, str] | None = None,
     ) -> list[Task]:
-        """Tasks newest first, optionally of one event, in one state or for one worker."""
+        """Tasks newest first by (created_at, id), optionally of one event, in one state or
+        for one worker; with ``before`` (the created_at and id of the last task shown), only
+        those after it in that order (keyset paging)."""
         ...
 
     def get_task(self, task_id: str) -> Task:

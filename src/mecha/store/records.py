@@ -213,3 +213,68 @@ class WriteUpdate:
     #: node's lease ended (its heartbeat stopped renewing it)
     node: str = ""
     lease: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EventQuery:
+    """Which events a page of ``Store.event_page`` shows; every filter given must hold."""
+
+    state: EventState | None = None
+    #: the event's source, exactly ("" = any)
+    source: str = ""
+    #: the event's ``subject`` (a repository, "owner/name"), exactly ("" = any)
+    repo: str = ""
+    #: events this worker made a decision about with a task (a task was made for it)
+    worker: str = ""
+    #: created_at >= since
+    since: float | None = None
+    #: created_at < until
+    until: float | None = None
+    #: case-insensitive text found in the id (as its start), type, actor, subject, delivery
+    #: id or ``title`` attribute; taken as text (``%`` and ``_`` are no wildcards)
+    search: str = ""
+    #: the (created_at, id) of the last row shown: the page starts after it (newest first)
+    before: tuple[float, str] | None = None
+    limit: int = 50
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WorkerOutcome:
+    """One worker's decision about an event on a page, and where its task stands."""
+
+    worker: str
+    #: the decision's outcome (``MatchRecord.outcome``: matched, held, not_matched, …)
+    outcome: str
+    task_id: str = ""
+    #: the task's state now (None: no task, or it was pruned)
+    task_state: TaskState | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EventRow:
+    """One event of a page: without raw body and headers; its ``attrs`` hold only
+    ``number`` (when not 0) and ``title`` (when not "")."""
+
+    event: Event
+    #: every worker's recorded decision about it, by worker name
+    workers: tuple[WorkerOutcome, ...]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WorkerFigures:
+    """What a worker's tasks add up to (``Store.worker_figures``)."""
+
+    worker: str
+    pending: int
+    running: int
+    #: tasks that finished completed (failed) at or after ``since``; cancelled and
+    #: superseded tasks are not failures
+    completed: int
+    failed: int
+    #: seconds from a task's creation to its completion (queueing and retries included),
+    #: over the tasks completed since ``since``: the 50th and 95th percentiles, linearly
+    #: interpolated between the nearest two (PostgreSQL's ``percentile_cont``); None if none
+    latency_p50: float | None
+    latency_p95: float | None
+    #: the error of the worker's latest failed task (by finish time), "" if none failed
+    last_error: str

@@ -32,10 +32,13 @@ from mecha.policy.writes import Write
 from mecha.store import (
     Arrival,
     EventOutcome,
+    EventQuery,
+    EventRow,
     MatchRecord,
     NodeRecord,
     Store,
     TaskUpdate,
+    WorkerFigures,
     WorkerRecord,
     WritePlan,
     WriteRecord,
@@ -200,9 +203,32 @@ class RedactingStore:
         state: TaskState | None = None,
         worker: str | None = None,
         limit: int = 100,
+        before: tuple[float, str] | None = None,
     ) -> list[Task]:
         """See Store.list_tasks."""
-        return self.inner.list_tasks(event_id=event_id, state=state, worker=worker, limit=limit)
+        return self.inner.list_tasks(
+            event_id=event_id, state=state, worker=worker, limit=limit, before=before
+        )
+
+    def event_page(self, query: EventQuery) -> list[EventRow]:
+        """See Store.event_page."""
+        return self.inner.event_page(query)
+
+    def failed_writes(
+        self, *, limit: int = 50, before: tuple[float, str] | None = None
+    ) -> list[WriteRecord]:
+        """See Store.failed_writes."""
+        return self.inner.failed_writes(limit=limit, before=before)
+
+    def worker_figures(self, *, since: float) -> dict[str, WorkerFigures]:
+        """See Store.worker_figures."""
+        return self.inner.worker_figures(since=since)
+
+    def recent_changes(
+        self, *, after: float, limit: int = 200
+    ) -> tuple[list[EventRow], list[Task]]:
+        """See Store.recent_changes."""
+        return self.inner.recent_changes(after=after, limit=limit)
 
     def get_task(self, task_id: str) -> Task:
         """See Store.get_task."""

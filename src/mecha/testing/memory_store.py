@@ -24,9 +24,12 @@ from mecha.event import Delivery, Event, EventState, received
 from mecha.store import (
     Arrival,
     EventOutcome,
+    EventQuery,
+    EventRow,
     MatchRecord,
     NodeRecord,
     TaskUpdate,
+    WorkerFigures,
     WorkerRecord,
     WritePlan,
     WriteRecord,
@@ -37,6 +40,7 @@ from mecha.store.pruning import DiskUsage, PruneCounts
 from mecha.task import NewTask, Task, TaskState
 from mecha.testing.memory import events as event_rows
 from mecha.testing.memory import nodes as node_rows
+from mecha.testing.memory import pages as page_rows
 from mecha.testing.memory import prune as prune_rows
 from mecha.testing.memory import reviews as review_rows
 from mecha.testing.memory import tasks as task_rows
@@ -191,12 +195,38 @@ class MemoryStore(BudgetMixin):
         state: TaskState | None = None,
         worker: str | None = None,
         limit: int = 100,
+        before: tuple[float, str] | None = None,
     ) -> list[Task]:
-        """Tasks newest first, optionally of one event, in one state or for one worker."""
+        """Tasks newest first by (created_at, id), optionally of one event, in one state or
+        for one worker, after ``before`` if given."""
         with self._use("listing tasks") as tables:
             return task_rows.list_tasks(
-                tables, event_id=event_id, state=state, worker=worker, limit=limit
+                tables, event_id=event_id, state=state, worker=worker, limit=limit, before=before
             )
+
+    def event_page(self, query: EventQuery) -> list[EventRow]:
+        """One page of events, newest first, with each worker's decision."""
+        with self._use("reading a page of events") as tables:
+            return page_rows.event_page(tables, query)
+
+    def failed_writes(
+        self, *, limit: int = 50, before: tuple[float, str] | None = None
+    ) -> list[WriteRecord]:
+        """Failed and dead-lettered writes, newest first."""
+        with self._use("listing failed writes") as tables:
+            return page_rows.failed_writes(tables, limit=limit, before=before)
+
+    def worker_figures(self, *, since: float) -> dict[str, WorkerFigures]:
+        """Each worker's task figures."""
+        with self._use("reading worker figures") as tables:
+            return page_rows.worker_figures(tables, since=since)
+
+    def recent_changes(
+        self, *, after: float, limit: int = 200
+    ) -> tuple[list[EventRow], list[Task]]:
+        """Events and tasks changed after ``after``, oldest change first."""
+        with self._use("reading recent changes") as tables:
+            return page_rows.recent_changes(tables, after=after, limit=limit)
 
     def get_task(self, task_id: str) -> Task:
         """The task with this id (or unique prefix of at least 6); TaskNotFound."""

@@ -32,6 +32,7 @@ from mecha.store.common import (
 )
 from mecha.store.flow import new_task
 from mecha.store.flow_sql import apply_flow
+from mecha.store.pages_sql import title_of
 from mecha.store.postgres.ids import rows_by_id
 from mecha.store.postgres.parts import Conn, insert_rows
 from mecha.store.postgres.tasks import add_timeline, ended_flows, insert_tasks
@@ -44,13 +45,14 @@ _EVENT_COLUMNS = (
 )
 _INSERT_EVENT = (
     "INSERT INTO events (id, source, delivery_id, type, actor, subject, attrs, headers, raw, "
-    "raw_encoding, state, error, created_at, updated_at, number, head_sha)"
+    "raw_encoding, state, error, created_at, updated_at, number, head_sha, title)"
 )
-_EVENT_MARKS = "%s, %s, %s, %s, %s, %s, %s, %s, %b, %s, %s, %s, %s, %s, %s, %s"
+_EVENT_MARKS = "%s, %s, %s, %s, %s, %s, %s, %s, %b, %s, %s, %s, %s, %s, %s, %s, %s"
 _INSERT_MATCH = (
-    "INSERT INTO event_matches (event_id, worker, outcome, rule, reason, task_id, created_at)"
+    "INSERT INTO event_matches (event_id, worker, outcome, rule, reason, task_id, created_at, "
+    "event_at)"
 )
-_MATCH_MARKS = "%s, %s, %s, %s, %s, %s, %s"
+_MATCH_MARKS = "%s, %s, %s, %s, %s, %s, %s, (SELECT created_at FROM events WHERE id = %s)"
 _MATCH_CONFLICT = (
     "ON CONFLICT (event_id, worker) DO UPDATE SET outcome = excluded.outcome, "
     "rule = excluded.rule, reason = excluded.reason, task_id = excluded.task_id"
@@ -66,6 +68,7 @@ def _event_row(arrival: Arrival) -> tuple[Any, ...]:
         event.id, event.source, event.delivery_id, event.type, event.actor, event.subject,
         json_text(dict(event.attrs)), json_text(dict(event.headers)), raw, encoding,
         state.value, error, event.created_at, event.updated_at, *pull_columns(event.attrs),
+        title_of(event.attrs),
     )  # fmt: skip
 
 
@@ -178,10 +181,10 @@ def record_outcomes(conn: Conn, outcomes: Sequence[EventOutcome], now: float) ->
             )
         else:
             conn.execute(
-                "UPDATE events SET state = %s, error = %s, attrs = %s, updated_at = %s "
-                "WHERE id = %s",
-                (outcome.state.value, outcome.error, json_text(outcome.attrs), now,
-                 outcome.event_id),
+                "UPDATE events SET state = %s, error = %s, attrs = %s, title = %s, "
+                "updated_at = %s WHERE id = %s",
+                (outcome.state.value, outcome.error, json_text(outcome.attrs),
+                 title_of(outcome.attrs), now, outcome.event_id),
             )  # fmt: skip
         created.append(tasks)
     # after the events' own state: a task born superseded may end its event
@@ -229,7 +232,7 @@ def _match_rows(outcome: EventOutcome, tasks: Sequence[Task], now: float) -> lis
     by_worker = {task.worker: task.id for task in tasks}
     return [
         (outcome.event_id, d.worker, str(d.outcome), d.rule, d.reason, by_worker.get(d.worker, ""),
-         now)
+         now, outcome.event_id)
         for d in outcome.decisions
     ]  # fmt: skip
 

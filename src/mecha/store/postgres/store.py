@@ -31,6 +31,7 @@ from mecha.store.postgres import writes as pg_writes
 from mecha.store.postgres.adapters import configure
 from mecha.store.postgres.budgets import BudgetMixin
 from mecha.store.postgres.migrations import current_version, migrate
+from mecha.store.postgres.pages import PagesMixin
 from mecha.store.postgres.parts import Conn
 from mecha.store.postgres.progress import ProgressMixin
 from mecha.store.postgres.prune import PruneMixin
@@ -96,6 +97,7 @@ class PostgresStore(
     PruneMixin,
     ReviewsMixin,
     BudgetMixin,
+    PagesMixin,
 ):
     """The Store on a pool of PostgreSQL connections; threads run their calls at once."""
 
@@ -160,11 +162,13 @@ class PostgresStore(
         state: TaskState | None = None,
         worker: str | None = None,
         limit: int = 100,
+        before: tuple[float, str] | None = None,
     ) -> list[Task]:
-        """Tasks newest first, optionally of one event, in one state or for one worker."""
+        """Tasks newest first by (created_at, id), optionally of one event, in one state or
+        for one worker, after ``before`` if given."""
         with self._use("listing tasks") as conn:
             return pg_tasks.list_tasks(
-                conn, event_id=event_id, state=state, worker=worker, limit=limit
+                conn, event_id=event_id, state=state, worker=worker, limit=limit, before=before
             )
 
     def get_task(self, task_id: str) -> Task:

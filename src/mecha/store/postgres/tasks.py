@@ -92,10 +92,18 @@ def get_task(conn: Conn, task_id: str) -> Task:
 
 
 def list_tasks(
-    conn: Conn, *, event_id: str | None, state: TaskState | None, worker: str | None, limit: int
+    conn: Conn,
+    *,
+    event_id: str | None,
+    state: TaskState | None,
+    worker: str | None,
+    limit: int,
+    before: tuple[float, str] | None = None,
 ) -> list[Task]:
-    """Tasks newest first, optionally of one event, in one state or for one worker."""
-    clauses, params = [], []
+    """Tasks newest first by (created_at, id), optionally of one event, in one state or
+    for one worker, after ``before`` if given."""
+    clauses: list[str] = []
+    params: list[object] = []
     for column, value in (("event_id", event_id), ("worker", worker)):
         if value is not None:
             clauses.append(f"{column} = %s")
@@ -103,10 +111,13 @@ def list_tasks(
     if state is not None:
         clauses.append("state = %s")
         params.append(state.value)
+    if before is not None:
+        clauses.append("(created_at, id) < (%s, %s)")
+        params += [before[0], before[1]]
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     sql = (
         f"SELECT {TASK_COLUMNS} FROM tasks {where} "  # noqa: S608
-        "ORDER BY created_at DESC, seq DESC LIMIT %s"
+        "ORDER BY created_at DESC, id DESC LIMIT %s"
     )
     return [task_from_row(row) for row in conn.execute(sql, (*params, limit))]
 

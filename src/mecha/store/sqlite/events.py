@@ -27,6 +27,7 @@ from mecha.store.common import (
 )
 from mecha.store.flow import new_task
 from mecha.store.flow_sql import apply_flow
+from mecha.store.pages_sql import title_of
 from mecha.store.sqlite.ids import new_id, rows_by_id
 from mecha.store.sqlite.tasks import add_timeline, ended_flows, insert_task
 from mecha.task import FlowMark, Task
@@ -37,8 +38,8 @@ _EVENT_COLUMNS = (
 )
 _INSERT_EVENT = (
     "INSERT INTO events (id, source, delivery_id, type, actor, subject, attrs, headers, raw, "
-    "raw_encoding, state, error, created_at, updated_at, number, head_sha) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "raw_encoding, state, error, created_at, updated_at, number, head_sha, title) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (source, delivery_id) DO NOTHING"
 )
 
@@ -61,7 +62,7 @@ def insert_arrivals(
                 event.id, event.source, event.delivery_id, event.type, event.actor,
                 event.subject, json_text(dict(event.attrs)), json_text(dict(event.headers)),
                 raw, encoding, state.value, error, event.created_at, event.updated_at,
-                *pull_columns(event.attrs),
+                *pull_columns(event.attrs), title_of(event.attrs),
             ),
         )  # fmt: skip
         if cursor.rowcount != 1:  # a duplicate delivery: nothing of it is written
@@ -137,9 +138,10 @@ def record_outcomes(
             )
         else:
             conn.execute(
-                "UPDATE events SET state = ?, error = ?, attrs = ?, updated_at = ? WHERE id = ?",
-                (outcome.state.value, outcome.error, json_text(outcome.attrs), now,
-                 outcome.event_id),
+                "UPDATE events SET state = ?, error = ?, attrs = ?, title = ?, updated_at = ? "
+                "WHERE id = ?",
+                (outcome.state.value, outcome.error, json_text(outcome.attrs),
+                 title_of(outcome.attrs), now, outcome.event_id),
             )  # fmt: skip
         created.append(tasks)
     # after the events' own state: a task born superseded may end its event
@@ -158,12 +160,13 @@ def _record_decisions(
     if outcome.decisions:
         conn.executemany(
             "INSERT INTO event_matches (event_id, worker, outcome, rule, reason, task_id, "
-            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id, worker) DO UPDATE "
-            "SET outcome = excluded.outcome, rule = excluded.rule, reason = excluded.reason, "
-            "task_id = excluded.task_id",
+            "created_at, event_at) VALUES (?, ?, ?, ?, ?, ?, ?, "
+            "(SELECT created_at FROM events WHERE id = ?)) "
+            "ON CONFLICT (event_id, worker) DO UPDATE SET outcome = excluded.outcome, "
+            "rule = excluded.rule, reason = excluded.reason, task_id = excluded.task_id",
             [
                 (outcome.event_id, d.worker, d.outcome, d.rule, d.reason,
-                 by_worker.get(d.worker, ""), now)
+                 by_worker.get(d.worker, ""), now, outcome.event_id)
                 for d in outcome.decisions
             ],
         )  # fmt: skip

@@ -282,6 +282,36 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX writes_thread ON writes (target, worker, action, created_at)",
         ),
     ),
+    Migration(
+        version=12,
+        name="dashboard pages",
+        statements=(
+            # the title attribute as a column: a page shows and searches it without JSON
+            "ALTER TABLE events ADD COLUMN title TEXT NOT NULL DEFAULT ''",
+            "UPDATE events SET title = json_extract(attrs, '$.title') "
+            "WHERE json_type(attrs, '$.title') = 'text'",
+            # the decision's event's created_at: a worker's events paged by an index alone
+            "ALTER TABLE event_matches ADD COLUMN event_at REAL NOT NULL DEFAULT 0",
+            "UPDATE event_matches SET event_at = coalesce("
+            "(SELECT created_at FROM events WHERE events.id = event_matches.event_id), 0)",
+            # pages newest first by (created_at, id), whole or by state, source or repository
+            "CREATE INDEX events_page ON events (created_at, id)",
+            "CREATE INDEX events_state_page ON events (state, created_at, id)",
+            "CREATE INDEX events_source_page ON events (source, created_at, id)",
+            "CREATE INDEX events_subject_page ON events (subject, created_at, id)",
+            "CREATE INDEX matches_worker ON event_matches (worker, event_at, event_id) "
+            "WHERE task_id <> ''",
+            "CREATE INDEX tasks_page ON tasks (created_at, id)",
+            # live updates: what changed after a time
+            "CREATE INDEX events_changed ON events (updated_at, id)",
+            "CREATE INDEX tasks_changed ON tasks (updated_at, id)",
+            # worker figures; it holds what tasks_worker_state (worker, state) did
+            "CREATE INDEX tasks_figures ON tasks (worker, state, finished_at, created_at)",
+            "DROP INDEX tasks_worker_state",
+            "CREATE INDEX writes_failed ON writes (updated_at, key) "
+            "WHERE state IN ('failed', 'dead-letter')",
+        ),
+    ),
 )
 
 #: the version a database is at once every migration here is applied

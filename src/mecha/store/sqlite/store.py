@@ -46,6 +46,7 @@ from mecha.store.sqlite import writes as sqlite_writes
 from mecha.store.sqlite.budgets import BudgetMixin
 from mecha.store.sqlite.file import configure, make_file, make_folder, rollback, translated
 from mecha.store.sqlite.migrations import current_version, migrate
+from mecha.store.sqlite.pages import PagesMixin
 from mecha.store.sqlite.progress import ProgressMixin
 from mecha.store.sqlite.prune import PruneMixin
 from mecha.store.sqlite.reviews import ReviewsMixin
@@ -94,8 +95,9 @@ def open_sqlite(path: Path, *, busy_timeout: float = BUSY_TIMEOUT) -> SqliteStor
 
 
 class SqliteStore(
-    LedgerMixin, WriteCountsMixin, ProgressMixin, PruneMixin, ReviewsMixin, BudgetMixin
-):
+    LedgerMixin, WriteCountsMixin, ProgressMixin, PruneMixin, ReviewsMixin, BudgetMixin,
+    PagesMixin,
+):  # fmt: skip
     """The Store on one SQLite connection; calls from several threads take turns."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
@@ -238,11 +240,13 @@ class SqliteStore(
         state: TaskState | None = None,
         worker: str | None = None,
         limit: int = 100,
+        before: tuple[float, str] | None = None,
     ) -> list[Task]:
-        """Tasks newest first, optionally of one event, in one state or for one worker."""
+        """Tasks newest first by (created_at, id), optionally of one event, in one state or
+        for one worker, after ``before`` if given."""
         with self._use("listing tasks") as conn:
             return sqlite_tasks.list_tasks(
-                conn, event_id=event_id, state=state, worker=worker, limit=limit
+                conn, event_id=event_id, state=state, worker=worker, limit=limit, before=before
             )
 
     def get_task(self, task_id: str) -> Task:

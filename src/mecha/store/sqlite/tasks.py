@@ -108,9 +108,12 @@ def list_tasks(
     state: TaskState | None,
     worker: str | None,
     limit: int,
+    before: tuple[float, str] | None = None,
 ) -> list[Task]:
-    """Tasks newest first, optionally of one event, in one state or for one worker."""
-    clauses, params = [], []
+    """Tasks newest first by (created_at, id), optionally of one event, in one state or
+    for one worker, after ``before`` if given."""
+    clauses: list[str] = []
+    params: list[object] = []
     for column, value in (("event_id", event_id), ("worker", worker)):
         if value is not None:
             clauses.append(f"{column} = ?")
@@ -118,10 +121,13 @@ def list_tasks(
     if state is not None:
         clauses.append("state = ?")
         params.append(state.value)
+    if before is not None:
+        clauses.append("(created_at, id) < (?, ?)")
+        params += [before[0], before[1]]
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     sql = (
         f"SELECT {TASK_COLUMNS} FROM tasks {where} "  # noqa: S608
-        "ORDER BY created_at DESC, rowid DESC LIMIT ?"
+        "ORDER BY created_at DESC, id DESC LIMIT ?"
     )
     return [task_from_row(row) for row in conn.execute(sql, (*params, limit))]
 

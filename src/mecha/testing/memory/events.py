@@ -18,6 +18,7 @@ from mecha.store.common import (
     received_entry,
 )
 from mecha.store.flow import new_task
+from mecha.store.pages_sql import title_of
 from mecha.task import FlowMark, Task, TaskState
 from mecha.testing.memory.flow import apply_flow
 from mecha.testing.memory.tables import EventRow, MatchRow, Tables, TaskRow, by_id, limited
@@ -38,7 +39,7 @@ def insert_arrivals(tables: Tables, arrivals: Sequence[Arrival]) -> list[list[Ta
             attrs=json_text(dict(event.attrs)), headers=json_text(dict(event.headers)),
             raw=bytes(event.raw), state=EventState(state), error=error,
             created_at=float(event.created_at), updated_at=float(event.updated_at),
-            number=number, head_sha=head_sha,
+            number=number, head_sha=head_sha, title=title_of(event.attrs),
         )  # fmt: skip
         delivery = (event.source, event.delivery_id)
         if delivery in tables.deliveries:  # a duplicate delivery: nothing of it is written
@@ -103,7 +104,9 @@ def record_outcomes(
                 row, state=EventState(outcome.state), error=outcome.error, updated_at=now
             )
             if outcome.attrs is not None:
-                changed = dataclasses.replace(changed, attrs=json_text(outcome.attrs))
+                changed = dataclasses.replace(
+                    changed, attrs=json_text(outcome.attrs), title=title_of(outcome.attrs)
+                )
             tables.events[row.id] = changed
         created.append(tasks)
     if placed:
@@ -134,6 +137,7 @@ def _record_decisions(
             rule=decision.rule, reason=decision.reason,
             task_id=by_worker.get(decision.worker, ""),
             created_at=known.created_at if known is not None else now,
+            event_at=tables.events[outcome.event_id].created_at,
         )  # fmt: skip
     return tasks
 

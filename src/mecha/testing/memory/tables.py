@@ -46,6 +46,8 @@ class EventRow:
     #: the ``number`` and ``head_sha`` attributes, as columns (``common.pull_columns``)
     number: int = 0
     head_sha: str = ""
+    #: the ``title`` attribute if it is text ("" if not), as a column
+    title: str = ""
 
     def event(self, *, raw: bool = False) -> Event:
         """The Event; with its raw body only if asked (lists leave it out)."""
@@ -69,6 +71,8 @@ class MatchRow:
     reason: str
     task_id: str
     created_at: float
+    #: the event's created_at (a worker's events are paged by it)
+    event_at: float = 0.0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

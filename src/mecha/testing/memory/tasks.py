@@ -59,16 +59,19 @@ def list_tasks(
     state: TaskState | None,
     worker: str | None,
     limit: int,
+    before: tuple[float, str] | None = None,
 ) -> list[Task]:
-    """Tasks newest first, optionally of one event, in one state or for one worker."""
+    """Tasks newest first by (created_at, id), optionally of one event, in one state or
+    for one worker, after ``before`` if given."""
     rows = [
         row
         for row in tables.tasks.values()
         if (event_id is None or row.event_id == event_id)
         and (worker is None or row.worker == worker)
         and (state is None or row.state == state)
+        and (before is None or (row.created_at, row.id) < before)
     ]
-    rows.sort(key=lambda row: (row.created_at, row.seq), reverse=True)
+    rows.sort(key=lambda row: (row.created_at, row.id), reverse=True)
     return [row.task() for row in limited(rows, limit)]
 
 
