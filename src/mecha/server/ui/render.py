@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import jinja2
+import markupsafe
 from starlette.responses import HTMLResponse
 
 from mecha.event import timestamp
@@ -34,7 +35,10 @@ SECURITY_HEADERS = {
 
 @jinja2.pass_context
 def _redacted(context: jinja2.runtime.Context, value: Any) -> Any:
-    """Every text a template prints, through the page's redactor (``_redactor``)."""
+    """Every text a template prints, through the page's redactor (``_redactor``); markup a
+    macro made stays markup (its values went through here already)."""
+    if isinstance(value, markupsafe.Markup):
+        return value
     return context["_redactor"].redact(value) if isinstance(value, str) else value
 
 
