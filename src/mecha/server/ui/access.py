@@ -71,7 +71,10 @@ def page(endpoint: PageEndpoint) -> Endpoint:
         if isinstance(found, Response):
             return found
         current, fresh_cookie = found
+        began = time.perf_counter()
         response = await endpoint(request, current)
+        spent = (time.perf_counter() - began) * 1000
+        response.headers["server-timing"] = f"app;dur={spent:.1f}"  # store reads + render
         if fresh_cookie:
             _set_session_cookie(request, response, fresh_cookie)
         return response

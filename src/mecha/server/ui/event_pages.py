@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from starlette.requests import Request
@@ -31,7 +30,6 @@ UNREADABLE = ("The store cannot be read right now.", "See the server log; reload
 async def events(request: Request, current: Page) -> Response:
     """``GET /ui/events``: newest first, PAGE_SIZE a page, filtered and searched."""
     state = current.state
-    started = time.perf_counter()
     query, filters = event_query(request.query_params)
     rows = await store_call(state, state.store.event_page, query)
     workers = await store_call(state, state.store.list_workers)
@@ -48,7 +46,6 @@ async def events(request: Request, current: Page) -> Response:
         states=[s.value for s in EventState], windows=list(WINDOWS),
         sources=sorted(state.sources), worker_names=[w.name for w in workers],
         label=event_label, tone=tone, live="list", title="Events",
-        server_ms=round((time.perf_counter() - started) * 1000, 1),
     )  # fmt: skip
     return render(state.redactor, "events.html", context)
 

@@ -53,9 +53,7 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(
-        ts=ts_text, age=age_text, short=short_id, pretty=pretty_json, tone=tone
-    )
+    env.filters.update(ts=ts_text, age=age_text, short=short_id, pretty=pretty_json, tone=tone)
     return env
 
 
