@@ -184,7 +184,7 @@ def report(url: str, rounds: int) -> int:
             server, trip, text = measure(client, path, rounds)
             rows = text.count('<tr id="event-')
             p95 = sorted(server)[max(0, round(0.95 * len(server)) - 1)]
-            worst = max(worst, max(server))
+            worst = max(worst, *server)
             print(f"{name:28} {statistics.median(server):8.1f}ms {p95:5.1f}ms "
                   f"{max(server):5.1f}ms {statistics.median(trip):7.1f}ms {rows:5d}")  # fmt: skip
         _, trip, _ = measure(client, "/ui/tasks", rounds)

@@ -9,7 +9,6 @@ import re
 import sqlite3
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
