@@ -96,7 +96,7 @@ def _chromium(*, window: tuple[int, int], browser: str, driver: str) -> Iterator
 
 def console(driver: webdriver.Chrome) -> list[dict[str, Any]]:
     """The browser console's entries since the last call (``level``, ``message``…)."""
-    entries: list[dict[str, Any]] = driver.get_log("browser")
+    entries: list[dict[str, Any]] = driver.get_log("browser")  # type: ignore[no-untyped-call]
     return entries
 
 

@@ -10,7 +10,6 @@ from typing import Any, cast
 
 import pytest
 from hypothesis import assume, given
-from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 from starlette.applications import Starlette
