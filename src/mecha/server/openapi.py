@@ -28,7 +28,10 @@ INFO = {
     "description": (
         "Forge events in, policy-gated results out. Routes marked with a lock need the "
         "server's API key when it has one: `Authorization: Bearer <key>` or "
-        '`X-API-Key: <key>`. Every refusal is JSON `{"error": ..., "hint": ...}`.'
+        '`X-API-Key: <key>`. Every refusal is JSON `{"error": ..., "hint": ...}`; any '
+        "route answers 431 to headers over 64 KB, 400 to a request that cannot be parsed, "
+        "and 500 to a bug (its traceback goes to the server log). This document and /docs "
+        "are open."
     ),
     "license": {"name": "ISC", "identifier": "ISC"},
 }

@@ -37,11 +37,11 @@ async def _page(request: Request) -> Response:
     return PlainTextResponse("a page")
 
 
-def build(pages: tuple[BaseRoute, ...] = ()) -> Starlette:
+def build(pages: tuple[BaseRoute, ...] = (), *, closed: bool = False) -> Starlette:
     """The app over a state nothing is asked of (the routes are what is looked at)."""
     state = AppState(
         store=cast(Any, None), pipeline=cast(Any, None), sources={},
-        reads=ThreadPoolExecutor(max_workers=1),
+        reads=ThreadPoolExecutor(max_workers=1), api_closed=closed,
     )  # fmt: skip
     return create_app(state, startup=_nothing, shutdown=_nothing, pages=pages)
 
@@ -87,6 +87,14 @@ def test_the_app_serves_the_document_it_is_described_by() -> None:
     assert "script-src 'self';" in policy and "unsafe" not in policy
     assert "<script>" not in page.text  # every script is a file of its own
     assert script.status_code == 200 and "SwaggerUIBundle" in script.text
+
+
+def test_the_description_stays_open_on_a_closed_api() -> None:
+    with TestClient(build(closed=True)) as client:
+        assert client.get("/events").status_code == 403
+        assert client.get("/openapi.json").status_code == 200
+        assert client.get("/docs").status_code == 200
+        assert client.get("/static/docs/docs.js").status_code == 200
 
 
 @pytest.mark.parametrize("route", API_ROUTES, ids=lambda r: f"{r.method} {r.path}")
