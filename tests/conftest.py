@@ -21,8 +21,9 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 #: real model servers (llama.cpp with SmolLM2, an Ollama-protocol proxy), one per session;
-#: worker images and a model server worker containers can reach
-pytest_plugins = ["tests.llm_servers", "tests.worker_images", "tests.postgres"]
+#: worker images and a model server worker containers can reach; headless Chromium
+#: (``browser``)
+pytest_plugins = ["tests.llm_servers", "tests.worker_images", "tests.postgres", "tests.browsers"]
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples" / "workers"

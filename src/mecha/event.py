@@ -15,7 +15,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NotRequired
+
+from typing_extensions import TypedDict  # pydantic reads it (to make the API's schema) on 3.11
 
 from mecha.errors import WebhookError
 
@@ -168,16 +170,36 @@ def timestamp(seconds: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def event_json(event: Event, *, full: bool = False) -> dict[str, Any]:
+class EventJson(TypedDict):
+    """An event as the API shows it (times are RFC 3339 in UTC); with its headers and its
+    raw body (``raw``, or ``raw_base64`` when the body is not UTF-8) on its own page."""
+
+    id: str
+    delivery_id: str
+    source: str
+    type: str
+    actor: str
+    subject: str
+    state: EventState
+    error: str
+    attrs: dict[str, Any]
+    created_at: str
+    updated_at: str
+    headers: NotRequired[dict[str, str]]
+    raw: NotRequired[str]
+    raw_base64: NotRequired[str]
+
+
+def event_json(event: Event, *, full: bool = False) -> EventJson:
     """The event as the API shows it; ``full`` adds the headers and the raw body."""
-    shown: dict[str, Any] = {
+    shown: EventJson = {
         "id": event.id,
         "delivery_id": event.delivery_id,
         "source": event.source,
         "type": event.type,
         "actor": event.actor,
         "subject": event.subject,
-        "state": event.state.value,
+        "state": event.state,
         "error": event.error,
         "attrs": dict(event.attrs),
         "created_at": timestamp(event.created_at),

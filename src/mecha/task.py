@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from typing_extensions import TypedDict  # pydantic reads it (to make the API's schema) on 3.11
+
 from mecha.duration import format_duration
 from mecha.event import timestamp
 
@@ -142,14 +144,48 @@ def task_context(
     return context
 
 
-def task_json(task: Task, *, now: float | None = None) -> dict[str, Any]:
+class ProgressJson(TypedDict):
+    """How far a running task has come: seconds since its send, its time limit (null:
+    none known), tokens of the answer so far, and all of that as text."""
+
+    elapsed: float
+    timeout: float | None
+    tokens: int
+    text: str
+
+
+class TaskJson(TypedDict):
+    """A task as the API shows it (times are RFC 3339 in UTC, null when not yet)."""
+
+    id: str
+    worker: str
+    event_id: str
+    dedup_key: str
+    state: TaskState
+    prompt: str
+    context: dict[str, Any]
+    error: str
+    attempts: int
+    result: dict[str, Any]
+    next_retry_at: str | None
+    created_at: str
+    updated_at: str
+    dispatched_at: str | None
+    finished_at: str | None
+    timeout: float | None
+    progress: ProgressJson | None
+    flow_key: str | None
+    superseded_by: str | None
+
+
+def task_json(task: Task, *, now: float | None = None) -> TaskJson:
     """The task as the API and ``mecha event show --json`` show it (``now``: unix time)."""
     return {
         "id": task.id,
         "worker": task.worker,
         "event_id": task.event_id,
         "dedup_key": task.dedup_key,
-        "state": task.state.value,
+        "state": task.state,
         "prompt": task.prompt,
         "context": dict(task.context),
         "error": task.error,
@@ -195,7 +231,7 @@ def progress_of(task: Task, *, now: float) -> Progress | None:
                     tokens=task.tokens)  # fmt: skip
 
 
-def progress_json(task: Task, *, now: float | None = None) -> dict[str, Any] | None:
+def progress_json(task: Task, *, now: float | None = None) -> ProgressJson | None:
     """``{"elapsed", "timeout", "tokens", "text"}`` for a running task, else None."""
     progress = progress_of(task, now=time.time() if now is None else now)
     if progress is None:

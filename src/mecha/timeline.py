@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+
+from typing_extensions import TypedDict  # pydantic reads it (to make the API's schema) on 3.11
 
 from mecha.event import timestamp
 
@@ -53,7 +54,19 @@ class TimelineEntry:
     detail: str = ""
 
 
-def timeline_json(entry: TimelineEntry) -> dict[str, Any]:
+class TimelineJson(TypedDict):
+    """One step of the timeline: when (RFC 3339), what (a ``Step``), of which event, task
+    and worker ("" where none), and the step's detail."""
+
+    at: str
+    step: str
+    event_id: str
+    task_id: str
+    worker: str
+    detail: str
+
+
+def timeline_json(entry: TimelineEntry) -> TimelineJson:
     """The entry as the API and ``--json`` output show it."""
     return {
         "at": timestamp(entry.at),

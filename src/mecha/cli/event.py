@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -12,8 +11,6 @@ from mecha.cli.context import AppContext, pass_app
 from mecha.cli.display import ID_WIDTH, age, short, timeline_table, writes_table
 from mecha.cli.table import render_table
 from mecha.event import Event, EventState, event_json, timestamp
-from mecha.task import task_json
-from mecha.timeline import timeline_json
 
 STATES = click.Choice([s.value for s in EventState])
 
@@ -60,12 +57,9 @@ def show_event(app: AppContext, event_id: str, as_json: bool) -> None:
     steps = store.list_timeline(event_id=found.id)
     writes = store.list_writes(event_id=found.id)
     if as_json:
-        shown = event_json(found, full=True)
-        shown["matches"] = [asdict(m) for m in matches]
-        shown["tasks"] = [task_json(t) for t in tasks]
-        shown["timeline"] = [timeline_json(s) for s in steps]
-        shown["writes"] = [w.as_json() for w in writes]
-        app.echo(json.dumps(shown, indent=2))
+        from mecha.server.models import event_detail_json  # the API's shape
+
+        app.echo(json.dumps(event_detail_json(found, matches, tasks, steps, writes), indent=2))
         return
     app.echo(_describe(found))
     app.echo("\nworkers:")

@@ -18,7 +18,7 @@ from mecha.cli.table import render_table
 from mecha.errors import TaskStateError, WorkerNotFound
 from mecha.store import Store, TaskUpdate
 from mecha.task import Task, TaskState, task_json
-from mecha.timeline import Step, timeline_json
+from mecha.timeline import Step
 from mecha.worker.kind import WorkerState
 
 STATES = click.Choice([s.value for s in TaskState])
@@ -96,10 +96,9 @@ def show_task(app: AppContext, task_id: str, as_json: bool) -> None:
     steps = store.list_timeline(task_id=found.id)
     writes = store.list_writes(task_id=found.id)
     if as_json:
-        shown = task_json(found)
-        shown["timeline"] = [timeline_json(s) for s in steps]
-        shown["writes"] = [w.as_json() for w in writes]
-        app.echo(json.dumps(shown, indent=2))
+        from mecha.server.models import task_detail_json  # the API's shape
+
+        app.echo(json.dumps(task_detail_json(found, steps, writes), indent=2))
         return
     app.echo(describe_task(found))
     if writes:

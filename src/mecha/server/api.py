@@ -12,7 +12,6 @@ import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
 from typing import Any
 
 from starlette.requests import Request
@@ -22,6 +21,7 @@ from mecha import __version__
 from mecha.engine.leases import DEFAULT_LEASE
 from mecha.errors import EventNotFound, StoreError
 from mecha.event import EventState, event_json
+from mecha.server.models import HealthJson, NodeJson, event_detail_json
 from mecha.server.state import (
     AppState,
     closed_api,
@@ -30,8 +30,6 @@ from mecha.server.state import (
     presented_key,
 )
 from mecha.store import NodeRecord
-from mecha.task import task_json
-from mecha.timeline import timeline_json
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 MAX_LIMIT = 1000
@@ -61,7 +59,7 @@ async def health(request: Request) -> Response:
     """Liveness and what the ingest path and the dispatcher have done so far; the nodes
     too, for a caller with the API key (or any caller on an open loopback API)."""
     state: AppState = request.app.state.mecha
-    shown: dict[str, Any] = {
+    shown: HealthJson = {
         "status": "ok",
         "version": __version__,
         "events_stored": state.pipeline.stored,
@@ -69,19 +67,19 @@ async def health(request: Request) -> Response:
         "events_matched": state.pipeline.matched,
     }
     lease = DEFAULT_LEASE
+    figures: dict[str, Any] = {}
     if state.dispatch_stats is not None:
-        figures = state.dispatch_stats()
-        shown.update(figures)
+        figures = dict(state.dispatch_stats())
         lease = figures.get("node_lease_ms", lease * 1000) / 1000
     # the nodes name hosts and pids: only for callers the API itself would answer
     if closed_api(state) is None and key_matches(state.api_key, presented_key(request)):
         nodes = await store_call(state, state.store.list_nodes)
         if isinstance(nodes, list):  # else the store cannot be read: /health still answers
             shown["nodes"] = [node_json(node, now=time.time(), lease=lease) for node in nodes]
-    return JSONResponse(shown)
+    return JSONResponse({**shown, **figures})
 
 
-def node_json(node: NodeRecord, *, now: float, lease: float) -> dict[str, Any]:
+def node_json(node: NodeRecord, *, now: float, lease: float) -> NodeJson:
     """A node as /health shows it: its id, state, heartbeat age (s) and tasks in flight."""
     return {
         "id": node.id, "host": node.host, "pid": node.pid,
@@ -126,12 +124,7 @@ async def show_event(request: Request) -> Response:
     writes = await store_call(state, state.store.list_writes, event_id=event.id)
     if any(isinstance(part, Response) for part in (matches, tasks, steps, writes)):
         return error_response(503, "the store cannot be read", "see the server log")
-    shown = event_json(event, full=True)
-    shown["matches"] = [asdict(match) for match in matches]
-    shown["tasks"] = [task_json(task) for task in tasks]
-    shown["timeline"] = [timeline_json(step) for step in steps]
-    shown["writes"] = [record.as_json() for record in writes]
-    return JSONResponse(shown)
+    return JSONResponse(event_detail_json(event, matches, tasks, steps, writes))
 
 
 async def store_call(app: AppState, call: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:

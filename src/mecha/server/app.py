@@ -4,23 +4,24 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
-from mecha.server import api, budgets_api, tasks_api, workers_api
-from mecha.server.metrics import metrics
+from mecha.server.docs import STATIC
+from mecha.server.openapi import openapi_document
+from mecha.server.routes import API_ROUTES, ApiRoute
 from mecha.server.state import AppState, error_response
 from mecha.server.ui.access import UiState
 from mecha.server.ui.routes import ROUTES as UI_ROUTES
 from mecha.server.ui.session import Sessions
-from mecha.server.webhooks import receive_webhook
 
 if TYPE_CHECKING:
     from mecha.app.serve import Ingest
@@ -41,7 +42,7 @@ def serve_app(ingest: Ingest) -> Starlette:
         budget_limits=workers.dispatcher.budget_limits,
         container_logs=_container_logs, forge_web=_forge_web(ingest),
     )  # fmt: skip
-    return create_app(state, startup=ingest.startup, shutdown=ingest.shutdown)
+    return create_app(state, startup=ingest.startup, shutdown=ingest.shutdown, pages=UI_ROUTES)
 
 
 def _container_logs(record: WorkerRecord, tail: int) -> str:
@@ -69,8 +70,15 @@ def create_app(
     *,
     startup: Callable[[], Awaitable[None]],
     shutdown: Callable[[], Awaitable[None]],
+    routes: Sequence[ApiRoute] = API_ROUTES,
+    pages: Sequence[BaseRoute] = (),
 ) -> Starlette:
-    """The app; ``startup`` runs before the first request, ``shutdown`` after the last."""
+    """The app; ``startup`` runs before the first request, ``shutdown`` after the last.
+
+    Its API is ``routes`` (``mecha.server.routes``: each route with its description, which
+    ``/openapi.json`` shows); ``pages`` are HTML routes outside the API (the dashboard:
+    made with ``include_in_schema=False``); ``/static`` serves ``mecha.server.docs.STATIC``.
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -82,23 +90,15 @@ def create_app(
 
     app = Starlette(
         routes=[
-            Route("/health", api.health, methods=["GET"]),
-            Route("/metrics", metrics, methods=["GET"]),
-            Route("/webhook/{source}", receive_webhook, methods=["POST"]),
-            Route("/events", api.list_events, methods=["GET"]),
-            Route("/event/{event_id}", api.show_event, methods=["GET"]),
-            Route("/task", tasks_api.create_task, methods=["POST"]),
-            Route("/task/{task_id}", tasks_api.show_task, methods=["GET"]),
-            Route("/tasks", tasks_api.list_tasks, methods=["GET"]),
-            Route("/workers", workers_api.list_workers, methods=["GET"]),
-            Route("/budgets", budgets_api.list_budgets, methods=["GET"]),
-            *UI_ROUTES,
-            Mount("/static", StaticFiles(packages=[("mecha.server", "static")]), name="static"),
+            *(route.route() for route in routes),
+            *pages,
+            Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,
     )
     app.state.mecha = state
+    app.state.openapi = functools.cache(lambda: openapi_document(routes))
     app.state.ui = UiState(sessions=Sessions(state.api_key))
     return app
 
@@ -106,7 +106,7 @@ def create_app(
 async def _http_error(request: Request, exc: Exception) -> Response:
     """404/405 and friends as JSON, like every other answer."""
     assert isinstance(exc, HTTPException)
-    routes = "the routes are listed in docs/events.md and docs/tasks.md"
+    routes = "the routes are listed at /docs (and /openapi.json)"
     hint = routes if exc.status_code in (404, 405) else ""
     return error_response(exc.status_code, str(exc.detail), hint)
 

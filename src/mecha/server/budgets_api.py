@@ -21,10 +21,8 @@ from starlette.responses import JSONResponse, Response
 from mecha.budget import BudgetLimit, use_lines
 from mecha.event import timestamp
 from mecha.server.api import requires_key, store_call
+from mecha.server.models import BudgetLineJson
 from mecha.server.state import AppState, error_response
-
-#: the fields of a line that are times (unix seconds in, RFC 3339 out)
-TIMES = ("window_start", "window_end", "next_frees_at")
 
 
 @requires_key
@@ -48,15 +46,23 @@ async def list_budgets(request: Request) -> Response:
 
 async def budget_lines(
     state: AppState, limits: Mapping[str, BudgetLimit]
-) -> list[dict[str, Any]] | Response:
+) -> list[BudgetLineJson] | Response:
     """The lines for ``limits``, times as RFC 3339 (a Response if the store cannot be read)."""
     now = time.time()
     uses = await store_call(state, state.store.budget_use, list(limits), now=now)
     if isinstance(uses, Response):
         return uses
-    lines = use_lines(limits, uses, now=now)
-    for line in lines:
-        for key in TIMES:
-            if line[key] is not None:
-                line[key] = timestamp(line[key])
-    return lines
+    return [_line_json(line) for line in use_lines(limits, uses, now=now)]
+
+
+def _line_json(line: Mapping[str, Any]) -> BudgetLineJson:
+    """A line of ``use_lines`` as the API shows it."""
+    frees = line["next_frees_at"]
+    return {
+        "worker": line["worker"], "window": line["window"],
+        "window_start": timestamp(line["window_start"]),
+        "window_end": timestamp(line["window_end"]),
+        "used": line["used"], "reserved": line["reserved"], "limit": line["limit"],
+        "left": line["left"], "in_flight": line["in_flight"], "waiting": line["waiting"],
+        "next_frees_at": timestamp(frees) if frees is not None else None,
+    }  # fmt: skip

@@ -110,11 +110,11 @@ async def _budget_metrics(state: AppState) -> list[str]:
         worker = line["worker"]
         labels = f'budget="worker",worker="{worker}"' if worker else 'budget="global"'
         name = _BUDGET[line["window"]][0]
-        for kind in ("used", "reserved", "limit"):
-            if line[kind] is not None:
-                series.setdefault(name, []).append(
-                    f'{name}{{{labels},state="{kind}"}} {line[kind]}'
-                )
+        for kind, value in (
+            ("used", line["used"]), ("reserved", line["reserved"]), ("limit", line["limit"])
+        ):  # fmt: skip
+            if value is not None:
+                series.setdefault(name, []).append(f'{name}{{{labels},state="{kind}"}} {value}')
         series.setdefault("mecha_budget_waiting", []).append(
             f'mecha_budget_waiting{{{labels},window="{line["window"]}"}} {line["waiting"]}'
         )

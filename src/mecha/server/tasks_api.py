@@ -21,10 +21,10 @@ from starlette.responses import JSONResponse, Response
 from mecha.errors import TaskNotFound
 from mecha.result import kind_of
 from mecha.server.api import MAX_LIMIT, requires_key, store_call
+from mecha.server.models import task_detail_json
 from mecha.server.state import AppState, error_response, read_body
 from mecha.store import WorkerRecord
 from mecha.task import NewTask, Task, TaskState, task_json
-from mecha.timeline import timeline_json
 from mecha.worker.kind import WorkerKind, WorkerState
 from mecha.yaml_doc import suggest_key
 
@@ -98,10 +98,7 @@ async def show_task(request: Request) -> Response:
     writes = await store_call(state, state.store.list_writes, task_id=task.id)
     if isinstance(writes, Response):
         return writes
-    shown = task_json(task)
-    shown["timeline"] = [timeline_json(step) for step in steps]
-    shown["writes"] = [record.as_json() for record in writes]
-    return JSONResponse(shown)
+    return JSONResponse(task_detail_json(task, steps, writes))
 
 
 @requires_key

@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from mecha.errors import StoreError, WebhookError
 from mecha.event import Delivery
 from mecha.server.header_limit import TOO_LARGE_HINT, TOO_LARGE_MESSAGE, too_large
+from mecha.server.models import WebhookReceivedJson, WebhookSeenJson
 from mecha.server.state import AppState, error_response, read_body
 
 #: the largest body accepted (GitHub caps payloads at 25 MB)
@@ -53,7 +54,8 @@ async def receive_webhook(request: Request) -> Response:
         log.warning("webhook %s refused (%d): %s", source, exc.status, exc.message)
         return error_response(exc.status, exc.message, exc.hint)
     if delivery.type == "ping":
-        return JSONResponse({"status": "pong", "delivery_id": delivery.delivery_id})
+        pong: WebhookSeenJson = {"status": "pong", "delivery_id": delivery.delivery_id}
+        return JSONResponse(pong)
     return await _store(state, delivery)
 
 
@@ -67,8 +69,12 @@ async def _store(state: AppState, delivery: Delivery) -> Response:
         )
     if event is None:
         log.info("delivery %s from %s is a duplicate", delivery.delivery_id, delivery.source)
-        return JSONResponse({"status": "duplicate", "delivery_id": delivery.delivery_id})
-    return JSONResponse(
-        {"status": "received", "id": event.id, "type": event.type, "source": event.source},
-        status_code=202,
-    )
+        seen: WebhookSeenJson = {"status": "duplicate", "delivery_id": delivery.delivery_id}
+        return JSONResponse(seen)
+    stored: WebhookReceivedJson = {
+        "status": "received",
+        "id": event.id,
+        "type": event.type,
+        "source": event.source,
+    }
+    return JSONResponse(stored, status_code=202)

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from mecha.event import timestamp
 from mecha.redaction import Redacts
 from mecha.server.api import requires_key, store_call
+from mecha.server.models import WorkerJson
 from mecha.server.state import AppState
 from mecha.store import WorkerRecord
 
@@ -36,12 +37,12 @@ async def list_workers(request: Request) -> Response:
     return JSONResponse([worker_json(w, state.redactor) for w in workers])
 
 
-def worker_json(record: WorkerRecord, redactor: Redacts) -> dict[str, Any]:
+def worker_json(record: WorkerRecord, redactor: Redacts) -> WorkerJson:
     """One worker as `GET /workers` shows it."""
     return {
         "name": record.name,
-        "kind": record.kind.value,
-        "state": record.state.value,
+        "kind": record.kind,
+        "state": record.state,
         "error": redactor.redact(record.error),
         "endpoint": record.endpoint,
         "started_at": timestamp(record.started_at) if record.started_at else None,

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+from typing_extensions import TypedDict  # pydantic reads it (to make the API's schema) on 3.11
 
 from mecha.event import Event, EventState
 from mecha.policy.writes import Write, WriteState, write_json
@@ -129,11 +131,29 @@ class NodeRecord:
     #: tasks running under its lease (``list_nodes`` counts them)
     in_flight: int = 0
 
-    def state(self, *, now: float, lease: float) -> str:
+    def state(self, *, now: float, lease: float) -> Literal["alive", "stale", "stopped"]:
         """``stopped``, ``stale`` (no heartbeat for longer than ``lease``) or ``alive``."""
         if self.stopped_at:
             return "stopped"
         return "stale" if now - self.heartbeat_at > lease else "alive"
+
+
+class WriteJson(TypedDict):
+    """A write in the ledger as the API shows it: its key, task, event and worker, what it
+    does (``action``) on what (``target``), where it stands, attempts so far, the last
+    outcome (``detail``), the forge's id of what it made, and the write itself."""
+
+    key: str
+    task_id: str
+    event_id: str
+    worker: str
+    action: str
+    target: str
+    state: WriteState
+    attempts: int
+    detail: str
+    remote_id: str
+    write: dict[str, Any]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -164,12 +184,12 @@ class WriteRecord:
         """The write's ledger key."""
         return self.write.key
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> WriteJson:
         """The record as the API and ``--json`` output show it (the write's text included)."""
         return {
             "key": self.key, "task_id": self.task_id, "event_id": self.event_id,
             "worker": self.write.worker, "action": self.write.action,
-            "target": self.write.target, "state": self.state.value,
+            "target": self.write.target, "state": self.state,
             "attempts": self.attempts, "detail": self.detail, "remote_id": self.remote_id,
             "write": write_json(self.write),
         }  # fmt: skip

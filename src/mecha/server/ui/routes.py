@@ -7,6 +7,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from mecha.server.ui import access, action_pages, event_pages, ops_pages, task_pages
+from mecha.server.ui.access import Endpoint
 from mecha.server.ui.stream import stream
 
 
@@ -15,22 +16,19 @@ async def home(request: Request) -> Response:
     return RedirectResponse("/ui/events", status_code=307)
 
 
+def _page(path: str, endpoint: Endpoint, method: str = "GET") -> Route:
+    """A dashboard route: HTML, outside the API's OpenAPI document."""
+    return Route(path, endpoint, methods=[method], include_in_schema=False)
+
+
 ROUTES = [
-    Route("/", home, methods=["GET"]),
-    Route("/ui", home, methods=["GET"]),
-    Route("/ui/", home, methods=["GET"]),
-    Route("/ui/login", access.login_form, methods=["GET"]),
-    Route("/ui/login", access.login, methods=["POST"]),
-    Route("/ui/logout", access.logout, methods=["POST"]),
-    Route("/ui/events", event_pages.events, methods=["GET"]),
-    Route("/ui/events/{event_id}", event_pages.event, methods=["GET"]),
-    Route("/ui/tasks", task_pages.tasks, methods=["GET"]),
-    Route("/ui/tasks/{task_id}", task_pages.task, methods=["GET"]),
-    Route("/ui/workers", ops_pages.workers, methods=["GET"]),
-    Route("/ui/workers/{name}", ops_pages.worker, methods=["GET"]),
-    Route("/ui/writes", ops_pages.writes, methods=["GET"]),
-    Route("/ui/system", ops_pages.system, methods=["GET"]),
-    Route("/ui/confirm", action_pages.confirm, methods=["GET"]),
-    Route("/ui/act", action_pages.act, methods=["POST"]),
-    Route("/ui/stream", stream, methods=["GET"]),
-]
+    _page("/", home), _page("/ui", home), _page("/ui/", home),
+    _page("/ui/login", access.login_form), _page("/ui/login", access.login, "POST"),
+    _page("/ui/logout", access.logout, "POST"),
+    _page("/ui/events", event_pages.events), _page("/ui/events/{event_id}", event_pages.event),
+    _page("/ui/tasks", task_pages.tasks), _page("/ui/tasks/{task_id}", task_pages.task),
+    _page("/ui/workers", ops_pages.workers), _page("/ui/workers/{name}", ops_pages.worker),
+    _page("/ui/writes", ops_pages.writes), _page("/ui/system", ops_pages.system),
+    _page("/ui/confirm", action_pages.confirm), _page("/ui/act", action_pages.act, "POST"),
+    _page("/ui/stream", stream),
+]  # fmt: skip
