@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mecha.server import api, budgets_api, tasks_api, workers_api
+from mecha.server import actions_api, api, budgets_api, tasks_api, workers_api
 from mecha.server.metrics import metrics
 from mecha.server.state import AppState, error_response
 from mecha.server.webhooks import receive_webhook
@@ -33,7 +33,7 @@ def serve_app(ingest: Ingest) -> Starlette:
             **workers.dispatcher.stats(), **workers.writeback.stats(), **ingest.ticker.counts
         },
         dispatch_latency=lambda: workers.dispatcher.latency,
-        budget_limits=workers.dispatcher.budget_limits,
+        budget_limits=workers.dispatcher.budget_limits, operator=ingest.operator,
     )  # fmt: skip
     return create_app(state, startup=ingest.startup, shutdown=ingest.shutdown)
 
@@ -66,6 +66,14 @@ def create_app(
             Route("/tasks", tasks_api.list_tasks, methods=["GET"]),
             Route("/workers", workers_api.list_workers, methods=["GET"]),
             Route("/budgets", budgets_api.list_budgets, methods=["GET"]),
+            # --- the operator's actions (server/actions_api.py; branch h-actions) ---
+            Route("/task/{task_id}/retry", actions_api.retry_task, methods=["POST"]),
+            Route("/task/{task_id}/cancel", actions_api.cancel_task, methods=["POST"]),
+            Route("/event/{event_id}/replay", actions_api.replay_event, methods=["POST"]),
+            Route("/event/{event_id}/writes/retry", actions_api.retry_writes, methods=["POST"]),
+            Route("/worker/{name}/start", actions_api.start_worker, methods=["POST"]),
+            Route("/worker/{name}/stop", actions_api.stop_worker, methods=["POST"]),
+            # --- end of the operator's actions ---
         ],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,

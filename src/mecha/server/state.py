@@ -17,6 +17,7 @@ from mecha.redaction import Redactor, Redacts
 if TYPE_CHECKING:
     from mecha.budget import BudgetLimit
     from mecha.engine.histogram import Histogram
+    from mecha.engine.operator import Operator
     from mecha.engine.pipeline import Pipeline
     from mecha.forges.sources import SourceHandler
     from mecha.store import Store
@@ -49,6 +50,9 @@ class AppState:
     dispatch_latency: Callable[[], Histogram] | None = None
     #: the budgets to show, by scope (``GET /budgets``, /metrics); None: none
     budget_limits: Callable[[], Mapping[str, BudgetLimit]] | None = None
+    #: the operator's actions (retry, cancel, replay, start, stop); None: the action
+    #: routes answer 503
+    operator: Operator | None = None
 
 
 def error_response(status: int, message: str, hint: str = "") -> JSONResponse:
