@@ -245,8 +245,9 @@ def test_show_an_unknown_id_or_short_prefix_says_so(
 
 
 def test_retry_sends_a_failed_task_again_with_attempts_reset(
-    mecha: Mecha, store: SqliteStore
+    mecha: Mecha, store: SqliteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("USER", "alice")
     task = failed_task(store)
     done = mecha("task", "retry", task.id[:10])
     assert done.code == 0, done.err
@@ -257,7 +258,7 @@ def test_retry_sends_a_failed_task_again_with_attempts_reset(
     now = store.get_task(task.id)
     assert (now.state, now.attempts, now.error) == (TaskState.PENDING, 0, "")
     last = store.list_timeline(task_id=task.id)[-1]
-    assert (last.step, last.detail) == (Step.REQUEUED, "by hand (mecha task retry)")
+    assert (last.step, last.detail) == (Step.REQUEUED, "by hand: alice (mecha task retry)")
 
 
 def test_retry_a_cancelled_task_for_an_offline_worker_says_it_waits(
@@ -299,13 +300,16 @@ def test_retry_refuses_a_task_that_is_not_failed_or_cancelled(
 # ------------------------------------------------------------------ cancel
 
 
-def test_cancel_a_pending_task(mecha: Mecha, store: SqliteStore) -> None:
+def test_cancel_a_pending_task(
+    mecha: Mecha, store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("USER", "bob")
     task = api_task(store)
     done = mecha("task", "cancel", task.id)
     assert (done.code, done.out) == (0, f"cancelled task {task.id} (it was pending)\n")
     assert store.get_task(task.id).state is TaskState.CANCELLED
     last = store.list_timeline(task_id=task.id)[-1]
-    assert (last.step, last.detail) == (Step.CANCELLED, "by hand (mecha task cancel)")
+    assert (last.step, last.detail) == (Step.CANCELLED, "by hand: bob (mecha task cancel)")
 
 
 def test_cancel_a_running_task_says_the_answer_is_not_recorded(
