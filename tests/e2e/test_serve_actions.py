@@ -14,9 +14,10 @@ from mecha.store.sqlite.store import open_sqlite
 from mecha.testing.forge.api import ForgeEmulator
 from mecha.testing.instant_worker import Behaviour, InstantWorker
 from mecha.testing.serve_process import ServeProcess
-from tests.e2e.dispatching import FAST, endpoint_worker, timeline, wait_task
+from tests.e2e.dispatching import FAST, RULE, endpoint_worker, timeline, wait_task
 from tests.e2e.serving import make_home, mecha_cli, post_github, pr_payload
 from tests.e2e.writing import BASE, FAST_WRITES, GITHUB_TOKEN, HEAD, details, writes_settled
+from tests.fake_upstream import Route, ThreadedUpstream, fixture, json_reply
 
 BY_API = "API (127.0.0.1)"
 
@@ -208,3 +209,52 @@ def test_stop_and_start_an_unmanaged_worker(tmp_path: Path) -> None:
                            f"by hand: {BY_API}"),
     ]  # fmt: skip
     assert len(failed) == 1 and failed[0].startswith("start failed: gone is not started")
+
+
+def test_stop_and_start_an_adapter_worker_in_serve(tmp_path: Path) -> None:
+    routes: dict[str, Route] = {
+        "GET /v1/models": json_reply({"object": "list", "data": []}),
+        "POST /v1/chat/completions": lambda seen: json_reply(fixture("openai/chat.json")),
+    }
+    home = make_home(tmp_path, config=FAST)
+    with ThreadedUpstream(routes) as upstream:
+        path = home / "gpt.yml"
+        path.write_text(
+            f"name: gpt\nadapter:\n  type: openai\n  upstream: {upstream.url}\n  model: m\n"
+            f"  api_key: sk-test-key-0123456789\n  stream: false\nevents:\n{RULE}",
+            encoding="utf-8",
+        )
+        assert mecha_cli(home, "worker", "add", str(path)).returncode == 0
+        with ServeProcess(home) as server:
+            url = server.url
+            before = until(lambda: online(url, "gpt"), "the adapter did not start")
+            running = post(url, "/worker/gpt/start")
+            stopped = post(url, "/worker/gpt/stop")
+            old_shim = httpx_refused(before["endpoint"])
+            event_id = send_pr(url)
+            time.sleep(0.5)  # several polls: a stopped adapter is sent nothing
+            asked_while_stopped = sum(1 for s in upstream.seen if "chat" in s.path)
+            waiting = wait_task(url, event_id, states=("pending",))
+            started = post(url, "/worker/gpt/start")
+            done = wait_task(url, event_id, states=("completed",))
+    assert running.status_code == 409 and "adapter runs already" in running.json()["error"]
+    assert stopped.status_code == 200 and stopped.json()["state"] == "offline"
+    assert old_shim and asked_while_stopped == 0 and waiting[0]["state"] == "pending"
+    assert started.status_code == 200, started.text
+    assert started.json()["state"] == "online" and started.json()["endpoint"]
+    assert done[0]["state"] == "completed"
+
+
+def online(url: str, name: str) -> dict[str, Any] | None:
+    listed = httpx.get(f"{url}/workers", timeout=30).json()
+    found: dict[str, Any] = next(w for w in listed if w["name"] == name)
+    return found if found["state"] == "online" else None
+
+
+def httpx_refused(endpoint: str) -> bool:
+    """Whether nothing answers at ``endpoint`` any more (the adapter was stopped)."""
+    try:
+        httpx.get(f"{endpoint}/health", timeout=10)
+    except httpx.HTTPError:
+        return True
+    return False
