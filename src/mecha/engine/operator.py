@@ -135,7 +135,7 @@ class Operator:
                 raise WriteNotFound(
                     f"event {event.id} has no write with key {key!r}",
                     hint=f"its writes and their keys: mecha event show {event.id} --json "
-                    "(writes[].key), or GET /event/{id}",
+                    f"(writes[].key), or GET /event/{event.id}",
                 )
         stuck = [w for w in writes if w.state in GIVEN_UP]
         if not stuck:
