@@ -21,6 +21,8 @@ The tree::
     ├── EventNotFound               no stored event has that id
     ├── TaskNotFound                no stored task has that id
     ├── TaskStateError              e.g. retrying a task that is still running
+    ├── WriteNotFound               an event has no write with that ledger key
+    ├── WriteStateError             e.g. retrying a write that is done
     └── ServerError                 `mecha serve` cannot start, or the running one cannot be reached
 
 The CLI prints ``str(error)`` through the redactor and exits with ``exit_code``;
@@ -169,3 +171,11 @@ class TaskNotFound(MechaError):
 
 class TaskStateError(MechaError):
     """A task is not in a state that allows the change asked for (e.g. retrying a running one)."""
+
+
+class WriteNotFound(MechaError):
+    """No write of that event has that ledger key."""
+
+
+class WriteStateError(MechaError):
+    """A write is not in a state that allows the change asked for (e.g. retrying a done one)."""

@@ -30,7 +30,7 @@ class Step(StrEnum):
     CANCELLED = "cancelled"  # by hand
     #: a newer event's task for the same flow key replaced it (or will drop its answer)
     SUPERSEDED = "superseded"
-    REQUEUED = "requeued"  # `mecha task retry`, or an in-flight task found after a crash
+    REQUEUED = "requeued"  # a retry by hand, or an in-flight task found after a crash
     EVENT_FAILED = "event failed"  # the event could not be matched
     POLICY = "policy"  # one policy decision on a result: allowed, denied or skipped, and why
     DRY_RUN = "dry run"  # a write shown, not sent; detail is the request it would make
@@ -40,6 +40,12 @@ class Step(StrEnum):
     #: a worker was added, replaced or removed while serve ran, and what serve did about it
     #: (a worker's own entry: no event, no task)
     DEFINITION = "definition"
+    #: an event replayed by hand: on the new event "replay of <id> by <who>", on the
+    #: replayed one "replayed as <id> by <who>"
+    REPLAY = "replay"
+    #: a worker started or stopped by hand while serve ran (a worker's own entry)
+    WORKER_STARTED = "worker started"
+    WORKER_STOPPED = "worker stopped"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

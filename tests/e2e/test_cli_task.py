@@ -245,8 +245,9 @@ def test_show_an_unknown_id_or_short_prefix_says_so(
 
 
 def test_retry_sends_a_failed_task_again_with_attempts_reset(
-    mecha: Mecha, store: SqliteStore
+    mecha: Mecha, store: SqliteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("USER", "alice")
     task = failed_task(store)
     done = mecha("task", "retry", task.id[:10])
     assert done.code == 0, done.err
@@ -257,7 +258,7 @@ def test_retry_sends_a_failed_task_again_with_attempts_reset(
     now = store.get_task(task.id)
     assert (now.state, now.attempts, now.error) == (TaskState.PENDING, 0, "")
     last = store.list_timeline(task_id=task.id)[-1]
-    assert (last.step, last.detail) == (Step.REQUEUED, "by hand (mecha task retry)")
+    assert (last.step, last.detail) == (Step.REQUEUED, "by hand: alice (mecha task retry)")
 
 
 def test_retry_a_cancelled_task_for_an_offline_worker_says_it_waits(
@@ -299,13 +300,16 @@ def test_retry_refuses_a_task_that_is_not_failed_or_cancelled(
 # ------------------------------------------------------------------ cancel
 
 
-def test_cancel_a_pending_task(mecha: Mecha, store: SqliteStore) -> None:
+def test_cancel_a_pending_task(
+    mecha: Mecha, store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("USER", "bob")
     task = api_task(store)
     done = mecha("task", "cancel", task.id)
     assert (done.code, done.out) == (0, f"cancelled task {task.id} (it was pending)\n")
     assert store.get_task(task.id).state is TaskState.CANCELLED
     last = store.list_timeline(task_id=task.id)[-1]
-    assert (last.step, last.detail) == (Step.CANCELLED, "by hand (mecha task cancel)")
+    assert (last.step, last.detail) == (Step.CANCELLED, "by hand: bob (mecha task cancel)")
 
 
 def test_cancel_a_running_task_says_the_answer_is_not_recorded(
@@ -341,6 +345,53 @@ def test_cancel_an_unknown_task_says_so(mecha: Mecha, store: SqliteStore) -> Non
     done = mecha("task", "cancel", "abcdef")
     assert done.code == 1
     assert 'no task has the id "abcdef"' in done.err
+
+
+# ------------------------------------------------------------------ write retry, replay
+
+
+def test_write_retry_by_key_reopens_that_write_and_says_who(
+    mecha: Mecha, store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mecha.policy.writes import Place, Write, WriteState
+    from mecha.store import WritePlan, WriteUpdate
+
+    monkeypatch.setenv("USER", "carol")
+    event, task = matched_event(store)
+    place = Place(forge="github", repo="octo/app", number=7)
+    writes = [Write(key=k, worker="alpha", action="comment", place=place, body=k)
+              for k in ("k-one", "k-two")]  # fmt: skip
+    store.plan_writes([WritePlan(task_id=task.id, event_id=event.id, writes=writes)])
+    planned = frozenset({WriteState.PLANNED})
+    store.update_writes([WriteUpdate(key=w.key, state=WriteState.DEAD, only_from=planned)
+                         for w in writes])  # fmt: skip
+    unknown = mecha("write", "retry", event.id, "--key", "nope")
+    done = mecha("write", "retry", event.id, "--key", "k-two")
+    assert unknown.code == 1 and "no write with key 'nope'" in unknown.err
+    assert "hint: its writes and their keys" in unknown.err
+    assert done.code == 0, done.err
+    assert f"1 writes of event {event.id} will be tried again" in done.out
+    states = {w.key: w.state for w in store.list_writes(event_id=event.id)}
+    assert states == {"k-one": WriteState.DEAD, "k-two": WriteState.PLANNED}
+    [retried] = [
+        e.detail for e in store.list_timeline(event_id=event.id) if e.step == "write retry"
+    ]
+    assert retried == "comment: tried again by hand: carol (mecha write retry)"
+
+
+def test_event_replay_without_a_server_says_to_start_one(
+    mecha: Mecha, store: SqliteStore, home: Path
+) -> None:
+    event, _ = matched_event(store)
+    config = home / ".mecha" / "config.yml"
+    config.write_text("addr: 127.0.0.1:9\n", encoding="utf-8")
+    done = mecha("event", "replay", event.id[:8])
+    unknown = mecha("event", "replay", "abcdef")
+    assert done.code == 1
+    assert "no mecha server answered at http://127.0.0.1:9/event/" in done.err
+    assert "replayed by the running mecha serve" in done.err
+    assert unknown.code == 1 and 'no event has the id "abcdef"' in unknown.err
+    assert len(store.list_events(limit=10)) == 1
 
 
 # ------------------------------------------------------------------ event show

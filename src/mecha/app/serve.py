@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mecha.app.stores import database, listen_for_nodes, open_prune_store, open_store
+from mecha.app.worker_control import ServeWorkers
 from mecha.app.workers import WorkerRuntime, this_node
 from mecha.config.server_file import API_KEY_HINT, DEFAULT_ADDR, ServerConfig, api_key_problem
 from mecha.config.settings import Settings
@@ -29,6 +30,7 @@ from mecha.config.sources import SourceAuth
 from mecha.duration import parse_duration
 from mecha.engine.dispatcher import DispatchSettings
 from mecha.engine.leases import DEFAULT_LEASE
+from mecha.engine.operator import Operator
 from mecha.engine.pipeline import Pipeline
 from mecha.engine.registry import WorkerRegistry
 from mecha.engine.retention import Pruner
@@ -201,6 +203,16 @@ class Ingest:
         self.pipeline = Pipeline(
             store=self.store, registry=self.registry, writer=self.writer, reads=self.reads,
             tasks=self.workers.dispatcher, events=self.workers.writeback,
+        )  # fmt: skip
+        #: the operator's actions (the dashboard, the action routes)
+        self.operator = Operator(
+            store=self.store, pipeline=self.pipeline, reads=self.reads,
+            submit=self.workers.dispatcher.submit_threadsafe,
+            workers=ServeWorkers(
+                store=self.store, registry=self.registry, dispatcher=self.workers.dispatcher,
+                adapters=self.workers.adapters, writer=self.writer, reads=self.reads,
+                secrets=lambda: self.secrets,
+            ),
         )  # fmt: skip
         self.ticker = Ticker(
             store=self.store, registry=self.registry, receive=self.pipeline.receive,

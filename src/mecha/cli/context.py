@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 #: commands that only read the store: they must not create the folder or the database
 READ_ONLY = frozenset(
     {"worker ls", "worker show", "worker logs", "config", "doctor", "event ls", "event show",
-     "task ls", "task show", "budget"}
+     "event replay", "task ls", "task show", "budget"}
 )  # fmt: skip
 #: loggers that log every request at INFO (httpx: each health probe): shown at DEBUG
 PER_REQUEST_LOGGERS = ("httpx", "httpcore")
@@ -64,6 +64,12 @@ class AppContext:
     def secrets_file(self) -> str:
         """The secrets file as hints name it (``~/.mecha/secrets.yml`` or the real path)."""
         return self.settings.shown(self.settings.secrets_path)
+
+    def who(self, command: str) -> str:
+        """Who runs ``command``, as the timeline records an action by hand:
+        ``alice (mecha task retry)`` (the login name from USER / LOGNAME)."""
+        user = self.environ.get("USER") or self.environ.get("LOGNAME") or "someone"
+        return f"{user} ({command})"
 
     def database(self) -> Database:
         """The database chosen (env, config.yml, secrets.yml); its password masked from now."""

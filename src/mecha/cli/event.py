@@ -1,4 +1,5 @@
-"""``mecha event``: ls, show, send (a signed test delivery to the running server), samples."""
+"""``mecha event``: ls, show, send (a signed test delivery to the running server), replay
+(asks the running server), samples."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import click
 from mecha.cli.context import AppContext, pass_app
 from mecha.cli.display import ID_WIDTH, age, short, timeline_table, writes_table
 from mecha.cli.table import render_table
+from mecha.errors import MechaError
 from mecha.event import Event, EventState, event_json, timestamp
 
 STATES = click.Choice([s.value for s in EventState])
@@ -93,6 +95,9 @@ def _describe(found: Event) -> str:
         f"  state:    {found.state.value}",
         f"  received: {timestamp(found.created_at)}",
     ]
+    if found.attrs.get("replay_of"):
+        by = found.attrs.get("replayed_by") or "someone"
+        lines.append(f"  replay:   of event {found.attrs['replay_of']}, by {by}")
     if found.error:
         lines.append(f"  error:    {found.error}")
     lines.append("attributes:")
@@ -147,6 +152,31 @@ def send(
         raise click.exceptions.Exit(1)
     if isinstance(answer, dict) and answer.get("id"):
         app.echo(f"see what happened: mecha event show {str(answer['id'])[:ID_WIDTH]}")
+
+
+@event.command("replay")
+@click.argument("event_id")
+@click.option("--addr", help="Server host:port (config.yml addr:, else 127.0.0.1:21212).")
+@pass_app
+def replay(app: AppContext, event_id: str, addr: str | None) -> None:
+    """Match EVENT_ID again against today's workers, as a new delivery marked as a replay.
+
+    The running mecha serve does it (POST /event/ID/replay): its workers decide, its
+    forge client fetches what they need, its dispatcher sends the tasks.
+    """
+    from mecha.cli import event_send
+
+    found = app.store().get_event(event_id)  # a mistyped id is told here, by prefix too
+    status, answer = event_send.post_action(
+        app, f"/event/{found.id}/replay", by=app.who("mecha event replay"), addr=addr
+    )
+    if status != 202 or not isinstance(answer, dict):
+        error = answer.get("error", answer) if isinstance(answer, dict) else answer
+        hint = answer.get("hint", "") if isinstance(answer, dict) else ""
+        raise MechaError(f"the server refused the replay ({status}): {error}", hint=hint)
+    made = str(answer.get("id", ""))
+    app.echo(f"replayed event {found.id} as event {made} (delivery {answer.get('delivery_id')})")
+    app.echo(f"see what today's workers did: mecha event show {made[:ID_WIDTH]}")
 
 
 @event.command("samples")

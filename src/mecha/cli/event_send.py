@@ -127,6 +127,31 @@ def send(
     return reply.status_code, answer
 
 
+def post_action(app: AppContext, path: str, *, by: str, addr: str | None) -> tuple[int, Any]:
+    """POST an operator action (``path``) to the running server with its API key and
+    ``{"by": by}``; (HTTP status, answer JSON)."""
+    import httpx
+
+    from mecha.config.settings import load_server_config
+
+    config = load_server_config(app.settings, app.environ)
+    url = f"http://{_connect_to(addr or config.addr or '127.0.0.1:21212')}{path}"
+    headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+    try:
+        reply = httpx.post(url, json={"by": by}, headers=headers, timeout=TIMEOUT)
+    except httpx.HTTPError as exc:
+        raise ServerError(
+            f"no mecha server answered at {url}: {exc}",
+            hint="an event is replayed by the running mecha serve: start it, or point --addr "
+            "at where it listens",
+        ) from None
+    try:
+        answer = reply.json()
+    except ValueError:
+        answer = {"error": reply.text[:500]}
+    return reply.status_code, answer
+
+
 def signed_headers(app: AppContext, sending: Outgoing, *, delivery: str) -> dict[str, str]:
     """The headers to send: a sample's recorded ones, this delivery's id and the signature."""
     made = _headers(

@@ -1,7 +1,9 @@
 """``mecha task``: ls, show, retry, cancel.
 
-Retry and cancel are guarded state changes (``Store.update_tasks``): if `mecha serve`
-moved the task first, nothing changes and the message says where the task is now.
+Retry and cancel are the operator's (``mecha.engine.operator``), as the dashboard's and the
+API's are: guarded state changes, so if `mecha serve` moved the task first, nothing changes
+and the message says where the task is now. The timeline records who: ``by hand: alice
+(mecha task retry)``.
 A running server picks a retried task up within a second (it polls the store).
 """
 
@@ -15,15 +17,12 @@ import click
 from mecha.cli.context import AppContext, pass_app
 from mecha.cli.display import ID_WIDTH, age, excerpt, timeline_table, writes_table
 from mecha.cli.table import render_table
-from mecha.errors import TaskStateError, WorkerNotFound
-from mecha.store import Store, TaskUpdate
-from mecha.task import Task, TaskState, task_json
-from mecha.timeline import Step
+from mecha.errors import WorkerNotFound
+from mecha.store import Store
+from mecha.task import TaskState, task_json
 from mecha.worker.kind import WorkerState
 
 STATES = click.Choice([s.value for s in TaskState])
-RETRYABLE = frozenset({TaskState.FAILED, TaskState.CANCELLED})
-CANCELLABLE = frozenset({TaskState.PENDING, TaskState.RUNNING})
 
 
 @click.group()
@@ -114,15 +113,10 @@ def show_task(app: AppContext, task_id: str, as_json: bool) -> None:
 @pass_app
 def retry(app: AppContext, task_id: str) -> None:
     """Send a failed or cancelled task again, with its attempts reset."""
+    from mecha.engine.operator import Operator
+
     store = app.store()
-    found = store.get_task(task_id)
-    update = TaskUpdate(
-        task_id=found.id, state=TaskState.PENDING, only_from=RETRYABLE, error="",
-        reset_attempts=True, step=Step.REQUEUED, detail="by hand (mecha task retry)",
-    )  # fmt: skip
-    [done] = store.update_tasks([update])
-    if done is None:
-        raise _cannot_retry(store.get_task(found.id))
+    done = Operator(store=store).retry_task(task_id, who=app.who("mecha task retry"))
     app.echo(f"task {done.id} is pending again, attempts reset")
     waiting = _worker_note(store, done.worker)
     app.echo(waiting or "a running mecha serve sends it within a second")
@@ -133,17 +127,13 @@ def retry(app: AppContext, task_id: str) -> None:
 @pass_app
 def cancel(app: AppContext, task_id: str) -> None:
     """Cancel a pending or running task."""
+    from mecha.engine.operator import Operator
+
     store = app.store()
-    found = store.get_task(task_id)
-    update = TaskUpdate(
-        task_id=found.id, state=TaskState.CANCELLED, only_from=CANCELLABLE,
-        step=Step.CANCELLED, detail="by hand (mecha task cancel)",
-    )  # fmt: skip
-    [done] = store.update_tasks([update])
-    if done is None:
-        raise _cannot_cancel(store.get_task(found.id))
-    app.echo(f"cancelled task {done.id} (it was {found.state.value})")
-    if found.state is TaskState.RUNNING:
+    was = store.get_task(task_id).state
+    done = Operator(store=store).cancel_task(task_id, who=app.who("mecha task cancel"))
+    app.echo(f"cancelled task {done.id} (it was {was.value})")
+    if was is TaskState.RUNNING:
         app.echo(
             "a running mecha serve abandons the send under way within a second (it closes "
             "the connection to the worker); whatever the worker answers is not recorded"
@@ -162,28 +152,3 @@ def _worker_note(store: Store, name: str) -> str:
     if worker.state is WorkerState.OFFLINE:
         return f'worker "{name}" is offline: the task waits until mecha worker start {name}'
     return ""
-
-
-def _cannot_retry(now: Task) -> TaskStateError:
-    if now.state is TaskState.PENDING:
-        hint = "it waits to be sent; a running mecha serve sends it within a second"
-    elif now.state is TaskState.RUNNING:
-        hint = f"its worker has it now; wait for the end, or cancel it: mecha task cancel {now.id}"
-    else:
-        hint = "to run its prompt again, send it as a new task (POST /task)"
-    return TaskStateError(
-        f"task {now.id} is {now.state.value}; only failed or cancelled tasks can be retried",
-        hint=hint,
-    )
-
-
-def _cannot_cancel(now: Task) -> TaskStateError:
-    if now.state is TaskState.COMPLETED:
-        hint = "it is done; there is nothing left to cancel"
-    else:
-        hint = f"nothing is running; to send it again: mecha task retry {now.id}"
-    return TaskStateError(
-        f"task {now.id} is already {now.state.value}; only pending or running tasks can "
-        "be cancelled",
-        hint=hint,
-    )

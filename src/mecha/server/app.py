@@ -41,6 +41,7 @@ def serve_app(ingest: Ingest) -> Starlette:
         dispatch_latency=lambda: workers.dispatcher.latency,
         budget_limits=workers.dispatcher.budget_limits,
         container_logs=_container_logs, forge_web=_forge_web(ingest),
+        operator=ingest.operator,
     )  # fmt: skip
     return create_app(state, startup=ingest.startup, shutdown=ingest.shutdown, pages=UI_ROUTES)
 

@@ -100,6 +100,21 @@ class TaskRequestJson(TypedDict):
     context: NotRequired[dict[str, Any]]
 
 
+class ActionRequestJson(TypedDict):
+    """The optional body of an action (``POST /task/{id}/retry`` and the others): who asks,
+    recorded on the timeline as ``<by> via API (<address>)``."""
+
+    by: NotRequired[str]
+
+
+class WritesRetryRequestJson(TypedDict):
+    """The optional body of ``POST /event/{id}/writes/retry``: one write's ledger key (else
+    every failed and dead-lettered write of the event), and who asks."""
+
+    key: NotRequired[str]
+    by: NotRequired[str]
+
+
 class NodeJson(TypedDict):
     """A ``mecha serve`` process sharing the database: its state (alive, stale,
     stopped), seconds since its last heartbeat, and tasks running under it."""

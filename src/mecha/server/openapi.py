@@ -133,7 +133,7 @@ def _body(body: Body, models: _Models) -> dict[str, Any]:
     schema = models.schema(body.model) if body.model is not None else body.schema
     return {
         "description": body.description,
-        "required": True,
+        "required": body.required,
         "content": {media: {"schema": dict(schema or {})} for media in body.media},
     }
 

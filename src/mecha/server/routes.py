@@ -33,10 +33,11 @@ from starlette.routing import Route
 
 from mecha.event import EventJson, EventState
 from mecha.forges.github.webhook import SIGNATURE_HEADER
-from mecha.server import api, budgets_api, docs, tasks_api, workers_api
+from mecha.server import actions_api, api, budgets_api, docs, tasks_api, workers_api
 from mecha.server.api import MAX_LIMIT
 from mecha.server.metrics import metrics
 from mecha.server.models import (
+    ActionRequestJson,
     BudgetLineJson,
     ErrorJson,
     EventDetailJson,
@@ -46,8 +47,10 @@ from mecha.server.models import (
     WebhookReceivedJson,
     WebhookSeenJson,
     WorkerJson,
+    WritesRetryRequestJson,
 )
 from mecha.server.webhooks import receive_webhook
+from mecha.store.records import WriteJson
 from mecha.task import TaskJson, TaskState
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -97,6 +100,8 @@ class Body:
     model: Any = None
     schema: Mapping[str, Any] | None = None
     media: tuple[str, ...] = ("application/json",)
+    #: False: the body may be left out
+    required: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +150,14 @@ LIMIT = Param(
     {"type": "integer", "minimum": 1, "default": 100},
 )  # fmt: skip
 STORE_DOWN = {503: "the store cannot be read"}
+TASK_ID = Param("task_id", "path", "the task's id, or a unique prefix of 6+ characters", TEXT,
+                required=True)  # fmt: skip
+EVENT_ID = Param("event_id", "path", "the event's id, or a unique prefix", TEXT, required=True)
+WORKER = Param("name", "path", "the worker's name", TEXT, required=True)
+WHO = Body("who asks (optional; recorded on the timeline)", ActionRequestJson, required=False)
+ACTION_REFUSALS = {400: "the body is not a JSON object of known fields",
+                   413: "the body is too large", 503: "the store cannot be used, or this "
+                   "server takes no actions"}  # fmt: skip
 
 # fmt: off
 API_ROUTES: tuple[ApiRoute, ...] = (
@@ -242,6 +255,54 @@ API_ROUTES: tuple[ApiRoute, ...] = (
          **refusals({404: "no budget applies to that worker", **STORE_DOWN})},
         params=(Param("worker", "query", "only this worker's lines", TEXT),),
         tag="workers",
+    ),
+    ApiRoute(
+        "POST", "/task/{task_id}/retry", actions_api.retry_task, "Retry a task", Auth.KEY,
+        {200: Answer("the task, pending again with its attempts reset", TaskJson),
+         **refusals({404: "no such task", 409: "the task is not failed or cancelled",
+                     **ACTION_REFUSALS})},
+        params=(TASK_ID,), body=WHO, tag="actions",
+    ),
+    ApiRoute(
+        "POST", "/task/{task_id}/cancel", actions_api.cancel_task, "Cancel a task", Auth.KEY,
+        {200: Answer("the task, cancelled (a send under way is abandoned)", TaskJson),
+         **refusals({404: "no such task", 409: "the task is not pending or running",
+                     **ACTION_REFUSALS})},
+        params=(TASK_ID,), body=WHO, tag="actions",
+    ),
+    ApiRoute(
+        "POST", "/event/{event_id}/replay", actions_api.replay_event, "Replay an event",
+        Auth.KEY,
+        {202: Answer("the new event: a new delivery marked as a replay, matched against "
+                     "today's workers", EventJson,
+                     headers={"Location": "the new event's URL (/event/{id})"}),
+         **refusals({404: "no such event", **ACTION_REFUSALS})},
+        params=(EVENT_ID,), body=WHO, tag="actions",
+    ),
+    ApiRoute(
+        "POST", "/event/{event_id}/writes/retry", actions_api.retry_writes,
+        "Retry failed writes", Auth.KEY,
+        {200: Answer("the writes planned again", list[WriteJson]),
+         **refusals({404: "no such event, or no write with that key",
+                     409: "no failed or dead-lettered write to retry", **ACTION_REFUSALS})},
+        params=(EVENT_ID,),
+        body=Body("one write's key, and who asks (both optional)", WritesRetryRequestJson,
+                  required=False),
+        tag="actions",
+    ),
+    ApiRoute(
+        "POST", "/worker/{name}/start", actions_api.start_worker, "Start a worker", Auth.KEY,
+        {200: Answer("the worker after starting", WorkerJson),
+         **refusals({404: "no such worker", 409: "this kind or state cannot be started here",
+                     502: "its health check or its container failed", **ACTION_REFUSALS})},
+        params=(WORKER,), body=WHO, tag="actions",
+    ),
+    ApiRoute(
+        "POST", "/worker/{name}/stop", actions_api.stop_worker, "Stop a worker", Auth.KEY,
+        {200: Answer("the worker after stopping", WorkerJson),
+         **refusals({404: "no such worker", 409: "this kind or state cannot be stopped here",
+                     502: "its container could not be removed", **ACTION_REFUSALS})},
+        params=(WORKER,), body=WHO, tag="actions",
     ),
     ApiRoute(
         "GET", "/openapi.json", docs.openapi_json, "This document", Auth.OPEN,

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
@@ -18,6 +18,7 @@ from mecha.redaction import Redactor, Redacts
 if TYPE_CHECKING:
     from mecha.budget import BudgetLimit
     from mecha.engine.histogram import Histogram
+    from mecha.engine.operator import Operator
     from mecha.engine.pipeline import Pipeline
     from mecha.forges.sources import SourceHandler
     from mecha.store import Store, WorkerRecord
@@ -58,7 +59,7 @@ class AppState:
     #: each forge's web address (the dashboard links to what a write made)
     forge_web: Mapping[str, str] = field(default_factory=dict)
     #: the operator's actions (retry, cancel, replay, start, stop); None: not offered
-    operator: Any = None
+    operator: Operator | None = None
 
 
 def error_response(status: int, message: str, hint: str = "") -> JSONResponse:

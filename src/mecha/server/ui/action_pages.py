@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from mecha.errors import MechaError
+from mecha.server.actions_api import status_of
 from mecha.server.api import store_call
 from mecha.server.ui.access import Page, action, page, refused_page
 from mecha.server.ui.render import SECURITY_HEADERS, render
@@ -81,8 +82,7 @@ async def act(request: Request, current: Page, form: Mapping[str, str]) -> Respo
     try:
         result = await _perform(state, name, target, form.get("key", ""), current.who)
     except MechaError as exc:
-        status = 404 if "not found" in exc.message or "no event" in exc.message else 409
-        return refused_page(state, status, exc.message, exc.hint or "Go back.")
+        return refused_page(state, status_of(exc), exc.message, exc.hint or "Go back.")
     if isinstance(result, Response):
         return refused_page(state, 503, "The store cannot be read right now.", "Try again.")
     if name == "event-replay" and hasattr(result, "id"):
