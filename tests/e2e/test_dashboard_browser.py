@@ -238,7 +238,9 @@ def test_with_a_key_the_pages_need_the_login_and_actions_their_token(
     driver.get(f"{keyed.url}/ui/tasks/{task}")
     driver.find_element(By.CSS_SELECTOR, "button[data-action=task-cancel]").click()
     wait_for(driver, "#confirm")
-    driver.execute_script("document.querySelector('input[name=csrf]').remove();")
+    driver.execute_script(
+        "document.querySelector('form[action=\"/ui/act\"] input[name=csrf]').remove();"
+    )
     driver.find_element(By.ID, "confirm").click()
     wait_text(driver, "#message", "no valid CSRF token")
     shown = httpx.get(f"{keyed.url}/task/{task}", headers={"X-API-Key": KEY}).json()

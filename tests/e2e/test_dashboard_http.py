@@ -237,3 +237,16 @@ def test_the_stream_says_what_changed(open_serve: ServeProcess) -> None:
             if line.startswith("data:") and new_id in line:
                 break
             assert time.monotonic() < deadline, "the new event never came"
+
+
+def test_an_action_from_another_origin_is_refused(open_serve: ServeProcess) -> None:
+    """A cross-site form (or a page whose Origin is hidden: "null") cannot act, even with
+    a token; from this server it can (the refusal is the task's state, not the origin)."""
+    with httpx.Client(base_url=open_serve.url) as client:
+        page = client.get("/ui/confirm", params={"action": "task-retry", "id": "nope"})
+        form = {"csrf": csrf_of(page.text), "action": "task-retry", "id": "nope"}
+        for origin in ("https://evil.example", "null"):
+            answer = client.post("/ui/act", data=form, headers={"Origin": origin})
+            assert answer.status_code == 403 and "CSRF" in answer.text, origin
+        same = client.post("/ui/act", data=form, headers={"Origin": open_serve.url})
+        assert same.status_code == 404 and "nope" in same.text

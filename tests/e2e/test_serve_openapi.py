@@ -142,7 +142,7 @@ def test_every_answer_is_as_the_document_says(server: Server) -> None:
 def test_each_route_asks_for_the_key_exactly_when_the_document_says(
     server: Server, route: Any
 ) -> None:
-    path = route.path.format(source="github", event_id="x", task_id="x")
+    path = route.path.format(source="github", event_id="x", task_id="x", name="x")
     answer = httpx.request(route.method, f"{server.url}{path}", content=b"{}", timeout=30)
     if route.auth is Auth.KEY:
         assert answer.status_code == 401

@@ -27,7 +27,7 @@ SECURITY_HEADERS = {
         "base-uri 'none'"
     ),
     "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
+    "referrer-policy": "same-origin",  # no-referrer would make a form post's Origin "null"
     "x-frame-options": "DENY",
     "cache-control": "no-store",
 }
