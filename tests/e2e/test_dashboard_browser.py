@@ -17,11 +17,13 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from mecha.testing.browser import csp_violations, screenshot
+from mecha.testing.forge.api import ForgeEmulator
 from mecha.testing.instant_worker import InstantWorker
 from mecha.testing.serve_process import ServeProcess
 from tests.browsers import open_chromium
 from tests.e2e.dispatching import endpoint_worker
 from tests.e2e.serving import make_home, post_github, pr_payload
+from tests.e2e.writing import BASE, FAST_WRITES, GITHUB_TOKEN, HEAD, writes_settled
 
 KEY = "browser-test-key-0123456789abcdef"
 #: every wait's deadline (a busy machine is slow, never this slow)
@@ -250,3 +252,66 @@ def test_with_a_key_the_pages_need_the_login_and_actions_their_token(
     _press(driver, "task-cancel")
     wait_text(driver, ".notice", "is cancelled")
     assert "by hand: alice (dashboard, 127.0.0.1)" in text_of(driver, "#timeline")
+
+
+@pytest.fixture(scope="module")
+def forged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServeProcess, str]]:
+    """A serve writing to the GitHub emulator: the comment is made, the labels refused once
+    (a failed write, to retry). Yields the serve and the event's id."""
+    root = tmp_path_factory.mktemp("forged")
+    with ForgeEmulator(github_token=GITHUB_TOKEN) as forge, InstantWorker() as worker:
+        home = make_home(root, config=FAST_WRITES, github_token=GITHUB_TOKEN)
+        forge.add_pull("octo", "app", 7, base_sha=BASE, head_sha=HEAD)
+        forge.fail("/github/repos/octo/app/issues/7/labels$", 422, method="POST", times=1)
+        worker.set(result=RESULT)
+        endpoint_worker(home, "reviewer", worker.url, extra=POLICY)
+        serve = ServeProcess(home, env={"GITHUB_API_URL": forge.github_url})
+        try:
+            event = post_github(serve.url, pr_payload(number=7)).json()["id"]
+            shown = writes_settled(serve.url, event, timeout=DEADLINE)
+            assert sorted(w["state"] for w in shown["writes"]) == ["done", "failed"]
+            yield serve, event
+        finally:
+            serve.stop()
+
+
+def test_a_failed_write_retried_from_its_page(
+    forged: tuple[ServeProcess, str], driver: WebDriver, shots: Path
+) -> None:
+    serve, event = forged
+    driver.get(f"{serve.url}/ui/events/{event}")
+    wait_for(driver, "#matches")
+    link = driver.find_element(By.LINK_TEXT, "open ↗").get_attribute("href") or ""
+    assert "/octo/app/pull/7#issuecomment-" in link  # the comment on the forge
+    driver.get(serve.url + "/ui/writes")
+    wait_text(driver, "#writes", "labels +bug")
+    screenshot(driver, "writes", folder=shots)
+    _press(driver, "write-retry")
+    wait_text(driver, ".notice", "will be tried again")
+    # write changes are not in the live stream (events and tasks are): reload until made
+    WebDriverWait(driver, DEADLINE, poll_frequency=0.5).until(
+        lambda d: d.refresh() or "No failed or dead-lettered writes." in text_of(d, "#writes")
+    )
+    shown = writes_settled(serve.url, event, timeout=DEADLINE)
+    assert sorted(w["state"] for w in shown["writes"]) == ["done", "done"]
+    retried = [s["detail"] for s in shown["timeline"] if s["step"] == "write retry"]
+    assert retried == ["labels: tried again by hand: dashboard user (dashboard, 127.0.0.1)"]
+
+
+def test_replay_and_worker_stop_start(forged: tuple[ServeProcess, str], driver: WebDriver) -> None:
+    serve, event = forged
+    driver.get(f"{serve.url}/ui/events/{event}")
+    wait_for(driver, "#matches")
+    _press(driver, "event-replay")
+    wait_text(driver, ".notice", "was replayed as a new event")
+    assert event not in driver.current_url
+    wait_text(driver, "main", f"replay of {event} by dashboard user")
+    assert event in text_of(driver, "table.attrs")  # replay_of
+    driver.get(serve.url + "/ui/workers")
+    wait_for(driver, "#worker-reviewer")
+    _press(driver, "worker-stop")
+    wait_text(driver, ".notice", "Worker reviewer is stopped.")
+    wait_text(driver, "#worker-reviewer", "offline")
+    _press(driver, "worker-start")
+    wait_text(driver, ".notice", "Worker reviewer is starting.")
+    wait_text(driver, "#worker-reviewer", "online")

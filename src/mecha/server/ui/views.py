@@ -88,7 +88,7 @@ def web_base(forge: str, api_url: str) -> str:
 def write_summary(record: WriteRecord) -> str:
     """What a write does, in a few words."""
     write = record.write
-    if write.action == "label":
+    if write.action == "labels":
         parts = [f"+{name}" for name in write.add] + [f"-{name}" for name in write.remove]
         return "labels " + " ".join(parts)
     if write.action == "status":
