@@ -33,6 +33,12 @@ _FAILED_WRITES = "state IN ('failed', 'dead-letter')"
 UPDATED_AT = {"events": 9, "tasks": 10}
 
 
+#: ``list_tasks``'s keyset cursor: tasks after the one of this (created_at, id) in the list's
+#: order (created_at, then ``tie``: the rowid or seq, the order they were made in). A task
+#: gone since (pruned) stands for the first made at its time
+BEFORE = "(created_at, {tie}) < ({mark}, coalesce((SELECT {tie} FROM tasks WHERE id = {mark}), 0))"
+
+
 def like_text(text: str) -> str:
     """``text`` for a LIKE pattern (escape ``\\``): its ``%`` and ``_`` match themselves."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

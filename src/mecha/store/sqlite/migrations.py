@@ -301,7 +301,8 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX events_subject_page ON events (subject, created_at, id)",
             "CREATE INDEX matches_worker ON event_matches (worker, event_at, event_id) "
             "WHERE task_id <> ''",
-            "CREATE INDEX tasks_page ON tasks (created_at, id)",
+            # the tasks page: newest first, ties as made (the rowid ends every index)
+            "CREATE INDEX tasks_page ON tasks (created_at)",
             # live updates: what changed after a time
             "CREATE INDEX events_changed ON events (updated_at, id)",
             "CREATE INDEX tasks_changed ON tasks (updated_at, id)",
