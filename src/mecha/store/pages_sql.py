@@ -105,12 +105,13 @@ def changed_sql(table: str, columns: str, mark: str) -> tuple[str, str]:
     )
 
 
-def failed_writes_sql(columns: str, mark: str, *, paged: bool) -> str:
+def failed_writes_sql(columns: str, mark: str, *, paged: bool, hint: str = "") -> str:
     """Failed and dead-lettered writes, newest first by (updated_at, key): the partial
-    index ``writes_failed`` holds just those."""
+    index ``writes_failed`` holds just those. ``hint``: SQLite's ``INDEXED BY`` it (left
+    to itself, it may read both states through ``writes_due`` and sort them)."""
     after = f"AND (updated_at, key) < ({mark}, {mark}) " if paged else ""
     return (
-        f"SELECT {columns} FROM writes WHERE {_FAILED_WRITES} {after}"  # noqa: S608
+        f"SELECT {columns} FROM writes {hint} WHERE {_FAILED_WRITES} {after}"  # noqa: S608
         f"ORDER BY updated_at DESC, key DESC LIMIT {mark}"
     )
 
@@ -134,7 +135,7 @@ def figures_sql(mark: str, extra: str = "") -> str:
             (SELECT count(*) {of} 'completed' AND finished_at >= {mark}),
             (SELECT count(*) {of} 'failed' AND finished_at >= {mark}),
             (SELECT error {of} 'failed' ORDER BY finished_at DESC LIMIT 1){extra}
-        FROM w WHERE w.worker IS NOT NULL ORDER BY w.worker
+        FROM w WHERE w.worker IS NOT NULL
     """  # noqa: S608  (constant text; values are marks)
 
 

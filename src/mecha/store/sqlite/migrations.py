@@ -294,8 +294,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE event_matches ADD COLUMN event_at REAL NOT NULL DEFAULT 0",
             "UPDATE event_matches SET event_at = coalesce("
             "(SELECT created_at FROM events WHERE events.id = event_matches.event_id), 0)",
-            # pages newest first by (created_at, id), whole or by state, source or repository
-            "CREATE INDEX events_page ON events (created_at, id)",
+            # pages newest first by (created_at, id), whole or by state, source or repository.
+            # events_page holds the searched columns too: a search reads the index (~15 MB
+            # for 100,000 events), not the rows with their bodies (~40 times more)
+            "CREATE INDEX events_page "
+            "ON events (created_at, id, type, actor, subject, delivery_id, title)",
             "CREATE INDEX events_state_page ON events (state, created_at, id)",
             "CREATE INDEX events_source_page ON events (source, created_at, id)",
             "CREATE INDEX events_subject_page ON events (subject, created_at, id)",

@@ -46,7 +46,9 @@ class PagesMixin(SqliteParts):
         self, *, limit: int = 50, before: tuple[float, str] | None = None
     ) -> list[WriteRecord]:
         """See Store.failed_writes."""
-        sql = failed_writes_sql(WRITE_COLUMNS, "?", paged=before is not None)
+        sql = failed_writes_sql(
+            WRITE_COLUMNS, "?", paged=before is not None, hint="INDEXED BY writes_failed"
+        )
         params = [*(before or ()), limit]
         with self._use("listing failed writes") as conn:
             return [write_from_row(row) for row in conn.execute(sql, params)]
