@@ -29,6 +29,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +105,7 @@ def _writes(store: Store, tasks: list[tuple[str, str]]) -> None:
                          for n, r in enumerate(records) if n % 10])  # fmt: skip
 
 
-def later_states(execute: Callable[[str, tuple[Any, ...]], None], mark: str, now: float) -> None:
+def later_states(execute: Callable[[str, tuple[Any, ...]], object], mark: str, now: float) -> None:
     """Most tasks completed (a minute after arriving), one in eight of lint's failed, the
     last hour's pending or running; the events follow. (``mark``: ``?`` or ``%s``.)"""
     hour = now - 3600
@@ -168,7 +169,7 @@ def run(label: str, store: Store, raw: Callable[[str, tuple[Any, ...]], list[Any
     now = time.time()
     begin = time.perf_counter()
     fill(store, args.events, now)
-    later_states(lambda sql, params: raw(sql, params) and None, mark, now)
+    later_states(raw, mark, now)
     filled = time.perf_counter() - begin
     middle = "SELECT created_at, id FROM events ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET ?"
     [deep] = raw(middle.replace("?", mark), (args.events // 2,))
@@ -179,8 +180,8 @@ def run(label: str, store: Store, raw: Callable[[str, tuple[Any, ...]], list[Any
     for name, case in cases(store, deep, now):
         if isinstance(case, EventQuery):
             query = case
-            call: Callable[[], Any] = lambda query=query: store.event_page(query)  # noqa: E731
-            sql, params = page_sql(query, mark, like="LIKE" if mark == "?" else "ILIKE")
+            call: Callable[[], Any] = partial(store.event_page, query)
+            sql, params = page_sql(query, mark)
             plan = raw(f"{explain} {sql}", tuple(params))
             plans.append((name, [" ".join(str(c) for c in row[-1:]) for row in plan]))
         else:

@@ -39,8 +39,8 @@ class PagesMixin(PostgresParts):
     """PostgresStore's dashboard reads; the class provides ``_use``."""
 
     def event_page(self, query: EventQuery) -> list[EventRow]:
-        """See Store.event_page (ILIKE: case-insensitive by the database's locale)."""
-        sql, params = page_sql(query, "%s", like="ILIKE")
+        """See Store.event_page."""
+        sql, params = page_sql(query, "%s")
         with self._use("reading a page of events") as conn:
             events = [page_event(row) for row in conn.execute(sql, params)]
             return _with_workers(conn, events)

@@ -36,8 +36,8 @@ class PagesMixin(SqliteParts):
     """SqliteStore's dashboard reads; the class provides ``_use``."""
 
     def event_page(self, query: EventQuery) -> list[EventRow]:
-        """See Store.event_page (SQLite's LIKE: case-insensitive for ASCII letters)."""
-        sql, params = page_sql(query, "?", like="LIKE")
+        """See Store.event_page."""
+        sql, params = page_sql(query, "?")
         with self._use("reading a page of events") as conn:
             events = [page_event(row) for row in conn.execute(sql, params)]
             return _with_workers(conn, events)
