@@ -218,9 +218,10 @@ def test_the_id_is_searched_from_its_start_only(store: AnyStore) -> None:
 
 
 def test_a_title_learned_later_is_shown_and_searched(store: AnyStore) -> None:
-    first = event(1, 1.0, attrs={"number": 3})
+    first = event(1, 1.0, attrs={"number": 3, "title": "As delivered"})
     put(store, (first, None))
     assert store.event_page(EventQuery(search="hydrated")) == []
+    assert ids(store.event_page(EventQuery(search="as delivered"))) == [first.id]
     hydrated = outcome(first, ["review"])
     store.record_outcomes([EventOutcome(
         event_id=first.id, state=hydrated.state, decisions=hydrated.decisions,
@@ -229,5 +230,7 @@ def test_a_title_learned_later_is_shown_and_searched(store: AnyStore) -> None:
     [row] = store.event_page(EventQuery(search="HYDRATED"))
     assert row.event.attrs == {"number": 3, "title": "Hydrated title"}
     assert row.event.updated_at > row.event.created_at
+    assert store.event_page(EventQuery(search="as delivered")) == []  # the old title is gone
+    assert ids(store.event_page(EventQuery(search="MONA"))) == [first.id]  # the rest is kept
     # the worker's events are paged by the event's arrival, not the decision's time
     assert ids(store.event_page(EventQuery(worker="review", until=2.0))) == [first.id]
