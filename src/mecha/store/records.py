@@ -233,7 +233,7 @@ class EventQuery:
     #: text found, whatever its case (Python's ``lower`` folds both), at the start of the
     #: id or anywhere in the type, actor, subject, delivery id or ``title`` attribute; plain
     #: text (``%`` and ``_`` are no wildcards). A search reads every row it passes
-    #: (~40 ms for 100,000 events that hold no match)
+    #: (100,000 events without a match: ~30 ms on SQLite, ~70 ms on PostgreSQL)
     search: str = ""
     #: the (created_at, id) of the last row shown: the page starts after it (newest first)
     before: tuple[float, str] | None = None
