@@ -174,9 +174,9 @@ class Store(Protocol):
         limit: int = 100,
         before: tuple[float, str] | None = None,
     ) -> list[Task]:
-        """Tasks newest first by (created_at, id), optionally of one event, in one state or
-        for one worker; with ``before`` (the created_at and id of the last task shown), only
-        those after it in that order (keyset paging)."""
+        """Tasks newest first (ties in the order they were made, latest first), optionally
+        of one event, in one state or for one worker; with ``before`` (the created_at and
+        id of the last task shown), only those after it in that order (keyset paging)."""
         ...
 
     def get_task(self, task_id: str) -> Task:

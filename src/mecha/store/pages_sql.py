@@ -5,8 +5,11 @@
 Every page is read newest first through an index whose last columns are the order's
 (created_at, id), with the keyset cursor ``(created_at, id) < (?, ?)``: a page deep in
 costs what the first does. Migration 12 made those indexes, the ``title`` column of
-events (the search reads it without parsing JSON) and ``event_at`` of event_matches (the
-event's created_at, so a worker's events are paged through ``matches_worker`` alone).
+events (a page shows it without parsing JSON), ``search_text`` (what a search reads: one
+column, lowercased when stored, compared as plain text; SQLite keeps it in the index
+``events_page`` too, so a search that finds little reads the index, not the rows), and
+``event_at`` of event_matches (the event's created_at: a worker's events are paged
+through ``matches_worker`` alone).
 """
 
 from __future__ import annotations
@@ -25,22 +28,29 @@ PAGE_COLUMNS = (
     "e.id, e.source, e.delivery_id, e.type, e.actor, e.subject, e.state, e.error, "
     "e.created_at, e.updated_at, e.number, e.title"
 )
-#: the columns of a search: the id is matched from its start, the others anywhere
-SEARCHED = ("e.type", "e.actor", "e.subject", "e.delivery_id", "e.title")
+#: a search, by dialect: the id from its start, and text anywhere in ``search_text`` (the
+#: type, actor, subject, delivery id and title, lowercased: ``search_text()``); plain
+#: text compared, so ``%`` and ``_`` are no wildcards
+SEARCH = {
+    "?": ("instr(e.id, {mark}) = 1", "instr(e.search_text, {mark}) > 0"),
+    "%s": ("strpos(e.id, {mark}) = 1", "strpos(e.search_text, {mark}) > 0"),
+}
 _FAILED_WRITES = "state IN ('failed', 'dead-letter')"
 #: where a row of ``changed_sql`` has its updated_at: events (``PAGE_COLUMNS``), tasks
 #: (``common.TASK_COLUMNS``)
 UPDATED_AT = {"events": 9, "tasks": 10}
 
 
-def like_text(text: str) -> str:
-    """``text`` for a LIKE pattern (escape ``\\``): its ``%`` and ``_`` match themselves."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+#: ``list_tasks``'s keyset cursor: tasks after the one of this (created_at, id) in the list's
+#: order (created_at, then ``tie``: the rowid or seq, the order they were made in). A task
+#: gone since (pruned) stands for the first made at its time
+BEFORE = "(created_at, {tie}) < ({mark}, coalesce((SELECT {tie} FROM tasks WHERE id = {mark}), 0))"
 
 
-def page_sql(query: EventQuery, mark: str, *, like: str) -> tuple[str, list[Any]]:
-    """The statement of one page of events and its parameters. ``like`` is the dialect's
-    case-insensitive LIKE (SQLite's ``LIKE``, PostgreSQL's ``ILIKE``)."""
+def page_sql(query: EventQuery, mark: str) -> tuple[str, list[Any]]:
+    """The statement of one page of events and its parameters (``mark``: ``?`` for SQLite,
+    ``%s`` for PostgreSQL)."""
+    prefix, within = SEARCH[mark]
     where: list[str] = []
     params: list[Any] = []
     if query.worker:
@@ -67,10 +77,10 @@ def page_sql(query: EventQuery, mark: str, *, like: str) -> tuple[str, list[Any]
         where.append(f"({at}, {key}) < ({mark}, {mark})")
         params += [query.before[0], query.before[1]]
     if query.search:
-        text = like_text(query.search)
-        anywhere = [f"{column} {like} {mark} ESCAPE '\\'" for column in SEARCHED]
-        where.append(f"(e.id {like} {mark} ESCAPE '\\' OR {' OR '.join(anywhere)})")
-        params += [f"{text}%", *[f"%{text}%"] * len(SEARCHED)]
+        # the id from its start (ids are lowercase hex), the rest anywhere in search_text
+        text = query.search.lower()
+        where.append(f"({prefix.format(mark=mark)} OR {within.format(mark=mark)})")
+        params += [text, text]
     sql = (
         f"SELECT {PAGE_COLUMNS} FROM {source} "  # noqa: S608  (constant text; values are marks)
         f"{'WHERE ' + ' AND '.join(where) if where else ''} "
@@ -99,12 +109,13 @@ def changed_sql(table: str, columns: str, mark: str) -> tuple[str, str]:
     )
 
 
-def failed_writes_sql(columns: str, mark: str, *, paged: bool) -> str:
+def failed_writes_sql(columns: str, mark: str, *, paged: bool, hint: str = "") -> str:
     """Failed and dead-lettered writes, newest first by (updated_at, key): the partial
-    index ``writes_failed`` holds just those."""
+    index ``writes_failed`` holds just those. ``hint``: SQLite's ``INDEXED BY`` it (left
+    to itself, it may read both states through ``writes_due`` and sort them)."""
     after = f"AND (updated_at, key) < ({mark}, {mark}) " if paged else ""
     return (
-        f"SELECT {columns} FROM writes WHERE {_FAILED_WRITES} {after}"  # noqa: S608
+        f"SELECT {columns} FROM writes {hint} WHERE {_FAILED_WRITES} {after}"  # noqa: S608
         f"ORDER BY updated_at DESC, key DESC LIMIT {mark}"
     )
 
@@ -128,7 +139,7 @@ def figures_sql(mark: str, extra: str = "") -> str:
             (SELECT count(*) {of} 'completed' AND finished_at >= {mark}),
             (SELECT count(*) {of} 'failed' AND finished_at >= {mark}),
             (SELECT error {of} 'failed' ORDER BY finished_at DESC LIMIT 1){extra}
-        FROM w WHERE w.worker IS NOT NULL ORDER BY w.worker
+        FROM w WHERE w.worker IS NOT NULL
     """  # noqa: S608  (constant text; values are marks)
 
 
@@ -196,3 +207,15 @@ def title_of(attrs: Mapping[str, Any]) -> str:
     """The ``title`` column of an event: its ``title`` attribute if that is text, else ""."""
     title = attrs.get("title")
     return title if isinstance(title, str) else ""
+
+
+def search_text(type_: str, actor: str, subject: str, delivery_id: str, title: str) -> str:
+    """The ``search_text`` column of an event: the searched fields, one a line, lowercased
+    here (Python's ``lower``, so the three stores fold case alike)."""
+    return "\n".join((type_, actor, subject, delivery_id, title)).lower()
+
+
+def shown_columns(event: Event, attrs: Mapping[str, Any]) -> tuple[str, str]:
+    """The ``title`` and ``search_text`` columns of ``event`` with the attributes ``attrs``."""
+    title = title_of(attrs)
+    return title, search_text(event.type, event.actor, event.subject, event.delivery_id, title)

@@ -32,7 +32,7 @@ from mecha.store.common import (
 )
 from mecha.store.flow import new_task
 from mecha.store.flow_sql import apply_flow
-from mecha.store.pages_sql import title_of
+from mecha.store.pages_sql import search_text, shown_columns, title_of
 from mecha.store.postgres.ids import rows_by_id
 from mecha.store.postgres.parts import Conn, insert_rows
 from mecha.store.postgres.tasks import add_timeline, ended_flows, insert_tasks
@@ -45,9 +45,9 @@ _EVENT_COLUMNS = (
 )
 _INSERT_EVENT = (
     "INSERT INTO events (id, source, delivery_id, type, actor, subject, attrs, headers, raw, "
-    "raw_encoding, state, error, created_at, updated_at, number, head_sha, title)"
+    "raw_encoding, state, error, created_at, updated_at, number, head_sha, title, search_text)"
 )
-_EVENT_MARKS = "%s, %s, %s, %s, %s, %s, %s, %s, %b, %s, %s, %s, %s, %s, %s, %s, %s"
+_EVENT_MARKS = "%s, %s, %s, %s, %s, %s, %s, %s, %b, %s, %s, %s, %s, %s, %s, %s, %s, %s"
 _INSERT_MATCH = (
     "INSERT INTO event_matches (event_id, worker, outcome, rule, reason, task_id, created_at, "
     "event_at)"
@@ -68,7 +68,7 @@ def _event_row(arrival: Arrival) -> tuple[Any, ...]:
         event.id, event.source, event.delivery_id, event.type, event.actor, event.subject,
         json_text(dict(event.attrs)), json_text(dict(event.headers)), raw, encoding,
         state.value, error, event.created_at, event.updated_at, *pull_columns(event.attrs),
-        title_of(event.attrs),
+        *shown_columns(event, event.attrs),
     )  # fmt: skip
 
 
@@ -182,9 +182,9 @@ def record_outcomes(conn: Conn, outcomes: Sequence[EventOutcome], now: float) ->
         else:
             conn.execute(
                 "UPDATE events SET state = %s, error = %s, attrs = %s, title = %s, "
-                "updated_at = %s WHERE id = %s",
+                "search_text = %s, updated_at = %s WHERE id = %s",
                 (outcome.state.value, outcome.error, json_text(outcome.attrs),
-                 title_of(outcome.attrs), now, outcome.event_id),
+                 *_shown(conn, outcome.event_id, outcome.attrs), now, outcome.event_id),
             )  # fmt: skip
         created.append(tasks)
     # after the events' own state: a task born superseded may end its event
@@ -235,6 +235,18 @@ def _match_rows(outcome: EventOutcome, tasks: Sequence[Task], now: float) -> lis
          now, outcome.event_id)
         for d in outcome.decisions
     ]  # fmt: skip
+
+
+def _shown(conn: Conn, event_id: str, attrs: dict[str, Any]) -> tuple[str, str]:
+    """The ``title`` and ``search_text`` columns of an event whose attributes become
+    ``attrs`` (hydration)."""
+    row = conn.execute(
+        "SELECT type, actor, subject, delivery_id FROM events WHERE id = %s", (event_id,)
+    ).fetchone()
+    if row is None:
+        return title_of(attrs), ""
+    type_, actor, subject, delivery_id = row
+    return title_of(attrs), search_text(type_, actor, subject, delivery_id, title_of(attrs))
 
 
 def list_matches(conn: Conn, event_id: str) -> list[MatchRecord]:

@@ -282,6 +282,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE events ADD COLUMN title text NOT NULL DEFAULT ''",
             "UPDATE events SET title = attrs ->> 'title' "
             "WHERE json_typeof(attrs -> 'title') = 'string'",
+            # what a search reads: those fields, one a line, lowercased (by Python's lower
+            # from now on; PostgreSQL's for the events before)
+            "ALTER TABLE events ADD COLUMN search_text text NOT NULL DEFAULT ''",
+            "UPDATE events SET search_text = lower(type || E'\\n' || actor || E'\\n' || "
+            "subject || E'\\n' || delivery_id || E'\\n' || title)",
             # the decision's event's created_at: a worker's events paged by an index alone
             "ALTER TABLE event_matches ADD COLUMN event_at double precision NOT NULL DEFAULT 0",
             "UPDATE event_matches SET event_at = coalesce("
@@ -293,7 +298,8 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX events_subject_page ON events (subject, created_at, id)",
             "CREATE INDEX matches_worker ON event_matches (worker, event_at, event_id) "
             "WHERE task_id <> ''",
-            "CREATE INDEX tasks_page ON tasks (created_at, id)",
+            # the tasks page: newest first, ties as made
+            "CREATE INDEX tasks_page ON tasks (created_at, seq)",
             # live updates: what changed after a time
             "CREATE INDEX events_changed ON events (updated_at, id)",
             "CREATE INDEX tasks_changed ON tasks (updated_at, id)",

@@ -1,10 +1,17 @@
 """The dashboard's reads in PostgreSQL: ``PagesMixin`` gives PostgresStore ``event_page``,
 ``failed_writes``, ``worker_figures`` and ``recent_changes`` (the statements are
 ``mecha.store.pages_sql``'s, shared with SQLite; the percentiles are PostgreSQL's
-``percentile_cont``)."""
+``percentile_cont``).
+
+Each call is one read-only transaction (its statements see one snapshot) without JIT:
+the planner prices the figures' correlated subqueries high enough to compile them, ~300
+ms of compiling for a statement that runs in 3 (``bench/store_pages.py``).
+"""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from mecha.event import Event
@@ -35,13 +42,22 @@ _PERCENTILES = """,
 _FIGURES = figures_sql("%s", _PERCENTILES)
 
 
+@contextlib.contextmanager
+def _reading(conn: Conn) -> Iterator[Conn]:
+    """One read-only transaction on ``conn``, without JIT compiling."""
+    with conn.transaction():
+        conn.execute("SET TRANSACTION READ ONLY")
+        conn.execute("SET LOCAL jit = off")
+        yield conn
+
+
 class PagesMixin(PostgresParts):
     """PostgresStore's dashboard reads; the class provides ``_use``."""
 
     def event_page(self, query: EventQuery) -> list[EventRow]:
-        """See Store.event_page (ILIKE: case-insensitive by the database's locale)."""
-        sql, params = page_sql(query, "%s", like="ILIKE")
-        with self._use("reading a page of events") as conn:
+        """See Store.event_page."""
+        sql, params = page_sql(query, "%s")
+        with self._use("reading a page of events") as pooled, _reading(pooled) as conn:
             events = [page_event(row) for row in conn.execute(sql, params)]
             return _with_workers(conn, events)
 
@@ -51,12 +67,12 @@ class PagesMixin(PostgresParts):
         """See Store.failed_writes."""
         sql = failed_writes_sql(WRITE_COLUMNS, "%s", paged=before is not None)
         params = [*(before or ()), limit]
-        with self._use("listing failed writes") as conn:
+        with self._use("listing failed writes") as pooled, _reading(pooled) as conn:
             return [write_from_row(row) for row in conn.execute(sql, params)]
 
     def worker_figures(self, *, since: float) -> dict[str, WorkerFigures]:
         """See Store.worker_figures."""
-        with self._use("reading worker figures") as conn:
+        with self._use("reading worker figures") as pooled, _reading(pooled) as conn:
             rows = conn.execute(_FIGURES, (since, since, since)).fetchall()
         return {
             row[0]: figures(row, p50=row[6] and row[6][0], p95=row[6] and row[6][1]) for row in rows
@@ -66,7 +82,7 @@ class PagesMixin(PostgresParts):
         self, *, after: float, limit: int = 200
     ) -> tuple[list[EventRow], list[Task]]:
         """See Store.recent_changes."""
-        with self._use("reading recent changes") as conn:
+        with self._use("reading recent changes") as pooled, _reading(pooled) as conn:
             changed = _changed(conn, _EVENTS_CHANGED, UPDATED_AT["events"], after, limit)
             events = [page_event(row) for row in changed]
             changed = _changed(conn, _TASKS_CHANGED, UPDATED_AT["tasks"], after, limit)

@@ -164,8 +164,8 @@ class PostgresStore(
         limit: int = 100,
         before: tuple[float, str] | None = None,
     ) -> list[Task]:
-        """Tasks newest first by (created_at, id), optionally of one event, in one state or
-        for one worker, after ``before`` if given."""
+        """Tasks newest first, optionally of one event, in one state or for one worker,
+        after the task ``before`` names (its created_at and id)."""
         with self._use("listing tasks") as conn:
             return pg_tasks.list_tasks(
                 conn, event_id=event_id, state=state, worker=worker, limit=limit, before=before

@@ -27,7 +27,7 @@ from mecha.store.common import (
 )
 from mecha.store.flow import new_task
 from mecha.store.flow_sql import apply_flow
-from mecha.store.pages_sql import title_of
+from mecha.store.pages_sql import search_text, shown_columns, title_of
 from mecha.store.sqlite.ids import new_id, rows_by_id
 from mecha.store.sqlite.tasks import add_timeline, ended_flows, insert_task
 from mecha.task import FlowMark, Task
@@ -38,8 +38,8 @@ _EVENT_COLUMNS = (
 )
 _INSERT_EVENT = (
     "INSERT INTO events (id, source, delivery_id, type, actor, subject, attrs, headers, raw, "
-    "raw_encoding, state, error, created_at, updated_at, number, head_sha, title) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "raw_encoding, state, error, created_at, updated_at, number, head_sha, title, search_text) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (source, delivery_id) DO NOTHING"
 )
 
@@ -62,7 +62,7 @@ def insert_arrivals(
                 event.id, event.source, event.delivery_id, event.type, event.actor,
                 event.subject, json_text(dict(event.attrs)), json_text(dict(event.headers)),
                 raw, encoding, state.value, error, event.created_at, event.updated_at,
-                *pull_columns(event.attrs), title_of(event.attrs),
+                *pull_columns(event.attrs), *shown_columns(event, event.attrs),
             ),
         )  # fmt: skip
         if cursor.rowcount != 1:  # a duplicate delivery: nothing of it is written
@@ -138,10 +138,10 @@ def record_outcomes(
             )
         else:
             conn.execute(
-                "UPDATE events SET state = ?, error = ?, attrs = ?, title = ?, updated_at = ? "
-                "WHERE id = ?",
+                "UPDATE events SET state = ?, error = ?, attrs = ?, title = ?, search_text = ?, "
+                "updated_at = ? WHERE id = ?",
                 (outcome.state.value, outcome.error, json_text(outcome.attrs),
-                 title_of(outcome.attrs), now, outcome.event_id),
+                 *_shown(conn, outcome.event_id, outcome.attrs), now, outcome.event_id),
             )  # fmt: skip
         created.append(tasks)
     # after the events' own state: a task born superseded may end its event
@@ -171,6 +171,18 @@ def _record_decisions(
             ],
         )  # fmt: skip
     return tasks
+
+
+def _shown(conn: sqlite3.Connection, event_id: str, attrs: dict[str, Any]) -> tuple[str, str]:
+    """The ``title`` and ``search_text`` columns of an event whose attributes become
+    ``attrs`` (hydration)."""
+    row = conn.execute(
+        "SELECT type, actor, subject, delivery_id FROM events WHERE id = ?", (event_id,)
+    ).fetchone()
+    if row is None:
+        return title_of(attrs), ""
+    type_, actor, subject, delivery_id = row
+    return title_of(attrs), search_text(type_, actor, subject, delivery_id, title_of(attrs))
 
 
 def list_matches(conn: sqlite3.Connection, event_id: str) -> list[MatchRecord]:

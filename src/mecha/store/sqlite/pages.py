@@ -36,8 +36,8 @@ class PagesMixin(SqliteParts):
     """SqliteStore's dashboard reads; the class provides ``_use``."""
 
     def event_page(self, query: EventQuery) -> list[EventRow]:
-        """See Store.event_page (SQLite's LIKE: case-insensitive for ASCII letters)."""
-        sql, params = page_sql(query, "?", like="LIKE")
+        """See Store.event_page."""
+        sql, params = page_sql(query, "?")
         with self._use("reading a page of events") as conn:
             events = [page_event(row) for row in conn.execute(sql, params)]
             return _with_workers(conn, events)
@@ -46,7 +46,9 @@ class PagesMixin(SqliteParts):
         self, *, limit: int = 50, before: tuple[float, str] | None = None
     ) -> list[WriteRecord]:
         """See Store.failed_writes."""
-        sql = failed_writes_sql(WRITE_COLUMNS, "?", paged=before is not None)
+        sql = failed_writes_sql(
+            WRITE_COLUMNS, "?", paged=before is not None, hint="INDEXED BY writes_failed"
+        )
         params = [*(before or ()), limit]
         with self._use("listing failed writes") as conn:
             return [write_from_row(row) for row in conn.execute(sql, params)]

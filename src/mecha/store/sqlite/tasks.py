@@ -29,6 +29,7 @@ from mecha.store.common import (
 )
 from mecha.store.flow import mark_guard, mark_guard_sql
 from mecha.store.flow_sql import end_marked, flow_held
+from mecha.store.pages_sql import BEFORE
 from mecha.store.sqlite.ids import rows_by_id
 from mecha.task import FINAL_STATES, NewTask, Task, TaskState
 from mecha.timeline import Step, TimelineEntry
@@ -110,8 +111,8 @@ def list_tasks(
     limit: int,
     before: tuple[float, str] | None = None,
 ) -> list[Task]:
-    """Tasks newest first by (created_at, id), optionally of one event, in one state or
-    for one worker, after ``before`` if given."""
+    """Tasks newest first (by created_at, then as made), optionally of one event, in one
+    state or for one worker, after the task ``before`` names (its created_at and id)."""
     clauses: list[str] = []
     params: list[object] = []
     for column, value in (("event_id", event_id), ("worker", worker)):
@@ -122,12 +123,13 @@ def list_tasks(
         clauses.append("state = ?")
         params.append(state.value)
     if before is not None:
-        clauses.append("(created_at, id) < (?, ?)")
+        # ties keep the order they were made in: the cursor's id stands for its rowid
+        clauses.append(BEFORE.format(mark="?", tie="rowid"))
         params += [before[0], before[1]]
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     sql = (
         f"SELECT {TASK_COLUMNS} FROM tasks {where} "  # noqa: S608
-        "ORDER BY created_at DESC, id DESC LIMIT ?"
+        "ORDER BY created_at DESC, rowid DESC LIMIT ?"
     )
     return [task_from_row(row) for row in conn.execute(sql, (*params, limit))]
 

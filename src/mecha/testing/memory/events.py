@@ -18,7 +18,7 @@ from mecha.store.common import (
     received_entry,
 )
 from mecha.store.flow import new_task
-from mecha.store.pages_sql import title_of
+from mecha.store.pages_sql import shown_columns
 from mecha.task import FlowMark, Task, TaskState
 from mecha.testing.memory.flow import apply_flow
 from mecha.testing.memory.tables import EventRow, MatchRow, Tables, TaskRow, by_id, limited
@@ -33,13 +33,14 @@ def insert_arrivals(tables: Tables, arrivals: Sequence[Arrival]) -> list[list[Ta
         event, outcome = arrival.event, arrival.outcome
         state, error = (outcome.state, outcome.error) if outcome else (event.state, event.error)
         number, head_sha = pull_columns(event.attrs)
+        title, text = shown_columns(event, event.attrs)
         row = EventRow(
             seq=0, id=event.id, source=event.source, delivery_id=event.delivery_id,
             type=event.type, actor=event.actor, subject=event.subject,
             attrs=json_text(dict(event.attrs)), headers=json_text(dict(event.headers)),
             raw=bytes(event.raw), state=EventState(state), error=error,
             created_at=float(event.created_at), updated_at=float(event.updated_at),
-            number=number, head_sha=head_sha, title=title_of(event.attrs),
+            number=number, head_sha=head_sha, title=title, search_text=text,
         )  # fmt: skip
         delivery = (event.source, event.delivery_id)
         if delivery in tables.deliveries:  # a duplicate delivery: nothing of it is written
@@ -104,8 +105,9 @@ def record_outcomes(
                 row, state=EventState(outcome.state), error=outcome.error, updated_at=now
             )
             if outcome.attrs is not None:
+                title, text = shown_columns(row.event(), outcome.attrs)
                 changed = dataclasses.replace(
-                    changed, attrs=json_text(outcome.attrs), title=title_of(outcome.attrs)
+                    changed, attrs=json_text(outcome.attrs), title=title, search_text=text
                 )
             tables.events[row.id] = changed
         created.append(tasks)

@@ -98,10 +98,7 @@ def _wanted(row: StoredEvent, query: EventQuery) -> bool:
 
 
 def _found(row: StoredEvent, text: str) -> bool:
-    return row.id.lower().startswith(text) or any(
-        text in value.lower()
-        for value in (row.type, row.actor, row.subject, row.delivery_id, row.title)
-    )
+    return row.id.startswith(text) or text in row.search_text
 
 
 def _event(row: StoredEvent) -> Event:

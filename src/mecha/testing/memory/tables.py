@@ -46,8 +46,10 @@ class EventRow:
     #: the ``number`` and ``head_sha`` attributes, as columns (``common.pull_columns``)
     number: int = 0
     head_sha: str = ""
-    #: the ``title`` attribute if it is text ("" if not), as a column
+    #: the ``title`` attribute if it is text ("" if not), and what a search reads
+    #: (``pages_sql.shown_columns``), as columns
     title: str = ""
+    search_text: str = ""
 
     def event(self, *, raw: bool = False) -> Event:
         """The Event; with its raw body only if asked (lists leave it out)."""

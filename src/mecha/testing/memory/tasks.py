@@ -61,18 +61,24 @@ def list_tasks(
     limit: int,
     before: tuple[float, str] | None = None,
 ) -> list[Task]:
-    """Tasks newest first by (created_at, id), optionally of one event, in one state or
-    for one worker, after ``before`` if given."""
+    """Tasks newest first (by created_at, then as made), optionally of one event, in one
+    state or for one worker, after the task ``before`` names (its created_at and id)."""
     rows = [
         row
         for row in tables.tasks.values()
         if (event_id is None or row.event_id == event_id)
         and (worker is None or row.worker == worker)
         and (state is None or row.state == state)
-        and (before is None or (row.created_at, row.id) < before)
+        and (before is None or (row.created_at, row.seq) < _cursor(tables, before))
     ]
-    rows.sort(key=lambda row: (row.created_at, row.id), reverse=True)
+    rows.sort(key=lambda row: (row.created_at, row.seq), reverse=True)
     return [row.task() for row in limited(rows, limit)]
+
+
+def _cursor(tables: Tables, before: tuple[float, str]) -> tuple[float, int]:
+    """``list_tasks``'s cursor in its order: the task's created_at and seq (0 if it is gone)."""
+    row = tables.tasks.get(before[1])
+    return before[0], row.seq if row is not None else 0
 
 
 def create_tasks(
