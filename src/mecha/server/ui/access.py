@@ -98,7 +98,8 @@ def action(endpoint: Callable[[Request, Page, Mapping[str, str]], Awaitable[Resp
             or not _same_origin(request)
         ):
             return refused_page(
-                current.state, 403, "This action was refused: its form has no valid CSRF token, or came from "
+                current.state, 403,
+                "This action was refused: its form has no valid CSRF token, or came from "
                 "another site.",
                 "Go back, reload the page and try again.",
             )  # fmt: skip
