@@ -12,8 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver import Chrome as WebDriver
 from selenium.webdriver.common.by import By
-from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from mecha.testing.browser import csp_violations, screenshot
@@ -42,20 +43,29 @@ def titled(number: int, title: str) -> bytes:
     return json.dumps(payload).encode()
 
 
-def wait_for(driver: WebDriver, css: str) -> None:
-    WebDriverWait(driver, DEADLINE, poll_frequency=0.1).until(
-        lambda d: d.find_elements(By.CSS_SELECTOR, css)
+def waiting(driver: WebDriver) -> WebDriverWait[WebDriver]:
+    """A wait that looks again when a live refresh replaced what it was reading."""
+    return WebDriverWait(
+        driver, DEADLINE, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)
     )
+
+
+def wait_for(driver: WebDriver, css: str) -> None:
+    waiting(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, css))
 
 
 def wait_text(driver: WebDriver, css: str, text: str) -> None:
-    WebDriverWait(driver, DEADLINE, poll_frequency=0.1).until(
-        lambda d: any(text in e.text for e in d.find_elements(By.CSS_SELECTOR, css))
-    )
+    waiting(driver).until(lambda d: text in text_of(d, css))
 
 
 def text_of(driver: WebDriver, css: str) -> str:
-    return "\n".join(e.text for e in driver.find_elements(By.CSS_SELECTOR, css))
+    """The text of every element ``css`` selects (read again if a refresh replaced one)."""
+    for _ in range(50):
+        try:
+            return "\n".join(e.text for e in driver.find_elements(By.CSS_SELECTOR, css))
+        except StaleElementReferenceException:
+            continue
+    raise AssertionError(f"{css} kept changing under the test")
 
 
 @pytest.fixture(scope="module")
@@ -109,14 +119,11 @@ def test_click_through_to_the_policy_verdict_and_the_dry_run_write(
 ) -> None:
     driver.get(served.url + "/ui/events?q=Tidy+module+12")
     wait_for(driver, "#events tbody tr[id^=event-]")
-    driver.find_element(By.LINK_TEXT, "octo/app#12").click()
+    click(driver, "octo/app#12", By.LINK_TEXT)
     wait_for(driver, "#matches")
     screenshot(driver, "event", folder=shots)
     wait_text(driver, "#matches", "reviewer")
-    task_link = driver.find_element(
-        By.XPATH, "//table[@id='matches']//tr[td[1][normalize-space()='reviewer']]//a"
-    )
-    task_link.click()
+    click(driver, "//table[@id='matches']//tr[td[1][normalize-space()='reviewer']]//a", By.XPATH)
     wait_for(driver, "#policy")
     wait_text(driver, "#policy", "allowed")
     policy = text_of(driver, "#policy")
@@ -136,8 +143,18 @@ def _open_triage_task(served: ServeProcess, driver: WebDriver) -> str:
     return str(task)
 
 
+def click(driver: WebDriver, css: str, by: str = By.CSS_SELECTOR) -> None:
+    """Click ``css`` (found again if a live refresh replaced it first)."""
+
+    def clicked(found: WebDriver) -> bool:
+        found.find_element(by, css).click()
+        return True
+
+    waiting(driver).until(clicked)
+
+
 def _press(driver: WebDriver, action: str, shots: Path | None = None) -> None:
-    driver.find_element(By.CSS_SELECTOR, f"button[data-action={action}]").click()
+    click(driver, f"button[data-action={action}]")
     wait_for(driver, "#confirm")
     if shots is not None:
         screenshot(driver, "confirm", folder=shots)
@@ -238,7 +255,7 @@ def test_with_a_key_the_pages_need_the_login_and_actions_their_token(
     assert driver.execute_script("return document.cookie;") == ""  # HttpOnly: not for scripts
     task = httpx.get(keyed.url + "/tasks", headers={"X-API-Key": KEY}).json()[0]["id"]
     driver.get(f"{keyed.url}/ui/tasks/{task}")
-    driver.find_element(By.CSS_SELECTOR, "button[data-action=task-cancel]").click()
+    click(driver, "button[data-action=task-cancel]")
     wait_for(driver, "#confirm")
     driver.execute_script(
         "document.querySelector('form[action=\"/ui/act\"] input[name=csrf]').remove();"
@@ -288,10 +305,13 @@ def test_a_failed_write_retried_from_its_page(
     screenshot(driver, "writes", folder=shots)
     _press(driver, "write-retry")
     wait_text(driver, ".notice", "will be tried again")
+
     # write changes are not in the live stream (events and tasks are): reload until made
-    WebDriverWait(driver, DEADLINE, poll_frequency=0.5).until(
-        lambda d: d.refresh() or "No failed or dead-lettered writes." in text_of(d, "#writes")
-    )
+    def made(found: WebDriver) -> bool:
+        found.refresh()
+        return "No failed or dead-lettered writes." in text_of(found, "#writes")
+
+    waiting(driver).until(made)
     shown = writes_settled(serve.url, event, timeout=DEADLINE)
     assert sorted(w["state"] for w in shown["writes"]) == ["done", "done"]
     retried = [s["detail"] for s in shown["timeline"] if s["step"] == "write retry"]
