@@ -171,6 +171,7 @@ def report(url: str, rounds: int) -> int:
             ("page 41 (cursor)", deep),
             ("state=failed", "/ui/events?state=failed"),
             ("source=gitlab", "/ui/events?source=gitlab"),
+            ("source with no events", "/ui/events?source=alerts"),
             ("repo=org3/repo3", "/ui/events?repo=org3%2Frepo3"),
             ("worker=reviewer", "/ui/events?worker=reviewer"),
             ("window=24h", "/ui/events?window=24h"),

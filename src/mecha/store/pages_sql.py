@@ -62,8 +62,12 @@ def page_sql(query: EventQuery, mark: str) -> tuple[str, list[Any]]:
         at, key = "m.event_at", "m.event_id"
     else:
         source, at, key = "events AS e", "e.created_at", "e.id"
+    # a source has no page index of its own (every index costs each stored event): the
+    # page's order reads events_page and checks it; `|| ''` keeps a planner from taking
+    # events_pull (source, subject, number) and then sorting all of that source's events
     for column, value in (("e.state", query.state and query.state.value),
-                          ("e.source", query.source), ("e.subject", query.repo)):  # fmt: skip
+                          ("(e.source || '')", query.source),
+                          ("e.subject", query.repo)):  # fmt: skip
         if value:
             where.append(f"{column} = {mark}")
             params.append(value)

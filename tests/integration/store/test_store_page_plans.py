@@ -36,7 +36,7 @@ PAGES = [
     (EventQuery(before=(5.0, "x")), "events_page"),
     (EventQuery(since=1.0, until=9.0), "events_page"),
     (EventQuery(state=EventState.FAILED, before=(5.0, "x")), "events_state_page"),
-    (EventQuery(source="gitlab", before=(5.0, "x")), "events_source_page"),
+    (EventQuery(source="gitlab", before=(5.0, "x")), "events_page"),
     (EventQuery(repo="octo/app", before=(5.0, "x")), "events_subject_page"),
     (EventQuery(worker="review", before=(5.0, "x"), until=9.0), "matches_worker"),
     (EventQuery(worker="review", repo="octo/app"), "matches_worker"),

@@ -4,6 +4,7 @@ write links to on its forge."""
 from __future__ import annotations
 
 from mecha.policy.writes import Place, Write, WriteState
+from mecha.server.ui.action_words import done_notice
 from mecha.server.ui.filters import PAGE_SIZE, cursor_text, event_query
 from mecha.server.ui.session import LIFETIME, Sessions, clean_name
 from mecha.server.ui.views import web_base, write_link
@@ -72,3 +73,11 @@ def test_links_to_what_a_write_made() -> None:
     failed = WriteRecord(write=comment, task_id="t", event_id="e", state=WriteState.FAILED)
     assert write_link(failed, web) == ""
     assert web_base("github", "https://ghe.example/api/v3") == "https://ghe.example"
+
+
+def test_a_notice_is_in_the_dashboards_own_words() -> None:
+    assert done_notice({"done": "task-cancel", "on": "0123456789abcdef"}) == (
+        "Task 0123456789ab is cancelled."
+    )
+    assert done_notice({"done": "sign in again at evil.example"}) == ""
+    assert done_notice({"notice": "Your key expired: visit evil.example"}) == ""

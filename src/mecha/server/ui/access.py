@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from mecha.server.state import AppState, key_matches
+from mecha.server.ui.action_words import done_notice
 from mecha.server.ui.render import SECURITY_HEADERS, render
 from mecha.server.ui.session import COOKIE, LIFETIME, LOGIN_COOKIE, Session, Sessions
 
@@ -49,7 +50,7 @@ class Page:
     csrf: str
     who: str
     keyed: bool
-    #: what the last action said (``?notice=``), shown as text
+    #: what the last action did (``?done=&on=``: ``action_pages.done_notice``)
     notice: str = ""
 
     def context(self, **values: Any) -> dict[str, Any]:
@@ -169,7 +170,7 @@ def _page(request: Request, state: AppState, ui: UiState, session: Session) -> P
     who = f"{session.who or 'dashboard user'} (dashboard, {client})"
     return Page(state=state, ui=ui, session=session, csrf=ui.sessions.csrf(session), who=who,
                 keyed=bool(state.api_key),
-                notice=request.query_params.get("notice", "")[:200])  # fmt: skip
+                notice=done_notice(request.query_params))  # fmt: skip
 
 
 def _same_origin(request: Request) -> bool:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
@@ -16,42 +15,8 @@ from mecha.errors import MechaError
 from mecha.server.actions_api import status_of
 from mecha.server.api import store_call
 from mecha.server.ui.access import Page, action, page, refused_page
+from mecha.server.ui.action_words import ACTIONS
 from mecha.server.ui.render import SECURITY_HEADERS, render
-
-
-@dataclass(frozen=True, slots=True)
-class Kind:
-    """One action: its question, the button's words, and what it says when done."""
-
-    question: str
-    button: str
-    done: str
-
-
-ACTIONS = {
-    "task-retry": Kind(
-        "Send task {id} again, with its attempts reset?", "Retry", "Task {id} is pending again."
-    ),
-    "task-cancel": Kind(
-        "Cancel task {id}? A send under way is abandoned; its answer is not recorded.",
-        "Cancel task", "Task {id} is cancelled.",
-    ),
-    "write-retry": Kind(
-        "Try the failed and dead-lettered writes of event {id} again? A write that did reach "
-        "the forge is found there first, not made twice.",
-        "Retry writes", "The writes of event {id} will be tried again.",
-    ),
-    "worker-start": Kind("Start worker {id}?", "Start", "Worker {id} is starting."),
-    "worker-stop": Kind(
-        "Stop worker {id}? Its tasks wait until it is started again.", "Stop",
-        "Worker {id} is stopped.",
-    ),
-    "event-replay": Kind(
-        "Replay event {id}? It is matched again against today's workers, as a new delivery "
-        "marked as a replay.",
-        "Replay", "Event {id} was replayed as a new event.",
-    ),
-}  # fmt: skip
 
 
 @page
@@ -87,9 +52,8 @@ async def act(request: Request, current: Page, form: Mapping[str, str]) -> Respo
         return refused_page(state, 503, "The store cannot be read right now.", "Try again.")
     if name == "event-replay" and hasattr(result, "id"):
         back = f"/ui/events/{result.id}"
-    notice = kind.done.format(id=target[:12])
     sep = "&" if "?" in back else "?"
-    location = f"{back}{sep}{urllib.parse.urlencode({'notice': notice})}"
+    location = f"{back}{sep}{urllib.parse.urlencode({'done': name, 'on': target[:12]})}"
     return RedirectResponse(location, status_code=303, headers=SECURITY_HEADERS)
 
 
@@ -112,11 +76,6 @@ def safe_back(target: str) -> str:
     if path.scheme or path.netloc or not path.path.startswith("/ui/") or "\\" in target:
         return "/ui/events"
     query = urllib.parse.urlencode(
-        [(k, v) for k, v in urllib.parse.parse_qsl(path.query) if k != "notice"]
+        [(k, v) for k, v in urllib.parse.parse_qsl(path.query) if k not in ("done", "on")]
     )
     return path.path + (f"?{query}" if query else "")
-
-
-def render_notice(request: Request) -> str:
-    """The notice an action left in the query string (shown as text)."""
-    return request.query_params.get("notice", "")[:200]

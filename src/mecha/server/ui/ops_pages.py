@@ -3,6 +3,7 @@ dead-lettered writes, and the system (nodes, budgets, flow keys in flight)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict
 
@@ -20,10 +21,17 @@ from mecha.server.ui.views import tone, write_summary
 from mecha.task import TaskState
 from mecha.worker.kind import WorkerKind, WorkerState
 
+log = logging.getLogger(__name__)
+
 #: the window the workers page's figures cover (seconds)
 RECENT = 3600
 #: the log lines a managed worker's page shows
 LOG_TAIL = 100
+#: the worker states the start and stop buttons show for
+BUTTONS = {
+    "startable": frozenset({WorkerState.OFFLINE, WorkerState.ERROR}),
+    "stoppable": frozenset({WorkerState.ONLINE, WorkerState.BUSY, WorkerState.ERROR}),
+}
 
 
 @page
@@ -35,9 +43,7 @@ async def workers(request: Request, current: Page) -> Response:
     if isinstance(records, Response) or isinstance(figures, Response):
         return refused_page(state, 503, *UNREADABLE)
     context = current.context(
-        workers=records, figures=figures, tone=tone, live="list", title="Workers",
-        startable={WorkerState.OFFLINE, WorkerState.ERROR},
-        stoppable={WorkerState.ONLINE, WorkerState.BUSY, WorkerState.ERROR},
+        workers=records, figures=figures, tone=tone, live="list", title="Workers", **BUTTONS,
     )  # fmt: skip
     return render(state.redactor, "workers.html", context)
 
@@ -62,11 +68,12 @@ async def worker(request: Request, current: Page) -> Response:
             logs = await store_call(state, state.container_logs, record, LOG_TAIL)
         except MechaError as exc:
             log_error = exc.message
+        except Exception as exc:  # the engine's own errors: shown, the page still answers
+            log.warning("reading %s's container log failed: %s", record.name, exc)
+            log_error = f"the container log could not be read: {exc}"
     context = current.context(
         worker=record, figure=figures.get(record.name), steps=steps, logs=logs,
-        log_error=log_error, tone=tone, live="list", title=f"Worker {record.name}",
-        startable={WorkerState.OFFLINE, WorkerState.ERROR},
-        stoppable={WorkerState.ONLINE, WorkerState.BUSY, WorkerState.ERROR},
+        log_error=log_error, tone=tone, live="list", title=f"Worker {record.name}", **BUTTONS,
     )  # fmt: skip
     return render(state.redactor, "worker.html", context)
 

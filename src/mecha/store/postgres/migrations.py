@@ -294,7 +294,8 @@ MIGRATIONS: tuple[Migration, ...] = (
             # pages newest first by (created_at, id), whole or by state, source or repository
             "CREATE INDEX events_page ON events (created_at, id)",
             "CREATE INDEX events_state_page ON events (state, created_at, id)",
-            "CREATE INDEX events_source_page ON events (source, created_at, id)",
+            # a source filter reads events_page (a few sources; each is common): no index
+            # of its own, which would cost every webhook
             "CREATE INDEX events_subject_page ON events (subject, created_at, id)",
             "CREATE INDEX matches_worker ON event_matches (worker, event_at, event_id) "
             "WHERE task_id <> ''",

@@ -304,7 +304,12 @@ MIGRATIONS: tuple[Migration, ...] = (
             # 100,000 events), not the rows with their bodies (~40 times more)
             "CREATE INDEX events_page ON events (created_at, id, search_text)",
             "CREATE INDEX events_state_page ON events (state, created_at, id)",
-            "CREATE INDEX events_source_page ON events (source, created_at, id)",
+            # they hold what events_created and events_state did (list_events sorts only
+            # the ties of one created_at by rowid); every index costs each stored event
+            "DROP INDEX events_created",
+            "DROP INDEX events_state",
+            # a source filter reads events_page (a few sources; each is common): no index
+            # of its own, which would cost every webhook
             "CREATE INDEX events_subject_page ON events (subject, created_at, id)",
             "CREATE INDEX matches_worker ON event_matches (worker, event_at, event_id) "
             "WHERE task_id <> ''",
