@@ -1,6 +1,6 @@
 """A cap on the size of a request's headers, at the HTTP protocol and again in the app.
 
-uvicorn's default protocol with ``uvicorn[standard]`` is httptools, which sets no limit on
+uvicorn's default protocol when httptools is installed (a dependency of Mecha) sets no limit on
 header size: a 100 MiB header is read whole before any route sees the request.
 ``HeaderCappedHttpTools`` keeps httptools (h11, uvicorn's other protocol, can cap headers
 but costs the webhook path about a tenth of its throughput and collapses its paced latency:
