@@ -25,6 +25,7 @@ from mecha.runtimes.managed.probe import (
     image_present,
 )
 from mecha.secrets import Secrets
+from mecha.worker.record import WorkerRecord
 from mecha.worker.spec import WorkerSpec
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "image_present",
     "remove_container",
     "start_container",
+    "worker_logs",
 ]
 
 
@@ -67,6 +69,14 @@ def container_logs(name: str, *, host: str, container_id: str, tail: int) -> str
         return runtime.logs(container_id or persistent_name(name), tail=tail)
     finally:
         runtime.close()
+
+
+def worker_logs(record: WorkerRecord, tail: int) -> str:
+    """The last ``tail`` log lines of a managed worker's container, on the engine its
+    stored definition names (the dashboard's worker page)."""
+    docker = record.definition.get("docker") or {}
+    host = docker.get("host", "") if isinstance(docker, dict) else ""
+    return container_logs(record.name, host=host, container_id=record.container_id, tail=tail)
 
 
 def follow_container_logs(

@@ -38,12 +38,13 @@ from mecha.engine.ticks import Ticker
 from mecha.engine.write_tries import WriteBackSettings
 from mecha.errors import ConfigError, MechaError, UsageError
 from mecha.event import EventState
+from mecha.forges.credentials import web_urls
 from mecha.forges.fetch import FetchError
 from mecha.forges.sources import SourceHandler, build_sources
 from mecha.forges.writer import WriteFailure, Writer
 from mecha.known_secrets import KnownSecrets
 from mecha.secrets import Secrets
-from mecha.store import Store
+from mecha.store import Store, WorkerRecord
 from mecha.store.redacting import RedactingStore
 
 if TYPE_CHECKING:
@@ -219,12 +220,21 @@ class Ingest:
             writer=self.writer, reads=self.reads, local=local_zone(environ),
         )  # fmt: skip
         self.sources: dict[str, SourceHandler] = build_sources(secrets, config, api_key=api_key)
+        #: each forge's web address (the dashboard's links to what a write made)
+        self.forge_web = web_urls(config, secrets, environ)
         self.api_key = api_key
         self.api_closed = api_closed
         # finished work past config.yml's retention: goes, on the pruner's own connection
         self.pruner = Pruner(
             open_store=functools.partial(open_prune_store, settings), retention=config.retention
         )
+
+    @staticmethod
+    def worker_logs(record: WorkerRecord, tail: int) -> str:
+        """A managed worker's last ``tail`` log lines (blocking; Docker is imported now)."""
+        from mecha.app.docker import worker_logs
+
+        return worker_logs(record, tail)
 
     async def startup(self) -> None:
         """Start the writers and the forge client; re-match events a crash left behind."""

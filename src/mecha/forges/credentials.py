@@ -49,3 +49,22 @@ def _private_key(text: str, path: str) -> str:
             f"cannot read github.private_key_path {path}: {exc}",
             hint="point it at the GitHub App's PEM file, readable by this user",
         ) from None
+
+
+def web_base(forge: str, api_url: str) -> str:
+    """A forge's web address from its API address: api.github.com → github.com, an
+    Enterprise host's /api/v3 and GitLab's /api/v4 dropped."""
+    url = api_url.rstrip("/")
+    for suffix in ("/api/v3", "/api/v4"):
+        if url.endswith(suffix):
+            return url[: -len(suffix)]
+    return url.replace("://api.github.com", "://github.com") if forge == "github" else url
+
+
+def web_urls(config: ServerConfig, secrets: Secrets, environ: Mapping[str, str]) -> dict[str, str]:
+    """Each forge's web address (where the dashboard links to what a write made), from the
+    API addresses hydration and write-back use."""
+    return {
+        "github": web_base("github", github_api_url(config, environ)),
+        "gitlab": web_base("gitlab", gitlab_url(secrets)),
+    }

@@ -25,7 +25,6 @@ from mecha.server.ui.session import Sessions
 
 if TYPE_CHECKING:
     from mecha.app.serve import Ingest
-    from mecha.store import WorkerRecord
 
 
 def serve_app(ingest: Ingest) -> Starlette:
@@ -40,30 +39,10 @@ def serve_app(ingest: Ingest) -> Starlette:
         },
         dispatch_latency=lambda: workers.dispatcher.latency,
         budget_limits=workers.dispatcher.budget_limits,
-        container_logs=_container_logs, forge_web=_forge_web(ingest),
+        container_logs=ingest.worker_logs, forge_web=ingest.forge_web,
         operator=ingest.operator,
     )  # fmt: skip
     return create_app(state, startup=ingest.startup, shutdown=ingest.shutdown, pages=UI_ROUTES)
-
-
-def _container_logs(record: WorkerRecord, tail: int) -> str:
-    """The last ``tail`` lines of a managed worker's container log (blocking)."""
-    from mecha.app.docker import container_logs
-
-    docker = record.definition.get("docker") or {}
-    host = docker.get("host", "") if isinstance(docker, dict) else ""
-    return container_logs(record.name, host=host, container_id=record.container_id, tail=tail)
-
-
-def _forge_web(ingest: Ingest) -> dict[str, str]:
-    """Each forge's web address, from the API addresses serve writes to."""
-    from mecha.forges.credentials import github_api_url, gitlab_url
-    from mecha.server.ui.views import web_base
-
-    return {
-        "github": web_base("github", github_api_url(ingest.config, ingest.environ)),
-        "gitlab": web_base("gitlab", gitlab_url(ingest.secrets)),
-    }
 
 
 def create_app(

@@ -231,8 +231,7 @@ API_ROUTES: tuple[ApiRoute, ...] = (
         "GET", "/task/{task_id}", tasks_api.show_task, "Show a task", Auth.KEY,
         {200: Answer("the task with its timeline and writes", TaskDetailJson),
          **refusals({404: "no such task", **STORE_DOWN})},
-        params=(Param("task_id", "path", "the task's id, or a unique prefix of 6+ characters",
-                      TEXT, required=True),),
+        params=(TASK_ID,),
         tag="tasks",
     ),
     ApiRoute(

@@ -223,3 +223,17 @@ def shown_columns(event: Event, attrs: Mapping[str, Any]) -> tuple[str, str]:
     """The ``title`` and ``search_text`` columns of ``event`` with the attributes ``attrs``."""
     title = title_of(attrs)
     return title, search_text(event.type, event.actor, event.subject, event.delivery_id, title)
+
+
+#: the stored fields ``hydrated_columns`` reads, by the event's id (one mark)
+HYDRATED_FIELDS = "SELECT type, actor, subject, delivery_id FROM events WHERE id = {mark}"
+
+
+def hydrated_columns(fields: Sequence[str] | None, attrs: Mapping[str, Any]) -> tuple[str, str]:
+    """The ``title`` and ``search_text`` columns of an event whose attributes become
+    ``attrs`` (hydration); ``fields``: its HYDRATED_FIELDS row, None if it is gone."""
+    title = title_of(attrs)
+    if fields is None:
+        return title, ""
+    type_, actor, subject, delivery_id = fields
+    return title, search_text(type_, actor, subject, delivery_id, title)

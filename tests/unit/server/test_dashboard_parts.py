@@ -3,11 +3,12 @@ write links to on its forge."""
 
 from __future__ import annotations
 
+from mecha.forges.credentials import web_base
 from mecha.policy.writes import Place, Write, WriteState
 from mecha.server.ui.action_words import done_notice
 from mecha.server.ui.filters import PAGE_SIZE, cursor_text, event_query
 from mecha.server.ui.session import LIFETIME, Sessions, clean_name
-from mecha.server.ui.views import web_base, write_link
+from mecha.server.ui.views import write_link
 from mecha.store.records import WriteRecord
 
 

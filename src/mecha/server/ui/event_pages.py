@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -60,20 +58,15 @@ async def event(request: Request, current: Page) -> Response:
         return refused_page(state, 404, exc.message, "Find it on the events page.")
     if isinstance(found, Response):
         return refused_page(state, 503, *UNREADABLE)
-    parts: list[Any] = []
-    for call, kwargs in (
-        (state.store.list_matches, {}), (state.store.list_tasks, {"event_id": found.id}),
-        (state.store.list_timeline, {"event_id": found.id}),
-        (state.store.list_writes, {"event_id": found.id}),
-    ):  # fmt: skip
-        part = (
-            await store_call(state, call, found.id)
-            if not kwargs
-            else await store_call(state, call, **kwargs)
-        )
-        if isinstance(part, Response):
-            return refused_page(state, 503, *UNREADABLE)
-        parts.append(part)
+    store = state.store
+    parts = [
+        await store_call(state, store.list_matches, found.id),
+        await store_call(state, store.list_tasks, event_id=found.id),
+        await store_call(state, store.list_timeline, event_id=found.id),
+        await store_call(state, store.list_writes, event_id=found.id),
+    ]
+    if any(isinstance(part, Response) for part in parts):
+        return refused_page(state, 503, *UNREADABLE)
     matches, tasks, steps, writes = parts
     policy = decisions(steps)
     context = current.context(

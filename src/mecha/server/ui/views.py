@@ -62,27 +62,17 @@ def write_link(record: WriteRecord, forge_web: Mapping[str, str]) -> str:
     base = forge_web.get(place.forge, "").rstrip("/")
     if not base or record.state.value != "done" or not place.repo:
         return ""
-    if place.forge == "gitlab":
-        kind = "merge_requests" if place.kind == "pull" else "issues"
-        page = f"{base}/{place.repo}/-/{kind}/{place.number}"
-        note = f"#note_{record.remote_id}" if record.write.action == "comment" else ""
-    else:
-        kind = "pull" if place.kind == "pull" else "issues"
-        page = f"{base}/{place.repo}/{kind}/{place.number}"
-        note = f"#issuecomment-{record.remote_id}" if record.write.action == "comment" else ""
     if record.write.action == "status" and place.head_sha:
         return f"{base}/{place.repo}/commit/{place.head_sha}"
-    return page + (note if record.remote_id.isdigit() else "")
-
-
-def web_base(forge: str, api_url: str) -> str:
-    """A forge's web address from its API address: api.github.com → github.com, an
-    Enterprise host's /api/v3 and GitLab's /api/v4 dropped."""
-    url = api_url.rstrip("/")
-    for suffix in ("/api/v3", "/api/v4"):
-        if url.endswith(suffix):
-            return url[: -len(suffix)]
-    return url.replace("://api.github.com", "://github.com") if forge == "github" else url
+    gitlab = place.forge == "gitlab"
+    if gitlab:
+        page = f"{base}/{place.repo}/-/{'merge_requests' if place.kind == 'pull' else 'issues'}"
+    else:
+        page = f"{base}/{place.repo}/{'pull' if place.kind == 'pull' else 'issues'}"
+    page += f"/{place.number}"
+    if record.write.action == "comment" and record.remote_id.isdigit():
+        page += f"#note_{record.remote_id}" if gitlab else f"#issuecomment-{record.remote_id}"
+    return page
 
 
 def write_summary(record: WriteRecord) -> str:

@@ -27,11 +27,12 @@ from mecha.store.common import (
 )
 from mecha.store.flow import new_task
 from mecha.store.flow_sql import apply_flow
-from mecha.store.pages_sql import search_text, shown_columns, title_of
+from mecha.store.pages_sql import HYDRATED_FIELDS, hydrated_columns, shown_columns
 from mecha.store.sqlite.ids import new_id, rows_by_id
 from mecha.store.sqlite.tasks import add_timeline, ended_flows, insert_task
 from mecha.task import FlowMark, Task
 
+_HYDRATED = HYDRATED_FIELDS.format(mark="?")
 _EVENT_COLUMNS = (
     "id, source, delivery_id, type, actor, subject, attrs, headers, state, error, "
     "created_at, updated_at"
@@ -174,15 +175,8 @@ def _record_decisions(
 
 
 def _shown(conn: sqlite3.Connection, event_id: str, attrs: dict[str, Any]) -> tuple[str, str]:
-    """The ``title`` and ``search_text`` columns of an event whose attributes become
-    ``attrs`` (hydration)."""
-    row = conn.execute(
-        "SELECT type, actor, subject, delivery_id FROM events WHERE id = ?", (event_id,)
-    ).fetchone()
-    if row is None:
-        return title_of(attrs), ""
-    type_, actor, subject, delivery_id = row
-    return title_of(attrs), search_text(type_, actor, subject, delivery_id, title_of(attrs))
+    """The ``title`` and ``search_text`` columns of an event hydrated to ``attrs``."""
+    return hydrated_columns(conn.execute(_HYDRATED, (event_id,)).fetchone(), attrs)
 
 
 def list_matches(conn: sqlite3.Connection, event_id: str) -> list[MatchRecord]:
