@@ -143,6 +143,14 @@ def _open_triage_task(served: ServeProcess, driver: WebDriver) -> str:
     return str(task)
 
 
+def href_of(driver: WebDriver, text: str) -> str:
+    """The address of the link reading ``text`` (found again if a live refresh replaced it)."""
+    found: str = waiting(driver).until(
+        lambda d: d.find_element(By.LINK_TEXT, text).get_attribute("href") or False
+    )
+    return found
+
+
 def click(driver: WebDriver, css: str, by: str = By.CSS_SELECTOR) -> None:
     """Click ``css`` (found again if a live refresh replaced it first)."""
 
@@ -298,7 +306,7 @@ def test_a_failed_write_retried_from_its_page(
     serve, event = forged
     driver.get(f"{serve.url}/ui/events/{event}")
     wait_for(driver, "#matches")
-    link = driver.find_element(By.LINK_TEXT, "open ↗").get_attribute("href") or ""
+    link = href_of(driver, "open ↗")
     assert "/octo/app/pull/7#issuecomment-" in link  # the comment on the forge
     driver.get(serve.url + "/ui/writes")
     wait_text(driver, "#writes", "labels +bug")
