@@ -56,8 +56,8 @@ def check(types: dict[str, str], samples: Samples) -> None:
     assert samples[("mecha_dispatch_latency_seconds_count", ())] == 3
     assert samples[("mecha_dispatch_latency_seconds_bucket", (("le", "+Inf"),))] == 3
     assert types["mecha_dispatch_latency_seconds"] == "histogram"
-    counted = (("le", "+Inf"), ("worker", "counted"))
-    assert samples[("mecha_worker_dispatch_latency_seconds_bucket", counted)] == 3
+    counted = (("worker", "counted"),)
+    assert samples[("mecha_worker_dispatch_latency_seconds_count", counted)] == 3
     assert samples[("mecha_worker_tasks_in_flight", (("worker", "counted"),))] == 0
     assert samples[("process_open_fds", ())] > 0
     assert samples[("process_start_time_seconds", ())] > 0

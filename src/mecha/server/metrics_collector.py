@@ -22,6 +22,7 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     InfoMetricFamily,
     Metric,
+    SummaryMetricFamily,
 )
 from prometheus_client.registry import Collector
 
@@ -191,14 +192,18 @@ class MechaCollector(Collector):
             flying.add_metric([worker], running)
         yield queue
         yield flying
-        merged: dict[str, Histogram] = {}
+        waited: dict[str, list[float]] = {}  # (count, seconds) by worker label
         for worker, histogram in by_worker.latency.items():
-            _add(merged.setdefault(self.label(worker), Histogram(histogram.bounds)), histogram)
-        latency = HistogramMetricFamily(
+            summed = waited.setdefault(self.label(worker), [0, 0.0])
+            summed[0] += histogram.count
+            summed[1] += histogram.total / 1000
+        # count and sum only (the buckets are in the unlabelled histogram): 2 samples a
+        # worker, not 17, keep a scrape cheap (bench/metrics.py)
+        latency = SummaryMetricFamily(
             "mecha_worker_dispatch_latency_seconds", f"{LATENCY}, by worker", labels=("worker",)
         )
-        for worker, histogram in merged.items():
-            latency.add_metric([worker], *_seconds(histogram))
+        for worker, (count, seconds) in waited.items():
+            latency.add_metric([worker], count, seconds)
         yield latency
 
     def _budgets(self, lines: Iterable[BudgetLineJson]) -> Iterator[Metric]:
@@ -238,10 +243,3 @@ def _seconds(histogram: Histogram) -> tuple[list[tuple[str, float]], float]:
         running += counted
         buckets.append(("+Inf" if bound == math.inf else repr(bound / 1000), float(running)))
     return buckets, histogram.total / 1000
-
-
-def _add(into: Histogram, histogram: Histogram) -> None:
-    """Add ``histogram``'s counts to ``into`` (the same bounds)."""
-    into.counts = [a + b for a, b in zip(into.counts, histogram.counts, strict=True)]
-    into.total += histogram.total
-    into.count += histogram.count

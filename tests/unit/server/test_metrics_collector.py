@@ -71,8 +71,10 @@ def test_every_figure_parses_back_exactly_in_both_formats() -> None:
         assert samples[("mecha_dispatch_latency_seconds_bucket", (("le", "+Inf"),))] == 3
         assert samples[("mecha_dispatch_latency_seconds_count", ())] == 3
         assert samples[("mecha_dispatch_latency_seconds_sum", ())] == 70.006
-        at = (("le", "0.25"), ("worker", "reviewer"))
-        assert samples[("mecha_worker_dispatch_latency_seconds_bucket", at)] == 1
+        reviewer = (("worker", "reviewer"),)
+        assert types["mecha_worker_dispatch_latency_seconds"] == "summary"
+        assert samples[("mecha_worker_dispatch_latency_seconds_count", reviewer)] == 1
+        assert samples[("mecha_worker_dispatch_latency_seconds_sum", reviewer)] == 0.25
         assert samples[("mecha_worker_queue_depth", (("worker", "reviewer"),))] == 4
         assert samples[("mecha_worker_tasks_in_flight", (("worker", "reviewer"),))] == 1
         limit = (("budget", "global"), ("state", "limit"), ("worker", ""))
@@ -109,8 +111,9 @@ def test_workers_past_the_cap_are_summed_under_other_and_the_labels_stick() -> N
         }  # fmt: skip
         assert done == {"w1": 1, "w2": 2, "w3": 3, OTHER: 4 + 5}
         assert samples[("mecha_worker_queue_depth", (("worker", OTHER),))] == 2
-        at = (("le", "0.005"), ("worker", OTHER))
-        assert samples[("mecha_worker_dispatch_latency_seconds_bucket", at)] == 2
+        other = (("worker", OTHER),)
+        assert samples[("mecha_worker_dispatch_latency_seconds_count", other)] == 2
+        assert samples[("mecha_worker_dispatch_latency_seconds_sum", other)] == 0.006
         used = (("budget", "worker"), ("state", "used"), ("worker", OTHER))
         assert samples[("mecha_budget_tasks", used)] == 2
         no_limit = (("budget", "worker"), ("state", "limit"), ("worker", OTHER))
