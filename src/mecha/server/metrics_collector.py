@@ -192,18 +192,19 @@ class MechaCollector(Collector):
             flying.add_metric([worker], running)
         yield queue
         yield flying
-        waited: dict[str, list[float]] = {}  # (count, seconds) by worker label
+        counts_of: dict[str, int] = {}
+        seconds_of: dict[str, float] = {}
         for worker, histogram in by_worker.latency.items():
-            summed = waited.setdefault(self.label(worker), [0, 0.0])
-            summed[0] += histogram.count
-            summed[1] += histogram.total / 1000
+            label = self.label(worker)
+            counts_of[label] = counts_of.get(label, 0) + histogram.count
+            seconds_of[label] = seconds_of.get(label, 0.0) + histogram.total / 1000
         # count and sum only (the buckets are in the unlabelled histogram): 2 samples a
         # worker, not 17, keep a scrape cheap (bench/metrics.py)
         latency = SummaryMetricFamily(
             "mecha_worker_dispatch_latency_seconds", f"{LATENCY}, by worker", labels=("worker",)
         )
-        for worker, (count, seconds) in waited.items():
-            latency.add_metric([worker], count, seconds)
+        for worker, count in counts_of.items():
+            latency.add_metric([worker], count, seconds_of[worker])
         yield latency
 
     def _budgets(self, lines: Iterable[BudgetLineJson]) -> Iterator[Metric]:
