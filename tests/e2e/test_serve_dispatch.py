@@ -17,6 +17,7 @@ from mecha.testing.serve_process import ServeProcess
 from mecha.worker.kind import WorkerState
 from tests.e2e.dispatching import FAST, endpoint_worker, set_state, timeline, wait_task
 from tests.e2e.serving import make_home, mecha_cli, post_github, pr_payload
+from tests.metrics_check import value
 
 
 def send_prs(url: str, count: int, first: int = 1) -> list[str]:
@@ -341,11 +342,12 @@ def test_health_shows_what_the_dispatcher_did(tmp_path: Path) -> None:
             metrics = httpx.get(f"{server.url}/metrics", timeout=10)
     assert health["tasks_sent"] == 2 and health["tasks_retried"] == 1
     assert metrics.headers["content-type"].startswith("text/plain")
-    lines = metrics.text.splitlines()
-    assert "mecha_tasks_completed 1" in lines and "mecha_tasks_retried 1" in lines
-    assert "mecha_webhooks_received 1" in lines
-    assert "mecha_dispatch_latency_ms_count 2" in lines
-    assert 'mecha_dispatch_latency_ms_bucket{le="+Inf"} 2' in lines
+    page = metrics.text
+    assert value(page, "mecha_tasks_completed_total") == 1
+    assert value(page, "mecha_tasks_retried_total") == 1
+    assert value(page, "mecha_webhooks_received_total") == 1
+    assert value(page, "mecha_dispatch_latency_seconds_count") == 2
+    assert value(page, "mecha_dispatch_latency_seconds_bucket", le="+Inf") == 2
     assert health["tasks_completed"] == 1 and health["tasks_in_flight"] == 0
 
 

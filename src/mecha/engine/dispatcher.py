@@ -37,6 +37,7 @@ from mecha.engine.leases import NodeLeases, anonymous_node
 from mecha.engine.registry import WorkerRegistry
 from mecha.engine.targets import LocalWorker, Target
 from mecha.engine.task_send import Retry, Send, TaskSender
+from mecha.engine.worker_figures import WorkerFigures
 from mecha.engine.worker_view import Probe, WorkerView
 from mecha.engine.writeback import WriteBack
 from mecha.errors import MechaError
@@ -105,6 +106,8 @@ class Dispatcher(StorePolling):
         )  # fmt: skip
         #: ms from a task being stored (or due again) to its send starting
         self.latency = Histogram()
+        #: the counts and latencies by worker (/metrics' worker-labelled series)
+        self.by_worker = WorkerFigures()
         #: checks for cancelled sends done so far (tests wait on it)
         self.polls = 0
         self.budgets = Budgets(
@@ -116,7 +119,7 @@ class Dispatcher(StorePolling):
             retry_cap=settings.retry_cap, counts=self.counts, latency=self.latency,
             unreachable=self._check_soon, max_result=settings.max_result,
             node=self.leases.node.id, lease=settings.lease, shared=not settings.own_database,
-            budgets=self.budgets,
+            budgets=self.budgets, by_worker=self.by_worker,
         )  # fmt: skip
         #: set when another node may have freed a slot or made work (``nudge``)
         self._nudged = asyncio.Event()
@@ -215,6 +218,10 @@ class Dispatcher(StorePolling):
     def in_flight(self) -> int:
         """Tasks being sent right now."""
         return len(self._flights)
+
+    def load(self) -> dict[str, tuple[int, int]]:
+        """(queued, in flight) by worker, for each worker with a lane."""
+        return {lane.name: (len(lane.queue), lane.running) for lane in self._lanes}
 
     # --- holding a worker while serve applies its new definition ----------------------
 

@@ -22,6 +22,7 @@ from mecha.engine.budgets import Budgets, OverBudget
 from mecha.engine.histogram import Histogram
 from mecha.engine.targets import Target
 from mecha.engine.task_outcome import after_failure, completed
+from mecha.engine.worker_figures import WorkerFigures
 from mecha.engine.writeback import Settled, WriteBack
 from mecha.result import TaskResult
 from mecha.result_cap import DEFAULT_MAX_RESULT
@@ -73,8 +74,11 @@ class TaskSender:
         lease: float = 0.0,
         shared: bool = False,
         budgets: Budgets | None = None,
+        by_worker: WorkerFigures | None = None,
     ) -> None:
         self._updates = updates
+        #: the same counts and latencies by worker (/metrics)
+        self._by_worker = by_worker if by_worker is not None else WorkerFigures()
         #: reserves before a claim and settles after the send (``engine.budgets``)
         self._budgets = budgets
         self._send = budgets.metered(send) if budgets is not None else send
@@ -122,16 +126,18 @@ class TaskSender:
         if claimed is None:  # cancelled, or handled elsewhere meanwhile
             return None
         if claimed.state is TaskState.SUPERSEDED:  # a newer task for its flow key came
-            self._counts["superseded"] += 1
+            self._count(claimed, "superseded")
             return None
         if claimed.state is TaskState.PENDING:  # its worker is at its limits on other nodes
-            self._counts["held"] += 1
+            self._count(claimed, "held")
             return Retry(claimed, 0.0, held=True)
-        self._counts["sent"] += 1
+        self._count(claimed, "sent")
         if self._writeback is not None:  # 👀 on a command's comment, in the background
             self._writeback.acknowledge(claimed)
         ready = max(claimed.created_at, claimed.next_retry_at)
-        self._latency.observe(max(0.0, (claimed.dispatched_at - ready) * 1000))
+        waited = max(0.0, (claimed.dispatched_at - ready) * 1000)
+        self._latency.observe(waited)
+        self._by_worker.observe(claimed.worker, waited)
         try:
             result = await self._send(target, claimed)
         except WorkerFailure as failure:
@@ -155,8 +161,13 @@ class TaskSender:
             return False
         log.info("task %s was superseded by task %s while it ran; its answer is dropped",
                  task.id, ended.superseded_by)  # fmt: skip
-        self._counts["superseded"] += 1
+        self._count(task, "superseded")
         return True
+
+    def _count(self, task: Task, outcome: str, times: int = 1) -> None:
+        """Add to an outcome's count, in all and for the task's worker."""
+        self._counts[outcome] += times
+        self._by_worker.count(task.worker, outcome, times)
 
     def _limits(self, target: Target) -> WorkerLimits | None:
         if not self._shared:
@@ -183,7 +194,7 @@ class TaskSender:
                     writes, "the task was cancelled (or taken over by another node) while it ran"
                 )
         else:
-            self._counts["completed"] += 1
+            self._count(task, "completed")
             if self._writeback and writes:
                 self._writeback.launch(writes)
 
@@ -200,11 +211,11 @@ class TaskSender:
             return None
         if then.retry_in is None:
             log.warning("task %s for %s failed: %s", task.id, target.name, then.update.error)
-            self._counts["failed"] += 1
-            self._counts["dead_lettered"] += then.dead_letter
+            self._count(task, "failed")
+            self._count(task, "dead_lettered", then.dead_letter)
             return None
         if stored is None:  # cancelled meanwhile
             return None
-        self._counts["retried"] += 1
+        self._count(task, "retried")
         log.info("task %s for %s: %s", task.id, target.name, then.update.detail)
         return Retry(stored, then.retry_in)

@@ -38,6 +38,7 @@ def serve_app(ingest: Ingest) -> Starlette:
             **workers.dispatcher.stats(), **workers.writeback.stats(), **ingest.ticker.counts
         },
         dispatch_latency=lambda: workers.dispatcher.latency,
+        worker_figures=lambda: workers.dispatcher.by_worker, worker_load=workers.dispatcher.load,
         budget_limits=workers.dispatcher.budget_limits,
         container_logs=ingest.worker_logs, forge_web=ingest.forge_web,
         operator=ingest.operator,

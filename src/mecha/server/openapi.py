@@ -119,7 +119,9 @@ def _response(answer: Answer, models: _Models) -> dict[str, Any]:
     schema = models.schema(answer.model) if answer.model is not None else answer.schema
     shown: dict[str, Any] = {
         "description": answer.description,
-        "content": {answer.media: {"schema": dict(schema or {})}},
+        "content": {
+            media: {"schema": dict(schema or {})} for media in (answer.media, *answer.also)
+        },
     }
     if answer.headers:
         shown["headers"] = {

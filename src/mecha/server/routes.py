@@ -90,6 +90,8 @@ class Answer:
     schema: Mapping[str, Any] | None = None
     #: response header → its description
     headers: Mapping[str, str] = field(default_factory=dict)
+    #: other media types the same answer may come in (content negotiation)
+    also: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +169,9 @@ API_ROUTES: tuple[ApiRoute, ...] = (
     ),
     ApiRoute(
         "GET", "/metrics", metrics, "Prometheus metrics", Auth.OPEN,
-        {200: Answer("Prometheus text format 0.0.4", media="text/plain", schema=TEXT),
+        {200: Answer("Prometheus' text format 0.0.4; OpenMetrics 1.0.0 (ending `# EOF`) when "
+                     "the Accept header asks for application/openmetrics-text",
+                     media="text/plain", also=("application/openmetrics-text",), schema=TEXT),
          **refusals({403: "the API is closed (beyond loopback without a key)"})},
         tag="server",
     ),

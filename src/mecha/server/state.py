@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from mecha.engine.histogram import Histogram
     from mecha.engine.operator import Operator
     from mecha.engine.pipeline import Pipeline
+    from mecha.engine.worker_figures import WorkerFigures
     from mecha.forges.sources import SourceHandler
     from mecha.store import Store, WorkerRecord
     from mecha.task import Task
@@ -49,6 +50,10 @@ class AppState:
     dispatch_stats: Callable[[], Mapping[str, int]] | None = None
     #: the dispatcher's latency histogram for /metrics
     dispatch_latency: Callable[[], Histogram] | None = None
+    #: the dispatcher's counts and latencies by worker, for /metrics
+    worker_figures: Callable[[], WorkerFigures] | None = None
+    #: (queued, in flight) by worker, for /metrics
+    worker_load: Callable[[], Mapping[str, tuple[int, int]]] | None = None
     #: the budgets to show, by scope (``GET /budgets``, /metrics); None: none
     budget_limits: Callable[[], Mapping[str, BudgetLimit]] | None = None
     #: the last lines of a managed worker's container log (the dashboard's worker page);
