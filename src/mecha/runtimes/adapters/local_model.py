@@ -92,8 +92,7 @@ def default_model_path() -> Path:
     folders = list(spec.submodule_search_locations or []) if spec else []
     if not folders:
         raise LocalModelError(
-            f"the default embedded model (SmolLM2, package {MODEL_DISTRIBUTION}) is not "
-            "installed",
+            f"the default embedded model (SmolLM2, package {MODEL_DISTRIBUTION}) is not installed",
             hint=f"{model_command()}, or set adapter model: to a GGUF file",
         )
     path = Path(folders[0]) / MODEL_FILE
