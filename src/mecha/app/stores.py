@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from mecha.store.copy import CopyReport, Progress
     from mecha.store.postgres.store import PostgresStore
 
-PIP_HINT = "install it: pip install 'mecha[postgres]' (psycopg 3 and its pool)"
+PIP_HINT = "install it: pip install 'mecha-engine[postgres]' (psycopg 3 and its pool)"
 
 
 def database(settings: Settings) -> Database:
@@ -131,7 +131,7 @@ def schema_state(settings: Settings) -> SchemaState:
     """The database's schema version, read without creating or migrating anything.
 
     StoreError if it cannot be read (PostgreSQL not answering, a file that is not a
-    database); for PostgreSQL, StoreError naming ``pip install 'mecha[postgres]'`` if
+    database); for PostgreSQL, StoreError naming ``pip install 'mecha-engine[postgres]'`` if
     psycopg is missing.
     """
     chosen = database(settings)
@@ -169,7 +169,7 @@ def copy_to_postgres(
 ) -> CopyReport:
     """`mecha db copy`: the SQLite database at ``source`` (``settings.db_path`` unless
     given) copied whole into ``target``, migrated first (``mecha.store.copy``). StoreError
-    naming ``pip install 'mecha[postgres]'`` if psycopg is missing."""
+    naming ``pip install 'mecha-engine[postgres]'`` if psycopg is missing."""
     try:
         from mecha.store.copy import copy_sqlite_to_postgres
     except ModuleNotFoundError as exc:

