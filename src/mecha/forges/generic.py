@@ -27,6 +27,7 @@ from mecha.config.sources import GenericSource, SourceAuth
 from mecha.errors import WebhookError
 from mecha.event import AttrValue, Delivery, checked_delivery_id, stored_headers
 from mecha.forges.payload import check_hmac_signature, load_json_object, required_header, text_at
+from mecha.numbers import attribute_number
 
 #: how many hex digits the content-hash delivery id keeps (16 bytes, as upstream did)
 HASH_ID_LENGTH = 32
@@ -115,8 +116,8 @@ def parse_generic(source: GenericSource, body: bytes, headers: Mapping[str, str]
     for key, value in payload.items():
         if isinstance(value, str | int):  # bool is an int, and stays a bool
             attrs[key] = value
-        elif isinstance(value, float):
-            attrs[key] = repr(value)
+        elif isinstance(value, float):  # 5.0 is 5, as upstream printed it (docs/upstream.md)
+            attrs[key] = attribute_number(value)
     return Delivery(
         source=source.name,
         type=kind,

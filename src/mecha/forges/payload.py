@@ -17,6 +17,7 @@ import orjson
 
 from mecha.errors import WebhookError
 from mecha.forges.duplicate_keys import repeated_key
+from mecha.numbers import attribute_number
 
 #: hex digits of a commit id shown in a push's commit lines
 SHORT_SHA = 8
@@ -139,7 +140,7 @@ def text_at(data: Any, *path: str) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
+        return str(attribute_number(value))  # 5.0 as "5", as upstream printed it
     return ""
 
 

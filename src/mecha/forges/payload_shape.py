@@ -158,30 +158,48 @@ GITLAB: Mapping[str, Shape] = {
     kind: obj(**fields, **_GL_COMMON)
     for kind, fields in {
         "merge_request": {"object_attributes": required(_GL_MERGE_REQUEST), "labels": _GL_LABELS},
-        "issue": {"object_attributes": required(_GL_ISSUE), "labels": _GL_LABELS},
+        # without object_attributes an issue hook has no number (upstream took it so)
+        "issue": {"object_attributes": _GL_ISSUE, "labels": _GL_LABELS},
         "note": _GL_NOTE,
         "push": _GL_PUSH,
         "tag_push": _GL_PUSH,
     }.items()
 }
+#: the object a note's payload carries, by its ``noteable_type``
+NOTE_OBJECTS: Mapping[str, str] = {
+    "MergeRequest": "merge_request",
+    "Issue": "issue",
+    "Commit": "commit",
+}
 #: a note's shape by its ``noteable_type``: only the object it is on is read
 _GL_NOTES: Mapping[str, Shape] = {
-    noteable: obj(**_GL_NOTE, **{field: shape}, **_GL_COMMON)
-    for noteable, (field, shape) in {
-        "MergeRequest": ("merge_request", _GL_MERGE_REQUEST),
-        "Issue": ("issue", _GL_ISSUE),
-        "Commit": ("commit", obj(id=TEXT)),
+    noteable: obj(**_GL_NOTE, **{NOTE_OBJECTS[noteable]: shape}, **_GL_COMMON)
+    for noteable, shape in {
+        "MergeRequest": _GL_MERGE_REQUEST,
+        "Issue": _GL_ISSUE,
+        "Commit": obj(id=TEXT),
     }.items()
 }
 
 
+def noteable_of(payload: dict[str, Any]) -> str:
+    """What a GitLab note is on: its ``noteable_type`` as sent, else the kind whose object
+    the payload carries (``merge_request``, ``issue``, ``commit``), as upstream read
+    whichever was present; "" if neither says."""
+    note = payload.get("object_attributes")
+    sent = note.get("noteable_type") if isinstance(note, dict) else None
+    if isinstance(sent, str) and sent:
+        return sent
+    for noteable, field in NOTE_OBJECTS.items():
+        if isinstance(payload.get(field), dict):
+            return noteable
+    return ""
+
+
 def gitlab_shape(kind: str, payload: dict[str, Any]) -> Shape:
     """The shape of a GitLab ``kind`` payload (a kind in ``GITLAB``)."""
-    if kind == "note":
-        note = payload.get("object_attributes")
-        noteable = note.get("noteable_type") if isinstance(note, dict) else None
-        if isinstance(noteable, str) and noteable in _GL_NOTES:
-            return _GL_NOTES[noteable]
+    if kind == "note" and (noteable := noteable_of(payload)) in _GL_NOTES:
+        return _GL_NOTES[noteable]
     return GITLAB[kind]
 
 

@@ -32,6 +32,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from mecha.diff.unified import changed_paths, hunk_count
+from mecha.numbers import whole
 from mecha.policy.schema import OPT_IN, SECTIONS, PolicyProblem, normal_domain, policy_problems
 from mecha.policy.text import INVISIBLE, TextRules, clean_code, clean_prose, plural, truncate
 from mecha.result import STATUS_STATES, CommitSuggestion, Labels, Status, TaskResult
@@ -148,14 +149,15 @@ def parse_policy(mapping: Mapping[str, Any] | None) -> Policy:
     status, commit = section["status"], section["commit"]
     return Policy(
         PolicyKind.RULES,
-        comment=CommentRule(_allow(comment), comment.get("max_length"), comment.get("sticky", True),
-                            comment.get("max_per_hour", DEFAULT_MAX_PER_HOUR)),
+        comment=CommentRule(_allow(comment), whole(comment.get("max_length")),
+                            comment.get("sticky", True),
+                            whole(comment.get("max_per_hour", DEFAULT_MAX_PER_HOUR))),
         labels=LabelRule(_allow(labels), tuple(labels.get("allowed", ())),
-                         tuple(labels.get("blocked", ())), labels.get("max")),
+                         tuple(labels.get("blocked", ())), whole(labels.get("max"))),
         status=StatusRule(_allow(status),
                           tuple(s.lower() for s in status.get("states", STATUS_STATES)),
                           tuple(status.get("contexts", ()))),
-        commit=CommitRule(_allow(commit), commit.get("max_size"), commit.get("max"),
+        commit=CommitRule(_allow(commit), whole(commit.get("max_size")), whole(commit.get("max")),
                           tuple(commit.get("blocked_paths", ()))),
         metadata=_allow(section["metadata"]),
         text=_text_rules(mapping),

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mecha.numbers import whole
 from mecha.result import STATUS_STATES, kind_of
 
 #: the sections of a policy and the keys each one knows
@@ -135,6 +136,7 @@ def _value_problems(path: str, keys: tuple[Any, ...], kind: str, value: Any) -> 
     if kind == "switch":
         ok = isinstance(value, bool)
     elif kind == "count":
+        value = whole(value)  # 500.0 is 500, as upstream read it; 500.5 is still wrong
         ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
     else:
         ok = isinstance(value, list)

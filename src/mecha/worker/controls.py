@@ -13,6 +13,7 @@ from mecha.worker.section import (
     DurationText,
     Section,
     TextList,
+    Whole,
     checked_duration,
     checked_template,
 )
@@ -25,7 +26,7 @@ class RateLimit(Section):
     """How fast tasks may be sent to one worker: a token bucket."""
 
     per_second: float = Field(2.0, ge=0, description="tasks per second on average; 0 = no limit")
-    burst: int = Field(5, ge=1, description="tasks that may go at once after a quiet spell")
+    burst: Whole = Field(5, ge=1, description="tasks that may go at once after a quiet spell")
 
 
 class Trust(Section):
@@ -75,13 +76,13 @@ class Flow(Section):
 class BudgetSection(Section):
     """What the worker may use (``mecha.budget``): tokens a day, tasks an hour."""
 
-    tokens_per_day: int = Field(
+    tokens_per_day: Whole = Field(
         0,
         ge=0,
         description="tokens over the last 24 hours, reserved before each send (0 = no limit)",
     )
-    tasks_per_hour: int = Field(0, ge=0, description="sends over the last hour (0 = no limit)")
-    per_task: int | None = Field(
+    tasks_per_hour: Whole = Field(0, ge=0, description="sends over the last hour (0 = no limit)")
+    per_task: Whole | None = Field(
         None, ge=1,
         description=f"tokens reserved for a task whose use cannot be estimated (a managed or "
         f"unmanaged worker; default: config.yml's, else {DEFAULT_PER_TASK})",

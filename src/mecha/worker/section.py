@@ -11,6 +11,7 @@ from pydantic_core import PydanticCustomError
 
 from mecha.duration import format_duration, parse_duration
 from mecha.errors import TemplateError
+from mecha.numbers import whole
 from mecha.template.prompt import compile_template
 
 
@@ -33,6 +34,8 @@ def _one_or_many(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
+#: a whole number; ``500.0`` is 500, as Go's decoding read it (``500.5`` stays a mistake)
+Whole = Annotated[int, BeforeValidator(whole)]
 Text = Annotated[
     str,
     BeforeValidator(scalar_text),

@@ -33,6 +33,7 @@ from mecha.worker.section import (
     Section,
     Text,
     TextList,
+    Whole,
     checked_duration,
     checked_template,
     invalid,
@@ -93,7 +94,7 @@ class Resources(Section):
         pattern=MEMORY_PATTERN,
         description="memory limit: a whole number and M or G (binary units), e.g. 512M, 2G",
     )
-    pids: int = Field(DEFAULT_PIDS, ge=0, description="process limit; 0 means the default 1024")
+    pids: Whole = Field(DEFAULT_PIDS, ge=0, description="process limit; 0 means the default 1024")
 
     @field_validator("memory", mode="before")
     @classmethod
@@ -124,7 +125,7 @@ class DockerSpec(Section):
     lifecycle: Literal["persistent", "disposable"] = Field(
         "persistent", description="persistent: one long-lived container; disposable: one per task"
     )
-    pool: int = Field(
+    pool: Whole = Field(
         0, ge=0, le=32,
         description="disposable only: containers kept started and healthy, so a task does not "
         "wait for one to start",
@@ -188,7 +189,7 @@ class AdapterSpec(Section):
     stream: bool = Field(
         True, description="read the answer as a stream (tokens show as they come); false: whole"
     )
-    max_tokens: int = Field(1024, ge=1, le=1_000_000, description="most tokens the model writes")
+    max_tokens: Whole = Field(1024, ge=1, le=1_000_000, description="most tokens the model writes")
     temperature: float | None = Field(None, ge=0, le=2, description="sampling temperature")
 
     @field_validator("upstream")
@@ -307,8 +308,8 @@ class WorkerSpec(Section):
     events: list[EventRule] = Field(default_factory=list, description="event rules")
     policy: dict[str, Any] = Field(default_factory=dict, description="what results may write back")
     timeout: DurationText = Field(DEFAULT_TIMEOUT, description="per-task time limit, e.g. 30m, 1h")
-    concurrency: int = Field(1, ge=1, le=256, description="tasks this worker runs at once")
-    max_retries: int = Field(
+    concurrency: Whole = Field(1, ge=1, le=256, description="tasks this worker runs at once")
+    max_retries: Whole = Field(
         3, ge=0, le=100, description="retries after a transient failure, then dead-letter"
     )
     rate_limit: RateLimit = Field(default_factory=RateLimit)  # type: ignore[arg-type]

@@ -209,3 +209,12 @@ def test_stored_headers_drop_the_api_key() -> None:
     headers = {"x-event-type": "deploy", "x-api-key": API_KEY, "authorization": "Bearer x"}
     stored = parse_generic(KEYED, BODY, headers).headers
     assert stored == {"x-event-type": "deploy"}
+
+
+def test_numbers_become_what_upstream_printed() -> None:
+    """5.0 is the whole number 5 (a filter `count: "5"` and `{{.count}}` agree); a fraction
+    is Go's text, ``1.2345675e+06`` from a million up."""
+    body = json.dumps({"count": 5.0, "ratio": 0.5, "big": 1234567.5, "tiny": 0.00001}).encode()
+    attrs = parse_generic(ALERTS, body, {"x-event-type": "t"}).attrs
+    assert dict(attrs) == {"count": 5, "ratio": "0.5", "big": "1.2345675e+06", "tiny": "1e-05"}
+    assert type(attrs["count"]) is int

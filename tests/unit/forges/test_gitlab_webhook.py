@@ -510,3 +510,54 @@ def test_a_body_that_is_not_an_object_is_refused() -> None:
     _, headers = load_sample("gitlab", "push")
     error = parse_refusal(b'[{"object_kind": "push"}]', headers)
     assert error.message == "the GitLab delivery body must be a JSON object ({...}), not an array"
+
+
+# ---------------------------------------------------------------- as upstream read them
+
+
+def without_noteable_type(name: str) -> dict[str, Any]:
+    body, _ = load_sample("gitlab", name)
+    payload: dict[str, Any] = json.loads(body)
+    del payload["object_attributes"]["noteable_type"]
+    return payload
+
+
+def test_a_note_without_noteable_type_reads_the_merge_request_it_carries() -> None:
+    body, headers = load_sample("gitlab", "note")
+    delivery = parse_gitlab(json.dumps(without_noteable_type("note")).encode(), headers)
+    sent = parse_gitlab(body, headers).attrs
+    assert dict(delivery.attrs) == dict(sent)  # the same attributes, noteable_type included
+    assert delivery.attrs["noteable_type"] == "MergeRequest"
+    assert delivery.attrs["number"] == 1
+
+
+def test_a_note_without_noteable_type_reads_the_issue_it_carries() -> None:
+    _, headers = load_sample("gitlab", "note")
+    payload = without_noteable_type("note")
+    del payload["merge_request"]
+    payload["issue"] = {"iid": 4, "title": "It breaks", "labels": [{"title": "bug"}]}
+    attrs = parse_gitlab(json.dumps(payload).encode(), headers).attrs
+    assert (attrs["noteable_type"], attrs["number"], attrs["title"]) == ("Issue", 4, "It breaks")
+    assert attrs["labels"] == "bug"
+
+
+def test_an_issue_hook_without_object_attributes_has_no_number() -> None:
+    body, headers = load_sample("gitlab", "issue.open")
+    payload = json.loads(body)
+    del payload["object_attributes"]
+    attrs = parse_gitlab(json.dumps(payload).encode(), headers).attrs
+    for absent in ("number", "title", "body", "state"):
+        assert absent not in attrs
+    assert attrs["repo_name"] == "gitlab-test"
+
+
+def test_an_issue_or_merge_request_without_an_iid_has_no_number() -> None:
+    body, headers = load_sample("gitlab", "issue.open")
+    payload = json.loads(body)
+    del payload["object_attributes"]["iid"]
+    assert "number" not in parse_gitlab(json.dumps(payload).encode(), headers).attrs
+    changed = parse_changed("merge_request.open", {"object_attributes": merge_request_with()})
+    assert changed.attrs["number"] > 0
+    mr = merge_request_with()
+    del mr["iid"]
+    assert "number" not in parse_changed("merge_request.open", {"object_attributes": mr}).attrs

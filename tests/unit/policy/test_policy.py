@@ -705,3 +705,28 @@ def test_a_hand_built_result_without_metadata_records_nothing_for_it() -> None:
     result = apply_policy(parse_policy(policy), TaskResult(labels=Labels(add=("a",))), worker="w")
     assert result.metadata == {}
     assert result.denied == ()
+
+
+# ---------------------------------------------------------------- whole-valued floats
+
+
+def test_a_whole_valued_float_is_a_whole_number_as_upstream_read_it() -> None:
+    """``max_length: 500.0`` was 500 to the Go program; here too, so the policy holds."""
+    policy = parse_policy(
+        {"comment": {"allow": True, "max_length": 20.0, "max_per_hour": 3.0},
+         "labels": {"allow": True, "max": 1.0}, "commit": {"allow": True, "max_size": 10.0}}
+    )  # fmt: skip
+    assert policy.kind is PolicyKind.RULES
+    assert (policy.comment.max_length, policy.comment.max_per_hour) == (20, 3)
+    assert type(policy.comment.max_length) is int
+    assert (policy.labels.max_changes, policy.commit.max_size) == (1, 10)
+    verdict = apply_policy(policy, parse_result({"comment": {"body": "y" * 100}}), worker="w")
+    assert verdict.comment is not None
+    assert len(verdict.comment) <= 20
+
+
+@pytest.mark.parametrize("value", [500.5, 0.0, -2.0, "500"])
+def test_a_fraction_or_no_count_is_still_refused_at_its_place(value: object) -> None:
+    [problem] = policy_problems({"comment": {"allow": True, "max_length": value}})
+    assert problem.path == "policy.comment.max_length" and problem.fatal
+    assert problem.message.startswith("expected a whole number above 0, got")

@@ -505,3 +505,23 @@ def test_a_warm_pool_is_for_disposable_workers_only() -> None:
     )
     spec = parse(MANAGED + "  pool: 2\n  lifecycle: disposable\n").spec
     assert spec.docker is not None and spec.docker.pool == 2
+
+
+def test_whole_valued_floats_are_whole_numbers_in_a_worker_file() -> None:
+    """As the Go program read them: ``concurrency: 2.0`` is 2; ``2.5`` stays a mistake."""
+    from mecha.errors import FileError
+    from mecha.worker.parser import parse_worker
+    from mecha.yaml_doc import load_yaml
+
+    text = (
+        "name: w\nendpoint: http://127.0.0.1:9\nconcurrency: 2.0\nmax_retries: 1.0\n"
+        "rate_limit: {burst: 3.0}\nbudget: {tokens_per_day: 1000.0}\n"
+        "events:\n  - source: github\n    on: [pull_request.opened]\n    prompt: hi\n"
+    )
+    spec = parse_worker(load_yaml(text, file="w.yml"), environ={}).spec
+    assert (spec.concurrency, spec.max_retries, spec.rate_limit.burst) == (2, 1, 3)
+    assert spec.budget is not None and spec.budget.tokens_per_day == 1000
+    assert type(spec.concurrency) is int
+    with pytest.raises(FileError) as caught:
+        parse_worker(load_yaml(text.replace("2.0", "2.5"), file="w.yml"), environ={})
+    assert "w.yml:3:14: concurrency must be a whole number" in str(caught.value)

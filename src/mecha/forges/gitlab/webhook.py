@@ -320,12 +320,19 @@ def _common_attrs(payload: dict[str, Any]) -> Attrs:
     }
 
 
+def _number(item: dict[str, Any]) -> Attrs:
+    """``{"number": iid}`` if the merge request or issue has an ``iid``, else nothing: an
+    absent number stays absent, so ``{{.number}}`` fails loudly instead of naming 0."""
+    iid = item.get("iid")
+    return {"number": iid} if isinstance(iid, int) and not isinstance(iid, bool) else {}
+
+
 def _merge_request_attrs(mr: dict[str, Any]) -> Attrs:
     """What a merge request object (``object_attributes`` of an MR event, ``merge_request``
     of a note) says."""
     head_sha = text_at(mr, "last_commit", "id")
     return {
-        "number": int_at(mr, "iid"),
+        **_number(mr),
         "title": text_at(mr, "title"),
         "body": text_at(mr, "description"),
         "head_branch": text_at(mr, "source_branch"),
@@ -359,12 +366,15 @@ def _push(payload: dict[str, Any]) -> Attrs:
 
 
 def _issue(payload: dict[str, Any]) -> Attrs:
-    issue = object_at(payload, "object_attributes")
+    labels = joined_names(payload.get("labels"), "title")
+    if not isinstance(issue := payload.get("object_attributes"), dict):
+        # absent means absent (as upstream): {{.number}} fails loudly, not "issue 0"
+        return {"labels": labels} if labels else {}
     return {
-        "number": int_at(issue, "iid"),
+        **_number(issue),
         "title": text_at(issue, "title"),
         "body": text_at(issue, "description"),
-        "labels": joined_names(issue.get("labels") or payload.get("labels"), "title"),
+        "labels": joined_names(issue.get("labels"), "title") or labels,
         "state": text_at(issue, "state"),
         "confidential": bool_at(issue, "confidential"),
     }
@@ -372,14 +382,14 @@ def _issue(payload: dict[str, Any]) -> Attrs:
 
 def _note(payload: dict[str, Any]) -> Attrs:
     note = object_at(payload, "object_attributes")
-    noteable = text_at(note, "noteable_type")
+    noteable = payload_shape.noteable_of(payload)  # as sent, else from the object present
     attrs: Attrs = {}
     if noteable == "MergeRequest":
         attrs = _merge_request_attrs(object_at(payload, "merge_request"))
     elif noteable == "Issue":
         issue = object_at(payload, "issue")
         attrs = {
-            "number": int_at(issue, "iid"),
+            **_number(issue),
             "title": text_at(issue, "title"),
             "labels": joined_names(issue.get("labels"), "title"),
         }
