@@ -18,8 +18,12 @@ log = logging.getLogger("mecha.serve")
 
 
 @click.command()
-@click.option("--addr", help="host:port to listen on (config.yml addr:, else 127.0.0.1:21212).")
-@click.option("--api-key", help="Key API callers must send (config.yml api_key:).")
+@click.option(
+    "--addr", help="host:port to listen on (over MECHA_ADDR, config.yml addr:; 127.0.0.1:21212)."
+)
+@click.option(
+    "--api-key", help="Key API callers must send (over MECHA_API_KEY, config.yml api_key:)."
+)
 @click.option("--insecure", is_flag=True, help="Open the API beyond loopback without an API key.")
 @pass_app
 def serve(app: AppContext, addr: str | None, api_key: str | None, insecure: bool) -> None:
@@ -34,8 +38,9 @@ def serve(app: AppContext, addr: str | None, api_key: str | None, insecure: bool
     if "MECHA_LOG_LEVEL" not in app.environ:
         logging.getLogger().setLevel(logging.INFO)
     ensure_home(app.settings)
-    config = load_server_config(app.settings, app.environ)
-    listen = resolve_listen(addr=addr, api_key=api_key, insecure=insecure, config=config)
+    flags = {"addr": addr, "api_key": api_key}  # over MECHA_ADDR / MECHA_API_KEY, config.yml
+    config = load_server_config(app.settings, app.environ, flags=flags)
+    listen = resolve_listen(addr=None, api_key=None, insecure=insecure, config=config)
     app.known.add({listen.api_key})
     secrets = app.secrets()
     store = app.store()  # chooses the database first: Ingest's settings carry the choice

@@ -116,18 +116,26 @@ def load_secrets(settings: Settings) -> Secrets:
     return replace(parse_secrets(text, file=str(path)), file=shown)
 
 
-def load_server_config(settings: Settings, environ: Mapping[str, str]) -> ServerConfig:
-    """``config.yml`` (defaults if absent); ConfigFileError lists every mistake in it."""
-    from mecha.config.server_file import ServerConfig, parse_config
+def load_server_config(
+    settings: Settings,
+    environ: Mapping[str, str],
+    *,
+    flags: Mapping[str, str | None] | None = None,
+) -> ServerConfig:
+    """The server's settings: ``flags`` (serve's ``addr`` and ``api_key``), then the
+    ``MECHA_*`` variables, then ``config.yml``, then the defaults
+    (``mecha.config.environment``); SettingsError lists every mistake."""
+    from mecha.config.environment import resolve_server
+    from mecha.yaml_doc import Document, load_yaml
 
     path = settings.config_path
     try:
-        text = path.read_text(encoding="utf-8")
+        doc = load_yaml(path.read_text(encoding="utf-8"), file=str(path))
     except FileNotFoundError:
-        return ServerConfig()
+        doc = Document(data=None, file=str(path))
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}", hint="it must be UTF-8 YAML text") from None
-    config = parse_config(text, file=str(path), environ=environ)
+    config = resolve_server(doc, environ, shown_file=settings.shown(path), flags=flags)
     if config.api_key_literal:
         from mecha.secrets import check_secrets_mode
 
