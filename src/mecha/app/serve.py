@@ -87,8 +87,8 @@ def resolve_listen(
         raise UsageError(
             f"refusing to listen on {host} without an API key: source {keyed[0]!r} uses "
             "auth: api_key, so anyone who can reach it could send it events",
-            hint="set --api-key (or api_key: in config.yml), listen on 127.0.0.1, "
-            "or pass --insecure if a proxy in front of Mecha checks callers",
+            hint="set --api-key (or MECHA_API_KEY, or api_key: in config.yml), listen on "
+            "127.0.0.1, or pass --insecure if a proxy in front of Mecha checks callers",
         )
     return Listen(host=host, port=int(port_text), api_key=key, api_closed=closed)
 
