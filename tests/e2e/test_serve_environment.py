@@ -131,7 +131,7 @@ def test_a_bad_variable_stops_serve_with_its_name_and_no_traceback(tmp_path: Pat
 def test_config_server_says_what_is_wrong_with_its_arguments(tmp_path: Path) -> None:
     home = make_home(tmp_path)
     named = mecha(home, {}, "config", "--server", "reviewer")
-    assert named.returncode == 2 and "not worker \"reviewer\"" in named.stderr
+    assert named.returncode == 2 and 'not worker "reviewer"' in named.stderr
     alone = mecha(home, {}, "config", "--json")
     assert alone.returncode == 2 and "--json goes with --server" in alone.stderr
     assert not (home / "mecha.db").exists()  # neither opened the store

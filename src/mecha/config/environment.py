@@ -247,7 +247,7 @@ def _with_flags(config: ServerConfig, flags: Mapping[str, str | None]) -> Server
     origins = dict(config.origins)
     if addr is not None:
         if problem := addr_problem(addr):
-            raise UsageError(f"--addr {problem}", hint="e.g. 127.0.0.1:21212 or :21212")
+            raise UsageError(f"address {problem}", hint="e.g. 127.0.0.1:21212 or :21212")
         config, origins["addr"] = replace(config, addr=addr), "flag --addr"
     if key is not None:
         if problem := api_key_problem(key):

@@ -185,7 +185,7 @@ def addr_problem(text: str) -> str:
     """What is wrong with ``text`` as ``host:port`` ("" if nothing)."""
     _host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
-        return f'is "{text}", not host:port'
+        return f'"{text}" is not host:port'
     return ""
 
 
@@ -235,7 +235,7 @@ class _Checker:
     def addr(self, value: Any) -> str:
         addr = self.text(("addr",), value)
         if addr and (problem := addr_problem(addr)):
-            self.add(("addr",), f"addr {problem}", "e.g. 127.0.0.1:21212, or :21212 for every "
+            self.add(("addr",), f"address {problem}", "e.g. 127.0.0.1:21212, or :21212 for every "
                      "interface")  # fmt: skip
             return ""
         return addr

@@ -16,7 +16,7 @@ KEY = "env-key-0123456789abcdef"
 
 
 def resolve(
-    text: str = "", flags: dict[str, str | None] | None = None, **environ: str
+    text: str = "", flags: dict[str, str | None] | None = None, /, **environ: str
 ) -> ServerConfig:
     doc = load_yaml(text, file="/h/config.yml") if text else Document(None, "/h/config.yml")
     return resolve_server(doc, environ, shown_file="config.yml", flags=flags)
@@ -117,7 +117,7 @@ def test_the_environment_wins_over_the_file_key_by_key() -> None:
 
 
 def test_a_flag_wins_over_the_environment_and_the_file() -> None:
-    text = f"addr: 127.0.0.1:1\napi_key: file-key-0123456789abc\n"
+    text = "addr: 127.0.0.1:1\napi_key: file-key-0123456789abc\n"
     flags: dict[str, str | None] = {"addr": "127.0.0.1:3", "api_key": KEY}
     config = resolve(text, flags, MECHA_ADDR="127.0.0.1:2", MECHA_API_KEY="env-" + KEY)
     assert (config.addr, config.api_key) == ("127.0.0.1:3", KEY)
@@ -130,7 +130,10 @@ def test_a_flag_wins_over_the_environment_and_the_file() -> None:
 
 @pytest.mark.parametrize(
     ("flags", "words"),
-    [({"api_key": "short"}, "--api-key is 5 characters"), ({"addr": "nope"}, '--addr is "nope"')],
+    [
+        ({"api_key": "short"}, "--api-key is 5 characters"),
+        ({"addr": "nope"}, 'address "nope" is not host:port'),
+    ],
 )
 def test_a_bad_flag_is_a_usage_error_naming_it(flags: dict[str, str | None], words: str) -> None:
     with pytest.raises(UsageError) as caught:
@@ -157,7 +160,7 @@ def test_an_empty_variable_is_unset() -> None:
         ("MECHA_RETENTION_TASKS", "a week", "retention.tasks is \"a week\", not a number of days"),
         ("MECHA_RETENTION_INTERVAL", "0", "it must be a duration of at least 1s"),
         ("MECHA_BUDGET_PER_TASK", "0", "budget.per_task is 0; it must be a whole number of 1"),
-        ("MECHA_ADDR", "localhost", 'addr is "localhost", not host:port'),
+        ("MECHA_ADDR", "localhost", 'address "localhost" is not host:port'),
         ("MECHA_GITHUB_API_URL", "ghe.example", "github_api_url must be an http(s) URL"),
     ],
 )  # fmt: skip
@@ -214,3 +217,8 @@ def test_a_source_s_origin_is_its_line() -> None:
 def test_retention_kinds_all_have_variables() -> None:
     names = {v.name for v in VARIABLES}
     assert {f"MECHA_RETENTION_{kind.upper()}" for kind in RETENTION_KINDS} <= names
+
+
+def test_a_malformed_address_in_the_file_is_located() -> None:
+    message = refused("addr: localhost\n")
+    assert '/h/config.yml:1:7: address "localhost" is not host:port' in message
