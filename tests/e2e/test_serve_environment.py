@@ -71,6 +71,8 @@ def test_serve_runs_on_mecha_variables_alone(tmp_path: Path) -> None:
         assert lease_ms(server.url) == 7000
         log = server.log()
     assert "API closed" not in log and ENV_KEY not in log
+    [line] = [line for line in log.splitlines() if "settings from the environment" in line]
+    assert line.endswith(": MECHA_ADDR, MECHA_API_KEY, MECHA_DISPATCH_LEASE")
     shown = mecha(home, env, "config", "--server")
     assert shown.returncode == 0, shown.stderr
     lines = {line.split()[0]: line for line in shown.stdout.splitlines()[1:]}

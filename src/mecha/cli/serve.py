@@ -6,7 +6,7 @@ import errno
 import logging
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import FrameType
 
 import click
@@ -65,6 +65,8 @@ def serve(app: AppContext, addr: str | None, api_key: str | None, insecure: bool
     server.on_exit = asgi.state.mecha.stopping.set  # the dashboard's live streams end
     app.announce(log.name, f"listening on http://{_shown(host)}:{port} ({sources})")
     app.announce(log.name, f"storing in {app.database_name()}")
+    if given := _from_environment(config.origins):
+        app.announce(log.name, f"settings from the environment: {given}")
     if listen.api_closed:
         app.announce(log.name, _closed_line(host))
     server.run(sockets=[sock])
@@ -72,6 +74,14 @@ def serve(app: AppContext, addr: str | None, api_key: str | None, insecure: bool
         raise ServerError("the server did not start", hint="see the log lines above")
     app.announce(log.name, "stopped")
     sys.stderr.flush()
+
+
+def _from_environment(origins: Mapping[str, str]) -> str:
+    """``MECHA_ADDR, MECHA_API_KEY`` (the variables that set something; values not shown),
+    "" if none did."""
+    names = sorted({origin.removeprefix("env ") for origin in origins.values()
+                    if origin.startswith("env ")})  # fmt: skip
+    return ", ".join(names)
 
 
 def _graceful_server_class() -> type:

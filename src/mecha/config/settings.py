@@ -2,8 +2,10 @@
 
 ``MECHA_HOME`` moves the whole folder (default ``~/.mecha``); ``MECHA_DB_PATH`` moves only
 the SQLite database; ``MECHA_DATABASE_URL`` (or config.yml's ``database_url:``) chooses
-PostgreSQL instead (``with_database``; see ``mecha.config.database``). Nothing here runs
-at import: entry points call ``Settings.from_env()``.
+PostgreSQL instead (``with_database``; see ``mecha.config.database``). The server's other
+settings: ``load_server_config`` (flags, ``MECHA_*`` variables, config.yml; see
+``mecha.config.environment``). Nothing here runs at import: entry points call
+``Settings.from_env()``.
 """
 
 from __future__ import annotations

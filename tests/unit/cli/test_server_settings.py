@@ -73,3 +73,10 @@ def test_a_database_url_from_the_file_names_its_line(tmp_path: Path) -> None:
     shown = rows(tmp_path / "h", "addr: :1\ndatabase_url: postgresql://mecha@db/mecha\n")
     assert shown["database_url"].source == f"{tmp_path / 'h' / 'config.yml'}:2"
     assert shown["database password"].value.startswith("(none")
+
+
+def test_the_environment_s_api_key_is_masked_in_every_command_s_output(tmp_path: Path) -> None:
+    app = AppContext({"HOME": str(tmp_path), "MECHA_API_KEY": KEY})
+    assert KEY not in app.redact(f"Authorization: Bearer {KEY}")
+    short = AppContext({"HOME": str(tmp_path), "MECHA_API_KEY": "review"})
+    assert short.redact("review the diff") == "review the diff"  # refused as a key anyway
