@@ -69,8 +69,10 @@ class Listen:
 def resolve_listen(
     *, addr: str | None, api_key: str | None, insecure: bool, config: ServerConfig
 ) -> Listen:
-    """Flag > config.yml > default; refuse a weak ``--api-key`` (config.yml's ``api_key`` was
-    checked when it was read). A non-loopback address without a key closes the API."""
+    """Flag > ``config`` (MECHA_* variables over config.yml, as resolved by
+    ``mecha.config.environment``) > default; refuse a weak ``--api-key`` (the config's
+    ``api_key`` was checked when it was read). A non-loopback address without a key closes
+    the API."""
     text = addr or config.addr or DEFAULT_ADDR
     host, sep, port_text = text.rpartition(":")
     if not sep or not port_text.isdigit() or not 0 <= int(port_text) < 65536:
@@ -87,8 +89,8 @@ def resolve_listen(
         raise UsageError(
             f"refusing to listen on {host} without an API key: source {keyed[0]!r} uses "
             "auth: api_key, so anyone who can reach it could send it events",
-            hint="set --api-key (or api_key: in config.yml), listen on 127.0.0.1, "
-            "or pass --insecure if a proxy in front of Mecha checks callers",
+            hint="set --api-key (or MECHA_API_KEY, or api_key: in config.yml), listen on "
+            "127.0.0.1, or pass --insecure if a proxy in front of Mecha checks callers",
         )
     return Listen(host=host, port=int(port_text), api_key=key, api_closed=closed)
 

@@ -1,4 +1,5 @@
-"""``mecha config [NAME]``: registered workers as resolved YAML, secrets masked.
+"""``mecha config [NAME]``: registered workers as resolved YAML, secrets masked;
+``mecha config --server [--json]``: the server's settings (``mecha.cli.server_settings``).
 
 The output is itself a valid worker file, defaults written out. Keys appear as the
 ``${VAR}`` they were written as, or ``[REDACTED]`` if written literally. It is written
@@ -24,9 +25,19 @@ from mecha.worker.parser import SECRET_FIELDS
 
 @click.command()
 @click.argument("name", required=False)
+@click.option(
+    "--server", is_flag=True,
+    help="Show the server's settings instead: each value and where it came from (a flag of "
+    "serve, a MECHA_* variable, config.yml:LINE, or the default).",
+)  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="With --server: print JSON.")
 @pass_app
-def config(app: AppContext, name: str | None) -> None:
-    """Show worker NAME (or every worker) as resolved YAML, secrets masked."""
+def config(app: AppContext, name: str | None, server: bool, as_json: bool) -> None:
+    """Show worker NAME (or every worker) as resolved YAML, secrets masked; with --server,
+    the server's settings and where each came from."""
+    if server or as_json:
+        _server(app, name, server=server, as_json=as_json)
+        return
     store = app.store()
     records = [store.get_worker(name)] if name else store.list_workers()
     if not records:
@@ -48,6 +59,32 @@ def config(app: AppContext, name: str | None) -> None:
         app.echo("---\n".join(docs).rstrip("\n"))
     if failed:
         raise click.exceptions.Exit(1)
+
+
+def _server(app: AppContext, name: str | None, *, server: bool, as_json: bool) -> None:
+    """``--server``: the resolved server settings (no store opened)."""
+    from mecha.errors import UsageError
+
+    if not server:
+        raise UsageError("--json goes with --server", hint="mecha config --server --json")
+    if name:
+        raise UsageError(
+            f'--server shows the server\'s settings, not worker "{name}"',
+            hint="mecha config --server, or mecha config NAME for a worker",
+        )
+    from mecha.cli.server_settings import as_json as rows_json
+    from mecha.cli.server_settings import server_rows
+
+    rows = server_rows(app)
+    if as_json:
+        import json
+
+        app.echo(json.dumps(rows_json(rows), indent=2))
+        return
+    from mecha.cli.table import render_table
+
+    table = [[row.setting, row.value, row.source, row.variable] for row in rows]
+    app.echo(render_table(["SETTING", "VALUE", "FROM", "VARIABLE"], table))
 
 
 def resolved(app: AppContext, record: WorkerRecord) -> dict[str, Any]:

@@ -51,6 +51,7 @@ class AppContext:
         self.log_filter = RedactingFilter()
         self.known.attach(self.log_filter)
         self._know_env_password()
+        self._know_env_api_key()
         self._handler: logging.Handler | None = None
         self._store: Store | None = None
         self._secrets: Secrets | None = None
@@ -122,6 +123,15 @@ class AppContext:
         except UrlProblem:
             return
         self.known.add(target.secret_values())
+
+    def _know_env_api_key(self) -> None:
+        """Mask ``MECHA_API_KEY`` from the start, in every command's output (a key too short
+        to be one is refused where it is read, and masking it would blot common words)."""
+        from mecha.config.server_file import MIN_API_KEY
+
+        key = self.environ.get("MECHA_API_KEY", "")
+        if len(key.strip()) >= MIN_API_KEY:
+            self.known.add({key})
 
     @property
     def redactor(self) -> Redactor:

@@ -6,7 +6,7 @@ import errno
 import logging
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import FrameType
 
 import click
@@ -18,8 +18,12 @@ log = logging.getLogger("mecha.serve")
 
 
 @click.command()
-@click.option("--addr", help="host:port to listen on (config.yml addr:, else 127.0.0.1:21212).")
-@click.option("--api-key", help="Key API callers must send (config.yml api_key:).")
+@click.option(
+    "--addr", help="host:port to listen on (over MECHA_ADDR, config.yml addr:; 127.0.0.1:21212)."
+)
+@click.option(
+    "--api-key", help="Key API callers must send (over MECHA_API_KEY, config.yml api_key:)."
+)
 @click.option("--insecure", is_flag=True, help="Open the API beyond loopback without an API key.")
 @pass_app
 def serve(app: AppContext, addr: str | None, api_key: str | None, insecure: bool) -> None:
@@ -34,8 +38,9 @@ def serve(app: AppContext, addr: str | None, api_key: str | None, insecure: bool
     if "MECHA_LOG_LEVEL" not in app.environ:
         logging.getLogger().setLevel(logging.INFO)
     ensure_home(app.settings)
-    config = load_server_config(app.settings, app.environ)
-    listen = resolve_listen(addr=addr, api_key=api_key, insecure=insecure, config=config)
+    flags = {"addr": addr, "api_key": api_key}  # over MECHA_ADDR / MECHA_API_KEY, config.yml
+    config = load_server_config(app.settings, app.environ, flags=flags)
+    listen = resolve_listen(addr=None, api_key=None, insecure=insecure, config=config)
     app.known.add({listen.api_key})
     secrets = app.secrets()
     store = app.store()  # chooses the database first: Ingest's settings carry the choice
@@ -60,6 +65,8 @@ def serve(app: AppContext, addr: str | None, api_key: str | None, insecure: bool
     server.on_exit = asgi.state.mecha.stopping.set  # the dashboard's live streams end
     app.announce(log.name, f"listening on http://{_shown(host)}:{port} ({sources})")
     app.announce(log.name, f"storing in {app.database_name()}")
+    if given := _from_environment(config.origins):
+        app.announce(log.name, f"settings from the environment: {given}")
     if listen.api_closed:
         app.announce(log.name, _closed_line(host))
     server.run(sockets=[sock])
@@ -67,6 +74,14 @@ def serve(app: AppContext, addr: str | None, api_key: str | None, insecure: bool
         raise ServerError("the server did not start", hint="see the log lines above")
     app.announce(log.name, "stopped")
     sys.stderr.flush()
+
+
+def _from_environment(origins: Mapping[str, str]) -> str:
+    """``MECHA_ADDR, MECHA_API_KEY`` (the variables that set something; values not shown),
+    "" if none did."""
+    names = sorted({origin.removeprefix("env ") for origin in origins.values()
+                    if origin.startswith("env ")})  # fmt: skip
+    return ", ".join(names)
 
 
 def _graceful_server_class() -> type:

@@ -2,7 +2,7 @@
 
 ::
 
-    addr: 127.0.0.1:21212          # where `mecha serve` listens (flag > file > default)
+    addr: 127.0.0.1:21212          # where `mecha serve` listens
     api_key: ${MECHA_API_KEY}      # opens the API beyond loopback; ${VAR} is expanded;
                                    # at least 16 characters (MIN_API_KEY)
     github_api_url: https://api.github.com   # GitHub Enterprise: https://HOST/api/v3
@@ -34,7 +34,10 @@
       tokens_per_day: 1000000      # worker file may add its own budget: too)
       tasks_per_hour: 200
 
-Every mistake is reported at once, at file:line:column, with what to do.
+Every mistake is reported at once, at file:line:column, with what to do. Each setting
+but ``sources`` and ``database_password`` has a ``MECHA_*`` variable too, which wins
+over the file (``mecha.config.environment``): ``check_config`` checks a document whose
+values came from both, each located where it was given.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ from mecha.config.sources import RESERVED_SOURCES, GenericSource, SourceAuth
 from mecha.duration import duration_value
 from mecha.errors import ConfigError, FileError, Problem
 from mecha.result_cap import DEFAULT_MAX_RESULT, MIN_MAX_RESULT
-from mecha.template.interpolation import UnsetVariable, expand
+from mecha.template.interpolation import UnsetVariable, expand, has_reference
 from mecha.yaml_doc import Document, Path, load_yaml, suggest_key
 
 DEFAULT_ADDR = "127.0.0.1:21212"
@@ -125,11 +128,21 @@ class ServerConfig:
     database: DatabaseKeys = field(default_factory=DatabaseKeys)
     #: what all workers together may use (None: no global budget)
     budget: Budget | None = None
+    #: where each setting given came from, by dotted key (``dispatch.concurrency``):
+    #: ``env MECHA_ADDR``, ``flag --addr`` or ``~/.mecha/config.yml:4``; absent = default
+    origins: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
 def parse_config(text: str, *, file: str, environ: Mapping[str, str]) -> ServerConfig:
     """The settings in ``text``; ConfigFileError listing every mistake."""
-    doc = load_yaml(text, file=file)
+    return check_config(load_yaml(text, file=file), environ)
+
+
+def check_config(
+    doc: Document, environ: Mapping[str, str], *, outside: frozenset[Path] = frozenset()
+) -> ServerConfig:
+    """The settings ``doc`` holds; ConfigFileError listing every mistake. ``outside``: the
+    paths whose values came from elsewhere than the file's text (the environment)."""
     if doc.data is None:
         return ServerConfig()
     check = _Checker(doc, environ)
@@ -139,9 +152,11 @@ def parse_config(text: str, *, file: str, environ: Mapping[str, str]) -> ServerC
     data = check.known((), doc.data, _KEYS)
     api_key = check.api_key(data.get("api_key"))
     config = ServerConfig(
-        addr=check.text(("addr",), data.get("addr", "")),
+        addr=check.addr(data.get("addr")),
         api_key=api_key,
-        api_key_literal=bool(api_key) and _literal(data.get("api_key")),
+        api_key_literal=bool(api_key)
+        and ("api_key",) not in outside
+        and _literal(data.get("api_key")),
         github_api_url=check.url(("github_api_url",), data.get("github_api_url")),
         max_diff=check.size(("max_diff",), data.get("max_diff", DEFAULT_MAX_DIFF)),
         max_result=check.max_result(data.get("max_result", DEFAULT_MAX_RESULT)),
@@ -164,6 +179,14 @@ def _literal(value: Any) -> bool:
         return isinstance(value, str) and bool(expand(value, {}))
     except (UnsetVariable, ValueError):
         return False
+
+
+def addr_problem(text: str) -> str:
+    """What is wrong with ``text`` as ``host:port`` ("" if nothing)."""
+    _host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        return f'"{text}" is not host:port'
+    return ""
 
 
 def parse_size(text: str | int) -> int:
@@ -209,13 +232,21 @@ class _Checker:
             self.add(path, f"{path[-1]}: {exc}", "write ${NAME}, ${NAME:-fallback} or $$")
         return ""
 
+    def addr(self, value: Any) -> str:
+        addr = self.text(("addr",), value)
+        if addr and (problem := addr_problem(addr)):
+            self.add(("addr",), f"address {problem}", "e.g. 127.0.0.1:21212, or :21212 for every "
+                     "interface")  # fmt: skip
+            return ""
+        return addr
+
     def api_key(self, value: Any) -> str:
         """``api_key``, expanded; "" (no key) if absent or empty; a blank or short key is a
         problem."""
         key = self.text(("api_key",), value, expand_vars=True)
         problem = api_key_problem(key) if key else ""  # empty: no key, as if absent
         if problem:
-            expanded = " (after expanding ${...})" if "$" in str(value) else ""
+            expanded = " (after expanding ${...})" if has_reference(str(value)) else ""
             self.add(("api_key",), f"api_key{expanded} {problem}", API_KEY_HINT)
             return ""
         return key

@@ -2,8 +2,10 @@
 
 ``MECHA_HOME`` moves the whole folder (default ``~/.mecha``); ``MECHA_DB_PATH`` moves only
 the SQLite database; ``MECHA_DATABASE_URL`` (or config.yml's ``database_url:``) chooses
-PostgreSQL instead (``with_database``; see ``mecha.config.database``). Nothing here runs
-at import: entry points call ``Settings.from_env()``.
+PostgreSQL instead (``with_database``; see ``mecha.config.database``). The server's other
+settings: ``load_server_config`` (flags, ``MECHA_*`` variables, config.yml; see
+``mecha.config.environment``). Nothing here runs at import: entry points call
+``Settings.from_env()``.
 """
 
 from __future__ import annotations
@@ -116,18 +118,26 @@ def load_secrets(settings: Settings) -> Secrets:
     return replace(parse_secrets(text, file=str(path)), file=shown)
 
 
-def load_server_config(settings: Settings, environ: Mapping[str, str]) -> ServerConfig:
-    """``config.yml`` (defaults if absent); ConfigFileError lists every mistake in it."""
-    from mecha.config.server_file import ServerConfig, parse_config
+def load_server_config(
+    settings: Settings,
+    environ: Mapping[str, str],
+    *,
+    flags: Mapping[str, str | None] | None = None,
+) -> ServerConfig:
+    """The server's settings: ``flags`` (serve's ``addr`` and ``api_key``), then the
+    ``MECHA_*`` variables, then ``config.yml``, then the defaults
+    (``mecha.config.environment``); SettingsError lists every mistake."""
+    from mecha.config.environment import resolve_server
+    from mecha.yaml_doc import Document, load_yaml
 
     path = settings.config_path
     try:
-        text = path.read_text(encoding="utf-8")
+        doc = load_yaml(path.read_text(encoding="utf-8"), file=str(path))
     except FileNotFoundError:
-        return ServerConfig()
+        doc = Document(data=None, file=str(path))
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}", hint="it must be UTF-8 YAML text") from None
-    config = parse_config(text, file=str(path), environ=environ)
+    config = resolve_server(doc, environ, shown_file=settings.shown(path), flags=flags)
     if config.api_key_literal:
         from mecha.secrets import check_secrets_mode
 

@@ -29,9 +29,12 @@ def github_auth(secrets: Secrets) -> GitHubAuth | None:
 
 
 def github_api_url(config: ServerConfig, environ: Mapping[str, str]) -> str:
-    """``GITHUB_API_URL``, else config.yml's ``github_api_url``, else api.github.com."""
-    url = environ.get("GITHUB_API_URL") or config.github_api_url or DEFAULT_GITHUB_API_URL
-    return url.rstrip("/")
+    """GitHub's API address: ``config.github_api_url``, which ``MECHA_GITHUB_API_URL`` or
+    upstream's ``GITHUB_API_URL`` set over config.yml's key when the settings were resolved
+    (``mecha.config.environment``); api.github.com by default. ``environ`` is not read
+    again: the one precedence is the resolution's."""
+    del environ
+    return (config.github_api_url or DEFAULT_GITHUB_API_URL).rstrip("/")
 
 
 def gitlab_url(secrets: Secrets) -> str:

@@ -75,7 +75,7 @@ def error_response(status: int, message: str, hint: str = "") -> JSONResponse:
 
 #: how to open a closed API (``closed_api``'s hint, and serve's start line)
 OPEN_API_HINT = (
-    "start mecha serve with --api-key KEY or api_key: ${MECHA_API_KEY} in config.yml "
+    "start mecha serve with --api-key KEY, MECHA_API_KEY=KEY or api_key: in config.yml "
     "(generate one with: openssl rand -hex 24), or listen on 127.0.0.1"
 )
 

@@ -1,8 +1,9 @@
 """A real `mecha serve` in a child process on a free loopback port, for tests and benchmarks.
 
-``ServeProcess(home)`` starts ``python -m mecha serve --addr 127.0.0.1:0`` with
-``MECHA_HOME=home``, reads the port it bound from its first line, and waits until
-``/health`` answers. ``stop()`` sends SIGTERM (a graceful stop), ``kill()`` SIGKILL.
+``ServeProcess(home)`` starts ``python -m mecha serve --addr 127.0.0.1:0`` (``addr=None``:
+no ``--addr``, for MECHA_ADDR or config.yml to choose) with ``MECHA_HOME=home``, reads the
+port it bound from its first line, and waits until ``/health`` answers. ``stop()`` sends
+SIGTERM (a graceful stop), ``kill()`` SIGKILL.
 Everything the server wrote to stderr is in ``log()``.
 """
 
@@ -34,12 +35,14 @@ class ServeProcess:
         args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
         timeout: float = 20.0,
+        addr: str | None = "127.0.0.1:0",
     ) -> None:
         self.home = home
         environ = {k: v for k, v in os.environ.items() if not k.startswith("MECHA_")}
         environ.update({"MECHA_HOME": str(home), "PYTHONUNBUFFERED": "1"})
         environ.update(env or {})
-        command = [sys.executable, "-m", "mecha", "serve", "--addr", "127.0.0.1:0", *args]
+        flag = ["--addr", addr] if addr is not None else []
+        command = [sys.executable, "-m", "mecha", "serve", *flag, *args]
         self._proc = subprocess.Popen(
             command, env=environ, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, text=True,

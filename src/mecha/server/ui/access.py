@@ -150,8 +150,8 @@ def _session(request: Request, *, create: bool = True) -> tuple[Page, str] | Res
         return refused_page(
             state, 403,
             "The dashboard is closed: this server listens beyond loopback without an API key.",
-            "Start mecha serve with --api-key KEY (or api_key: in config.yml), then sign in "
-            "with that key.",
+            "Start mecha serve with --api-key KEY (or MECHA_API_KEY, or api_key: in "
+            "config.yml), then sign in with that key.",
         )  # fmt: skip
     now = time.time()
     session = ui.sessions.read(request.cookies.get(COOKIE, ""), now=now)
