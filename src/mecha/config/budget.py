@@ -19,6 +19,7 @@ from typing import Any
 from mecha.budget import Budget
 from mecha.duration import duration_value
 from mecha.errors import Problem
+from mecha.numbers import whole
 from mecha.yaml_doc import Document, suggest_key
 
 KEY = "budget"
@@ -64,7 +65,7 @@ def _check(key: str, item: Any) -> tuple[Any, str, str]:
                 "e.g. budget_wait: 6h (0: a task over budget fails at once)",
             )
         return seconds, "", ""
-    least = 1 if key == "per_task" else 0
+    least, item = (1 if key == "per_task" else 0), whole(item)  # 200.0 is 200
     if isinstance(item, bool) or not isinstance(item, int) or item < least:
         return (
             None,

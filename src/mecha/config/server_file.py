@@ -54,6 +54,7 @@ from mecha.config.retention import KEEP_HINT, RETENTION_KINDS, Retention, keep_s
 from mecha.config.sources import RESERVED_SOURCES, GenericSource, SourceAuth
 from mecha.duration import duration_value
 from mecha.errors import ConfigError, FileError, Problem
+from mecha.numbers import whole
 from mecha.result_cap import DEFAULT_MAX_RESULT, MIN_MAX_RESULT
 from mecha.template.interpolation import UnsetVariable, expand, has_reference
 from mecha.yaml_doc import Document, Path, load_yaml, suggest_key
@@ -191,6 +192,7 @@ def addr_problem(text: str) -> str:
 
 def parse_size(text: str | int) -> int:
     """Bytes in ``500KB``, ``2MB``, ``1MiB`` or a plain number; ValueError if not a size."""
+    text = whole(text)  # 500000.0 is 500000 bytes
     if isinstance(text, int) and not isinstance(text, bool):
         return text
     match = _SIZE.fullmatch(str(text).strip())
@@ -339,11 +341,11 @@ class _Checker:
         for key, item in self.known((name,), value, keys).items():
             path: Path = (name, key)
             if key in _COUNTS:
-                top = _COUNTS[key]
-                if isinstance(item, bool) or not isinstance(item, int) or not 1 <= item <= top:
+                top, count = _COUNTS[key], whole(item)  # 16.0 is 16, as upstream read it
+                if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= top:
                     self.add(path, f"{key} must be a whole number from 1 to {top}", "e.g. 16")
                 else:
-                    found[key] = item
+                    found[key] = count
                 continue
             seconds = duration_value(item)
             if seconds is None or seconds <= 0:

@@ -168,3 +168,20 @@ def test_a_bad_global_budget_is_located(text: str, where: str, words: str) -> No
         parse(text)
     [problem] = caught.value.problems
     assert str(problem).startswith(where) and words in str(problem), str(problem)
+
+
+def test_whole_valued_floats_are_whole_numbers_and_fractions_are_not() -> None:
+    """As in worker files and policies (issue 20): 16.0 is 16; 16.5 is a located mistake."""
+    config = parse(
+        "max_diff: 200000.0\ndispatch: {concurrency: 16.0}\nwriteback: {attempts: 3.0}\n"
+        "budget: {tasks_per_hour: 200.0}\n"
+    )
+    assert config.max_diff == 200_000 and type(config.max_diff) is int
+    assert config.dispatch["concurrency"] == 16 and type(config.dispatch["concurrency"]) is int
+    assert config.writeback["attempts"] == 3
+    assert config.budget is not None and config.budget.tasks_per_hour == 200
+    with pytest.raises(ConfigFileError) as caught:
+        parse("dispatch: {concurrency: 16.5}\nbudget: {tasks_per_hour: 0.5}\n")
+    said = str(caught.value)
+    assert "config.yml:1:25: concurrency must be a whole number from 1 to 1024" in said, said
+    assert "budget.tasks_per_hour is 0.5; it must be a whole number of 0 or more" in said, said
