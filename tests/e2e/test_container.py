@@ -1,0 +1,240 @@
+"""Mecha's own image, end to end: the root Dockerfile built with the real Docker engine,
+run with a volume and MECHA_API_KEY, a signed GitHub webhook sent to its published port,
+the task sent to a worker container (mecha-worker-base, echo backend) on a network of its
+own, then a graceful `docker stop`.
+
+The build context holds exactly what .dockerignore lets through, plus the host's CA bundle
+as deploy/ca/extra-ca.crt (pip reaches PyPI during the build; some networks intercept
+TLS). Needs a Docker engine with the local ``debian:bookworm-slim`` (tests/services.py
+starts the engine and makes the image where it can); skipped without them, failed under
+CI=true. Everything made here carries a test-unique name and is removed at the end
+(the image with ``--no-prune``: its cached layers keep the next build fast).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.components import missing
+from tests.e2e.serving import GITHUB_SECRET, post_github, pr_payload
+from tests.services import REPO, docker_engine
+
+pytestmark = pytest.mark.docker
+
+HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
+KEY = "container-test-key-0123456789abcdef"
+#: how long a build (cold: apt and PyPI downloads), a start and a stop may take
+BUILD_TIMEOUT = 1800.0
+HEALTHY_DEADLINE = 180.0
+TASK_DEADLINE = 120.0
+STOP_GRACE = 120
+WORKER = """name: echo
+endpoint: http://echo-worker:8080
+events:
+  - source: github
+    on: [pull_request.opened]
+    prompt: "Review #{{.number}}: {{.title}}"
+"""
+
+
+def docker(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None,
+    timeout: float = 120.0,
+) -> str:  # fmt: skip
+    """``docker ARGS``'s stdout; the test fails with its stderr when it fails."""
+    done = _docker(*args, stdin=stdin, env=env, timeout=timeout)
+    assert done.returncode == 0, f"docker {' '.join(args)}: {done.stdout[-3000:]}{done.stderr}"
+    return done.stdout
+
+
+def _docker(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None,
+    timeout: float = 120.0,
+) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    return subprocess.run(
+        ["docker", *args], input=stdin, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **env} if env else None, check=False,
+    )  # fmt: skip
+
+
+def build_context(into: Path) -> Path:
+    """The paths .dockerignore allows (``!path`` after ``*``), copied, with the host's CA."""
+    lines = (REPO / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    allowed = [line[1:] for line in lines if line.startswith("!")]
+    assert "*" in lines and allowed, ".dockerignore is no longer an allowlist"
+    junk = shutil.ignore_patterns("__pycache__", "*.py[cod]", "extra-ca.crt")
+    for name in allowed:
+        source, target = REPO / name, into / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=junk)
+        else:
+            shutil.copy2(source, target)
+    shutil.copy2(REPO / "Dockerfile", into / "Dockerfile")
+    if HOST_CA.is_file():
+        shutil.copy2(HOST_CA, into / "deploy" / "ca" / "extra-ca.crt")
+    return into
+
+
+@pytest.fixture(scope="module")
+def mecha_image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The root Dockerfile built under a test-unique tag; untagged at the end."""
+    docker_engine()
+    if shutil.which("docker") is None:
+        missing("the docker command is not installed: apt-get install docker.io")
+    context = build_context(tmp_path_factory.mktemp("mecha-image"))
+    tag = f"mecha:pytest-{uuid.uuid4().hex[:10]}"
+    docker("build", "-t", tag, str(context), timeout=BUILD_TIMEOUT)
+    try:
+        yield tag
+    finally:
+        _docker("rmi", "--no-prune", tag)
+
+
+@dataclass
+class Deployment:
+    """One running Mecha container, its volume and its worker, by name."""
+
+    container: str
+    volume: str
+    url: str
+
+    def logs(self) -> str:
+        done = _docker("logs", self.container)
+        return done.stdout + done.stderr
+
+    def health(self) -> str:
+        return docker("inspect", "-f", "{{.State.Health.Status}}", self.container).strip()
+
+
+@pytest.fixture
+def deployment(
+    mecha_image: str, worker_image: Callable[[str], str]
+) -> Iterator[Deployment]:
+    """Mecha's container with a volume (secrets.yml, one registered worker) and the key in
+    MECHA_API_KEY, on a network with an echo worker container; all removed after."""
+    worker = worker_image("base")
+    name = f"mecha-pytest-{uuid.uuid4().hex[:10]}"
+    made: list[tuple[str, ...]] = []
+    try:
+        docker("network", "create", name)
+        made.append(("network", "rm", name))
+        docker("volume", "create", name)
+        made.append(("volume", "rm", name))
+        docker(
+            "run", "-d", "--name", f"{name}-worker", "--network", name,
+            "--network-alias", "echo-worker", "--label", "mecha.test=container",
+            "-e", "WORKER_BACKEND=echo", worker,
+        )  # fmt: skip
+        made.append(("rm", "-f", f"{name}-worker"))
+        _seed(mecha_image, name)
+        docker(
+            "run", "-d", "--name", name, "--network", name, "-p", "127.0.0.1::21212",
+            "-v", f"{name}:/data", "-e", "MECHA_API_KEY", "--label", "mecha.test=container",
+            # the image's own check, asked every second instead of every 30 s
+            "--health-interval", "1s", mecha_image, env={"MECHA_API_KEY": KEY},
+        )  # fmt: skip
+        made.append(("rm", "-f", name))
+        [published] = docker("port", name, "21212/tcp").split()[:1]
+        yield Deployment(container=name, volume=name, url=f"http://{published}")
+    finally:
+        for args in reversed(made):
+            _docker(*args)
+
+
+def _seed(image: str, volume: str) -> None:
+    """secrets.yml (0600, owned by the image's user) and the worker file, through the
+    image itself, as docs/deploy.md says to; the worker registered by `mecha worker add`."""
+    secrets = f"github:\n  webhook_secret: {GITHUB_SECRET}\n"
+    write = "umask 077 && cat > /data/$0"
+    for file, text in (("secrets.yml", secrets), ("echo.yml", WORKER)):
+        docker(
+            "run", "--rm", "-i", "-v", f"{volume}:/data", "--entrypoint", "sh", image,
+            "-c", write, file, stdin=text,
+        )  # fmt: skip
+    docker("run", "--rm", "-v", f"{volume}:/data", image, "worker", "add", "/data/echo.yml")
+
+
+def wait_healthy(deployment: Deployment) -> None:
+    """The image's HEALTHCHECK says healthy (a generous deadline: a busy machine is slow)."""
+    deadline = time.monotonic() + HEALTHY_DEADLINE
+    while (status := deployment.health()) != "healthy":
+        assert status in ("starting", ""), f"{status}: {deployment.logs()}"
+        assert time.monotonic() < deadline, f"not healthy in time: {deployment.logs()}"
+        time.sleep(0.5)
+
+
+def event_tasks(url: str, event_id: str) -> list[dict[str, Any]]:
+    """The event's tasks once one has finished."""
+    deadline = time.monotonic() + TASK_DEADLINE
+    headers = {"Authorization": f"Bearer {KEY}"}
+    while True:
+        shown = httpx.get(f"{url}/event/{event_id}", headers=headers, timeout=10).json()
+        tasks: list[dict[str, Any]] = shown.get("tasks", [])
+        if any(t["state"] in ("completed", "failed") for t in tasks):
+            return tasks
+        assert time.monotonic() < deadline, f"no task of {event_id} finished: {shown}"
+        time.sleep(0.2)
+
+
+def test_a_signed_webhook_reaches_the_container_and_its_worker(deployment: Deployment) -> None:
+    wait_healthy(deployment)
+    url, name = deployment.url, deployment.container
+    # /health is open; the API wants the key from MECHA_API_KEY
+    assert httpx.get(f"{url}/health", timeout=10).status_code == 200
+    assert httpx.get(f"{url}/events", timeout=10).status_code == 401
+    wrong = {"Authorization": "Bearer not-the-key-0123456789"}
+    assert httpx.get(f"{url}/events", headers=wrong, timeout=10).status_code == 401
+    keyed = {"Authorization": f"Bearer {KEY}"}
+    assert httpx.get(f"{url}/events", headers=keyed, timeout=10).json() == []
+    # the registered endpoint worker is checked and set online from inside the container
+    docker("exec", name, "mecha", "worker", "start", "echo")
+
+    answer = post_github(url, pr_payload(number=7))
+    assert answer.status_code == 202, answer.text
+    event_id = answer.json()["id"]
+    assert post_github(url, pr_payload(), secret="a-wrong-secret").status_code == 401
+    [task] = event_tasks(url, event_id)
+    assert task["state"] == "completed", task
+    assert task["worker"] == "echo"
+    # the stored event, through the API and through the CLI in the container
+    [event] = httpx.get(f"{url}/events", headers=keyed, timeout=10).json()
+    assert event["id"] == event_id
+    listed = docker("exec", name, "mecha", "event", "ls").splitlines()
+    assert [line.split()[0] for line in listed[1:]] == [event_id[:12]], listed
+
+    # the server runs as the image's user, and its key is on no command line
+    top = docker("top", name, "-eo", "uid,pid,args").splitlines()
+    serving = [line for line in top if "entrypoint.py serve" in line]
+    assert serving and all(line.split()[0] == "10001" for line in serving), top
+    assert not any(KEY in line for line in top), "the API key shows in ps"
+    assert docker("exec", name, "id", "-u").strip() == "10001"
+
+    docker("stop", "-t", str(STOP_GRACE), name, timeout=STOP_GRACE + 60)
+    assert docker("inspect", "-f", "{{.State.ExitCode}}", name).strip() == "0"
+    log = deployment.logs()
+    assert "mecha.serve: stopped" in log, log
+    assert "Traceback" not in log and KEY not in log, log
+
+
+def test_the_data_stays_in_the_volume(deployment: Deployment, mecha_image: str) -> None:
+    """A stopped container's events are there for the next one on the same volume."""
+    wait_healthy(deployment)
+    answer = post_github(deployment.url, pr_payload(number=8))
+    assert answer.status_code == 202, answer.text
+    docker("stop", "-t", str(STOP_GRACE), deployment.container, timeout=STOP_GRACE + 60)
+    listed = docker(
+        "run", "--rm", "-v", f"{deployment.volume}:/data", mecha_image, "event", "ls"
+    )
+    assert [line.split()[0] for line in listed.splitlines()[1:]] == [answer.json()["id"][:12]]
