@@ -13,6 +13,7 @@ CI=true. Everything made here carries a test-unique name and is removed at the e
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -119,9 +120,7 @@ class Deployment:
 
 
 @pytest.fixture
-def deployment(
-    mecha_image: str, worker_image: Callable[[str], str]
-) -> Iterator[Deployment]:
+def deployment(mecha_image: str, worker_image: Callable[[str], str]) -> Iterator[Deployment]:
     """Mecha's container with a volume (secrets.yml, one registered worker) and the key in
     MECHA_API_KEY, on a network with an echo worker container; all removed after."""
     worker = worker_image("base")
@@ -234,7 +233,121 @@ def test_the_data_stays_in_the_volume(deployment: Deployment, mecha_image: str) 
     answer = post_github(deployment.url, pr_payload(number=8))
     assert answer.status_code == 202, answer.text
     docker("stop", "-t", str(STOP_GRACE), deployment.container, timeout=STOP_GRACE + 60)
-    listed = docker(
-        "run", "--rm", "-v", f"{deployment.volume}:/data", mecha_image, "event", "ls"
-    )
+    listed = docker("run", "--rm", "-v", f"{deployment.volume}:/data", mecha_image, "event", "ls")
     assert [line.split()[0] for line in listed.splitlines()[1:]] == [answer.json()["id"][:12]]
+
+
+#: Mecha's image with systemd as PID 1; procps for the unit's ExecReload=/bin/kill (on
+#: every Debian install, but not in the slim base)
+SYSTEMD_IMAGE = """FROM {image}
+USER root
+ARG DEBIAN_FRONTEND=noninteractive
+RUN apt-get update \\
+ && apt-get install -y --no-install-recommends systemd systemd-sysv procps \\
+ && rm -rf /var/lib/apt/lists/* \\
+ && systemctl mask systemd-logind.service getty.target console-getty.service
+COPY mecha.service /etc/systemd/system/mecha.service
+COPY mecha.env /etc/mecha/mecha.env
+COPY secrets.yml /var/lib/mecha/secrets.yml
+RUN chmod 0600 /etc/mecha/mecha.env /var/lib/mecha/secrets.yml \\
+ && chown -R mecha:mecha /var/lib/mecha && chmod 0700 /var/lib/mecha
+ENV container=docker
+STOPSIGNAL SIGRTMIN+3
+ENTRYPOINT ["/lib/systemd/systemd"]
+"""
+
+
+@pytest.fixture
+def systemd_host(mecha_image: str, tmp_path: Path) -> Iterator[str]:
+    """A container booted by systemd with Mecha (the image's venv in /opt/mecha) and
+    deploy/mecha.service as shipped, not started; removed after."""
+    context = tmp_path / "systemd"
+    context.mkdir()
+    (context / "Dockerfile").write_text(SYSTEMD_IMAGE.format(image=mecha_image))
+    shutil.copy2(REPO / "deploy" / "mecha.service", context / "mecha.service")
+    (context / "mecha.env").write_text(f"MECHA_API_KEY={KEY}\n")
+    (context / "secrets.yml").write_text(f"github:\n  webhook_secret: {GITHUB_SECRET}\n")
+    tag = f"{mecha_image}-systemd"
+    docker("build", "-t", tag, str(context), timeout=BUILD_TIMEOUT)
+    name = f"mecha-pytest-systemd-{uuid.uuid4().hex[:10]}"
+    try:
+        # systemd as PID 1 mounts and makes namespaces for its units: the container needs
+        # CAP_SYS_ADMIN, no seccomp profile of its own, and the host's cgroup tree
+        docker(
+            "run", "-d", "--name", name, "--cap-add", "SYS_ADMIN", "--security-opt",
+            "seccomp=unconfined", "--tmpfs", "/run", "--tmpfs", "/run/lock",
+            "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--label", "mecha.test=container", tag,
+        )  # fmt: skip
+        _booted(name)
+        yield name
+    finally:
+        _docker("rm", "-f", name)
+        _docker("rmi", "--no-prune", tag)
+
+
+def _booted(host: str) -> None:
+    """Wait until systemd has booted the container (its bus answers a moment after start)."""
+    deadline = time.monotonic() + HEALTHY_DEADLINE
+    while True:
+        done = _docker("exec", host, "systemctl", "is-system-running", "--wait", timeout=300)
+        if done.stdout.strip() in ("running", "degraded"):
+            return
+        assert time.monotonic() < deadline, f"systemd did not boot: {done.stdout}{done.stderr}"
+        time.sleep(0.5)
+
+
+def unit(host: str, *properties: str) -> dict[str, str]:
+    """``systemctl show mecha`` of ``properties``."""
+    shown = docker("exec", host, "systemctl", "show", "mecha", *(f"-p{p}" for p in properties))
+    return dict(line.split("=", 1) for line in shown.splitlines() if "=" in line)
+
+
+def journal(host: str) -> str:
+    return docker("exec", host, "journalctl", "-u", "mecha", "--no-pager", "-o", "cat")
+
+
+def test_the_systemd_unit_runs_serve_hardened(systemd_host: str) -> None:
+    """deploy/mecha.service under a real systemd: serve starts with every hardening on
+    (MemoryDenyWriteExecute, the system call filter, no capabilities), takes a signed
+    webhook, reloads secrets on `systemctl reload`, and stops cleanly."""
+    host = systemd_host
+    docker("exec", host, "systemctl", "start", "mecha")
+    probe = (
+        "import time, urllib.request as u\n"
+        "for _ in range(600):\n"
+        "    try: u.urlopen('http://127.0.0.1:21212/health', timeout=2); break\n"
+        "    except OSError: time.sleep(0.2)\n"
+        "else: raise SystemExit('no /health')\n"
+    )
+    done = _docker("exec", host, "/opt/mecha/bin/python", "-c", probe, timeout=300)
+    assert done.returncode == 0, journal(host)
+    state = unit(host, "MainPID", "MemoryDenyWriteExecute", "ActiveState", "User")
+    assert state["ActiveState"] == "active" and state["MemoryDenyWriteExecute"] == "yes", state
+    status = docker("exec", host, "cat", f"/proc/{state['MainPID']}/status")
+    fields = dict(line.split(":", 1) for line in status.splitlines())
+    assert fields["Uid"].split()[0] == "10001", fields["Uid"]
+    assert fields["NoNewPrivs"].strip() == "1" and fields["Seccomp"].strip() == "2"
+    assert int(fields["CapEff"], 16) == 0 and int(fields["CapBnd"], 16) == 0
+
+    sent = docker(
+        "exec", "-u", "mecha", "-e", "MECHA_HOME=/var/lib/mecha", host,
+        "/opt/mecha/bin/mecha", "event", "send", "--sample", "pull_request.opened",
+    )  # fmt: skip
+    listed = (
+        "import json, urllib.request as u\n"
+        f"r = u.Request('http://127.0.0.1:21212/events', headers={{'X-API-Key': '{KEY}'}})\n"
+        "print(json.dumps([e['id'] for e in json.load(u.urlopen(r, timeout=10))]))\n"
+    )
+    ids = json.loads(docker("exec", host, "/opt/mecha/bin/python", "-c", listed))
+    assert len(ids) == 1 and ids[0][:12] in sent, (ids, sent)
+
+    docker("exec", host, "systemctl", "reload", "mecha")
+    deadline = time.monotonic() + 60
+    while "secrets.yml reloaded" not in journal(host):
+        assert time.monotonic() < deadline, journal(host)
+        time.sleep(0.2)
+    docker("exec", host, "systemctl", "stop", "mecha", timeout=600)
+    stopped = unit(host, "Result", "ExecMainStatus", "ActiveState")
+    assert stopped == {"Result": "success", "ExecMainStatus": "0", "ActiveState": "inactive"}
+    log = journal(host)
+    assert "mecha.serve: stopped" in log and "Traceback" not in log, log
