@@ -40,13 +40,9 @@ BUILD_TIMEOUT = 1800.0
 HEALTHY_DEADLINE = 180.0
 TASK_DEADLINE = 120.0
 STOP_GRACE = 120
-WORKER = """name: echo
-endpoint: http://echo-worker:8080
-events:
-  - source: github
-    on: [pull_request.opened]
-    prompt: "Review #{{.number}}: {{.title}}"
-"""
+#: compose's worker files (echo.yml: an unmanaged worker at http://worker:8080), mounted
+#: where compose mounts them
+WORKERS = REPO / "deploy" / "workers"
 
 
 def docker(
@@ -121,7 +117,7 @@ class Deployment:
 
 @pytest.fixture
 def deployment(mecha_image: str, worker_image: Callable[[str], str]) -> Iterator[Deployment]:
-    """Mecha's container with a volume (secrets.yml, one registered worker) and the key in
+    """Mecha's container with a volume (secrets.yml), compose's worker files and the key in
     MECHA_API_KEY, on a network with an echo worker container; all removed after."""
     worker = worker_image("base")
     name = f"mecha-pytest-{uuid.uuid4().hex[:10]}"
@@ -133,14 +129,15 @@ def deployment(mecha_image: str, worker_image: Callable[[str], str]) -> Iterator
         made.append(("volume", "rm", name))
         docker(
             "run", "-d", "--name", f"{name}-worker", "--network", name,
-            "--network-alias", "echo-worker", "--label", "mecha.test=container",
+            "--network-alias", "worker", "--label", "mecha.test=container",
             "-e", "WORKER_BACKEND=echo", worker,
         )  # fmt: skip
         made.append(("rm", "-f", f"{name}-worker"))
         _seed(mecha_image, name)
         docker(
             "run", "-d", "--name", name, "--network", name, "-p", "127.0.0.1::21212",
-            "-v", f"{name}:/data", "-e", "MECHA_API_KEY", "--label", "mecha.test=container",
+            "-v", f"{name}:/data", "-v", f"{WORKERS}:/etc/mecha/workers:ro",
+            "-e", "MECHA_API_KEY", "--label", "mecha.test=container",
             # the image's own check, asked every second instead of every 30 s
             "--health-interval", "1s", mecha_image, env={"MECHA_API_KEY": KEY},
         )  # fmt: skip
@@ -153,16 +150,14 @@ def deployment(mecha_image: str, worker_image: Callable[[str], str]) -> Iterator
 
 
 def _seed(image: str, volume: str) -> None:
-    """secrets.yml (0600, owned by the image's user) and the worker file, through the
-    image itself, as docs/deploy.md says to; the worker registered by `mecha worker add`."""
+    """secrets.yml (0600, owned by the image's user) in the volume, written through the
+    image itself, as docs/deploy.md says to."""
     secrets = f"github:\n  webhook_secret: {GITHUB_SECRET}\n"
     write = "umask 077 && cat > /data/$0"
-    for file, text in (("secrets.yml", secrets), ("echo.yml", WORKER)):
-        docker(
-            "run", "--rm", "-i", "-v", f"{volume}:/data", "--entrypoint", "sh", image,
-            "-c", write, file, stdin=text,
-        )  # fmt: skip
-    docker("run", "--rm", "-v", f"{volume}:/data", image, "worker", "add", "/data/echo.yml")
+    docker(
+        "run", "--rm", "-i", "-v", f"{volume}:/data", "--entrypoint", "sh", image,
+        "-c", write, "secrets.yml", stdin=secrets,
+    )  # fmt: skip
 
 
 def wait_healthy(deployment: Deployment) -> None:
@@ -197,7 +192,8 @@ def test_a_signed_webhook_reaches_the_container_and_its_worker(deployment: Deplo
     assert httpx.get(f"{url}/events", headers=wrong, timeout=10).status_code == 401
     keyed = {"Authorization": f"Bearer {KEY}"}
     assert httpx.get(f"{url}/events", headers=keyed, timeout=10).json() == []
-    # the registered endpoint worker is checked and set online from inside the container
+    # compose's worker, registered and checked (set online) as docs/deploy.md says
+    docker("exec", name, "mecha", "worker", "add", "/etc/mecha/workers/echo.yml")
     docker("exec", name, "mecha", "worker", "start", "echo")
 
     answer = post_github(url, pr_payload(number=7))
