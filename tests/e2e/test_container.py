@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import time
 import uuid
@@ -347,3 +348,38 @@ def test_the_systemd_unit_runs_serve_hardened(systemd_host: str) -> None:
     assert stopped == {"Result": "success", "ExecMainStatus": "0", "ActiveState": "inactive"}
     log = journal(host)
     assert "mecha.serve: stopped" in log and "Traceback" not in log, log
+
+
+def test_the_image_stores_in_postgresql(mecha_image: str, pg_url: str) -> None:
+    """compose.yml's set-up without compose (no registry to pull postgres from): the image
+    with MECHA_DATABASE_URL stores the webhook in PostgreSQL (the [postgres] extra it
+    carries). On the host's network, to reach the test cluster on loopback."""
+    import psycopg
+
+    with socket.socket() as probe:  # a free loopback port for serve
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    name = f"mecha-pytest-pg-{uuid.uuid4().hex[:10]}"
+    docker("volume", "create", name)
+    try:
+        _seed(mecha_image, name)
+        docker(
+            "run", "-d", "--name", name, "--network", "host", "-v", f"{name}:/data",
+            "-e", "MECHA_API_KEY", "-e", "MECHA_DATABASE_URL", "-e", f"MECHA_ADDR=127.0.0.1:{port}",
+            "--label", "mecha.test=container", "--health-interval", "1s", mecha_image,
+            env={"MECHA_API_KEY": KEY, "MECHA_DATABASE_URL": pg_url},
+        )  # fmt: skip
+        deployment = Deployment(container=name, volume=name, url=f"http://127.0.0.1:{port}")
+        wait_healthy(deployment)
+        answer = post_github(deployment.url, pr_payload(number=9))
+        assert answer.status_code == 202, answer.text
+        docker("stop", "-t", str(STOP_GRACE), name, timeout=STOP_GRACE + 60)
+        assert docker("inspect", "-f", "{{.State.ExitCode}}", name).strip() == "0"
+        log = deployment.logs()
+        assert "storing in PostgreSQL postgresql://" in log and "Traceback" not in log, log
+    finally:
+        _docker("rm", "-f", name)
+        _docker("volume", "rm", name)
+    with psycopg.connect(pg_url) as conn:
+        stored = conn.execute("SELECT id FROM events").fetchall()
+    assert stored == [(answer.json()["id"],)]
