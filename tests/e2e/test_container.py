@@ -383,3 +383,39 @@ def test_the_image_stores_in_postgresql(mecha_image: str, pg_url: str) -> None:
     with psycopg.connect(pg_url) as conn:
         stored = conn.execute("SELECT id FROM events").fetchall()
     assert stored == [(answer.json()["id"],)]
+
+
+def test_a_proxy_is_trusted_only_from_forwarded_allow_ips(
+    deployment: Deployment, mecha_image: str
+) -> None:
+    """X-Forwarded-Proto counts only from FORWARDED_ALLOW_IPS (uvicorn's; loopback by
+    default). A proxy on the host reaches the container from its network's gateway, so by
+    default its https is ignored (cookies without Secure); naming the gateway trusts it."""
+    wait_healthy(deployment)
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
+
+    def login_cookie(url: str) -> str:
+        answer = httpx.get(f"{url}/ui/login", headers=forwarded, timeout=10)
+        assert answer.status_code == 200, answer.text
+        return answer.headers["set-cookie"]
+
+    assert "secure" not in login_cookie(deployment.url).lower()
+    docker("stop", "-t", str(STOP_GRACE), deployment.container, timeout=STOP_GRACE + 60)
+    network = deployment.container  # the fixture names its network after the container
+    gateway = docker(
+        "network", "inspect", network, "-f", "{{(index .IPAM.Config 0).Gateway}}"
+    ).strip()
+    name = f"{deployment.container}-proxied"
+    try:
+        docker(
+            "run", "-d", "--name", name, "--network", network, "-p", "127.0.0.1::21212",
+            "-v", f"{deployment.volume}:/data", "-e", "MECHA_API_KEY",
+            "-e", f"FORWARDED_ALLOW_IPS={gateway}", "--label", "mecha.test=container",
+            "--health-interval", "1s", mecha_image, env={"MECHA_API_KEY": KEY},
+        )  # fmt: skip
+        proxied = Deployment(container=name, volume=deployment.volume, url="")
+        wait_healthy(proxied)
+        [published] = docker("port", name, "21212/tcp").split()[:1]
+        assert "; secure" in login_cookie(f"http://{published}").lower()
+    finally:
+        _docker("rm", "-f", name)
