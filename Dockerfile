@@ -29,6 +29,7 @@ RUN if [ -s /tmp/ca/extra-ca.crt ]; then \
     fi \
  && python3 -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; print("\n".join(p["dependencies"] + p["optional-dependencies"]["postgres"]))' > /tmp/requirements.txt \
  && /opt/mecha/bin/pip install -r /tmp/requirements.txt \
+ && /opt/mecha/bin/pip uninstall -q -y setuptools \
  && /opt/build/bin/pip install hatchling \
  && rm -rf /tmp/ca/bundle.pem
 COPY README.md ./

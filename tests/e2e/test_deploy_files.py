@@ -77,13 +77,13 @@ def test_compose_sets_only_variables_mecha_reads() -> None:
     for name, service in services.items():
         unread = {v for v in service.get("environment", {}) if v.startswith("MECHA_")} - read
         assert not unread, f"compose service {name} sets {unread}, which Mecha never reads"
-    mecha = services["mecha"]["environment"]
+    mecha = services["server"]["environment"]
     assert mecha["MECHA_DATABASE_URL"].startswith("postgresql://mecha:")
     assert mecha["MECHA_DATABASE_URL"].endswith("@postgres:5432/mecha")
 
 
 def test_compose_agrees_with_the_dockerfile() -> None:
-    mecha = compose()["services"]["mecha"]
+    mecha = compose()["services"]["server"]
     [port] = instruction("EXPOSE")
     [volume] = instruction("VOLUME")
     assert image_env()["MECHA_HOME"] == volume == "/data"
@@ -96,7 +96,7 @@ def test_compose_agrees_with_the_dockerfile() -> None:
 
 
 def test_compose_stop_grace_covers_the_drain() -> None:
-    mecha = compose()["services"]["mecha"]
+    mecha = compose()["services"]["server"]
     drain = parse_duration(mecha["environment"]["MECHA_DRAIN_TIMEOUT"])
     assert parse_duration(mecha["stop_grace_period"]) > drain + CONNECTIONS_GRACE
 
@@ -113,7 +113,7 @@ def test_compose_worker_is_the_registered_worker_file() -> None:
     assert "EXPOSE 8080" in built.read_text()
     spec = yaml.safe_load((DEPLOY / "workers" / "echo.yml").read_text())
     assert spec["endpoint"] == "http://worker:8080"
-    mounted = [v for v in services["mecha"]["volumes"] if v.startswith("./workers:")]
+    mounted = [v for v in services["server"]["volumes"] if v.startswith("./workers:")]
     assert mounted == ["./workers:/etc/mecha/workers:ro"]
 
 
