@@ -44,6 +44,7 @@ STOP_GRACE = 120
 #: compose's worker files (echo.yml: an unmanaged worker at http://worker:8080), mounted
 #: where compose mounts them
 WORKERS = REPO / "deploy" / "workers"
+UNIT_FILE = REPO / "deploy" / "mecha.service"
 
 
 def docker(
@@ -234,13 +235,13 @@ def test_the_data_stays_in_the_volume(deployment: Deployment, mecha_image: str) 
     assert [line.split()[0] for line in listed.splitlines()[1:]] == [answer.json()["id"][:12]]
 
 
-#: Mecha's image with systemd as PID 1; procps for the unit's ExecReload=/bin/kill (on
-#: every Debian install, but not in the slim base)
+#: Mecha's image with systemd as PID 1; dbus for systemd-run, procps for the unit's
+#: ExecReload=/bin/kill (both on every Debian install, but not in the slim base)
 SYSTEMD_IMAGE = """FROM {image}
 USER root
 ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \\
- && apt-get install -y --no-install-recommends systemd systemd-sysv procps \\
+ && apt-get install -y --no-install-recommends systemd systemd-sysv procps dbus \\
  && rm -rf /var/lib/apt/lists/* \\
  && systemctl mask systemd-logind.service getty.target console-getty.service
 COPY mecha.service /etc/systemd/system/mecha.service
@@ -261,7 +262,7 @@ def systemd_host(mecha_image: str, tmp_path: Path) -> Iterator[str]:
     context = tmp_path / "systemd"
     context.mkdir()
     (context / "Dockerfile").write_text(SYSTEMD_IMAGE.format(image=mecha_image))
-    shutil.copy2(REPO / "deploy" / "mecha.service", context / "mecha.service")
+    shutil.copy2(UNIT_FILE, context / "mecha.service")
     (context / "mecha.env").write_text(f"MECHA_API_KEY={KEY}\n")
     (context / "secrets.yml").write_text(f"github:\n  webhook_secret: {GITHUB_SECRET}\n")
     tag = f"{mecha_image}-systemd"
@@ -419,3 +420,42 @@ def test_a_proxy_is_trusted_only_from_forwarded_allow_ips(
         assert "; secure" in login_cookie(f"http://{published}").lower()
     finally:
         _docker("rm", "-f", name)
+
+
+#: what runs under the unit's sandbox besides serve's own start: the native code Mecha
+#: loads (psycopg's libpq, cryptography's RS256 for GitHub Apps, uvloop, orjson, pydantic-
+#: core, httptools), then proof that writable-and-executable memory is refused there
+NATIVE_CODE = """
+import asyncio, mmap, sys
+import httptools, jwt, orjson, psycopg, pydantic_core, uvloop
+from cryptography.hazmat.primitives.asymmetric import rsa
+key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+assert jwt.decode(jwt.encode({"iss": "1"}, key, algorithm="RS256"), key.public_key(),
+                  algorithms=["RS256"]) == {"iss": "1"}
+assert psycopg.pq.version() > 0 and psycopg.pq.__impl__ == "binary"
+assert orjson.loads(orjson.dumps({"a": 1})) == {"a": 1}
+assert uvloop.run(asyncio.sleep(0, result=7)) == 7
+httptools.HttpRequestParser(object()); pydantic_core.SchemaValidator({"type": "int"})
+try:
+    mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+except PermissionError:
+    print("native code ok; W+X memory refused")
+else:
+    sys.exit("W+X memory was allowed: MemoryDenyWriteExecute is not in force")
+"""
+
+
+def test_mecha_native_code_runs_under_the_units_sandbox(systemd_host: str) -> None:
+    """The unit's sandbox (every [Service] line after "# Hardening", as shipped) on a
+    transient service that loads the native code serve may load beyond its start."""
+    text = UNIT_FILE.read_text(encoding="utf-8").split("# Hardening", 1)[1]
+    lines = text.split("\n[", 1)[0].splitlines()[1:]  # up to the next section
+    sandbox = [line for line in lines if "=" in line and not line.startswith("#")]
+    assert "MemoryDenyWriteExecute=yes" in sandbox and len(sandbox) > 20, sandbox
+    properties = [f"--property={line}" for line in ["User=mecha", *sandbox]]
+    done = _docker(
+        "exec", systemd_host, "systemd-run", "--wait", "--pipe", "--quiet", "--collect",
+        *properties, "/opt/mecha/bin/python", "-c", NATIVE_CODE, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "native code ok; W+X memory refused" in done.stdout, done.stdout + done.stderr
