@@ -33,7 +33,8 @@ RUN if [ -s /tmp/ca/extra-ca.crt ]; then \
  && /opt/build/bin/pip install hatchling \
  && rm -rf /tmp/ca/bundle.pem
 COPY README.md ./
-# (h-pack: were images/ still outside src/, a `COPY images/ images/` line would go here)
+# the worker images' Dockerfiles, which the wheel carries as mecha/images
+COPY images/ images/
 COPY src/ src/
 RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /tmp/wheel . \
  && /opt/mecha/bin/pip install --no-deps --no-index /tmp/wheel/*.whl \
@@ -57,7 +58,6 @@ RUN groupadd --system --gid 10001 mecha \
       --shell /usr/sbin/nologin mecha \
  && mkdir -m 0700 /data && chown mecha:mecha /data
 COPY --from=build /opt/mecha /opt/mecha
-COPY deploy/entrypoint.py /opt/mecha/entrypoint.py
 ENV PATH=/opt/mecha/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -74,5 +74,6 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
 # MECHA_DRAIN_TIMEOUT, plus 30 s for open connections) and exits 0. Give `docker stop`
 # that long: `docker stop -t 90`, or compose's stop_grace_period.
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["tini", "--", "/opt/mecha/bin/python", "/opt/mecha/entrypoint.py"]
+# serve reads MECHA_ADDR and MECHA_API_KEY itself (docs/configuration.md)
+ENTRYPOINT ["tini", "--", "mecha"]
 CMD ["serve"]

@@ -213,7 +213,7 @@ def test_a_signed_webhook_reaches_the_container_and_its_worker(deployment: Deplo
 
     # the server runs as the image's user, and its key is on no command line
     top = docker("top", name, "-eo", "uid,pid,args").splitlines()
-    serving = [line for line in top if "entrypoint.py serve" in line]
+    serving = [line for line in top if "mecha serve" in line]
     assert serving and all(line.split()[0] == "10001" for line in serving), top
     assert not any(KEY in line for line in top), "the API key shows in ps"
     assert docker("exec", name, "id", "-u").strip() == "10001"

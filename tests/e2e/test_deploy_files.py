@@ -1,13 +1,12 @@
 """The deployment files agree with Mecha and with each other, checked without running them:
 deploy/compose.yml (parsed; `docker compose config` where compose is installed),
 deploy/mecha.service (parsed, and `systemd-analyze verify` / `security --offline` where
-systemd-analyze is installed), the Dockerfile and .dockerignore, and the container's
-entrypoint. tests/e2e/test_container.py runs the image and the unit for real.
+systemd-analyze is installed), the Dockerfile and .dockerignore, and serve's own refusal of a weak
+MECHA_API_KEY. tests/e2e/test_container.py runs the image and the unit for real.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
@@ -21,6 +20,7 @@ import pytest
 import yaml
 
 from mecha.duration import parse_duration
+from tests.components import missing
 from tests.e2e.serving import mecha_cli
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,9 +60,9 @@ def image_env() -> dict[str, str]:
 
 
 def variables_mecha_reads() -> set[str]:
-    """Every MECHA_* name in Mecha's source and the container's entrypoint."""
+    """Every MECHA_* name in Mecha's source."""
     names: set[str] = set()
-    for path in [*(REPO / "src" / "mecha").rglob("*.py"), DEPLOY / "entrypoint.py"]:
+    for path in (REPO / "src" / "mecha").rglob("*.py"):
         names |= set(re.findall(r"[\"'](MECHA_[A-Z0-9_]+)[\"']", path.read_text("utf-8")))
     return names
 
@@ -127,15 +127,17 @@ def test_compose_required_variables_are_in_env_example() -> None:
     required = set(re.findall(r"\$\{(\w+):\?", text))
     assert required == {"MECHA_API_KEY", "POSTGRES_PASSWORD"}
     example = (DEPLOY / "env.example").read_text()
-    assert {line.split("=")[0] for line in example.splitlines() if "=" in line} == required
+    given = dict(line.split("=", 1) for line in example.splitlines() if "=" in line)
+    assert set(given) - {"COMPOSE_PROJECT_NAME"} == required
+    assert given["COMPOSE_PROJECT_NAME"] == "mecha"
 
 
 def test_compose_config_where_compose_is_installed(tmp_path: Path) -> None:
-    """`docker compose config` (or docker-compose) accepts the file; skipped without compose
-    (it is not needed to run Mecha, and not installed on the test machines)."""
+    """`docker compose config` (or Debian's docker-compose 1.29) accepts the file; without
+    compose the test is skipped, and fails under CI=true."""
     command = _compose_command()
-    if command is None:
-        pytest.skip("neither `docker compose` nor docker-compose is installed")
+    if command is None:  # CI installs Debian's docker-compose (.ci/run)
+        missing("neither `docker compose` nor docker-compose is installed")
     env = {"MECHA_API_KEY": "k" * 24, "POSTGRES_PASSWORD": "p" * 24, "PATH": "/usr/bin:/bin"}
     done = subprocess.run(
         [*command, "-f", str(DEPLOY / "compose.yml"), "--profile", "worker", "config", "-q"],
@@ -197,7 +199,7 @@ def test_the_unit_holds_every_hardening_key() -> None:
         if wanted is not None:
             assert wanted in service[key], f"{key}={service[key]}, wanted {wanted!r}"
     assert "~@privileged" in service["SystemCallFilter"]
-    assert service["ExecStart"] == ["/opt/mecha/bin/mecha serve --addr ${MECHA_ADDR}"]
+    assert service["ExecStart"] == ["/opt/mecha/bin/mecha serve"]  # MECHA_ADDR: serve's own
     assert service["ExecReload"] == ["/bin/kill -HUP $MAINPID"], "SIGHUP reloads secrets.yml"
     environment = dict(v.split("=", 1) for v in service["Environment"])
     assert environment["MECHA_HOME"] == "/var/lib/mecha"  # StateDirectory=mecha
@@ -222,7 +224,7 @@ def analyze(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     (verify checks the program exists; /opt/mecha is where docs/deploy.md installs it)."""
     program = shutil.which("systemd-analyze")
     if program is None:
-        pytest.skip("systemd-analyze is not installed (the parse test above still runs)")
+        missing("systemd-analyze is not installed: apt-get install systemd")
     installed = Path(sys.executable).parent / "mecha"
     assert installed.is_file(), f"no mecha next to {sys.executable}"
     copy = tmp_path / "mecha.service"
@@ -251,7 +253,7 @@ def test_systemd_analyze_security_rates_the_unit_ok(
     done = analyze("security", "--offline=true", "--no-pager")
     rated = re.search(r"Overall exposure level for mecha\.service: ([\d.]+) (\w+)", done.stdout)
     if rated is None and "offline" in done.stderr:
-        pytest.skip(f"this systemd-analyze has no --offline: {done.stderr.strip()}")
+        missing(f"this systemd-analyze has no --offline: {done.stderr.strip()}")
     assert rated, done.stdout + done.stderr
     assert float(rated[1]) <= 2.0 and rated[2] == "OK", rated[0]
 
@@ -266,7 +268,7 @@ def test_the_dockerfile_pulls_nothing_and_runs_as_its_own_user() -> None:
     [health] = instruction("HEALTHCHECK")
     assert "/health" in health and "curl" not in health
     [entrypoint] = instruction("ENTRYPOINT")
-    assert entrypoint.startswith('["tini", "--"'), "signals reach serve through tini"
+    assert entrypoint == '["tini", "--", "mecha"]', "signals reach serve through tini"
     assert image_env()["MECHA_ADDR"].startswith("0.0.0.0:")
 
 
@@ -282,41 +284,15 @@ def test_dockerignore_lets_through_what_the_dockerfile_copies() -> None:
     assert not any(a.startswith((".git", ".venv", "tests")) for a in allowed)
 
 
-def _entrypoint() -> Any:
-    spec = importlib.util.spec_from_file_location("mecha_entrypoint", DEPLOY / "entrypoint.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.mark.parametrize(
-    ("given", "environ", "wanted"),
-    [
-        ([], {}, ["serve"]),
-        ([], {"MECHA_ADDR": "0.0.0.0:21212"}, ["serve", "--addr", "0.0.0.0:21212"]),
-        (["serve", "--insecure"], {"MECHA_API_KEY": "k" * 20},
-         ["serve", "--api-key", "k" * 20, "--insecure"]),
-        (["serve", "--addr", "127.0.0.1:1"], {"MECHA_ADDR": "0.0.0.0:2"},
-         ["serve", "--addr", "127.0.0.1:1"]),
-        (["serve", "--api-key=x"], {"MECHA_API_KEY": "y" * 20}, ["serve", "--api-key=x"]),
-        (["event", "ls"], {"MECHA_API_KEY": "k" * 20, "MECHA_ADDR": ":1"}, ["event", "ls"]),
-        (["serve"], {"MECHA_API_KEY": ""}, ["serve"]),
-    ],
-)  # fmt: skip
-def test_the_entrypoint_passes_the_environment_to_serve(
-    given: list[str], environ: dict[str, str], wanted: list[str]
-) -> None:
-    assert _entrypoint().arguments(given, environ) == wanted
-
-
-def test_the_entrypoint_refuses_a_weak_key_by_its_variable(tmp_path: Path) -> None:
+def test_serve_refuses_a_weak_key_by_its_variable(tmp_path: Path) -> None:
+    """The image's entrypoint is `mecha`: serve itself reads MECHA_API_KEY and MECHA_ADDR."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MECHA_")}
-    env.update({"MECHA_API_KEY": "short", "MECHA_HOME": str(tmp_path)})
+    env.update({"MECHA_API_KEY": "short", "MECHA_HOME": str(tmp_path),
+                "MECHA_ADDR": "127.0.0.1:1"})  # fmt: skip
     done = subprocess.run(
-        [sys.executable, str(DEPLOY / "entrypoint.py"), "serve"], capture_output=True,
+        [sys.executable, "-m", "mecha", "serve"], capture_output=True,
         text=True, env=env, timeout=60, check=False,
     )  # fmt: skip
-    assert done.returncode == 2
-    assert done.stderr.startswith("error: MECHA_API_KEY is 5 characters"), done.stderr
-    assert "short" not in done.stderr
+    assert done.returncode == 1, done.stderr
+    assert "MECHA_API_KEY: api_key is 5 characters" in done.stderr, done.stderr
+    assert "short" not in done.stderr and "Traceback" not in done.stderr
