@@ -34,7 +34,7 @@ from concurrent.futures import Executor
 from dataclasses import replace
 from typing import Any, Protocol
 
-from mecha.engine import matcher
+from mecha.engine import log_context, matcher, tracing
 from mecha.engine.batcher import Batcher
 from mecha.engine.registry import LoadedWorker, WorkerRegistry
 from mecha.event import Delivery, Event, EventState, received
@@ -165,6 +165,13 @@ class Pipeline:
     def _arrive(self, event: Event, workers: Sequence[LoadedWorker]) -> Arrival:
         """The event with its outcome, unless it waits for a diff or its author's access
         level (or matching broke)."""
+        with tracing.tracer.span("mecha.match", parent=_traceparent(event)) as span:
+            span.set("mecha.event.id", event.id)
+            arrival = self._decide(event, workers)
+            span.set("mecha.event.state", arrival.event.state.value)
+            return arrival
+
+    def _decide(self, event: Event, workers: Sequence[LoadedWorker]) -> Arrival:
         try:
             decided = matcher.decisions(event, workers, self.own)
             hydrator = self.hydrator
@@ -186,9 +193,12 @@ class Pipeline:
         task.add_done_callback(self._inflight.discard)
 
     async def _guarded(self, event: Event) -> None:
+        log_context.for_event(event.id)  # this asyncio task's lines are about the event
         async with self._limit:
             try:
-                await self._match(event)
+                with tracing.tracer.span("mecha.match", parent=_traceparent(event)) as span:
+                    span.set("mecha.event.id", event.id)
+                    await self._match(event)
             except Exception:  # a bug must not take the server down; the event stays received
                 log.exception("matching event %s failed; it is retried at the next start", event.id)
 
@@ -273,6 +283,12 @@ class Pipeline:
         await self._arrivals.close()
 
 
+def _traceparent(event: Event) -> str:
+    """The span context of the event's delivery ("" when it was not traced)."""
+    found = event.attrs.get(tracing.TRACEPARENT, "")
+    return found if isinstance(found, str) else ""
+
+
 def _log(event: Event, outcome: EventOutcome) -> None:
     if not log.isEnabledFor(logging.INFO):
         return
@@ -280,4 +296,5 @@ def _log(event: Event, outcome: EventOutcome) -> None:
         log.info(
             "event %s %s: worker %s %s (%s)",
             event.id, event.type, decision.worker, decision.outcome, decision.reason,
+            extra={"event_id": event.id, "worker": decision.worker},
         )  # fmt: skip
