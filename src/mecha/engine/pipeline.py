@@ -198,11 +198,11 @@ class Pipeline:
             try:
                 with tracing.tracer.span("mecha.match", parent=_traceparent(event)) as span:
                     span.set("mecha.event.id", event.id)
-                    await self._match(event)
+                    span.set("mecha.event.state", (await self._match(event)).value)
             except Exception:  # a bug must not take the server down; the event stays received
                 log.exception("matching event %s failed; it is retried at the next start", event.id)
 
-    async def _match(self, event: Event) -> None:
+    async def _match(self, event: Event) -> EventState:
         loop = asyncio.get_running_loop()
         workers = await loop.run_in_executor(self._reads, self._registry.refresh)
         hydrated: Hydration | None = None
@@ -225,6 +225,7 @@ class Pipeline:
         if made:
             self.dispatch([event], made)
         _log(event, outcome)
+        return outcome.state
 
     async def _since_last(
         self,
