@@ -56,12 +56,14 @@ def test_json_lines_name_their_event_task_and_worker(tmp_path: Path) -> None:
     event_id, task = shown["id"], shown["tasks"][0]
     webhook = [x for x in lines if '"POST /webhook/github HTTP/1.1" 202' in x["message"]]
     assert [(x["logger"], x.get("event_id")) for x in webhook] == [("uvicorn.access", event_id)]
-    done = [x for x in lines if x["message"].startswith(f"task {task['id']} for reviewer completed")]
+    completed = f"task {task['id']} for reviewer completed"
+    done = [x for x in lines if x["message"].startswith(completed)]
     assert [(x.get("task_id"), x.get("worker"), x.get("event_id")) for x in done] == [
         (task["id"], "reviewer", event_id)
     ], log
     # every line naming the task's id in its text carries it as a field too
-    assert all(x.get("task_id") == task["id"] for x in lines if f"task {task['id']}" in x["message"])
+    naming = [x for x in lines if f"task {task['id']}" in x["message"]]
+    assert all(x.get("task_id") == task["id"] for x in naming), naming
     # lines about nothing in particular carry no empty fields
     assert all(x["event_id"] for x in lines if "event_id" in x), log
     assert lines[0]["message"].startswith("listening on http://127.0.0.1:")

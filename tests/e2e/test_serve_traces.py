@@ -71,23 +71,28 @@ def test_a_webhook_to_its_writes_is_one_trace_named_on_the_timeline(tmp_path: Pa
         "mecha.source": "github", "mecha.event.id": event_id,
         "mecha.delivery_id": shown["delivery_id"], "http.response.status_code": 202,
     }  # fmt: skip
-    assert sorted((m.attrs["mecha.event.id"], m.attrs["mecha.event.state"])
-                  for m in spans["mecha.match"]) == [(event_id, "matched"), (event_id, "received")]
+    assert sorted(
+        (m.attrs["mecha.event.id"], m.attrs["mecha.event.state"]) for m in spans["mecha.match"]
+    ) == [(event_id, "matched"), (event_id, "received")]
     assert task.attrs == {"mecha.task.id": task_id, "mecha.worker": "reviewer",
                           "mecha.event.id": event_id, "mecha.task.retry": False}  # fmt: skip
     assert one["mecha.send"].attrs == {"mecha.task.attempt": 1}
     assert one["mecha.policy"].attrs == {
-        "mecha.policy.writes": 2, "mecha.policy.denied": 0, "mecha.policy.dry_run": False
+        "mecha.policy.writes": 2,
+        "mecha.policy.denied": 0,
+        "mecha.policy.dry_run": False,
     }
     assert sorted(w.attrs["mecha.write.action"] for w in spans["mecha.write"]) == [
-        "comment", "labels"
+        "comment",
+        "labels",
     ]
     assert {w.attrs["mecha.task.id"] for w in spans["mecha.write"]} == {task_id}
     assert not any(span.error for span in otlp.spans)
     # the trace id on the timeline: the API's, and `mecha event show`'s
     received = shown["timeline"][0]
     assert (received["step"], received["detail"]) == (
-        "received", f"github pull_request.opened from mona; trace {trace}"
+        "received",
+        f"github pull_request.opened from mona; trace {trace}",
     )
     assert f"trace {trace}" in mecha_cli(home, "event", "show", event_id).stdout
 
