@@ -7,6 +7,7 @@ one trace throughout. Which OTEL_* settings turn tracing on, and what is refused
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -208,3 +209,14 @@ def test_a_traceparent_that_is_not_one_starts_a_trace_of_its_own(
         with tracing.tracer.span("mecha.task", parent=parent):
             pass
     assert [_parent(span) for span in exported.get_finished_spans()] == [0, 0]
+
+
+def test_only_the_adapter_names_opentelemetry() -> None:
+    """The engine, the route and the rest know the seam (``mecha.engine.tracing``) only."""
+    src = Path(tracing_otel.__file__).parent.parent
+    naming = sorted(
+        str(path.relative_to(src))
+        for path in src.rglob("*.py")
+        if re.search(r"^\s*(from|import) opentelemetry", path.read_text(encoding="utf-8"), re.M)
+    )
+    assert naming == ["app/tracing_otel.py"]
