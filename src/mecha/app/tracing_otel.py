@@ -79,12 +79,16 @@ class OtelTracing:
     def install(cls, exporter: SpanExporter, *, batch: bool = True) -> OtelTracing:
         """Spans to ``exporter`` (in batches from a thread of the SDK's, or each as it
         ends), made by ``mecha.engine.tracing.tracer`` from now on."""
-        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.resources import SERVICE_NAME, Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
-        # OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES are read by Resource.create
-        provider = TracerProvider(resource=Resource.create({"service.name": "mecha"}))
+        # OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES are read by Resource.create; a
+        # service named by neither is "mecha" (not the SDK's "unknown_service:python")
+        resource = Resource.create()
+        if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
+            resource = resource.merge(Resource({SERVICE_NAME: "mecha"}))
+        provider = TracerProvider(resource=resource)
         processor = BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
         provider.add_span_processor(processor)
         made = cls(provider)

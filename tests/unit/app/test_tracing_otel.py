@@ -220,3 +220,30 @@ def test_only_the_adapter_names_opentelemetry() -> None:
         if re.search(r"^\s*(from|import) opentelemetry", path.read_text(encoding="utf-8"), re.M)
     )
     assert naming == ["app/tracing_otel.py"]
+
+
+@pytest.mark.parametrize(
+    ("environ", "name"),
+    [
+        ({}, "mecha"),
+        ({"OTEL_SERVICE_NAME": "mecha-eu"}, "mecha-eu"),
+        ({"OTEL_RESOURCE_ATTRIBUTES": "service.name=review-bot,deployment.environment=prod"},
+         "review-bot"),
+    ],
+)  # fmt: skip
+def test_the_service_is_named_by_the_environment_else_mecha(
+    monkeypatch: pytest.MonkeyPatch, environ: dict[str, str], name: str
+) -> None:
+    for variable in ("OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES"):
+        monkeypatch.delenv(variable, raising=False)
+    for variable, value in environ.items():
+        monkeypatch.setenv(variable, value)
+    exporter = InMemorySpanExporter()
+    installed = OtelTracing.install(exporter, batch=False)
+    try:
+        with tracing.tracer.span("mecha.delivery"):
+            pass
+    finally:
+        installed.close()
+    (span,) = exporter.get_finished_spans()
+    assert span.resource.attributes["service.name"] == name
