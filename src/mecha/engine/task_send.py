@@ -200,9 +200,10 @@ class TaskSender:
                 )
         else:
             self._counts["completed"] += 1
-            took = max(0.0, time.time() - task.dispatched_at)
-            log.info("task %s for %s completed in %.2f s; %d writes to make",
-                     task.id, task.worker, took, len(writes))  # fmt: skip
+            if log.isEnabledFor(logging.DEBUG):  # not at INFO: one line per task costs sends
+                took = max(0.0, time.time() - task.dispatched_at)
+                log.debug("task %s for %s completed in %.2f s; %d writes to make",
+                          task.id, task.worker, took, len(writes))  # fmt: skip
             if self._writeback and writes:
                 self._writeback.launch(writes)
 
