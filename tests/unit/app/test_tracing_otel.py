@@ -247,3 +247,23 @@ def test_the_service_is_named_by_the_environment_else_mecha(
         installed.close()
     (span,) = exporter.get_finished_spans()
     assert span.resource.attributes["service.name"] == name
+
+
+def test_a_delivery_not_sampled_names_no_trace_and_its_steps_follow(
+    monkeypatch: pytest.MonkeyPatch, store: Store, user_home: Path
+) -> None:
+    """OTEL_TRACES_SAMPLER=always_off (as a ratio's unlucky draw): no span is exported,
+    the task follows its delivery's choice, the timeline names no trace to look for."""
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")
+    exporter = InMemorySpanExporter()
+    installed = OtelTracing.install(exporter, batch=False)
+    try:
+        event_id, writer = _through(store, user_home, Worker(ANSWER))
+    finally:
+        installed.close()
+    assert writer.written and exporter.get_finished_spans() == ()
+    (task,) = store.list_tasks(event_id=event_id)
+    flags = int(task.context["traceparent"][-2:], 16)
+    assert flags & 1 == 0  # kept, not sampled: its steps are not sampled either
+    received = store.list_timeline(event_id=event_id)[0]
+    assert received.detail == "github pull_request.opened from mona"
