@@ -35,6 +35,7 @@ CONTEXT_ATTRS = (
     "head_sha",
     "base_sha",
     "sender",
+    "traceparent",  # the delivery's span, when traced: the task's spans join its trace
 )
 
 

@@ -21,6 +21,7 @@ from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mecha.app import tracing_otel
 from mecha.app.stores import database, listen_for_nodes, open_prune_store, open_store
 from mecha.app.worker_control import ServeWorkers
 from mecha.app.workers import WorkerRuntime, this_node
@@ -169,6 +170,8 @@ class Ingest:
         reload_secrets: Callable[[], Secrets] | None = None,
         known: KnownSecrets | None = None,
     ) -> None:
+        #: OpenTelemetry, when the OTEL_* variables ask for it (``app/tracing_otel``)
+        self.tracing = tracing_otel.start(environ)
         #: every secret value this serve holds (the log's, the store's and the API's)
         self.known = known if known is not None else KnownSecrets()
         self.known.add({*secrets.values(), api_key})
@@ -312,6 +315,8 @@ class Ingest:
         self.writer.shutdown(wait=True)
         self.reads.shutdown(wait=True)
         self.store.close()
+        if self.tracing is not None:
+            self.tracing.close()  # the last spans exported
 
     def _build_writers(self) -> None:
         from mecha.forges.write_clients import build_writers

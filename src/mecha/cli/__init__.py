@@ -78,7 +78,8 @@ def cli() -> None:
 
     State lives in ~/.mecha (MECHA_HOME moves it; MECHA_DB_PATH moves the database;
     MECHA_DATABASE_URL=postgresql://... uses PostgreSQL instead).
-    MECHA_LOG_LEVEL=DEBUG shows debug log lines; MECHA_DEBUG=1 shows tracebacks.
+    MECHA_LOG_LEVEL=DEBUG shows debug log lines; MECHA_LOG_FORMAT=json writes them as
+    JSON; MECHA_DEBUG=1 shows tracebacks.
     """
 
 
@@ -93,8 +94,8 @@ def main(argv: list[str] | None = None) -> None:
     from mecha.cli.context import AppContext
 
     app = AppContext()
-    app.start_logging(sys.stderr)
     try:
+        app.start_logging(sys.stderr)  # a bad MECHA_LOG_FORMAT is reported as an error
         code = cli.main(args=argv, prog_name="mecha", standalone_mode=False, obj=app)
         if isinstance(code, int) and code:  # click returns an Exit's code in this mode
             sys.exit(code)

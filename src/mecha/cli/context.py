@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -36,8 +35,6 @@ READ_ONLY = frozenset(
     {"worker ls", "worker show", "worker logs", "config", "doctor", "event ls", "event show",
      "event replay", "task ls", "task show", "budget"}
 )  # fmt: skip
-#: loggers that log every request at INFO (httpx: each health probe): shown at DEBUG
-PER_REQUEST_LOGGERS = ("httpx", "httpcore")
 
 
 class AppContext:
@@ -175,16 +172,25 @@ class AppContext:
         self.echo(f"warning: {text}", err=True)
 
     def start_logging(self, stream: TextIO) -> None:
-        """Log to ``stream`` through the redactor; level from MECHA_LOG_LEVEL (WARNING).
+        """Log to ``stream`` through the redactor; level from MECHA_LOG_LEVEL (WARNING),
+        format from MECHA_LOG_FORMAT (``mecha.cli.log_format``: text, or json).
 
-        Each line: ``2026-12-06T22:41:58.123 INFO mecha.serve: …`` (local time). Lines that
-        a library writes per request at INFO are shown at DEBUG only.
+        A text line: ``2026-12-06T22:41:58.123 INFO mecha.serve: …`` (local time). Lines
+        written per request at INFO (health probes) are shown at DEBUG only. ConfigError
+        if MECHA_LOG_FORMAT names no format.
         """
+        from mecha.cli.log_format import PerRequestAtDebug, formatter, log_format
+
+        chosen = log_format(self.environ)
         level = self.environ.get("MECHA_LOG_LEVEL", "WARNING").upper()
         handler = logging.StreamHandler(stream)
-        handler.addFilter(PerRequestAtDebug())
+        handler.addFilter(PerRequestAtDebug())  # reads the access log's args: before the redactor
         handler.addFilter(self.log_filter)
-        handler.setFormatter(LogFormatter())
+        if chosen == "json":
+            from mecha.engine.log_context import ContextFilter
+
+            handler.addFilter(ContextFilter())
+        handler.setFormatter(formatter(chosen))
         root = logging.getLogger()
         root.addHandler(handler)
         root.setLevel(level if level in logging.getLevelNamesMapping() else logging.WARNING)
@@ -209,27 +215,6 @@ class AppContext:
 
 
 pass_app = click.make_pass_decorator(AppContext)
-
-
-class LogFormatter(logging.Formatter):
-    """``<ISO-8601 local time with milliseconds> LEVEL logger: message``."""
-
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(record.created))
-        return f"{stamp}.{int(record.msecs):03d}"
-
-
-class PerRequestAtDebug(logging.Filter):
-    """INFO lines of PER_REQUEST_LOGGERS become DEBUG lines, dropped unless DEBUG is on."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno != logging.INFO or record.name.split(".")[0] not in PER_REQUEST_LOGGERS:
-            return True
-        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-        return logging.getLogger().isEnabledFor(logging.DEBUG)
 
 
 def _command() -> str:

@@ -56,8 +56,9 @@ def serve(app: AppContext, addr: str | None, api_key: str | None, insecure: bool
     from mecha.server.header_limit import HeaderCappedHttpTools
 
     asgi = serve_app(ingest)
+    # the access log at INFO, GET /health and /metrics (probes) at DEBUG (cli/log_format)
     uv = uvicorn.Config(
-        asgi, log_config=None, access_log=False, lifespan="on",
+        asgi, log_config=None, access_log=True, lifespan="on",
         timeout_graceful_shutdown=30, server_header=False,
         http=HeaderCappedHttpTools,
     )  # fmt: skip

@@ -27,6 +27,7 @@ from concurrent.futures import Executor
 
 from mecha.budget import BudgetLimit
 from mecha.duration import format_duration
+from mecha.engine import log_context
 from mecha.engine.batcher import Batcher
 from mecha.engine.budgets import Budgets
 from mecha.engine.dispatch_polls import StorePolling
@@ -302,6 +303,7 @@ class Dispatcher(StorePolling):
     # --- one task ---------------------------------------------------------------------
 
     async def _run(self, lane: Lane, target: Target, task: Task) -> None:
+        log_context.for_task(task.id, task.worker, task.event_id)  # this asyncio task's lines
         retry: Retry | None = None
         try:
             retry = await self._sender.attempt(target, task)

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, Protocol
 
+from mecha.engine import tracing
 from mecha.errors import (
     MechaError,
     RegistryError,
@@ -236,7 +237,9 @@ def replay_delivery(original: Event, *, who: str) -> Delivery:
     if first.startswith(REPLAY_PREFIX) and ":" in first:
         first = first.partition(":")[2]  # a replay of a replay names the first delivery
     head = f"{REPLAY_PREFIX}{secrets.token_hex(4)}:"
-    attrs = {k: v for k, v in original.attrs.items() if k not in FETCHED_ATTRS}
+    # what was fetched is fetched again; the original's trace is not the replay's
+    attrs = {k: v for k, v in original.attrs.items()
+             if k not in FETCHED_ATTRS and k != tracing.TRACEPARENT}  # fmt: skip
     attrs[REPLAY_OF], attrs[REPLAYED_BY] = original.id, who
     return Delivery(
         source=original.source, type=original.type,

@@ -34,7 +34,7 @@ from concurrent.futures import Executor
 from dataclasses import replace
 from typing import Any, Protocol
 
-from mecha.engine import matcher
+from mecha.engine import log_context, matcher, tracing
 from mecha.engine.batcher import Batcher
 from mecha.engine.registry import LoadedWorker, WorkerRegistry
 from mecha.event import Delivery, Event, EventState, received
@@ -165,6 +165,13 @@ class Pipeline:
     def _arrive(self, event: Event, workers: Sequence[LoadedWorker]) -> Arrival:
         """The event with its outcome, unless it waits for a diff or its author's access
         level (or matching broke)."""
+        with tracing.tracer.span("mecha.match", parent=_traceparent(event)) as span:
+            span.set("mecha.event.id", event.id)
+            arrival = self._decide(event, workers)
+            span.set("mecha.event.state", arrival.event.state.value)
+            return arrival
+
+    def _decide(self, event: Event, workers: Sequence[LoadedWorker]) -> Arrival:
         try:
             decided = matcher.decisions(event, workers, self.own)
             hydrator = self.hydrator
@@ -186,13 +193,16 @@ class Pipeline:
         task.add_done_callback(self._inflight.discard)
 
     async def _guarded(self, event: Event) -> None:
+        log_context.for_event(event.id)  # this asyncio task's lines are about the event
         async with self._limit:
             try:
-                await self._match(event)
+                with tracing.tracer.span("mecha.match", parent=_traceparent(event)) as span:
+                    span.set("mecha.event.id", event.id)
+                    span.set("mecha.event.state", (await self._match(event)).value)
             except Exception:  # a bug must not take the server down; the event stays received
                 log.exception("matching event %s failed; it is retried at the next start", event.id)
 
-    async def _match(self, event: Event) -> None:
+    async def _match(self, event: Event) -> EventState:
         loop = asyncio.get_running_loop()
         workers = await loop.run_in_executor(self._reads, self._registry.refresh)
         hydrated: Hydration | None = None
@@ -215,6 +225,7 @@ class Pipeline:
         if made:
             self.dispatch([event], made)
         _log(event, outcome)
+        return outcome.state
 
     async def _since_last(
         self,
@@ -273,6 +284,12 @@ class Pipeline:
         await self._arrivals.close()
 
 
+def _traceparent(event: Event) -> str:
+    """The span context of the event's delivery ("" when it was not traced)."""
+    found = event.attrs.get(tracing.TRACEPARENT, "")
+    return found if isinstance(found, str) else ""
+
+
 def _log(event: Event, outcome: EventOutcome) -> None:
     if not log.isEnabledFor(logging.INFO):
         return
@@ -280,4 +297,5 @@ def _log(event: Event, outcome: EventOutcome) -> None:
         log.info(
             "event %s %s: worker %s %s (%s)",
             event.id, event.type, decision.worker, decision.outcome, decision.reason,
+            extra={"event_id": event.id, "worker": decision.worker},
         )  # fmt: skip

@@ -17,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, replace
 
+from mecha.engine import tracing
 from mecha.engine.batcher import Batcher
 from mecha.engine.budgets import Budgets, OverBudget
 from mecha.engine.histogram import Histogram
@@ -102,7 +103,20 @@ class TaskSender:
         self.settling: set[str] = set()
 
     async def attempt(self, target: Target, task: Task) -> Retry | None:
-        """Send ``task`` once; a Retry if it waits to go again, else None (done with it)."""
+        """Send ``task`` once; a Retry if it waits to go again, else None (done with it).
+
+        Traced as one ``mecha.task`` span (in its delivery's trace, from the task's
+        ``traceparent``) holding the ``mecha.send`` and ``mecha.policy`` spans."""
+        parent = task.context.get(tracing.TRACEPARENT, "")
+        with tracing.tracer.span("mecha.task", parent=parent) as span:
+            span.set("mecha.task.id", task.id)
+            span.set("mecha.worker", task.worker)
+            span.set("mecha.event.id", task.event_id)
+            retry = await self._booked(target, task)
+            span.set("mecha.task.retry", retry is not None)
+            return retry
+
+    async def _booked(self, target: Target, task: Task) -> Retry | None:
         if self._budgets is None or not self._budgets.limits(target):
             return await self._attempt(target, task)
         booked = await self._budgets.book(target, task)
@@ -139,7 +153,9 @@ class TaskSender:
         self._latency.observe(waited)
         self._by_worker.observe(claimed.worker, waited)
         try:
-            result = await self._send(target, claimed)
+            with tracing.tracer.span("mecha.send") as span:
+                span.set("mecha.task.attempt", claimed.attempts)
+                result = await self._send(target, claimed)
         except WorkerFailure as failure:
             return await self._failed(target, claimed, failure)
         self.settling.add(claimed.id)
@@ -195,6 +211,10 @@ class TaskSender:
                 )
         else:
             self._count(task, "completed")
+            if log.isEnabledFor(logging.DEBUG):  # not at INFO: one line per task costs sends
+                took = max(0.0, time.time() - task.dispatched_at)
+                log.debug("task %s for %s completed in %.2f s; %d writes to make",
+                          task.id, task.worker, took, len(writes))  # fmt: skip
             if self._writeback and writes:
                 self._writeback.launch(writes)
 

@@ -21,6 +21,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from mecha.duration import format_duration
+from mecha.engine import log_context, tracing
 from mecha.engine.batcher import Batcher
 from mecha.engine.pacing import over_cap, retry_delay
 from mecha.engine.polling import poll_forever
@@ -116,6 +117,7 @@ class WriteTries:
 
     async def _try(self, record: WriteRecord) -> None:
         write = record.write
+        log_context.for_task(record.task_id, write.worker, record.event_id)  # its own task
         try:
             async with self._slots, self._place(write.place.name):
                 claimed = await self._updates.add(
@@ -133,9 +135,14 @@ class WriteTries:
         write = record.write
         writer = self.writers.get(write.place.forge)
         try:
-            if writer is None:
-                raise WriteFailure(f"no {write.place.forge} credentials", transient=False)
-            done = await writer.write(write, uncertain=uncertain)
+            with tracing.tracer.span("mecha.write") as span:
+                span.set("mecha.write.key", write.key)
+                span.set("mecha.write.action", write.action)
+                span.set("mecha.task.id", record.task_id)
+                span.set("mecha.write.attempt", record.attempts)
+                if writer is None:
+                    raise WriteFailure(f"no {write.place.forge} credentials", transient=False)
+                done = await writer.write(write, uncertain=uncertain)
         except WriteFailure as failure:
             await self._failed(record, failure)
         except Exception as exc:  # a bug in a writer must not leave the write calling forever

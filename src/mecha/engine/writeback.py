@@ -39,6 +39,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 
+from mecha.engine import tracing
 from mecha.engine.batcher import Batcher
 from mecha.engine.comment_cap import CommentCap
 from mecha.engine.registry import WorkerRegistry
@@ -177,9 +178,13 @@ class WriteBack:
         policy = parse_policy(loaded.spec.policy if loaded and loaded.spec else None)
         managed = bool(loaded and loaded.spec and loaded.spec.kind is WorkerKind.MANAGED)
         self._warn_once(task.worker, policy, managed=managed)
-        verdict = apply_policy(policy, result, worker=task.worker)
-        planned = plan_writes(verdict, event=event, worker=task.worker)
-        planned = replace(planned, writes=tuple(as_written(w) for w in planned.writes))
+        with tracing.tracer.span("mecha.policy") as span:
+            verdict = apply_policy(policy, result, worker=task.worker)
+            planned = plan_writes(verdict, event=event, worker=task.worker)
+            planned = replace(planned, writes=tuple(as_written(w) for w in planned.writes))
+            span.set("mecha.policy.writes", len(planned.writes))
+            span.set("mecha.policy.denied", len(verdict.denied))
+            span.set("mecha.policy.dry_run", verdict.dry_run)
         forge = planned.writes[0].place.forge if planned.writes else ""
         dry = bool(planned.writes) and (verdict.dry_run or self._writers.get(forge) is None)
         if dry:  # nothing reaches the forge: no cap to count against

@@ -15,15 +15,22 @@ id too long or of unsafe characters). A request uvicorn cannot parse (a malforme
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from mecha.engine import log_context, tracing
 from mecha.errors import StoreError, WebhookError
-from mecha.event import Delivery
+from mecha.event import AttrValue, Delivery
 from mecha.server.header_limit import TOO_LARGE_HINT, TOO_LARGE_MESSAGE, too_large
 from mecha.server.models import WebhookReceivedJson, WebhookSeenJson
 from mecha.server.state import AppState, error_response, read_body
+
+if TYPE_CHECKING:
+    from mecha.forges.sources import SourceHandler
 
 #: the largest body accepted (GitHub caps payloads at 25 MB)
 MAX_BODY = 25 * 1024 * 1024
@@ -45,6 +52,17 @@ async def receive_webhook(request: Request) -> Response:
             f"unknown source: {source}",
             f"sources this server takes: {known}; generic sources are set in config.yml",
         )
+    with tracing.tracer.span("mecha.delivery") as span:  # verify + store
+        span.set("mecha.source", source)
+        answer = await _receive(request, state, handler, span)
+        span.set("http.response.status_code", answer.status_code)
+        return answer
+
+
+async def _receive(
+    request: Request, state: AppState, handler: SourceHandler, span: tracing.Span
+) -> Response:
+    source = request.path_params["source"]
     body = await read_body(request, limit=MAX_BODY)
     if isinstance(body, Response):
         return body
@@ -52,25 +70,33 @@ async def receive_webhook(request: Request) -> Response:
         delivery = handler(body, request.headers)
     except WebhookError as exc:
         log.warning("webhook %s refused (%d): %s", source, exc.status, exc.message)
+        span.fail(exc.message)
         return error_response(exc.status, exc.message, exc.hint)
+    span.set("mecha.delivery_id", delivery.delivery_id)
     if delivery.type == "ping":
         pong: WebhookSeenJson = {"status": "pong", "delivery_id": delivery.delivery_id}
         return JSONResponse(pong)
-    return await _store(state, delivery)
+    if span.traceparent or tracing.TRACEPARENT in delivery.attrs:
+        delivery = replace(delivery, attrs=_traced(delivery.attrs, span.traceparent))
+    return await _store(state, delivery, span)
 
 
-async def _store(state: AppState, delivery: Delivery) -> Response:
+async def _store(state: AppState, delivery: Delivery, span: tracing.Span) -> Response:
     try:
         event = await state.pipeline.receive(delivery)
     except (StoreError, RuntimeError) as exc:
         log.error("event %s from %s not stored: %s", delivery.delivery_id, delivery.source, exc)
+        span.fail(f"not stored: {exc}")
         return error_response(
             503, "the event could not be stored", "retry the delivery later; see the server log"
         )
     if event is None:
         log.info("delivery %s from %s is a duplicate", delivery.delivery_id, delivery.source)
+        span.set("mecha.duplicate", True)
         seen: WebhookSeenJson = {"status": "duplicate", "delivery_id": delivery.delivery_id}
         return JSONResponse(seen)
+    log_context.for_event(event.id)  # this request's later lines (the access log) name it
+    span.set("mecha.event.id", event.id)
     stored: WebhookReceivedJson = {
         "status": "received",
         "id": event.id,
@@ -78,3 +104,13 @@ async def _store(state: AppState, delivery: Delivery) -> Response:
         "source": event.source,
     }
     return JSONResponse(stored, status_code=202)
+
+
+def _traced(attrs: Mapping[str, AttrValue], traceparent: str) -> dict[str, AttrValue]:
+    """The delivery's attributes with its span kept as ``traceparent`` (its match and task
+    spans join this trace), or without one, a name no payload may set (a generic
+    source's top-level field of that name is dropped)."""
+    kept = {key: value for key, value in attrs.items() if key != tracing.TRACEPARENT}
+    if traceparent:
+        kept[tracing.TRACEPARENT] = traceparent
+    return kept

@@ -80,10 +80,18 @@ def definition_text(record: WorkerRecord) -> str:
 
 # --- the timeline entries a store writes itself ----------------------------------------
 
+#: a W3C traceparent value (``mecha.engine.tracing``): its trace id and flags captured
+_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-[0-9a-f]{16}-([0-9a-f]{2})")
+
 
 def received_entry(event: Event) -> TimelineEntry:
-    """The first step of every event."""
+    """The first step of every event; with its trace id when its delivery was traced and
+    sampled (the ``traceparent`` attribute ``mecha.engine.tracing`` keeps), to find the
+    trace by."""
     detail = f"{event.source} {event.type}" + (f" from {event.actor}" if event.actor else "")
+    traced = _TRACEPARENT.fullmatch(str(event.attrs.get("traceparent", "")))
+    if traced and int(traced[2], 16) & 1:  # sampled: the trace is to be found
+        detail += f"; trace {traced[1]}"
     return TimelineEntry(at=event.created_at, step=Step.RECEIVED, event_id=event.id, detail=detail)
 
 

@@ -349,3 +349,17 @@ def test_an_unknown_worker_and_no_serve_are_refused(store: Store) -> None:
         asyncio.run(Operator(store=store).stop_worker("alpha", who=WHO))
     assert "mecha worker stop alpha" in refused.value.hint
     assert store.get_worker("alpha").state is WorkerState.ONLINE
+
+
+def test_a_replay_starts_a_trace_of_its_own() -> None:
+    """The original delivery's span context (``traceparent``) is not carried to its replay:
+    the replay is a delivery of its own, traced (or not) as it arrives."""
+    from mecha.engine.operator import replay_delivery
+    from mecha.event import received
+
+    traced = "00-" + "a" * 32 + "-" + "b" * 16 + "-01"
+    original = received(delivery(traceparent=traced), now=1.0)
+    replayed = replay_delivery(original, who="alice (mecha event replay)")
+    assert "traceparent" not in replayed.attrs
+    assert replayed.attrs["replay_of"] == original.id  # the rest of it is kept
+    assert replayed.attrs["number"] == original.attrs["number"]
