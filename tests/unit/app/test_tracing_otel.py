@@ -198,7 +198,7 @@ def test_tracing_asked_for_without_the_extra_says_what_to_install(
         assert str(refused.value).startswith(
             "tracing is asked for (OTEL_* variables) but OpenTelemetry is not installed"
         )
-        assert "pip install 'mecha[otel]'" in str(refused.value)
+        assert "pip install 'mecha-engine[otel]'" in str(refused.value)
     assert tracing.tracer is tracing.OFF
 
 
