@@ -28,7 +28,6 @@ from mecha.app.workers import WorkerRuntime, this_node
 from mecha.config.server_file import API_KEY_HINT, DEFAULT_ADDR, ServerConfig, api_key_problem
 from mecha.config.settings import Settings
 from mecha.config.sources import SourceAuth
-from mecha.duration import parse_duration
 from mecha.engine.dispatcher import DispatchSettings
 from mecha.engine.leases import DEFAULT_LEASE
 from mecha.engine.operator import Operator
@@ -37,7 +36,7 @@ from mecha.engine.registry import WorkerRegistry
 from mecha.engine.retention import Pruner
 from mecha.engine.ticks import Ticker
 from mecha.engine.write_tries import WriteBackSettings
-from mecha.errors import ConfigError, MechaError, UsageError
+from mecha.errors import MechaError, UsageError
 from mecha.event import EventState
 from mecha.forges.credentials import web_urls
 from mecha.forges.fetch import FetchError
@@ -105,39 +104,19 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def node_lease(config: ServerConfig, environ: Mapping[str, str]) -> float:
-    """Seconds a node's claim holds without its heartbeat: MECHA_LEASE, else config.yml
-    ``dispatch: lease:`` (when config.yml takes it), else 30 s."""
-    text = environ.get("MECHA_LEASE", "")
-    if not text:
-        return float(config.dispatch.get("lease", DEFAULT_LEASE))
-    try:
-        lease = parse_duration(text)
-    except ValueError:
-        lease = 0.0
-    if not lease > 0:
-        raise ConfigError(
-            f'MECHA_LEASE="{text}" is not a duration above zero', hint="e.g. 30s or 2m"
-        )
-    return lease
+def node_lease(config: ServerConfig) -> float:
+    """Seconds a node's claim holds without its heartbeat: ``dispatch.lease`` as resolved
+    (MECHA_DISPATCH_LEASE or MECHA_LEASE, else config.yml; ``mecha.config.environment``),
+    else 30 s."""
+    return float(config.dispatch.get("lease", DEFAULT_LEASE))
 
 
-def dispatch_settings(
-    config: ServerConfig, environ: Mapping[str, str], *, own_database: bool = False
-) -> DispatchSettings:
-    """config.yml ``dispatch:`` over the defaults; MECHA_DRAIN_TIMEOUT and MECHA_LEASE over
-    both. ``own_database``: one serve owns the database (SQLite, under its serve mark)."""
+def dispatch_settings(config: ServerConfig, *, own_database: bool = False) -> DispatchSettings:
+    """The resolved ``dispatch:`` settings (variables over config.yml) over the defaults.
+    ``own_database``: one serve owns the database (SQLite, under its serve mark)."""
     given: dict[str, Any] = dict(config.dispatch)
-    given["lease"] = node_lease(config, environ)
+    given["lease"] = node_lease(config)
     given["own_database"] = own_database
-    drain = environ.get("MECHA_DRAIN_TIMEOUT", "")
-    if drain:
-        try:
-            given["drain_timeout"] = parse_duration(drain)
-        except ValueError:
-            raise ConfigError(
-                f'MECHA_DRAIN_TIMEOUT="{drain}" is not a duration', hint="e.g. 30s, 10m or 1h"
-            ) from None
     if "concurrency" in given:
         given["concurrency"] = int(given["concurrency"])
     given["max_result"] = config.max_result
@@ -200,7 +179,7 @@ class Ingest:
         # SQLite: one serve owns the file (its serve mark), and takes back every task found
         # running at start; PostgreSQL: nodes share it and take back only ended leases
         own_database = database(settings).postgres is None
-        dispatch = dispatch_settings(config, environ, own_database=own_database)
+        dispatch = dispatch_settings(config, own_database=own_database)
         self.workers = WorkerRuntime(
             store=self.store, registry=self.registry, writer=self.writer, reads=self.reads,
             settings=dispatch, secrets=secrets, writeback=writeback_settings(config, dispatch),

@@ -30,7 +30,7 @@ def list_nodes(app: AppContext, as_json: bool) -> None:
     from mecha.app.serve import node_lease
     from mecha.config.settings import load_server_config
 
-    lease = node_lease(load_server_config(app.settings, app.environ), app.environ)
+    lease = node_lease(load_server_config(app.settings, app.environ))
     nodes = app.store().list_nodes()
     now = time.time()
     if as_json:

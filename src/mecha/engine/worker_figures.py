@@ -1,22 +1,29 @@
 """What the dispatcher counts per worker since the start (pure): task outcomes and the
-dispatch latency histogram, for /metrics' worker-labelled series."""
+dispatch latency's count and sum, for /metrics' worker-labelled series (their buckets
+are only in the unlabelled histogram, so none are kept here)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
 
-from mecha.engine.histogram import Histogram
+
+@dataclass(slots=True)
+class Latency:
+    """How many dispatch latencies a worker had, and their sum (milliseconds)."""
+
+    count: int = 0
+    total: float = 0.0
 
 
 @dataclass
 class WorkerFigures:
     """Counts by worker and outcome (``sent``, ``completed``, ``failed``, ...) and each
-    worker's latency histogram (milliseconds). A worker's entry is made at its first figure
+    worker's latency count and sum (milliseconds). A worker's entry is made at its first figure
     and never dropped, so both dicts list workers in the order they were first seen."""
 
     counts: dict[str, Counter[str]] = field(default_factory=dict)
-    latency: dict[str, Histogram] = field(default_factory=dict)
+    latency: dict[str, Latency] = field(default_factory=dict)
 
     def count(self, worker: str, outcome: str, times: int = 1) -> None:
         """Add ``times`` to ``worker``'s ``outcome``."""
@@ -29,5 +36,6 @@ class WorkerFigures:
         """Count one dispatch latency of ``worker``."""
         found = self.latency.get(worker)
         if found is None:
-            found = self.latency[worker] = Histogram()
-        found.observe(ms)
+            found = self.latency[worker] = Latency()
+        found.count += 1
+        found.total += ms

@@ -194,10 +194,10 @@ class MechaCollector(Collector):
         yield flying
         counts_of: dict[str, int] = {}
         seconds_of: dict[str, float] = {}
-        for worker, histogram in by_worker.latency.items():
+        for worker, waited in by_worker.latency.items():
             label = self.label(worker)
-            counts_of[label] = counts_of.get(label, 0) + histogram.count
-            seconds_of[label] = seconds_of.get(label, 0.0) + histogram.total / 1000
+            counts_of[label] = counts_of.get(label, 0) + waited.count
+            seconds_of[label] = seconds_of.get(label, 0.0) + waited.total / 1000
         # count and sum only (the buckets are in the unlabelled histogram): 2 samples a
         # worker, not 17, keep a scrape cheap (bench/metrics.py)
         latency = SummaryMetricFamily(

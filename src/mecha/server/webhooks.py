@@ -54,15 +54,14 @@ async def receive_webhook(request: Request) -> Response:
         )
     with tracing.tracer.span("mecha.delivery") as span:  # verify + store
         span.set("mecha.source", source)
-        answer = await _receive(request, state, handler, span)
+        answer = await _receive(request, source, state, handler, span)
         span.set("http.response.status_code", answer.status_code)
         return answer
 
 
 async def _receive(
-    request: Request, state: AppState, handler: SourceHandler, span: tracing.Span
+    request: Request, source: str, state: AppState, handler: SourceHandler, span: tracing.Span
 ) -> Response:
-    source = request.path_params["source"]
     body = await read_body(request, limit=MAX_BODY)
     if isinstance(body, Response):
         return body
